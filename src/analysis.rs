@@ -1,0 +1,90 @@
+//! A plan file taken through every stage that needs no database: read,
+//! parse, resolve, graph. What `lint`, `show`, `graph` (and later `apply`)
+//! start from.
+
+use std::path::Path;
+
+use crate::ast::File;
+use crate::diagnostic::{Code, Diagnostic};
+use crate::graph::Graph;
+use crate::parse;
+use crate::plan::Plan;
+use crate::resolve::{self, Context};
+use crate::source::Source;
+
+/// Everything known about one file.
+pub struct Analysis {
+    pub source: Source,
+    pub ast: File,
+    /// Present when the plan block could be read.
+    pub plan: Option<Plan>,
+    /// The graphs of the plan's steps and of its `on_failure` steps.
+    pub graphs: Option<(Graph, Graph)>,
+    /// Every problem found, in file order.
+    pub diagnostics: Vec<Diagnostic>,
+    pub missing: Vec<String>,
+}
+
+impl Analysis {
+    pub fn has_errors(&self) -> bool {
+        self.diagnostics.iter().any(Diagnostic::is_error)
+    }
+}
+
+/// Reads and analyses a file; only an I/O error stops it.
+pub fn analyse_path(path: &Path, ctx: &Context) -> std::io::Result<Analysis> {
+    let (source, not_utf8) = parse::read(path)?;
+    let mut analysis = analyse(source, ctx);
+    if let Some(d) = not_utf8 {
+        analysis.diagnostics.insert(0, d);
+    }
+    Ok(analysis)
+}
+
+/// Analyses text already read.
+pub fn analyse(source: Source, ctx: &Context) -> Analysis {
+    let parsed = parse::parse(&source);
+    let mut diagnostics = parsed.diagnostics;
+    // When the syntax is broken, a block that could not be read may be the
+    // one a reference names: report each readable block's own mistakes,
+    // not the references between blocks.
+    let syntax_ok = !diagnostics.iter().any(|d| d.is_error());
+    let resolved = resolve::resolve(&parsed.file, &source, ctx);
+    diagnostics.extend(
+        resolved
+            .diagnostics
+            .into_iter()
+            .filter(|d| syntax_ok || !is_reference(d.code)),
+    );
+    let graphs = resolved.plan.as_ref().map(|plan| {
+        let (main, mut cycles) = Graph::build(&plan.steps);
+        let (failure, failure_cycles) = Graph::build(&plan.on_failure);
+        cycles.extend(failure_cycles);
+        if syntax_ok {
+            diagnostics.extend(cycles);
+        }
+        (main, failure)
+    });
+    diagnostics.sort_by_key(|d| (d.primary.span.start, d.code));
+    Analysis {
+        source,
+        ast: parsed.file,
+        plan: resolved.plan,
+        graphs,
+        diagnostics,
+        missing: resolved.missing,
+    }
+}
+
+/// Findings about references between blocks.
+fn is_reference(code: Code) -> bool {
+    matches!(
+        code,
+        Code::UnknownAfter
+            | Code::UndefinedVariable
+            | Code::PlanBlock
+            | Code::Cycle
+            | Code::FailureAfter
+            | Code::VariableCycle
+    )
+}

@@ -1,0 +1,124 @@
+//! One module per subcommand; this one holds what they share: finding plan
+//! files, printing diagnostics, and the errors that stop a command early.
+
+pub mod fmt;
+pub mod graph;
+pub mod lint;
+pub mod show;
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+use miette::Diagnostic as MietteDiagnostic;
+use thiserror::Error;
+
+use crate::diagnostic::Diagnostic;
+use crate::diagnostic::human::{self, Style};
+use crate::source::Source;
+
+/// Why a command could not do its work at all (exit 2).
+#[derive(Debug, Error, MietteDiagnostic)]
+pub enum UsageError {
+    #[error("`{}` does not exist", path.display())]
+    #[diagnostic(
+        code(plan::no_such_path),
+        help("give a plan file or a folder holding `*.plan` files")
+    )]
+    NoSuchPath { path: PathBuf },
+
+    #[error("cannot read `{}`", path.display())]
+    #[diagnostic(code(plan::io))]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("cannot write `{}`", path.display())]
+    #[diagnostic(code(plan::io))]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The plan files named by `paths`: files as given, folders searched for
+/// `*.plan` (sorted, so output is stable).
+pub fn plan_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, UsageError> {
+    let mut files = Vec::new();
+    for path in paths {
+        let meta = std::fs::metadata(path).map_err(|source| match source.kind() {
+            std::io::ErrorKind::NotFound => UsageError::NoSuchPath { path: path.clone() },
+            _ => UsageError::Io {
+                path: path.clone(),
+                source,
+            },
+        })?;
+        if meta.is_dir() {
+            let mut found = Vec::new();
+            walk(path, &mut found)?;
+            found.sort();
+            files.extend(found);
+        } else {
+            files.push(path.clone());
+        }
+    }
+    Ok(files)
+}
+
+fn walk(dir: &Path, found: &mut Vec<PathBuf>) -> Result<(), UsageError> {
+    let entries = std::fs::read_dir(dir).map_err(|source| UsageError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    for entry in entries {
+        let entry = entry.map_err(|source| UsageError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let path = entry.path();
+        let kind = entry.file_type().map_err(|source| UsageError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        if kind.is_dir() {
+            walk(&path, found)?;
+        } else if path.extension().is_some_and(|e| e == "plan") {
+            found.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// Whether output to stderr may use colour.
+pub fn stderr_style() -> Style {
+    Style {
+        color: std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+        width: 100,
+    }
+}
+
+/// Whether output to stdout may use colour.
+pub fn stdout_style() -> Style {
+    Style {
+        color: std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+        width: 100,
+    }
+}
+
+/// Prints diagnostics to stderr.
+pub fn report(diagnostics: &[Diagnostic], source: &Source) {
+    let style = stderr_style();
+    let mut err = std::io::stderr().lock();
+    for d in diagnostics {
+        let _ = err.write_all(human::render(d, source, style, false).as_bytes());
+    }
+}
+
+/// Writes to stdout; a closed pipe (`plan show | head`) is not an error.
+pub fn print(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes());
+    let _ = out.flush();
+}

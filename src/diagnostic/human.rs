@@ -1,0 +1,190 @@
+//! Diagnostics for people: miette's graphical report, without colour when
+//! asked (tests, pipes), with the file's name and `line:col` in the header.
+
+use std::fmt;
+
+use miette::{
+    GraphicalReportHandler, GraphicalTheme, LabeledSpan, MietteError, MietteSpanContents,
+    SourceCode, SpanContents,
+};
+
+use super::{Diagnostic, Severity};
+use crate::source::Source;
+
+/// Lines longer than this are not quoted (a multi-megabyte line would flood
+/// the terminal); the location is given in words instead.
+const MAX_QUOTED_LINE: usize = 500;
+
+/// How diagnostics are drawn.
+#[derive(Clone, Copy, Debug)]
+pub struct Style {
+    pub color: bool,
+    pub width: usize,
+}
+
+impl Style {
+    /// What tests and snapshots use: no colour, a fixed width.
+    pub fn plain() -> Self {
+        Style {
+            color: false,
+            width: 100,
+        }
+    }
+}
+
+/// Renders one diagnostic about `source` as text ending with a newline.
+pub fn render(
+    diagnostic: &Diagnostic,
+    source: &Source,
+    style: Style,
+    deny_warnings: bool,
+) -> String {
+    let theme = if style.color {
+        GraphicalTheme::unicode()
+    } else {
+        GraphicalTheme::unicode_nocolor()
+    };
+    let handler = GraphicalReportHandler::new_themed(theme)
+        .with_width(style.width)
+        .with_links(false);
+    let report = Report::new(diagnostic, source, deny_warnings);
+    let mut out = String::new();
+    if handler.render_report(&mut out, &report).is_err() {
+        // Rendering only fails on a broken formatter; fall back to one line.
+        out = format!(
+            "{}: {} [{}]\n",
+            report.location(),
+            diagnostic.message,
+            diagnostic.code
+        );
+    }
+    out
+}
+
+struct Report<'a> {
+    diagnostic: &'a Diagnostic,
+    source: NamedText<'a>,
+    quote: bool,
+    severity: Severity,
+}
+
+impl<'a> Report<'a> {
+    fn new(diagnostic: &'a Diagnostic, source: &'a Source, deny_warnings: bool) -> Self {
+        let span = source.clamp(diagnostic.primary.span);
+        let first = source.line_index(span.start);
+        let last = source.line_index(span.end);
+        let quote = (first..=last).all(|line| source.line_span(line).len() <= MAX_QUOTED_LINE);
+        let severity = if deny_warnings {
+            Severity::Error
+        } else {
+            diagnostic.severity()
+        };
+        Report {
+            diagnostic,
+            source: NamedText(source),
+            quote,
+            severity,
+        }
+    }
+
+    fn location(&self) -> String {
+        let source = self.source.0;
+        format!(
+            "{}:{}",
+            source.name(),
+            source.line_col(self.diagnostic.primary.span.start)
+        )
+    }
+}
+
+impl fmt::Debug for Report<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.diagnostic, f)
+    }
+}
+
+impl fmt::Display for Report<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.diagnostic.message)?;
+        if !self.quote {
+            write!(
+                f,
+                "\n  at {} (the line is too long to show)",
+                self.location()
+            )?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Report<'_> {}
+
+impl miette::Diagnostic for Report<'_> {
+    fn code<'b>(&'b self) -> Option<Box<dyn fmt::Display + 'b>> {
+        Some(Box::new(format!(
+            "{}({})",
+            self.diagnostic.code,
+            self.diagnostic.code.name()
+        )))
+    }
+
+    fn severity(&self) -> Option<miette::Severity> {
+        Some(match self.severity {
+            Severity::Error => miette::Severity::Error,
+            Severity::Warning => miette::Severity::Warning,
+        })
+    }
+
+    fn help<'b>(&'b self) -> Option<Box<dyn fmt::Display + 'b>> {
+        self.diagnostic
+            .help
+            .as_ref()
+            .map(|h| Box::new(h) as Box<dyn fmt::Display>)
+    }
+
+    fn source_code(&self) -> Option<&dyn SourceCode> {
+        self.quote.then_some(&self.source as &dyn SourceCode)
+    }
+
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
+        if !self.quote {
+            return None;
+        }
+        let source = self.source.0;
+        let primary = &self.diagnostic.primary;
+        let labels =
+            std::iter::once(LabeledSpan::new_primary_with_span(
+                primary.text.clone(),
+                source.clamp(primary.span),
+            ))
+            .chain(self.diagnostic.secondary.iter().map(|label| {
+                LabeledSpan::new_with_span(label.text.clone(), source.clamp(label.span))
+            }));
+        Some(Box::new(labels))
+    }
+}
+
+/// A source with its file name, read by miette without copying the text.
+struct NamedText<'a>(&'a Source);
+
+impl SourceCode for NamedText<'_> {
+    fn read_span<'b>(
+        &'b self,
+        span: &miette::SourceSpan,
+        context_lines_before: usize,
+        context_lines_after: usize,
+    ) -> Result<Box<dyn SpanContents<'b> + 'b>, MietteError> {
+        let contents = self
+            .0
+            .text()
+            .read_span(span, context_lines_before, context_lines_after)?;
+        Ok(Box::new(MietteSpanContents::new_named(
+            self.0.name(),
+            contents.data(),
+            *contents.span(),
+            contents.line(),
+            contents.column(),
+            contents.line_count(),
+        )))
+    }
+}

@@ -1,0 +1,351 @@
+//! The canonical layout of a plan, from its AST: two-space indents, `=`
+//! aligned within each run of attributes (runs break at blank lines),
+//! consecutive `var`s grouped and aligned, one blank line between blocks,
+//! every comment kept. Formatting its own output changes nothing.
+
+use crate::ast::*;
+use crate::source::{Source, Span};
+
+/// Lists and maps longer than this go one entry per line.
+const WIDTH: usize = 100;
+
+/// Formats a file that parsed without errors.
+pub fn format(file: &File, source: &Source) -> String {
+    let mut printer = Printer {
+        out: String::new(),
+        text: source.text(),
+        comments: &file.comments,
+        used: vec![false; file.comments.len()],
+    };
+    printer.file(file);
+    printer.out
+}
+
+struct Printer<'a> {
+    out: String,
+    text: &'a str,
+    comments: &'a [Comment],
+    used: Vec<bool>,
+}
+
+impl Printer<'_> {
+    fn file(&mut self, file: &File) {
+        let mut prev: Option<&Item> = None;
+        let mut k = 0;
+        while k < file.items.len() {
+            let item = &file.items[k];
+            if prev.is_some() {
+                self.out.push('\n');
+            }
+            if let Item::Var(_) = item {
+                // A group: consecutive vars with no blank line between them.
+                let mut end = k + 1;
+                while end < file.items.len()
+                    && matches!(file.items[end], Item::Var(_))
+                    && !self
+                        .blank_between(file.items[end - 1].span().end, file.items[end].span().start)
+                {
+                    end += 1;
+                }
+                let group: Vec<&VarDecl> = file.items[k..end]
+                    .iter()
+                    .filter_map(|i| match i {
+                        Item::Var(v) => Some(v),
+                        _ => None,
+                    })
+                    .collect();
+                self.vars(&group);
+                prev = Some(&file.items[end - 1]);
+                k = end;
+                continue;
+            }
+            self.leading(item.span().start, "", prev.is_some());
+            match item {
+                Item::Plan(p) => self.plan_block(p),
+                Item::Step(s) => self.step(s, ""),
+                Item::OnFailure(o) => self.on_failure(o),
+                Item::Var(_) => {}
+            }
+            prev = Some(item);
+            k += 1;
+        }
+        let rest: Vec<usize> = (0..self.comments.len())
+            .filter(|i| !self.used[*i])
+            .collect();
+        if !rest.is_empty() && !self.out.is_empty() {
+            self.out.push('\n');
+        }
+        self.leading(usize::MAX, "", true);
+    }
+
+    /// Whether the source has an empty line between two offsets (a line
+    /// holding a comment is not empty).
+    fn blank_between(&self, from: usize, to: usize) -> bool {
+        let (from, to) = (from.min(self.text.len()), to.min(self.text.len()));
+        if from >= to {
+            return false;
+        }
+        let lines: Vec<&str> = self.text[from..to].split('\n').collect();
+        lines.len() > 2
+            && lines[1..lines.len() - 1]
+                .iter()
+                .any(|l| l.trim().is_empty())
+    }
+
+    /// Prints the unused comments that start before `pos`, each on its own
+    /// line; keeps one blank line where the source had one between two
+    /// comments or between a comment and what follows.
+    fn leading(&mut self, pos: usize, indent: &str, blank_ok: bool) {
+        let mut last_end: Option<usize> = None;
+        for i in 0..self.comments.len() {
+            let comment = &self.comments[i];
+            if self.used[i] || comment.span.start >= pos {
+                continue;
+            }
+            if let Some(end) = last_end
+                && blank_ok
+                && self.blank_between(end, comment.span.start)
+            {
+                self.out.push('\n');
+            }
+            self.used[i] = true;
+            self.out.push_str(indent);
+            self.out.push_str(&comment.text);
+            self.out.push('\n');
+            last_end = Some(comment.span.end);
+        }
+        if let Some(end) = last_end
+            && pos != usize::MAX
+            && blank_ok
+            && self.blank_between(end, pos)
+        {
+            self.out.push('\n');
+        }
+    }
+
+    /// Appends ` # comment` when an unused comment follows `end` on the
+    /// same source line; then ends the line.
+    fn end_line(&mut self, end: usize) {
+        let line_end = self.text[end.min(self.text.len())..]
+            .find('\n')
+            .map(|n| end + n)
+            .unwrap_or(self.text.len());
+        if let Some(i) = (0..self.comments.len()).find(|&i| {
+            !self.used[i]
+                && self.comments[i].span.start >= end
+                && self.comments[i].span.start < line_end
+        }) {
+            self.used[i] = true;
+            self.out.push(' ');
+            self.out.push_str(&self.comments[i].text);
+        }
+        self.out.push('\n');
+    }
+
+    fn has_comment_in(&self, span: Span) -> bool {
+        self.comments
+            .iter()
+            .enumerate()
+            .any(|(i, c)| !self.used[i] && c.span.start > span.start && c.span.start < span.end)
+    }
+
+    fn vars(&mut self, group: &[&VarDecl]) {
+        let width = group
+            .iter()
+            .map(|v| v.name.name.chars().count())
+            .max()
+            .unwrap_or(0);
+        for (n, var) in group.iter().enumerate() {
+            self.leading(var.span.start, "", n == 0);
+            let expr = expr_text(&var.expr);
+            let pad = width - var.name.name.chars().count();
+            self.out.push_str(&format!(
+                "var {}{} = {}",
+                var.name.name,
+                " ".repeat(pad),
+                expr
+            ));
+            self.end_line(var.span.end);
+        }
+    }
+
+    fn plan_block(&mut self, plan: &PlanBlock) {
+        self.out.push_str(&format!("plan {} {{", plan.name.raw));
+        self.body(&plan.attrs, plan.body, "  ");
+    }
+
+    fn step(&mut self, step: &Step, indent: &str) {
+        self.out
+            .push_str(&format!("{indent}{} {} {{", step.kind.name, step.name.name));
+        let inner = format!("{indent}  ");
+        self.body(&step.attrs, step.body, &inner);
+    }
+
+    fn on_failure(&mut self, block: &OnFailure) {
+        self.out.push_str("on_failure {");
+        if block.steps.is_empty() && !self.has_comment_in(block.body) {
+            self.out.push('}');
+            self.end_line(block.body.end);
+            return;
+        }
+        self.end_line(block.body.start + 1);
+        for (n, step) in block.steps.iter().enumerate() {
+            if n > 0 {
+                self.out.push('\n');
+            }
+            self.leading(step.span.start, "  ", n > 0);
+            self.step(step, "  ");
+        }
+        self.leading(block.body.end.saturating_sub(1), "  ", true);
+        self.out.push('}');
+        self.end_line(block.body.end);
+    }
+
+    /// `{`, the attributes, `}`; the opening brace is already printed
+    /// without a newline; `indent` is the attributes' indentation.
+    fn body(&mut self, attrs: &[Attr], body: Span, indent: &str) {
+        let outer = &indent[..indent.len().saturating_sub(2)];
+        if attrs.is_empty() && !self.has_comment_in(body) {
+            self.out.push('}');
+            self.end_line(body.end);
+            return;
+        }
+        self.end_line(body.start + 1);
+        let mut start = 0;
+        while start < attrs.len() {
+            let mut end = start + 1;
+            while end < attrs.len()
+                && !self.blank_between(attrs[end - 1].span.end, attrs[end].span.start)
+            {
+                end += 1;
+            }
+            if start > 0 {
+                self.out.push('\n');
+            }
+            let width = attrs[start..end]
+                .iter()
+                .map(|a| a.key.name.chars().count())
+                .max()
+                .unwrap_or(0);
+            for (n, attr) in attrs[start..end].iter().enumerate() {
+                self.leading(attr.span.start, indent, n > 0);
+                let pad = width - attr.key.name.chars().count();
+                let head = format!("{indent}{}{} = ", attr.key.name, " ".repeat(pad));
+                self.out.push_str(&head);
+                self.value(&attr.value, indent, head.chars().count());
+                self.end_line(attr.span.end);
+            }
+            start = end;
+        }
+        self.leading(body.end.saturating_sub(1), indent, true);
+        self.out.push_str(outer);
+        self.out.push('}');
+        self.end_line(body.end);
+    }
+
+    /// Prints a value; `column` is where it starts on the line.
+    fn value(&mut self, value: &Value, indent: &str, column: usize) {
+        match value {
+            Value::List(list) => {
+                let items: Vec<String> = list.items.iter().map(scalar_text).collect();
+                let one_line = format!("[{}]", items.join(", "));
+                if !self.has_comment_in(list.span)
+                    && !one_line.contains('\n')
+                    && column + one_line.chars().count() <= WIDTH
+                {
+                    self.out.push_str(&one_line);
+                    return;
+                }
+                self.out.push_str("[\n");
+                let inner = format!("{indent}  ");
+                for (item, text) in list.items.iter().zip(&items) {
+                    self.leading(item.span().start, &inner, true);
+                    self.out.push_str(&format!("{inner}{text},"));
+                    self.end_line(item.span().end);
+                }
+                self.leading(list.span.end.saturating_sub(1), &inner, true);
+                self.out.push_str(indent);
+                self.out.push(']');
+            }
+            Value::Map(map) => {
+                let entries: Vec<(String, String)> = map
+                    .entries
+                    .iter()
+                    .map(|e| {
+                        let key = if e.quoted {
+                            quote(&e.key.name)
+                        } else {
+                            e.key.name.clone()
+                        };
+                        (key, scalar_text(&e.value))
+                    })
+                    .collect();
+                if entries.is_empty() && !self.has_comment_in(map.span) {
+                    self.out.push_str("{}");
+                    return;
+                }
+                let one_line = format!(
+                    "{{ {} }}",
+                    entries
+                        .iter()
+                        .map(|(k, v)| format!("{k} = {v}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+                if !self.has_comment_in(map.span)
+                    && !one_line.contains('\n')
+                    && column + one_line.chars().count() <= WIDTH
+                {
+                    self.out.push_str(&one_line);
+                    return;
+                }
+                self.out.push_str("{\n");
+                let inner = format!("{indent}  ");
+                let width = entries
+                    .iter()
+                    .map(|(k, _)| k.chars().count())
+                    .max()
+                    .unwrap_or(0);
+                for (entry, (key, text)) in map.entries.iter().zip(&entries) {
+                    self.leading(entry.span.start, &inner, true);
+                    let pad = width - key.chars().count();
+                    self.out
+                        .push_str(&format!("{inner}{key}{} = {text}", " ".repeat(pad)));
+                    self.end_line(entry.span.end);
+                }
+                self.leading(map.span.end.saturating_sub(1), &inner, true);
+                self.out.push_str(indent);
+                self.out.push('}');
+            }
+            other => self.out.push_str(&scalar_text(other)),
+        }
+    }
+}
+
+fn scalar_text(value: &Value) -> String {
+    match value {
+        Value::Str(s) => s.raw.clone(),
+        Value::Number(n) => n.text.clone(),
+        Value::Bool(b, _) => b.to_string(),
+        Value::Name(i) => i.name.clone(),
+        // Lists and maps hold only scalars (the grammar says so).
+        Value::List(_) | Value::Map(_) => String::new(),
+    }
+}
+
+fn expr_text(expr: &Expr) -> String {
+    match expr {
+        Expr::Str(s) => s.raw.clone(),
+        Expr::Number(n) => n.text.clone(),
+        Expr::Env { name, default, .. } => match default {
+            Some(d) => format!("env({}, {})", name.raw, d.raw),
+            None => format!("env({})", name.raw),
+        },
+        Expr::Secret { name, .. } => format!("secret({})", name.raw),
+        Expr::Target { field, .. } => format!("target.{}", field.name),
+    }
+}
+
+fn quote(text: &str) -> String {
+    format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
+}

@@ -1,0 +1,152 @@
+//! Turning pest's errors into diagnostics in a partner's words: what was
+//! found and what could have come there, never the grammar's rule names.
+
+use pest::error::{ErrorVariant, InputLocation};
+
+use super::Rule;
+use crate::diagnostic::{Code, Diagnostic};
+use crate::source::Span;
+
+/// A diagnostic for a pest error in `text`, which starts at byte `offset` of
+/// the file.
+pub fn from_pest(error: &pest::error::Error<Rule>, text: &str, offset: usize) -> Diagnostic {
+    let pos = match error.location {
+        InputLocation::Pos(p) => p,
+        InputLocation::Span((s, _)) => s,
+    }
+    .min(text.len());
+    let found = describe_found(text, pos);
+    let span = Span::new(pos, pos + found.len).shifted(offset);
+    match &error.variant {
+        ErrorVariant::ParsingError { positives, .. } => {
+            let mut expected: Vec<&str> =
+                positives.iter().filter_map(|r| expected_word(*r)).collect();
+            expected.sort_unstable();
+            expected.dedup();
+            let message = if expected.is_empty() {
+                format!("unexpected {}", found.text)
+            } else {
+                format!("expected {}, found {}", join_or(&expected), found.text)
+            };
+            let mut diagnostic =
+                Diagnostic::new(Code::Syntax, span, message).label(label(&expected));
+            if let Some(help) = hint(&expected, text, pos) {
+                diagnostic = diagnostic.help(help);
+            }
+            diagnostic
+        }
+        ErrorVariant::CustomError { .. } => Diagnostic::new(
+            Code::Syntax,
+            span,
+            "the plan is too large or too deeply nested to read",
+        )
+        .help("split the plan into smaller files"),
+    }
+}
+
+struct Found {
+    text: String,
+    len: usize,
+}
+
+fn describe_found(text: &str, pos: usize) -> Found {
+    let rest = &text[pos..];
+    let Some(c) = rest.chars().next() else {
+        return Found {
+            text: "the end of the file".into(),
+            len: 0,
+        };
+    };
+    if c.is_alphanumeric() || c == '_' {
+        let len = rest
+            .find(|ch: char| !(ch.is_alphanumeric() || ch == '_' || ch == '-' || ch == '.'))
+            .unwrap_or(rest.len());
+        let word = &rest[..len];
+        let shown: String = word.chars().take(40).collect();
+        return Found {
+            text: format!("`{shown}`"),
+            len,
+        };
+    }
+    let text = match c {
+        '"' => "a string".to_string(),
+        '\n' | '\r' => "the end of the line".to_string(),
+        '`' => "a backquote".to_string(),
+        c if c.is_control() => format!("the control character U+{:04X}", c as u32),
+        c => format!("`{c}`"),
+    };
+    Found {
+        text,
+        len: c.len_utf8(),
+    }
+}
+
+fn expected_word(rule: Rule) -> Option<&'static str> {
+    Some(match rule {
+        Rule::string | Rule::string_body => "a string",
+        Rule::word => "a name",
+        Rule::number => "a number",
+        Rule::boolean => "`true` or `false`",
+        Rule::list | Rule::lbracket => "`[`",
+        Rule::map | Rule::lbrace => "`{`",
+        Rule::rbrace => "`}`",
+        Rule::rbracket => "`]`",
+        Rule::lparen => "`(`",
+        Rule::rparen => "`)`",
+        Rule::equals => "`=`",
+        Rule::comma => "`,`",
+        Rule::kw_plan | Rule::plan_block => "`plan`",
+        Rule::kw_var | Rule::var_decl => "`var`",
+        Rule::kw_on_failure | Rule::on_failure => "`on_failure`",
+        Rule::kw_env | Rule::env_call => "`env(...)`",
+        Rule::kw_secret | Rule::secret_call => "`secret(...)`",
+        Rule::kw_target | Rule::target_ref => "`target.NAME`",
+        Rule::step => "a step",
+        Rule::attr => "an attribute",
+        Rule::map_entry => "`KEY = value`",
+        Rule::EOI => "the end of the file",
+        _ => return None,
+    })
+}
+
+fn join_or(words: &[&str]) -> String {
+    match words {
+        [] => String::new(),
+        [one] => one.to_string(),
+        [init @ .., last] => format!("{} or {}", init.join(", "), last),
+    }
+}
+
+fn label(expected: &[&str]) -> String {
+    match expected {
+        [] => "not expected here".into(),
+        [one] => format!("expected {one} here"),
+        _ => "not valid here".into(),
+    }
+}
+
+/// Where a common slip is recognisable, say how to fix it.
+fn hint(expected: &[&str], text: &str, pos: usize) -> Option<String> {
+    let rest = &text[pos..];
+    if expected.contains(&"`=`") && rest.starts_with(':') {
+        return Some("attributes are written `name = value`".into());
+    }
+    if expected.contains(&"a string") && rest.starts_with('\'') {
+        return Some("strings use double quotes: \"...\"".into());
+    }
+    if expected
+        .iter()
+        .any(|e| *e == "a string" || *e == "`env(...)`")
+        && rest.starts_with(|c: char| c.is_ascii_digit())
+    {
+        return Some(
+            "write releases and durations as strings, such as \"6.0.0\" or \"15m\"".into(),
+        );
+    }
+    if expected.contains(&"`target.NAME`") {
+        return Some(
+            "a variable is a string, a number, env(\"NAME\"), env(\"NAME\", \"default\"), secret(\"NAME\") or target.database|host|port|user".into(),
+        );
+    }
+    None
+}

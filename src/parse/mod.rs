@@ -1,0 +1,203 @@
+//! Text to AST: the only place that sees pest. Reports every syntax error it
+//! can: when the whole file does not parse, each top-level block is parsed
+//! on its own, so one missing brace does not hide the next block's mistake.
+
+mod chunks;
+mod errors;
+mod strings;
+mod tree;
+
+use std::num::NonZeroUsize;
+use std::path::Path;
+use std::sync::Once;
+
+use pest::Parser as _;
+
+pub use strings::is_var_name;
+
+use crate::ast::File;
+use crate::diagnostic::{Code, Diagnostic};
+use crate::source::{Source, Span};
+
+#[derive(pest_derive::Parser)]
+#[grammar = "../grammar/plan.pest"]
+struct Grammar;
+
+/// The AST of a file and what was wrong with it. `file` holds every block
+/// that could be read, even when there are errors.
+#[derive(Debug)]
+pub struct Parsed {
+    pub file: File,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// Reads a plan file. Bytes that are not UTF-8 are replaced so the rest can
+/// still be shown; the first bad byte is reported with its line.
+pub fn read(path: &Path) -> std::io::Result<(Source, Option<Diagnostic>)> {
+    let bytes = std::fs::read(path)?;
+    Ok(from_bytes(path, bytes))
+}
+
+/// As `read`, for bytes already in memory.
+pub fn from_bytes(path: &Path, bytes: Vec<u8>) -> (Source, Option<Diagnostic>) {
+    match String::from_utf8(bytes) {
+        Ok(text) => (Source::new(path, text), None),
+        Err(error) => {
+            let valid = error.utf8_error().valid_up_to();
+            let bytes = error.into_bytes();
+            // The valid prefix maps to itself in the lossy text, so `valid`
+            // is the bad byte's offset there too.
+            let text = String::from_utf8_lossy(&bytes).into_owned();
+            let source = Source::new(path, text);
+            let span = source.clamp(Span::new(valid, valid + 1));
+            let diagnostic = Diagnostic::new(
+                Code::NotUtf8,
+                span,
+                format!(
+                    "the file is not UTF-8: byte 0x{:02X} is not valid here",
+                    bytes[valid]
+                ),
+            )
+            .label("invalid byte")
+            .help("save the plan as UTF-8 text");
+            (source, Some(diagnostic))
+        }
+    }
+}
+
+/// Pest counts rule calls; our grammar has no recursion, so the limit is
+/// only a backstop against a pathological input taking unbounded time.
+const CALL_LIMIT: usize = 500_000_000;
+
+/// Parses a plan's text.
+pub fn parse(source: &Source) -> Parsed {
+    static LIMIT: Once = Once::new();
+    LIMIT.call_once(|| pest::set_call_limit(NonZeroUsize::new(CALL_LIMIT)));
+
+    let text = source.text();
+    let mut parsed = Parsed {
+        file: File::default(),
+        diagnostics: Vec::new(),
+    };
+    if text.trim().is_empty() {
+        parsed.diagnostics.push(
+            Diagnostic::new(Code::EmptyFile, Span::new(0, text.len()), "the file is empty")
+                .help("a plan starts with `plan \"NAME\" { from = \"X\" to = \"Y\" }` and lists its steps"),
+        );
+        return parsed;
+    }
+    match Grammar::parse(Rule::file, text) {
+        Ok(pairs) => {
+            let mut builder = tree::Builder {
+                offset: 0,
+                diagnostics: &mut parsed.diagnostics,
+            };
+            builder.items(pairs, &mut parsed.file);
+        }
+        Err(_) => recover(text, &mut parsed),
+    }
+    parsed
+}
+
+/// Parses each top-level block on its own and reports each one's error.
+fn recover(text: &str, parsed: &mut Parsed) {
+    let scan = chunks::scan(text);
+    for block in chunks::blocks(&scan, text.len()) {
+        let chunk = &text[block.start..block.end];
+        match Grammar::parse(Rule::lone_item, chunk) {
+            Ok(pairs) => {
+                let mut builder = tree::Builder {
+                    offset: block.start,
+                    diagnostics: &mut parsed.diagnostics,
+                };
+                builder.items(pairs, &mut parsed.file);
+            }
+            Err(error) => parsed
+                .diagnostics
+                .push(block_error(&error, chunk, block.start)),
+        }
+    }
+    parsed.file.comments.sort_by_key(|c| c.span.start);
+}
+
+/// The most useful diagnostic for a block that does not parse: an open
+/// string or an unclosed brace says more than "expected `}`".
+fn block_error(error: &pest::error::Error<Rule>, chunk: &str, offset: usize) -> Diagnostic {
+    let scan = chunks::scan(chunk);
+    if let Some(quote) = scan.open_string {
+        return Diagnostic::new(
+            Code::UnterminatedString,
+            Span::new(quote, quote + 1).shifted(offset),
+            "this string is never closed",
+        )
+        .label("the string starts here")
+        .help("add the closing `\"`; write `\\\"` for a quote inside a string");
+    }
+    let diagnostic = errors::from_pest(error, chunk, offset);
+    let at_end = diagnostic.primary.span.start >= offset + chunk.trim_end().len();
+    if at_end && let Some(&(open, bracket)) = scan.open_brackets.last() {
+        let close = match bracket {
+            '{' => '}',
+            '[' => ']',
+            _ => ')',
+        };
+        return Diagnostic::new(
+            Code::Syntax,
+            Span::new(open, open + 1).shifted(offset),
+            format!("this `{bracket}` is never closed"),
+        )
+        .label("opened here")
+        .help(format!(
+            "add the matching `{close}` at the end of the block"
+        ));
+    }
+    diagnostic
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_text(text: &str) -> Parsed {
+        parse(&Source::new("t.plan", text))
+    }
+
+    #[test]
+    fn every_broken_block_is_reported() {
+        let parsed = parse_text(
+            "plan \"p\" {\n  from = \"1\"\n  to = \"2\"\n}\n\nstop a {\n  run \"x\"\n}\n\nstop b {\n  run = [\n}\n\nstop c {\n  run = \"ok\"\n}\n",
+        );
+        assert_eq!(parsed.diagnostics.len(), 2, "{:#?}", parsed.diagnostics);
+        // The good blocks are still read.
+        assert_eq!(parsed.file.items.len(), 2);
+    }
+
+    #[test]
+    fn comments_are_kept() {
+        let parsed =
+            parse_text("# top\nplan \"p\" { # trailing\n  from = \"1\" # f\n  to = \"2\"\n}\n");
+        assert!(parsed.diagnostics.is_empty());
+        let texts: Vec<_> = parsed
+            .file
+            .comments
+            .iter()
+            .map(|c| c.text.as_str())
+            .collect();
+        assert_eq!(texts, ["# top", "# trailing", "# f"]);
+    }
+
+    #[test]
+    fn not_utf8_names_the_line() {
+        let (source, diagnostic) =
+            from_bytes(Path::new("x.plan"), b"plan \"a\" {\n  \xff\n}".to_vec());
+        let diagnostic = diagnostic.expect("a diagnostic");
+        assert_eq!(source.line_col(diagnostic.primary.span.start).line, 2);
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_crash() {
+        let text = format!("stop a {{ run = {} }}", "[".repeat(100_000));
+        let parsed = parse_text(&text);
+        assert!(!parsed.diagnostics.is_empty());
+    }
+}
