@@ -1,0 +1,115 @@
+//! The history of runs kept in the target database itself (schema
+//! `plan_runner`, left out of fingerprints): which release it is at, and
+//! what ran.
+
+use postgres::Client;
+use serde::Serialize;
+
+/// Creates the history table if missing.
+pub fn ensure(client: &mut Client) -> Result<(), postgres::Error> {
+    client.batch_execute(
+        "create schema if not exists plan_runner;
+         create table if not exists plan_runner.history (
+             run_id       text primary key,
+             plan         text not null,
+             plan_sha256  text not null,
+             from_release text not null,
+             to_release   text not null,
+             started_at   timestamptz not null,
+             ended_at     timestamptz not null default now(),
+             outcome      text not null,
+             resumed      boolean not null default false,
+             steps        jsonb not null default '[]'
+         );",
+    )
+}
+
+/// The release the last successful run recorded, if any.
+pub fn recorded_release(client: &mut Client) -> Result<Option<String>, postgres::Error> {
+    let exists: bool = client
+        .query_one("select to_regclass('plan_runner.history') is not null", &[])?
+        .get(0);
+    if !exists {
+        return Ok(None);
+    }
+    Ok(client
+        .query_opt(
+            "select to_release from plan_runner.history where outcome = 'succeeded'
+             order by ended_at desc limit 1",
+            &[],
+        )?
+        .map(|row| row.get(0)))
+}
+
+/// One row of history.
+#[derive(Clone, Debug, Serialize)]
+pub struct Entry {
+    pub run_id: String,
+    pub plan: String,
+    pub plan_sha256: String,
+    pub from_release: String,
+    pub to_release: String,
+    /// RFC 3339.
+    pub started_at: String,
+    pub ended_at: String,
+    pub outcome: String,
+    pub resumed: bool,
+    /// `[{"name": ..., "kind": ..., "status": ..., "seconds": ...}]`
+    pub steps: serde_json::Value,
+}
+
+pub fn record(client: &mut Client, entry: &Entry) -> Result<(), postgres::Error> {
+    ensure(client)?;
+    let steps = entry.steps.to_string();
+    client.execute(
+        "insert into plan_runner.history
+             (run_id, plan, plan_sha256, from_release, to_release, started_at, ended_at, outcome, resumed, steps)
+         values ($1, $2, $3, $4, $5, $6::text::timestamptz, $7::text::timestamptz, $8, $9, $10::text::jsonb)
+         on conflict (run_id) do update set ended_at = excluded.ended_at, outcome = excluded.outcome,
+             steps = excluded.steps",
+        &[
+            &entry.run_id,
+            &entry.plan,
+            &entry.plan_sha256,
+            &entry.from_release,
+            &entry.to_release,
+            &entry.started_at,
+            &entry.ended_at,
+            &entry.outcome,
+            &entry.resumed,
+            &steps,
+        ],
+    )?;
+    Ok(())
+}
+
+/// The last `n` runs, newest first.
+pub fn last(client: &mut Client, n: i64) -> Result<Vec<Entry>, postgres::Error> {
+    let exists: bool = client
+        .query_one("select to_regclass('plan_runner.history') is not null", &[])?
+        .get(0);
+    if !exists {
+        return Ok(Vec::new());
+    }
+    Ok(client
+        .query(
+            "select run_id, plan, plan_sha256, from_release, to_release, started_at::text, ended_at::text,
+                    outcome, resumed, steps::text
+             from plan_runner.history order by ended_at desc limit $1",
+            &[&n],
+        )?
+        .into_iter()
+        .map(|row| Entry {
+            run_id: row.get(0),
+            plan: row.get(1),
+            plan_sha256: row.get(2),
+            from_release: row.get(3),
+            to_release: row.get(4),
+            started_at: row.get(5),
+            ended_at: row.get(6),
+            outcome: row.get(7),
+            resumed: row.get(8),
+            steps: serde_json::from_str(&row.get::<_, String>(9)).unwrap_or_default(),
+        })
+        .collect())
+}

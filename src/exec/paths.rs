@@ -1,0 +1,259 @@
+//! File trees backed up beside themselves (the ERP filestore): copied on
+//! the same file system with reflinks where the file system offers them
+//! (never hard links, which a step rewriting a file in place would change),
+//! with modes, times and owners kept; fingerprinted by a manifest; restored
+//! by swapping the trees with renames.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Read;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use thiserror::Error;
+
+#[derive(Debug, Error, miette::Diagnostic)]
+pub enum PathError {
+    #[error("cannot copy `{}` to `{}`: {detail}", from.display(), to.display())]
+    #[diagnostic(code(plan::backup::paths), help("check that the folder beside it is writable and has room"))]
+    Copy { from: PathBuf, to: PathBuf, detail: String },
+    #[error("cannot read `{}`", path.display())]
+    #[diagnostic(code(plan::backup::paths))]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot move `{}` to `{}`", from.display(), to.display())]
+    #[diagnostic(code(plan::backup::paths))]
+    Rename {
+        from: PathBuf,
+        to: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// One file, folder or link in a tree.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    pub size: u64,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    /// SHA-256 of a file's bytes, or a link's target.
+    pub hash: String,
+}
+
+/// A tree's fingerprint: every entry by relative path.
+pub type Manifest = BTreeMap<String, Entry>;
+
+/// A tree as backed up.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TreeBackup {
+    pub original: PathBuf,
+    pub copy: PathBuf,
+    /// The tree did not exist: restoring means removing what a step made.
+    pub existed: bool,
+    pub manifest: Manifest,
+}
+
+/// Where the copy of `path` goes: a hidden sibling, so it is on the same
+/// file system (reflinks and renames work there).
+pub fn copy_path(path: &Path, run_id: &str, what: &str) -> PathBuf {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    path.with_file_name(format!(".{name}.{what}-{run_id}"))
+}
+
+/// Copies `path` beside itself and fingerprints the copy.
+pub fn back_up(path: &Path, run_id: &str) -> Result<TreeBackup, PathError> {
+    let copy = copy_path(path, run_id, "pr");
+    if fs::symlink_metadata(path).is_err() {
+        return Ok(TreeBackup {
+            original: path.to_path_buf(),
+            copy,
+            existed: false,
+            manifest: Manifest::new(),
+        });
+    }
+    // cp -a keeps modes, times, owners (as root) and links; --reflink=auto
+    // shares blocks where the file system can, else copies.
+    let output = duct::cmd!("cp", "-a", "--reflink=auto", "--", path, &copy)
+        .stdin_null()
+        .stdout_null()
+        .stderr_capture()
+        .unchecked()
+        .run()
+        .map_err(|e| PathError::Copy {
+            from: path.to_path_buf(),
+            to: copy.clone(),
+            detail: e.to_string(),
+        })?;
+    if !output.status.success() {
+        let _ = fs::remove_dir_all(&copy);
+        return Err(PathError::Copy {
+            from: path.to_path_buf(),
+            to: copy,
+            detail: String::from_utf8_lossy(&output.stderr).trim().to_string(),
+        });
+    }
+    let manifest = manifest(&copy)?;
+    Ok(TreeBackup {
+        original: path.to_path_buf(),
+        copy,
+        existed: true,
+        manifest,
+    })
+}
+
+/// Puts the backed-up tree back in place: the current tree is moved aside
+/// (to `failed`, returned), the copy renamed into place. Both renames stay
+/// on one file system.
+pub fn restore(backup: &TreeBackup, run_id: &str) -> Result<Option<PathBuf>, PathError> {
+    let failed = copy_path(&backup.original, run_id, "failed");
+    let aside = if fs::symlink_metadata(&backup.original).is_ok() {
+        fs::rename(&backup.original, &failed).map_err(|source| PathError::Rename {
+            from: backup.original.clone(),
+            to: failed.clone(),
+            source,
+        })?;
+        Some(failed)
+    } else {
+        None
+    };
+    if backup.existed {
+        fs::rename(&backup.copy, &backup.original).map_err(|source| PathError::Rename {
+            from: backup.copy.clone(),
+            to: backup.original.clone(),
+            source,
+        })?;
+    }
+    Ok(aside)
+}
+
+/// Removes a tree or file, whatever it is.
+pub fn remove(path: &Path) -> std::io::Result<()> {
+    match fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_dir() => fs::remove_dir_all(path),
+        Ok(_) => fs::remove_file(path),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// The manifest of the tree (or file) at `root`.
+pub fn manifest(root: &Path) -> Result<Manifest, PathError> {
+    let mut out = Manifest::new();
+    if fs::symlink_metadata(root).is_err() {
+        return Ok(out);
+    }
+    walk(root, root, &mut out)?;
+    Ok(out)
+}
+
+fn walk(root: &Path, path: &Path, out: &mut Manifest) -> Result<(), PathError> {
+    let read = |source| PathError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let meta = fs::symlink_metadata(path).map_err(read)?;
+    let rel = path
+        .strip_prefix(root)
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let hash = if meta.file_type().is_symlink() {
+        fs::read_link(path).map_err(read)?.to_string_lossy().into_owned()
+    } else if meta.is_file() {
+        let mut file = fs::File::open(path).map_err(read)?;
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0; 1 << 16];
+        loop {
+            let n = file.read(&mut buf).map_err(read)?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+        }
+        hex::encode(hasher.finalize())
+    } else {
+        String::new()
+    };
+    out.insert(
+        rel,
+        Entry {
+            size: if meta.is_dir() { 0 } else { meta.len() },
+            mode: meta.permissions().mode(),
+            uid: meta.uid(),
+            gid: meta.gid(),
+            hash,
+        },
+    );
+    if meta.is_dir() {
+        let mut entries: Vec<PathBuf> = fs::read_dir(path)
+            .map_err(read)?
+            .map(|e| e.map(|e| e.path()))
+            .collect::<Result<_, _>>()
+            .map_err(read)?;
+        entries.sort();
+        for entry in entries {
+            walk(root, &entry, out)?;
+        }
+    }
+    Ok(())
+}
+
+/// What differs between two manifests, in words.
+pub fn differences(before: &Manifest, after: &Manifest) -> Vec<String> {
+    let mut out = Vec::new();
+    for (path, was) in before {
+        match after.get(path) {
+            None => out.push(format!("`{path}` is missing")),
+            Some(now) if now != was => out.push(format!("`{path}` differs")),
+            Some(_) => {}
+        }
+    }
+    for path in after.keys().filter(|p| !before.contains_key(*p)) {
+        out.push(format!("`{path}` was not there before"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn back_up_and_restore_a_tree_byte_for_byte() {
+        let dir = tempfile::tempdir().unwrap();
+        let tree = dir.path().join("filestore");
+        fs::create_dir_all(tree.join("ab")).unwrap();
+        fs::write(tree.join("ab/file"), b"original").unwrap();
+        fs::set_permissions(tree.join("ab/file"), fs::Permissions::from_mode(0o640)).unwrap();
+        let before = manifest(&tree).unwrap();
+
+        let backup = back_up(&tree, "r1").unwrap();
+        assert_eq!(backup.manifest, before);
+        // A step rewrites a file in place and adds one.
+        fs::write(tree.join("ab/file"), b"changed!").unwrap();
+        fs::write(tree.join("new"), b"x").unwrap();
+        assert!(!differences(&before, &manifest(&tree).unwrap()).is_empty());
+
+        let failed = restore(&backup, "r1").unwrap().unwrap();
+        assert_eq!(manifest(&tree).unwrap(), before);
+        assert_eq!(fs::read(tree.join("ab/file")).unwrap(), b"original");
+        assert!(failed.join("new").exists());
+    }
+
+    #[test]
+    fn a_tree_that_did_not_exist_is_removed_on_restore() {
+        let dir = tempfile::tempdir().unwrap();
+        let tree = dir.path().join("filestore");
+        let backup = back_up(&tree, "r2").unwrap();
+        assert!(!backup.existed);
+        fs::create_dir_all(&tree).unwrap();
+        restore(&backup, "r2").unwrap();
+        assert!(!tree.exists());
+    }
+}

@@ -1,0 +1,159 @@
+//! What a run did, for people (a summary on the terminal) and for tools
+//! (`report.json` in the run folder). Every text here is already redacted.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    pub format_version: u32,
+    pub run_id: String,
+    pub plan: String,
+    pub plan_path: PathBuf,
+    pub plan_sha256: String,
+    pub target: String,
+    pub database: String,
+    pub from: String,
+    pub to: String,
+    pub started_at: String,
+    pub ended_at: String,
+    /// `succeeded`, `nothing_to_do`, `refused`, `rolled_back`,
+    /// `rollback_failed`.
+    pub outcome: String,
+    pub exit_code: u8,
+    pub message: Option<String>,
+    pub run_folder: PathBuf,
+    pub steps: Vec<StepReport>,
+    pub backups: Vec<BackupReport>,
+    pub rollback: Option<RollbackReport>,
+    pub on_failure: Vec<StepReport>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct StepReport {
+    pub name: String,
+    pub kind: String,
+    /// `succeeded`, `failed`, `not_run`.
+    pub status: String,
+    pub seconds: f64,
+    pub attempts: u32,
+    pub log: Option<PathBuf>,
+    pub error: Option<String>,
+    pub last_lines: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct BackupReport {
+    pub step: String,
+    pub method: String,
+    pub database: String,
+    /// The snapshot database, or the dump folder.
+    pub copy: String,
+    pub paths: Vec<PathBuf>,
+    pub seconds: f64,
+    pub fingerprint_seconds: f64,
+    pub bytes: i64,
+    /// `kept`, `dropped`, `restored` (it became the target again).
+    pub state: String,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct RollbackReport {
+    /// Databases and trees put back.
+    pub restored: Vec<String>,
+    /// Where each failed database or tree went (dropped after the proof
+    /// unless --keep-failed).
+    pub failed_copies: Vec<String>,
+    pub blocking_s: f64,
+    pub terminating_s: f64,
+    pub renaming_s: f64,
+    pub loading_s: f64,
+    pub paths_s: f64,
+    pub proof_s: f64,
+    pub proved: bool,
+    pub differences: Vec<String>,
+    pub error: Option<String>,
+}
+
+fn secs(s: f64) -> String {
+    if s < 1.0 {
+        format!("{:.0} ms", s * 1000.0)
+    } else {
+        format!("{s:.1} s")
+    }
+}
+
+impl Report {
+    /// The summary printed at the end of a run.
+    pub fn human(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "\nrun {} of \"{}\" on {}: {}", self.run_id, self.plan, self.target, self.outcome.replace('_', " "));
+        if let Some(m) = &self.message {
+            let _ = writeln!(out, "{m}");
+        }
+        if !self.steps.is_empty() {
+            let _ = writeln!(out, "\nsteps:");
+            for s in &self.steps {
+                let _ = writeln!(out, "  {:<9} {:<8} {:<28} {:>9}", s.status, s.kind, s.name, if s.status == "not_run" { String::new() } else { secs(s.seconds) });
+            }
+        }
+        for b in &self.backups {
+            let _ = writeln!(
+                out,
+                "backup {}: {} of `{}` -> {} ({}, fingerprint {}, {} MB){}",
+                b.step,
+                b.method,
+                b.database,
+                b.copy,
+                secs(b.seconds),
+                secs(b.fingerprint_seconds),
+                b.bytes / 1_000_000,
+                match b.state.as_str() {
+                    "kept" => ", kept",
+                    "dropped" => ", dropped after success",
+                    "restored" => ", restored",
+                    _ => "",
+                }
+            );
+            for p in &b.paths {
+                let _ = writeln!(out, "  with files {}", p.display());
+            }
+        }
+        if let Some(failed) = self.steps.iter().find(|s| s.status == "failed") {
+            let _ = writeln!(out, "\nstep `{}` failed: {}", failed.name, failed.error.as_deref().unwrap_or("?"));
+            if !failed.last_lines.is_empty() {
+                let _ = writeln!(out, "its last lines of output:");
+                for line in &failed.last_lines {
+                    let _ = writeln!(out, "  | {line}");
+                }
+            }
+            if let Some(log) = &failed.log {
+                let _ = writeln!(out, "full log: {}", log.display());
+            }
+        }
+        if let Some(r) = &self.rollback {
+            let _ = writeln!(
+                out,
+                "\nrollback: restored {}; blocking {}, terminating {}, renaming {}{}{}; proof {}: {}",
+                if r.restored.is_empty() { "nothing (no backup had been taken)".into() } else { r.restored.join(", ") },
+                secs(r.blocking_s),
+                secs(r.terminating_s),
+                secs(r.renaming_s),
+                if r.loading_s > 0.0 { format!(", pg_restore {}", secs(r.loading_s)) } else { String::new() },
+                if r.paths_s > 0.0 { format!(", files {}", secs(r.paths_s)) } else { String::new() },
+                secs(r.proof_s),
+                if r.proved { "fingerprints equal" } else { "FINGERPRINTS DIFFER" }
+            );
+            for d in &r.differences {
+                let _ = writeln!(out, "  - {d}");
+            }
+        }
+        for s in &self.on_failure {
+            let _ = writeln!(out, "on_failure {}: {}", s.name, s.status);
+        }
+        let _ = writeln!(out, "report: {}", self.run_folder.join("report.json").display());
+        out
+    }
+}
