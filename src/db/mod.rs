@@ -4,6 +4,7 @@
 pub mod connect;
 pub mod fingerprint;
 pub mod history;
+pub mod kept;
 pub mod lock;
 pub mod quote;
 pub mod runs;

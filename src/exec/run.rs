@@ -370,15 +370,7 @@ impl Run<'_> {
     }
 
     fn backup_context(&mut self) -> Result<backup::Context<'_>, String> {
-        let label = format!(
-            "plan-runner backup: run {}, plan \"{}\" ({} -> {}), target {}, taken {}",
-            self.run_id,
-            self.plan.name,
-            self.plan.from,
-            self.plan.to,
-            self.opts.target,
-            now()
-        );
+        let label = crate::db::kept::label(&self.opts.database, &self.run_id, &self.plan.name, &self.opts.target);
         let opts = self.opts;
         let maintenance = self.maintenance.as_mut().ok_or("no connection to the maintenance database")?;
         let server_version = server_version(maintenance).map_err(|e| e.to_string())?;
