@@ -167,12 +167,14 @@ fn formatted(text: &str) -> Option<String> {
         .then(|| plan_runner::fmt::format(&parsed.file, &source))
 }
 
-fn diff(documented: &str, formatted: &str) -> String {
-    similar::TextDiff::from_lines(documented, formatted)
+fn diff(old: &str, new: &str, headers: (&str, &str)) -> String {
+    similar::TextDiff::from_lines(old, new)
         .unified_diff()
-        .header("docs", "plan fmt")
+        .header(headers.0, headers.1)
         .to_string()
 }
+
+const FMT: (&str, &str) = ("docs", "plan fmt");
 
 #[test]
 fn plan_snippets_are_laid_out_as_fmt_lays_them_out() {
@@ -185,7 +187,7 @@ fn plan_snippets_are_laid_out_as_fmt_lays_them_out() {
         if let Some(formatted) = formatted(&s.text)
             && formatted != s.text
         {
-            failures.push(format!("{}:\n{}", s.at(), diff(&s.text, &formatted)));
+            failures.push(format!("{}:\n{}", s.at(), diff(&s.text, &formatted, FMT)));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
@@ -211,7 +213,7 @@ fn unformatted_snippets_become_the_plan_after_them() {
             "{}: plan fmt does not give {}:\n{}",
             s.at(),
             after.at(),
-            diff(&after.text, &formatted)
+            diff(&after.text, &formatted, FMT)
         );
     }
     assert!(checked >= 1, "no plan-unformatted snippet found");
@@ -265,6 +267,23 @@ fn diagnostic_sections_show_their_own_code() {
     assert!(
         newly_reported.is_empty(),
         "now reported, remove from PENDING: {newly_reported:?}"
+    );
+}
+
+#[test]
+fn the_whole_plan_in_language_md_is_the_example_file() {
+    let doc = repo().join("docs/language.md");
+    let snippets = fences(&doc, &read(&doc));
+    let shown = snippets
+        .iter()
+        .find(|s| s.section == "A whole plan" && s.tag == "plan")
+        .expect("docs/language.md shows a whole plan");
+    let file = read(&repo().join("plans/openerp-5.0.0-to-6.0.0.plan"));
+    assert!(
+        shown.text == file,
+        "{} differs from plans/openerp-5.0.0-to-6.0.0.plan:\n{}",
+        shown.at(),
+        diff(&shown.text, &file, ("docs", "plans"))
     );
 }
 
@@ -412,9 +431,7 @@ fn show_document_in_cli_md_is_what_show_prints() {
         assert!(
             &shown == documented,
             "docs/cli.md's {format} example is not what `plan show` prints:\n{}",
-            similar::TextDiff::from_lines(documented.as_str(), shown.as_str())
-                .unified_diff()
-                .header("docs/cli.md", "plan show")
+            diff(documented, &shown, ("docs/cli.md", "plan show"))
         );
     }
 }
