@@ -315,7 +315,7 @@ impl Modules {
 
 #[derive(Clone, Debug)]
 pub enum Check {
-    Sql { sql: Text, expect: String },
+    Sql { sql: Text, expect: Text },
     Command(Command),
 }
 

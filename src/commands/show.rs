@@ -172,7 +172,7 @@ impl ShownStep {
             }
             Action::Check(Check::Sql { sql, expect }) => {
                 shown.sql = Some(sql.to_string());
-                shown.expect = Some(expect.clone());
+                shown.expect = Some(expect.to_string());
             }
             Action::Check(Check::Command(command)) => shown.command(command),
         }

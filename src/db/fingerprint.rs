@@ -66,7 +66,10 @@ pub struct Cost {
 
 /// Reads the database-level properties of `database` from any connection
 /// to the same server (the catalog is shared).
-pub fn database_props(client: &mut impl GenericClient, database: &str) -> Result<Option<DatabaseProps>, postgres::Error> {
+pub fn database_props(
+    client: &mut impl GenericClient,
+    database: &str,
+) -> Result<Option<DatabaseProps>, postgres::Error> {
     let row = client.query_opt(
         "select pg_get_userbyid(d.datdba), d.datacl::text, d.datconnlimit,
                 shobj_description(d.oid, 'pg_database'),
@@ -94,7 +97,10 @@ pub fn database_props(client: &mut impl GenericClient, database: &str) -> Result
 /// Fingerprints the content of the database `client` is connected to, in
 /// whatever transaction the caller holds (a dump's fingerprint is taken in
 /// the snapshot the dump reads). `props` come from `database_props`.
-pub fn take(client: &mut impl GenericClient, props: DatabaseProps) -> Result<(Fingerprint, Cost), postgres::Error> {
+pub fn take(
+    client: &mut impl GenericClient,
+    props: DatabaseProps,
+) -> Result<(Fingerprint, Cost), postgres::Error> {
     let started = Instant::now();
     let bytes: i64 = client
         .query_one("select pg_database_size(current_database())", &[])?
@@ -126,7 +132,10 @@ pub fn take(client: &mut impl GenericClient, props: DatabaseProps) -> Result<(Fi
         let (schema, seq): (String, String) = (row.get(0), row.get(1));
         let name = format!("{}.{}", quote_ident(&schema), quote_ident(&seq));
         let value: String = client
-            .query_one(&format!("select last_value::text || '/' || is_called::text from {name}"), &[])?
+            .query_one(
+                &format!("select last_value::text || '/' || is_called::text from {name}"),
+                &[],
+            )?
             .get(0);
         sequences.insert(name, value);
     }
@@ -148,7 +157,9 @@ pub fn take(client: &mut impl GenericClient, props: DatabaseProps) -> Result<(Fi
 
 fn table_sum(client: &mut impl GenericClient, name: &str) -> Result<TableSum, postgres::Error> {
     // `only`: rows of inheritance children are counted in their own table.
-    let fast = format!("select count(*), coalesce(sum(hash_record_extended(t.*, 0)), 0)::text from only {name} t");
+    let fast = format!(
+        "select count(*), coalesce(sum(hash_record_extended(t.*, 0)), 0)::text from only {name} t"
+    );
     let mut tx = client.transaction()?;
     match tx.query_one(&fast, &[]) {
         Ok(row) => {
@@ -161,10 +172,14 @@ fn table_sum(client: &mut impl GenericClient, name: &str) -> Result<TableSum, po
         }
         // 42883: a column type with no extended hash function (json, xml,
         // point, money), or a server without hash_record_extended (< 14).
-        Err(e) if e.code() == Some(&postgres::error::SqlState::UNDEFINED_FUNCTION) => tx.rollback()?,
+        Err(e) if e.code() == Some(&postgres::error::SqlState::UNDEFINED_FUNCTION) => {
+            tx.rollback()?
+        }
         Err(e) => return Err(e),
     }
-    let slow = format!("select count(*), coalesce(sum(hashtextextended(t::text, 0)), 0)::text from only {name} t");
+    let slow = format!(
+        "select count(*), coalesce(sum(hashtextextended(t::text, 0)), 0)::text from only {name} t"
+    );
     let row = client.query_one(&slow, &[])?;
     Ok(TableSum {
         rows: row.get(0),
@@ -227,9 +242,10 @@ pub fn differences(before: &Fingerprint, after: &Fingerprint) -> Vec<String> {
     for (name, was) in &before.tables {
         match after.tables.get(name) {
             None => out.push(format!("table {name} is missing")),
-            Some(now) if now.rows != was.rows => {
-                out.push(format!("table {name}: {} rows before, {} after", was.rows, now.rows))
-            }
+            Some(now) if now.rows != was.rows => out.push(format!(
+                "table {name}: {} rows before, {} after",
+                was.rows, now.rows
+            )),
             Some(now) if now.sum != was.sum => out.push(format!(
                 "table {name}: same number of rows ({}), different content",
                 now.rows
@@ -237,21 +253,33 @@ pub fn differences(before: &Fingerprint, after: &Fingerprint) -> Vec<String> {
             Some(_) => {}
         }
     }
-    for name in after.tables.keys().filter(|n| !before.tables.contains_key(*n)) {
+    for name in after
+        .tables
+        .keys()
+        .filter(|n| !before.tables.contains_key(*n))
+    {
         out.push(format!("table {name} was not there before"));
     }
     for (name, was) in &before.sequences {
         match after.sequences.get(name) {
             None => out.push(format!("sequence {name} is missing")),
-            Some(now) if now != was => out.push(format!("sequence {name}: {was} before, {now} after")),
+            Some(now) if now != was => {
+                out.push(format!("sequence {name}: {was} before, {now} after"))
+            }
             Some(_) => {}
         }
     }
-    for name in after.sequences.keys().filter(|n| !before.sequences.contains_key(*n)) {
+    for name in after
+        .sequences
+        .keys()
+        .filter(|n| !before.sequences.contains_key(*n))
+    {
         out.push(format!("sequence {name} was not there before"));
     }
     if before.schema != after.schema {
-        out.push("the schema (tables, columns, constraints, indexes, views, functions) differs".into());
+        out.push(
+            "the schema (tables, columns, constraints, indexes, views, functions) differs".into(),
+        );
     }
     let (b, a) = (&before.database, &after.database);
     let mut prop = |what: &str, was: String, now: String| {
@@ -261,10 +289,26 @@ pub fn differences(before: &Fingerprint, after: &Fingerprint) -> Vec<String> {
     };
     prop("owner", b.owner.clone(), a.owner.clone());
     prop("privileges", format!("{:?}", b.acl), format!("{:?}", a.acl));
-    prop("settings", format!("{:?}", b.settings), format!("{:?}", a.settings));
-    prop("connection limit", b.connection_limit.to_string(), a.connection_limit.to_string());
-    prop("comment", format!("{:?}", b.comment), format!("{:?}", a.comment));
+    prop(
+        "settings",
+        format!("{:?}", b.settings),
+        format!("{:?}", a.settings),
+    );
+    prop(
+        "connection limit",
+        b.connection_limit.to_string(),
+        a.connection_limit.to_string(),
+    );
+    prop(
+        "comment",
+        format!("{:?}", b.comment),
+        format!("{:?}", a.comment),
+    );
     prop("encoding", b.encoding.clone(), a.encoding.clone());
-    prop("collation", format!("{}/{}", b.collate, b.ctype), format!("{}/{}", a.collate, a.ctype));
+    prop(
+        "collation",
+        format!("{}/{}", b.collate, b.ctype),
+        format!("{}/{}", a.collate, a.ctype),
+    );
     out
 }

@@ -27,10 +27,19 @@ pub struct KeptSnapshot {
 
 /// Snapshots of `database` kept on the server, newest first (their names
 /// end with the run id, which starts with the time).
-pub fn list(maintenance: &mut Client, database: &str) -> Result<Vec<KeptSnapshot>, postgres::Error> {
+pub fn list(
+    maintenance: &mut Client,
+    database: &str,
+) -> Result<Vec<KeptSnapshot>, postgres::Error> {
     let exact = format!("{PREFIX}{}:", serde_json::Value::String(database.into()));
     // `_` and `%` are common in database names and are LIKE wildcards.
-    let prefix = format!("{}%", exact.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
+    let prefix = format!(
+        "{}%",
+        exact
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_")
+    );
     Ok(maintenance
         .query(
             "select datname::text, shobj_description(oid, 'pg_database'), pg_database_size(oid)

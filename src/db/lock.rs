@@ -31,11 +31,18 @@ pub enum Acquired {
 }
 
 /// Tries to take the lock, waiting up to `wait` (zero: once).
-pub fn acquire(lock: &mut Client, target: &str, wait: Duration) -> Result<Acquired, postgres::Error> {
+pub fn acquire(
+    lock: &mut Client,
+    target: &str,
+    wait: Duration,
+) -> Result<Acquired, postgres::Error> {
     let deadline = Instant::now() + wait;
     loop {
         let taken: bool = lock
-            .query_one("select pg_try_advisory_lock(hashtextextended($1, 0))", &[&key(target)])?
+            .query_one(
+                "select pg_try_advisory_lock(hashtextextended($1, 0))",
+                &[&key(target)],
+            )?
             .get(0);
         if taken {
             return Ok(Acquired::Yes);

@@ -42,12 +42,25 @@ fn hostname() -> String {
 
 /// Records the start of a run. Called with the lock held, so two runners
 /// never create the table at once.
-pub fn start(client: &mut Client, run_id: &str, target: &str, plan: &str, plan_sha256: &str) -> Result<(), postgres::Error> {
+pub fn start(
+    client: &mut Client,
+    run_id: &str,
+    target: &str,
+    plan: &str,
+    plan_sha256: &str,
+) -> Result<(), postgres::Error> {
     ensure(client)?;
     client.execute(
         "insert into plan_runner.runs (run_id, target, host, pid, plan, plan_sha256, state)
          values ($1, $2, $3, $4, $5, $6, 'running')",
-        &[&run_id, &target, &hostname(), &(std::process::id() as i32), &plan, &plan_sha256],
+        &[
+            &run_id,
+            &target,
+            &hostname(),
+            &(std::process::id() as i32),
+            &plan,
+            &plan_sha256,
+        ],
     )?;
     Ok(())
 }

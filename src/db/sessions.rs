@@ -27,7 +27,10 @@ impl fmt::Display for Session {
             "pid {} user {} application {} from {} ({})",
             self.pid,
             self.user.as_deref().unwrap_or("?"),
-            self.application.as_deref().filter(|a| !a.is_empty()).unwrap_or("-"),
+            self.application
+                .as_deref()
+                .filter(|a| !a.is_empty())
+                .unwrap_or("-"),
             self.client.as_deref().unwrap_or("local socket"),
             self.state.as_deref().unwrap_or("?"),
         )
@@ -56,7 +59,11 @@ pub fn list(maintenance: &mut Client, database: &str) -> Result<Vec<Session>, po
 
 /// Waits up to `wait` for the sessions on `database` to end; returns those
 /// still there. Checks every 100 ms: the server offers no notification.
-pub fn wait_until_alone(maintenance: &mut Client, database: &str, wait: Duration) -> Result<Vec<Session>, postgres::Error> {
+pub fn wait_until_alone(
+    maintenance: &mut Client,
+    database: &str,
+    wait: Duration,
+) -> Result<Vec<Session>, postgres::Error> {
     let deadline = Instant::now() + wait;
     loop {
         let sessions = list(maintenance, database)?;
@@ -68,13 +75,23 @@ pub fn wait_until_alone(maintenance: &mut Client, database: &str, wait: Duration
 }
 
 /// Whether `database` accepts connections.
-pub fn allows_connections(maintenance: &mut Client, database: &str) -> Result<bool, postgres::Error> {
+pub fn allows_connections(
+    maintenance: &mut Client,
+    database: &str,
+) -> Result<bool, postgres::Error> {
     Ok(maintenance
-        .query_one("select datallowconn from pg_database where datname = $1", &[&database])?
+        .query_one(
+            "select datallowconn from pg_database where datname = $1",
+            &[&database],
+        )?
         .get(0))
 }
 
-pub fn set_allow_connections(maintenance: &mut Client, database: &str, allow: bool) -> Result<(), postgres::Error> {
+pub fn set_allow_connections(
+    maintenance: &mut Client,
+    database: &str,
+    allow: bool,
+) -> Result<(), postgres::Error> {
     maintenance.batch_execute(&format!(
         "alter database {} allow_connections {}",
         quote_ident(database),
@@ -84,7 +101,11 @@ pub fn set_allow_connections(maintenance: &mut Client, database: &str, allow: bo
 
 /// Ends every other session on `database` and waits (up to `wait`) until
 /// they are gone. The caller blocks new connections first.
-pub fn terminate(maintenance: &mut Client, database: &str, wait: Duration) -> Result<Vec<Session>, postgres::Error> {
+pub fn terminate(
+    maintenance: &mut Client,
+    database: &str,
+    wait: Duration,
+) -> Result<Vec<Session>, postgres::Error> {
     maintenance.execute(
         "select pg_terminate_backend(pid) from pg_stat_activity
          where datname = $1 and pid <> pg_backend_pid()",

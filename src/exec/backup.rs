@@ -29,9 +29,14 @@ pub enum BackupError {
     #[error("{} other session(s) are connected to `{database}`:\n{}", sessions.len(), sessions.iter().map(|s| format!("  - {s}")).collect::<Vec<_>>().join("\n"))]
     #[diagnostic(
         code(plan::backup::sessions),
-        help("a snapshot needs the database to itself: stop these clients (the ERP server, cron, psql), or run again with --terminate-connections to end them")
+        help(
+            "a snapshot needs the database to itself: stop these clients (the ERP server, cron, psql), or run again with --terminate-connections to end them"
+        )
     )]
-    Sessions { database: String, sessions: Vec<Session> },
+    Sessions {
+        database: String,
+        sessions: Vec<Session>,
+    },
 
     #[error("the database server refused: {0}")]
     #[diagnostic(code(plan::backup::sql))]
@@ -117,8 +122,11 @@ pub fn take(
     keep: bool,
 ) -> Result<Taken, BackupError> {
     let started = Instant::now();
-    let props = fingerprint::database_props(ctx.maintenance, database)?
-        .ok_or_else(|| BackupError::NoDatabase { database: database.into() })?;
+    let props = fingerprint::database_props(ctx.maintenance, database)?.ok_or_else(|| {
+        BackupError::NoDatabase {
+            database: database.into(),
+        }
+    })?;
     let allowed = sessions::allows_connections(ctx.maintenance, database)?;
     let (copy, fingerprint, cost) = match method {
         BackupMethod::Snapshot => snapshot(ctx, database, &props, allowed)?,
@@ -197,7 +205,11 @@ fn snapshot(
     let blocked = be_alone(ctx, database, allowed)?;
     // FILE_COPY copies the files as they are (about the speed of `cp -r`);
     // the default WAL_LOG strategy of 15 writes every block to the WAL.
-    let strategy = if ctx.server_version >= 150000 { " strategy file_copy" } else { "" };
+    let strategy = if ctx.server_version >= 150000 {
+        " strategy file_copy"
+    } else {
+        ""
+    };
     let created = ctx.maintenance.batch_execute(&format!(
         "create database {} template {} owner {}{strategy}",
         quote_ident(&name),
@@ -307,7 +319,9 @@ pub fn pg_tool(name: &str) -> PathBuf {
         .ok()
         .map(|s| PathBuf::from(s.trim()));
     let debian = std::fs::read_dir("/usr/lib/postgresql").ok().map(|dirs| {
-        let mut found: Vec<PathBuf> = dirs.filter_map(|d| d.ok().map(|d| d.path().join("bin"))).collect();
+        let mut found: Vec<PathBuf> = dirs
+            .filter_map(|d| d.ok().map(|d| d.path().join("bin")))
+            .collect();
         found.sort_by_key(|p| std::cmp::Reverse(version_of(p)));
         found
     });
@@ -341,9 +355,17 @@ pub fn discard_copy(maintenance: &mut Client, method: BackupMethod, copy: &str) 
 /// Gives database `to` the properties in `props`: owner, privileges,
 /// settings, connection limit, and a comment (`label` instead of the
 /// original's, for a kept backup).
-pub fn copy_props(maintenance: &mut Client, props: &DatabaseProps, to: &str, label: Option<&str>) -> Result<(), postgres::Error> {
+pub fn copy_props(
+    maintenance: &mut Client,
+    props: &DatabaseProps,
+    to: &str,
+    label: Option<&str>,
+) -> Result<(), postgres::Error> {
     let db = quote_ident(to);
-    let mut sql = format!("alter database {db} owner to {};\n", quote_ident(&props.owner));
+    let mut sql = format!(
+        "alter database {db} owner to {};\n",
+        quote_ident(&props.owner)
+    );
     if let Some(acl) = &props.acl {
         sql.push_str(&format!(
             "revoke all on database {db} from public;\nrevoke all on database {db} from {};\n",
@@ -355,8 +377,13 @@ pub fn copy_props(maintenance: &mut Client, props: &DatabaseProps, to: &str, lab
             &[acl],
         )?;
         for row in grants {
-            let (grantee, privilege, grantable): (String, String, bool) = (row.get(0), row.get(1), row.get(2));
-            let grantee = if grantee == "public" { "public".to_string() } else { quote_ident(&grantee) };
+            let (grantee, privilege, grantable): (String, String, bool) =
+                (row.get(0), row.get(1), row.get(2));
+            let grantee = if grantee == "public" {
+                "public".to_string()
+            } else {
+                quote_ident(&grantee)
+            };
             sql.push_str(&format!(
                 "grant {privilege} on database {db} to {grantee}{};\n",
                 if grantable { " with grant option" } else { "" }
@@ -367,13 +394,24 @@ pub fn copy_props(maintenance: &mut Client, props: &DatabaseProps, to: &str, lab
     // exactly the recorded ones.
     sql.push_str(&format!("alter database {db} reset all;\n"));
     for setting in &props.settings {
-        let Some((role, assignment)) = setting.split_once(':') else { continue };
-        let Some((name, value)) = assignment.split_once('=') else { continue };
+        let Some((role, assignment)) = setting.split_once(':') else {
+            continue;
+        };
+        let Some((name, value)) = assignment.split_once('=') else {
+            continue;
+        };
         // List settings (search_path, DateStyle) are stored in their SQL
         // form and must be given back as such; others as one literal.
-        let value = if value.contains(',') { value.to_string() } else { quote_literal(value) };
+        let value = if value.contains(',') {
+            value.to_string()
+        } else {
+            quote_literal(value)
+        };
         if role.is_empty() {
-            sql.push_str(&format!("alter database {db} set {} to {value};\n", quote_ident(name)));
+            sql.push_str(&format!(
+                "alter database {db} set {} to {value};\n",
+                quote_ident(name)
+            ));
         } else {
             sql.push_str(&format!(
                 "alter role {} in database {db} set {} to {value};\n",
@@ -382,11 +420,17 @@ pub fn copy_props(maintenance: &mut Client, props: &DatabaseProps, to: &str, lab
             ));
         }
     }
-    sql.push_str(&format!("alter database {db} connection limit {};\n", props.connection_limit));
+    sql.push_str(&format!(
+        "alter database {db} connection limit {};\n",
+        props.connection_limit
+    ));
     let comment = label.map(str::to_string).or_else(|| props.comment.clone());
     sql.push_str(&format!(
         "comment on database {db} is {};\n",
-        comment.as_deref().map(quote_literal).unwrap_or_else(|| "null".into())
+        comment
+            .as_deref()
+            .map(quote_literal)
+            .unwrap_or_else(|| "null".into())
     ));
     maintenance.batch_execute(&sql)
 }
@@ -403,7 +447,11 @@ pub struct RestoreTimes {
 
 /// Puts a backed-up database back in place. Returns the name the failed
 /// database now has (if it still existed).
-pub fn restore(ctx: &mut Context<'_>, taken: &Taken, times: &mut RestoreTimes) -> Result<Option<String>, BackupError> {
+pub fn restore(
+    ctx: &mut Context<'_>,
+    taken: &Taken,
+    times: &mut RestoreTimes,
+) -> Result<Option<String>, BackupError> {
     let database = &taken.database;
     let incoming = match taken.method {
         BackupMethod::Snapshot => taken.copy.clone(),
@@ -501,8 +549,11 @@ fn load_dump(ctx: &mut Context<'_>, taken: &Taken) -> Result<String, BackupError
 
 /// Fingerprints `database` as it is now, for the proof.
 pub fn fingerprint_now(ctx: &mut Context<'_>, database: &str) -> Result<Fingerprint, BackupError> {
-    let props = fingerprint::database_props(ctx.maintenance, database)?
-        .ok_or_else(|| BackupError::NoDatabase { database: database.into() })?;
+    let props = fingerprint::database_props(ctx.maintenance, database)?.ok_or_else(|| {
+        BackupError::NoDatabase {
+            database: database.into(),
+        }
+    })?;
     let mut client = ctx.connector.connect(database)?;
     Ok(fingerprint::take(&mut client, props)?.0)
 }

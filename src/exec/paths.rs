@@ -17,8 +17,15 @@ use thiserror::Error;
 #[derive(Debug, Error, miette::Diagnostic)]
 pub enum PathError {
     #[error("cannot copy `{}` to `{}`: {detail}", from.display(), to.display())]
-    #[diagnostic(code(plan::backup::paths), help("check that the folder beside it is writable and has room"))]
-    Copy { from: PathBuf, to: PathBuf, detail: String },
+    #[diagnostic(
+        code(plan::backup::paths),
+        help("check that the folder beside it is writable and has room")
+    )]
+    Copy {
+        from: PathBuf,
+        to: PathBuf,
+        detail: String,
+    },
     #[error("cannot read `{}`", path.display())]
     #[diagnostic(code(plan::backup::paths))]
     Read {
@@ -63,7 +70,10 @@ pub struct TreeBackup {
 /// Where the copy of `path` goes: a hidden sibling, so it is on the same
 /// file system (reflinks and renames work there).
 pub fn copy_path(path: &Path, run_id: &str, what: &str) -> PathBuf {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     path.with_file_name(format!(".{name}.{what}-{run_id}"))
 }
 
@@ -164,7 +174,10 @@ fn walk(root: &Path, path: &Path, out: &mut Manifest) -> Result<(), PathError> {
         .map(|p| p.to_string_lossy().into_owned())
         .unwrap_or_default();
     let hash = if meta.file_type().is_symlink() {
-        fs::read_link(path).map_err(read)?.to_string_lossy().into_owned()
+        fs::read_link(path)
+            .map_err(read)?
+            .to_string_lossy()
+            .into_owned()
     } else if meta.is_file() {
         let mut file = fs::File::open(path).map_err(read)?;
         let mut hasher = Sha256::new();

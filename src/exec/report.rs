@@ -89,14 +89,32 @@ impl Report {
     /// The summary printed at the end of a run.
     pub fn human(&self) -> String {
         let mut out = String::new();
-        let _ = writeln!(out, "\nrun {} of \"{}\" on {}: {}", self.run_id, self.plan, self.target, self.outcome.replace('_', " "));
+        let _ = writeln!(
+            out,
+            "\nrun {} of \"{}\" on {}: {}",
+            self.run_id,
+            self.plan,
+            self.target,
+            self.outcome.replace('_', " ")
+        );
         if let Some(m) = &self.message {
             let _ = writeln!(out, "{m}");
         }
         if !self.steps.is_empty() {
             let _ = writeln!(out, "\nsteps:");
             for s in &self.steps {
-                let _ = writeln!(out, "  {:<9} {:<8} {:<28} {:>9}", s.status, s.kind, s.name, if s.status == "not_run" { String::new() } else { secs(s.seconds) });
+                let _ = writeln!(
+                    out,
+                    "  {:<9} {:<8} {:<28} {:>9}",
+                    s.status,
+                    s.kind,
+                    s.name,
+                    if s.status == "not_run" {
+                        String::new()
+                    } else {
+                        secs(s.seconds)
+                    }
+                );
             }
         }
         for b in &self.backups {
@@ -122,7 +140,12 @@ impl Report {
             }
         }
         if let Some(failed) = self.steps.iter().find(|s| s.status == "failed") {
-            let _ = writeln!(out, "\nstep `{}` failed: {}", failed.name, failed.error.as_deref().unwrap_or("?"));
+            let _ = writeln!(
+                out,
+                "\nstep `{}` failed: {}",
+                failed.name,
+                failed.error.as_deref().unwrap_or("?")
+            );
             if !failed.last_lines.is_empty() {
                 let _ = writeln!(out, "its last lines of output:");
                 for line in &failed.last_lines {
@@ -137,14 +160,30 @@ impl Report {
             let _ = writeln!(
                 out,
                 "\nrollback: restored {}; blocking {}, terminating {}, renaming {}{}{}; proof {}: {}",
-                if r.restored.is_empty() { "nothing (no backup had been taken)".into() } else { r.restored.join(", ") },
+                if r.restored.is_empty() {
+                    "nothing (no backup had been taken)".into()
+                } else {
+                    r.restored.join(", ")
+                },
                 secs(r.blocking_s),
                 secs(r.terminating_s),
                 secs(r.renaming_s),
-                if r.loading_s > 0.0 { format!(", pg_restore {}", secs(r.loading_s)) } else { String::new() },
-                if r.paths_s > 0.0 { format!(", files {}", secs(r.paths_s)) } else { String::new() },
+                if r.loading_s > 0.0 {
+                    format!(", pg_restore {}", secs(r.loading_s))
+                } else {
+                    String::new()
+                },
+                if r.paths_s > 0.0 {
+                    format!(", files {}", secs(r.paths_s))
+                } else {
+                    String::new()
+                },
                 secs(r.proof_s),
-                if r.proved { "fingerprints equal" } else { "FINGERPRINTS DIFFER" }
+                if r.proved {
+                    "fingerprints equal"
+                } else {
+                    "FINGERPRINTS DIFFER"
+                }
             );
             for d in &r.differences {
                 let _ = writeln!(out, "  - {d}");
@@ -153,7 +192,11 @@ impl Report {
         for s in &self.on_failure {
             let _ = writeln!(out, "on_failure {}: {}", s.name, s.status);
         }
-        let _ = writeln!(out, "report: {}", self.run_folder.join("report.json").display());
+        let _ = writeln!(
+            out,
+            "report: {}",
+            self.run_folder.join("report.json").display()
+        );
         out
     }
 }

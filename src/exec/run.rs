@@ -39,7 +39,12 @@ pub struct Options {
 
 /// Runs the plan; returns the report (already written to the run folder)
 /// and the exit status.
-pub fn apply(plan: &Plan, order: &[usize], failure_order: &[usize], opts: &Options) -> (Report, Exit) {
+pub fn apply(
+    plan: &Plan,
+    order: &[usize],
+    failure_order: &[usize],
+    opts: &Options,
+) -> (Report, Exit) {
     let run_id = new_run_id();
     let run_folder = opts.state_dir.join("runs").join(&run_id);
     let mut run = Run {
@@ -95,7 +100,13 @@ struct Early(Exit, String);
 impl Run<'_> {
     fn go(&mut self, order: &[usize], failure_order: &[usize]) -> Exit {
         if let Err(e) = std::fs::create_dir_all(self.run_folder.join("logs")) {
-            return self.early(Exit::Usage, format!("cannot create the run folder {}: {e}", self.run_folder.display()));
+            return self.early(
+                Exit::Usage,
+                format!(
+                    "cannot create the run folder {}: {e}",
+                    self.run_folder.display()
+                ),
+            );
         }
         restrict(&self.run_folder);
         progress(&format!(
@@ -154,9 +165,13 @@ impl Run<'_> {
         let opts = self.opts;
         let refuse = |m: String| Early(Exit::Refused, m);
         let usage = |m: String| Early(Exit::Usage, m);
-        let db_error = |what: &str, e: postgres::Error| usage(format!("{what}: {}", sql::SqlError::from(e).describe()));
+        let db_error = |what: &str, e: postgres::Error| {
+            usage(format!("{what}: {}", sql::SqlError::from(e).describe()))
+        };
         let version = {
-            let m = self.maintenance().map_err(|e| db_error("cannot connect to the server", e))?;
+            let m = self
+                .maintenance()
+                .map_err(|e| db_error("cannot connect to the server", e))?;
             server_version(m).map_err(|e| db_error("cannot read the server version", e))?
         };
         if !(SUPPORTED_MIN..=SUPPORTED_MAX).contains(&version) {
@@ -171,16 +186,22 @@ impl Run<'_> {
             .connect(&opts.maintenance_db)
             .map_err(|e| db_error("cannot connect to the maintenance database", e))?;
         // The lock lives as long as this session: no idle timeout may end it.
-        let _ = lock_client.batch_execute("set idle_session_timeout = 0; set statement_timeout = 0");
+        let _ =
+            lock_client.batch_execute("set idle_session_timeout = 0; set statement_timeout = 0");
         match lock::acquire(&mut lock_client, &opts.database, opts.lock_timeout) {
             Ok(lock::Acquired::Yes) => {}
             Ok(lock::Acquired::HeldBy(holder)) => {
-                let m = self.maintenance().map_err(|e| db_error("cannot connect", e))?;
+                let m = self
+                    .maintenance()
+                    .map_err(|e| db_error("cannot connect", e))?;
                 let run = holder
                     .as_ref()
                     .and_then(|h| h.application.strip_prefix("plan-runner/"))
                     .and_then(|id| runs::get(m, id).ok().flatten());
-                let mut message = format!("another plan-runner is applying a plan to `{}`", opts.database);
+                let mut message = format!(
+                    "another plan-runner is applying a plan to `{}`",
+                    opts.database
+                );
                 if let Some(h) = &holder {
                     message.push_str(&format!(
                         "\n  holder: server pid {}, {}, from {}, connected since {}",
@@ -202,9 +223,16 @@ impl Run<'_> {
             Err(e) => return Err(db_error("cannot take the lock", e)),
         }
         {
-            let (run_id, plan_path, sha) = (self.run_id.clone(), opts.plan_path.display().to_string(), opts.plan_sha256.clone());
-            let m = self.maintenance().map_err(|e| db_error("cannot connect", e))?;
-            runs::start(m, &run_id, &opts.database, &plan_path, &sha).map_err(|e| db_error("cannot record the run in plan_runner.runs", e))?;
+            let (run_id, plan_path, sha) = (
+                self.run_id.clone(),
+                opts.plan_path.display().to_string(),
+                opts.plan_sha256.clone(),
+            );
+            let m = self
+                .maintenance()
+                .map_err(|e| db_error("cannot connect", e))?;
+            runs::start(m, &run_id, &opts.database, &plan_path, &sha)
+                .map_err(|e| db_error("cannot record the run in plan_runner.runs", e))?;
         }
         let mut target = opts
             .connector
@@ -232,7 +260,9 @@ impl Run<'_> {
                         match target.simple_query(&query) {
                             Ok(messages) => (
                                 messages.iter().find_map(|m| match m {
-                                    postgres::SimpleQueryMessage::Row(row) => row.get(0).map(str::to_string),
+                                    postgres::SimpleQueryMessage::Row(row) => {
+                                        row.get(0).map(str::to_string)
+                                    }
                                     _ => None,
                                 }),
                                 "the plan's release_query",
@@ -240,7 +270,10 @@ impl Run<'_> {
                             Err(e) => {
                                 return Err(Early(
                                     Exit::Refused,
-                                    format!("the plan's release_query failed: {}", sql::SqlError::from(e).describe()),
+                                    format!(
+                                        "the plan's release_query failed: {}",
+                                        sql::SqlError::from(e).describe()
+                                    ),
                                 ));
                             }
                         }
@@ -262,11 +295,18 @@ impl Run<'_> {
         if to.is_prefix_of(&release) || Version::parse(release.trim()).is_some_and(|v| &v == to) {
             return Err(Early(
                 Exit::Success,
-                format!("`{}` is already at {to} (by {source}): nothing to do", self.opts.database),
+                format!(
+                    "`{}` is already at {to} (by {source}): nothing to do",
+                    self.opts.database
+                ),
             ));
         }
-        if from.is_prefix_of(&release) || Version::parse(release.trim()).is_some_and(|v| &v == from) {
-            progress(&format!("`{}` is at {release} (by {source}): migrating {from} -> {to}", self.opts.database));
+        if from.is_prefix_of(&release) || Version::parse(release.trim()).is_some_and(|v| &v == from)
+        {
+            progress(&format!(
+                "`{}` is at {release} (by {source}): migrating {from} -> {to}",
+                self.opts.database
+            ));
             return Ok(());
         }
         Err(Early(
@@ -290,7 +330,9 @@ impl Run<'_> {
             if !lock::still_held(lock_client) {
                 let mut r = not_run(step);
                 r.status = "failed".into();
-                r.error = Some("the connection holding the lock was lost: no more steps are launched".into());
+                r.error = Some(
+                    "the connection holding the lock was lost: no more steps are launched".into(),
+                );
                 self.report.steps.push(r);
                 failed = true;
                 continue;
@@ -299,11 +341,19 @@ impl Run<'_> {
             let report = self.step(step);
             progress(&format!(
                 "{} {} {} ({:.1} s){}",
-                if report.status == "succeeded" { "✓" } else { "✗" },
+                if report.status == "succeeded" {
+                    "✓"
+                } else {
+                    "✗"
+                },
                 step.kind,
                 step.name,
                 report.seconds,
-                report.error.as_deref().map(|e| format!(": {e}")).unwrap_or_default()
+                report
+                    .error
+                    .as_deref()
+                    .map(|e| format!(": {e}"))
+                    .unwrap_or_default()
             ));
             failed = report.status != "succeeded";
             self.report.steps.push(report);
@@ -327,10 +377,25 @@ impl Run<'_> {
             Action::Backup(b) => self.backup(step, b),
             Action::Sql(source) => self.sql_step(step, source),
             Action::Check(Check::Sql { sql: query, expect }) => self.with_target(|c| {
-                sql::check(c, &query.expose().unwrap_or_default(), expect, step.timeout).map_err(|e| e.describe())
+                sql::check(
+                    c,
+                    &query.expose().unwrap_or_default(),
+                    &expect.expose().unwrap_or_default(),
+                    step.timeout,
+                )
+                .map_err(|e| e.describe())
             }),
-            Action::Command(command) | Action::Check(Check::Command(command)) | Action::Update { command, .. } => {
-                let outcome = steps::run_command(self.plan, step, command, &self.step_env(), &self.run_folder, self.opts);
+            Action::Command(command)
+            | Action::Check(Check::Command(command))
+            | Action::Update { command, .. } => {
+                let outcome = steps::run_command(
+                    self.plan,
+                    step,
+                    command,
+                    &self.step_env(),
+                    &self.run_folder,
+                    self.opts,
+                );
                 report.attempts = outcome.attempts;
                 report.log = Some(outcome.log.clone());
                 report.last_lines = outcome.last_lines.clone();
@@ -349,7 +414,10 @@ impl Run<'_> {
         self.opts.connector.env_for(&self.opts.database)
     }
 
-    fn with_target<T>(&mut self, f: impl FnOnce(&mut Client) -> Result<T, String>) -> Result<T, String> {
+    fn with_target<T>(
+        &mut self,
+        f: impl FnOnce(&mut Client) -> Result<T, String>,
+    ) -> Result<T, String> {
         let mut client = self
             .opts
             .connector
@@ -363,16 +431,25 @@ impl Run<'_> {
             Sql::Inline(text) => text.expose().unwrap_or_default(),
             Sql::File(path) => {
                 let path = self.plan.folder.join(path.expose().unwrap_or_default());
-                std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?
+                std::fs::read_to_string(&path)
+                    .map_err(|e| format!("cannot read {}: {e}", path.display()))?
             }
         };
         self.with_target(|c| sql::run(c, &text, step.timeout).map_err(|e| e.describe()))
     }
 
     fn backup_context(&mut self) -> Result<backup::Context<'_>, String> {
-        let label = crate::db::kept::label(&self.opts.database, &self.run_id, &self.plan.name, &self.opts.target);
+        let label = crate::db::kept::label(
+            &self.opts.database,
+            &self.run_id,
+            &self.plan.name,
+            &self.opts.target,
+        );
         let opts = self.opts;
-        let maintenance = self.maintenance.as_mut().ok_or("no connection to the maintenance database")?;
+        let maintenance = self
+            .maintenance
+            .as_mut()
+            .ok_or("no connection to the maintenance database")?;
         let server_version = server_version(maintenance).map_err(|e| e.to_string())?;
         Ok(backup::Context {
             connector: &opts.connector,
@@ -415,7 +492,10 @@ impl Run<'_> {
                 Ok(())
             }
             Err(e @ BackupError::Sessions { .. }) => {
-                self.report.message = Some(format!("{e}\n{}", "stop these clients, or run again with --terminate-connections"));
+                self.report.message = Some(format!(
+                    "{e}\n{}",
+                    "stop these clients, or run again with --terminate-connections"
+                ));
                 Err(e.to_string())
             }
             Err(e) => Err(e.to_string()),
@@ -446,7 +526,10 @@ impl Run<'_> {
         }
         self.record("succeeded");
         self.report.outcome = "succeeded".into();
-        self.report.message = Some(format!("`{}` is now at {}", self.opts.database, self.plan.to));
+        self.report.message = Some(format!(
+            "`{}` is now at {}",
+            self.opts.database, self.plan.to
+        ));
         Exit::Success
     }
 
@@ -486,7 +569,11 @@ impl Run<'_> {
 
     fn roll_back_and_recover(&mut self, failure_order: &[usize]) -> Exit {
         let sessions_refused = self.taken.is_empty()
-            && self.report.message.as_deref().is_some_and(|m| m.contains("other session(s) are connected"));
+            && self
+                .report
+                .message
+                .as_deref()
+                .is_some_and(|m| m.contains("other session(s) are connected"));
         progress("rolling back");
         let rollback = self.roll_back();
         let proved = rollback.proved;
@@ -494,7 +581,10 @@ impl Run<'_> {
             if rollback.restored.is_empty() {
                 "nothing had been backed up yet, so nothing was restored".to_string()
             } else {
-                format!("restored {} and proved the restore (fingerprints equal)", rollback.restored.join(", "))
+                format!(
+                    "restored {} and proved the restore (fingerprints equal)",
+                    rollback.restored.join(", ")
+                )
             }
         } else {
             String::new()
@@ -503,7 +593,9 @@ impl Run<'_> {
         if !proved {
             self.report.outcome = "rollback_failed".into();
             let r = self.report.rollback.as_ref().expect("set above");
-            let mut m = String::from("THE ROLLBACK COULD NOT BE PROVED: the database may not be as it was before the run.\n");
+            let mut m = String::from(
+                "THE ROLLBACK COULD NOT BE PROVED: the database may not be as it was before the run.\n",
+            );
             if let Some(e) = &r.error {
                 m.push_str(&format!("error: {e}\n"));
             }
@@ -525,7 +617,11 @@ impl Run<'_> {
         self.record("rolled_back");
         self.report.outcome = "rolled_back".into();
         self.on_failure(failure_order);
-        if sessions_refused { Exit::Refused } else { Exit::Failed }
+        if sessions_refused {
+            Exit::Refused
+        } else {
+            Exit::Failed
+        }
     }
 
     fn where_things_are(&self) -> String {
@@ -555,16 +651,24 @@ impl Run<'_> {
         let mut times = backup::RestoreTimes::default();
         for t in &taken {
             if seen_db.insert(t.database.clone()) {
-                let result = self.backup_context().and_then(|mut ctx| backup::restore(&mut ctx, t, &mut times).map_err(|e| e.to_string()));
+                let result = self.backup_context().and_then(|mut ctx| {
+                    backup::restore(&mut ctx, t, &mut times).map_err(|e| e.to_string())
+                });
                 match result {
                     Ok(failed) => {
-                        report.restored.push(format!("database `{}` from {} {}", t.database, t.method.as_str(), t.copy));
+                        report.restored.push(format!(
+                            "database `{}` from {} {}",
+                            t.database,
+                            t.method.as_str(),
+                            t.copy
+                        ));
                         failed_dbs.extend(failed);
                         restored_dbs.push(t);
                         self.set_backup_state(&t.copy, "restored");
                     }
                     Err(e) => {
-                        report.error = Some(format!("restoring `{}` from {}: {e}", t.database, t.copy));
+                        report.error =
+                            Some(format!("restoring `{}` from {}: {e}", t.database, t.copy));
                         break;
                     }
                 }
@@ -574,7 +678,9 @@ impl Run<'_> {
                 if seen_tree.insert(tree.original.clone()) {
                     match paths::restore(tree, &self.run_id) {
                         Ok(aside) => {
-                            report.restored.push(format!("files {}", tree.original.display()));
+                            report
+                                .restored
+                                .push(format!("files {}", tree.original.display()));
                             failed_trees.extend(aside);
                             restored_trees.push(tree);
                         }
@@ -596,14 +702,21 @@ impl Run<'_> {
         // The proof.
         let started = Instant::now();
         for t in &restored_dbs {
-            let now = self.backup_context().and_then(|mut ctx| backup::fingerprint_now(&mut ctx, &t.database).map_err(|e| e.to_string()));
+            let now = self.backup_context().and_then(|mut ctx| {
+                backup::fingerprint_now(&mut ctx, &t.database).map_err(|e| e.to_string())
+            });
             match now {
                 Ok(now) => report.differences.extend(
                     fingerprint::differences(&t.fingerprint, &now)
                         .into_iter()
                         .map(|d| format!("`{}`: {d}", t.database)),
                 ),
-                Err(e) => report.error = Some(format!("fingerprinting `{}` after the restore: {e}", t.database)),
+                Err(e) => {
+                    report.error = Some(format!(
+                        "fingerprinting `{}` after the restore: {e}",
+                        t.database
+                    ))
+                }
             }
         }
         for tree in &restored_trees {
@@ -622,7 +735,10 @@ impl Run<'_> {
             if !self.opts.keep_failed {
                 if let Some(m) = self.maintenance.as_mut() {
                     for f in &failed_dbs {
-                        let _ = m.batch_execute(&format!("drop database if exists {}", crate::db::quote::quote_ident(f)));
+                        let _ = m.batch_execute(&format!(
+                            "drop database if exists {}",
+                            crate::db::quote::quote_ident(f)
+                        ));
                     }
                 }
                 for f in &failed_trees {
@@ -649,7 +765,16 @@ impl Run<'_> {
             let step = &self.plan.on_failure[i];
             progress(&format!("▶ on_failure {} {}", step.kind, step.name));
             let report = self.step(step);
-            progress(&format!("{} on_failure {} ({})", if report.status == "succeeded" { "✓" } else { "✗" }, step.name, report.status));
+            progress(&format!(
+                "{} on_failure {} ({})",
+                if report.status == "succeeded" {
+                    "✓"
+                } else {
+                    "✗"
+                },
+                step.name,
+                report.status
+            ));
             self.report.on_failure.push(report);
         }
     }

@@ -10,10 +10,15 @@ use thiserror::Error;
 pub enum SqlError {
     #[error("{0}")]
     Server(#[from] postgres::Error),
-    #[error("the query returned {rows} row(s) of {columns} column(s); a check needs exactly one value")]
+    #[error(
+        "the query returned {rows} row(s) of {columns} column(s); a check needs exactly one value"
+    )]
     Shape { rows: usize, columns: usize },
     #[error("expected `{expected}`, the query returned {}", found.as_deref().map(|f| format!("`{f}`")).unwrap_or_else(|| "NULL".into()))]
-    Mismatch { expected: String, found: Option<String> },
+    Mismatch {
+        expected: String,
+        found: Option<String>,
+    },
 }
 
 impl SqlError {
@@ -51,7 +56,12 @@ pub fn run(client: &mut Client, sql: &str, timeout: Option<Duration>) -> Result<
 
 /// Runs a check's query read-only and compares its single value, in
 /// PostgreSQL's text form, with `expect`, exactly; NULL never matches.
-pub fn check(client: &mut Client, sql: &str, expect: &str, timeout: Option<Duration>) -> Result<(), SqlError> {
+pub fn check(
+    client: &mut Client,
+    sql: &str,
+    expect: &str,
+    timeout: Option<Duration>,
+) -> Result<(), SqlError> {
     let mut tx = client.build_transaction().read_only(true).start()?;
     if let Some(t) = timeout {
         tx.batch_execute(&format!("set local statement_timeout = {}", t.as_millis()))?;

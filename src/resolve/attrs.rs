@@ -82,6 +82,30 @@ impl<'a> Attrs<'a> {
         }
     }
 
+    /// As `string`, for attributes whose value is taken as written: a
+    /// `${name}` there would not be substituted, so it is an error.
+    pub fn literal(&self, key: &str, diagnostics: &mut Vec<Diagnostic>) -> Option<&'a Str> {
+        let s = self.string(key, diagnostics)?;
+        if let Some(var) = s.parts.iter().find_map(|p| match p {
+            crate::ast::StrPart::Var(ident) => Some(ident),
+            _ => None,
+        }) {
+            diagnostics.push(
+                Diagnostic::new(
+                    Code::BadValue,
+                    var.span,
+                    format!("variables are not substituted in `{key}`"),
+                )
+                .label("taken as written")
+                .help(format!(
+                    "write the value of `{key}` itself; write `$${{` for a literal `${{`"
+                )),
+            );
+            return None;
+        }
+        Some(s)
+    }
+
     pub fn spans(&self) -> Vec<(String, crate::source::Span)> {
         self.map
             .iter()

@@ -206,7 +206,7 @@ fn plan_header(
             return None;
         };
         let text = match &attr.value {
-            Value::Str(s) => s.literal(),
+            Value::Str(_) => attrs.literal(key, diagnostics)?.literal(),
             Value::Number(n) => n.text.clone(),
             other => {
                 diagnostics.push(attrs::wrong_type(key, "a release such as \"6.0.0\"", other));

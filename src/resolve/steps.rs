@@ -148,7 +148,7 @@ impl StepBuilder<'_, '_> {
         let name = step.name.name.clone();
         let after = self.after(&attrs, &name, names, outside);
         let d = &mut *self.diagnostics;
-        let timeout = attrs.string("timeout", d).and_then(|s| {
+        let timeout = attrs.literal("timeout", d).and_then(|s| {
             let text = s.literal();
             let parsed = parse_duration(&text);
             if parsed.is_none() {
@@ -164,10 +164,13 @@ impl StepBuilder<'_, '_> {
         let env = self.env(&attrs);
         let cwd = self.text_attr(&attrs, "cwd");
         let user = self.text_attr(&attrs, "user");
-        let description = attrs
-            .string("description", self.diagnostics)
-            .map(|s| s.literal());
-        let mut fail_on_output = attrs.string("fail_on_output", self.diagnostics).and_then(|s| {
+        let description = match attrs.string("description", self.diagnostics) {
+            Some(s) => {
+                Some(words::join(&self.scope.interpolate(s, None, self.diagnostics)?).to_string())
+            }
+            None => None,
+        };
+        let mut fail_on_output = attrs.literal("fail_on_output", self.diagnostics).and_then(|s| {
             let pattern = s.literal();
             match regex::Regex::new(&pattern) {
                 Ok(_) => Some(pattern),
@@ -485,7 +488,7 @@ impl StepBuilder<'_, '_> {
             StepKind::Stop | StepKind::Start | StepKind::Script => {
                 self.command(step, attrs, None).map(Action::Command)
             }
-            StepKind::Backup => self.backup(attrs, step.name.span).map(Action::Backup),
+            StepKind::Backup => self.backup(attrs).map(Action::Backup),
             StepKind::Sql => match (attrs.get("sql"), attrs.get("file")) {
                 (Some(_), Some(file)) => {
                     self.diagnostics.push(
@@ -526,8 +529,8 @@ impl StepBuilder<'_, '_> {
         }
     }
 
-    fn backup(&mut self, attrs: &Attrs<'_>, step_span: Span) -> Option<Backup> {
-        let method = match attrs.string("method", self.diagnostics) {
+    fn backup(&mut self, attrs: &Attrs<'_>) -> Option<Backup> {
+        let method = match attrs.literal("method", self.diagnostics) {
             None if attrs.has("method") => return None,
             None => BackupMethod::Snapshot,
             Some(s) => match s.literal().as_str() {
@@ -552,7 +555,7 @@ impl StepBuilder<'_, '_> {
         let database = match self.text_attr(attrs, "database")? {
             Some(db) => db,
             // A backup of the target unless it says otherwise.
-            None => self.scope.lookup("db", step_span, None, self.diagnostics)?,
+            None => self.scope.target("database"),
         };
         let paths = match attrs.get("paths") {
             None => Vec::new(),
@@ -617,6 +620,10 @@ impl StepBuilder<'_, '_> {
             return None;
         };
         let names: Vec<(String, Span)> = match &attr.value {
+            Value::Str(s) if s.has_vars() => {
+                attrs.literal("modules", self.diagnostics);
+                return None;
+            }
             Value::Str(s) if s.literal() == "all" => Vec::new(),
             Value::Str(s) => s
                 .literal()
@@ -704,8 +711,10 @@ impl StepBuilder<'_, '_> {
                 let sql = attrs.string("sql", self.diagnostics)?;
                 let sql = self.sql_text(sql)?;
                 let expect = match &expect.value {
-                    Value::Str(s) => s.literal(),
-                    Value::Number(n) => n.text.clone(),
+                    Value::Str(s) => {
+                        words::join(&self.scope.interpolate(s, None, self.diagnostics)?)
+                    }
+                    Value::Number(n) => Text::lit(&n.text),
                     other => {
                         self.diagnostics.push(wrong_type(
                             "expect",

@@ -130,6 +130,21 @@ impl<'a> Scope<'a> {
             );
             return None;
         }
+        // `--var` and the inventory set declared variables (and `db`); a
+        // name the plan does not declare is not a variable of this plan.
+        if (self.decls.contains_key(name) || name == DB)
+            && let Some(value) = self
+                .ctx
+                .overrides
+                .get(name)
+                .or_else(|| self.ctx.inventory.get(name))
+        {
+            // A value given for a secret stays a secret.
+            return Some(match self.decls.get(name).map(|d| &d.expr) {
+                Some(Expr::Secret { .. }) => Text(vec![Piece::Secret(Secret::new(name, value))]),
+                _ => Text::lit(value),
+            });
+        }
         let Some(&decl) = self.decls.get(name) else {
             if name == DB {
                 return Some(self.target("database"));
@@ -250,7 +265,8 @@ impl<'a> Scope<'a> {
         }
     }
 
-    fn target(&self, field: &str) -> Text {
+    /// The value of `target.FIELD`.
+    pub fn target(&self, field: &str) -> Text {
         match self.ctx.live.as_ref().and_then(|l| l.target.get(field)) {
             Some(value) => Text::lit(value),
             None => Text(vec![Piece::Placeholder(format!("<target.{field}>"))]),
