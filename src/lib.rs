@@ -6,6 +6,7 @@ pub mod ast;
 pub mod cli;
 pub mod commands;
 pub mod diagnostic;
+pub mod exec;
 pub mod exit;
 pub mod fmt;
 pub mod graph;
