@@ -215,10 +215,12 @@ fn timeout_ends_a_group_that_ignores_sigterm() {
             "trap '' TERM; sleep 1000 & echo $! > pids; sleep 1000 & echo $! >> pids; echo $$ >> pids; wait",
         ),
     );
-    spec.timeout = Some(Duration::from_secs(1));
+    // Long enough for the shell to set its trap first, even on a busy
+    // machine.
+    spec.timeout = Some(Duration::from_secs(2));
     let (run, spawned) = run_recording(&spec);
     let (reason, termination, attempts) = failure(&run);
-    assert_eq!(reason, &Failure::Timeout(Duration::from_secs(1)));
+    assert_eq!(reason, &Failure::Timeout(Duration::from_secs(2)));
     // The leader ignored SIGTERM: only SIGKILL ended it.
     assert_eq!(termination, Some(Termination::Signal(9)));
     assert_eq!(attempts, 1);
@@ -241,18 +243,36 @@ fn timeout_ends_a_group_that_ignores_sigterm() {
 #[test]
 fn children_left_by_a_leader_that_obeys_sigterm_are_killed() {
     let dir = folder();
-    // The leader exits on SIGTERM at once, leaving a child that ignores it.
+    let fifo = dir.path().join("ready");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    // The background sleep inherits the ignored SIGTERM; the leader then
+    // exits on SIGTERM at once, leaving it behind in the group. The fifo
+    // says when all that is in place, so the stop cannot come earlier.
     let mut spec = spec(
         &dir,
-        sh("(trap '' TERM; exec sleep 1000) & echo $! > pids; trap 'exit 0' TERM; wait"),
+        sh(
+            "trap '' TERM; sleep 1000 & echo $! > pids; trap 'exit 0' TERM; echo ready > ready; wait",
+        ),
     );
-    spec.timeout = Some(Duration::from_millis(500));
     spec.grace = Duration::from_secs(600);
-    let (run, spawned) = run_recording(&spec);
+    let stopper = Stopper::new();
+    let remote = stopper.clone();
+    let mut spawned = Vec::new();
+    let run = process::run(&spec, &stopper, |s| {
+        spawned.push(*s);
+        let (remote, fifo) = (remote.clone(), fifo.clone());
+        std::thread::spawn(move || {
+            let _ = fs::read(&fifo);
+            remote.stop();
+        });
+    })
+    .unwrap();
     let (reason, termination, _) = failure(&run);
-    assert_eq!(reason, &Failure::Timeout(Duration::from_millis(500)));
-    assert_eq!(termination, Some(Termination::Code(0)));
-    for pid in pids(&dir) {
+    assert_eq!(reason, &Failure::Interrupted);
+    assert_eq!(termination, Some(Termination::Code(0)), "{}", log(&dir));
+    let pids = pids(&dir);
+    assert_eq!(pids.len(), 1);
+    for pid in pids {
         assert!(
             gone(pid, spawned[0].pgid),
             "process {pid} outlived its step"
@@ -331,7 +351,7 @@ fn a_timed_out_step_is_not_retried() {
     let dir = folder();
     let mut spec = spec(&dir, sh("echo try >> count; exec sleep 1000"));
     spec.retries = 3;
-    spec.timeout = Some(Duration::from_millis(300));
+    spec.timeout = Some(Duration::from_secs(1));
     let run = run(&spec);
     let (reason, termination, attempts) = failure(&run);
     assert!(matches!(reason, Failure::Timeout(_)));
