@@ -1,8 +1,12 @@
 //! Running a plan against a real database: backups and their restore,
-//! steps as processes or SQL, the run as a whole, its report.
+//! steps as child processes or SQL, the redaction of what is shown from
+//! them, the run as a whole, its report. Reached only once a plan has no
+//! lint error.
 
 pub mod backup;
 pub mod paths;
+pub mod process;
+pub mod redact;
 pub mod report;
 pub mod run;
 pub mod sql;
