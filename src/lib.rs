@@ -5,6 +5,7 @@ pub mod analysis;
 pub mod ast;
 pub mod cli;
 pub mod commands;
+pub mod db;
 pub mod diagnostic;
 pub mod exit;
 pub mod fmt;
