@@ -10,6 +10,7 @@ pub mod diagnostic;
 pub mod exit;
 pub mod fmt;
 pub mod graph;
+pub mod inventory;
 pub mod parse;
 pub mod plan;
 pub mod resolve;
