@@ -118,3 +118,80 @@ pub enum GraphFormat {
     /// Mermaid: paste into a Markdown file.
     Mermaid,
 }
+
+/// Which database a command works on: an inventory target, or libpq's
+/// environment (`PGHOST`, `PGPORT`, `PGUSER`, `PGDATABASE`, `PGPASSWORD`,
+/// `PGPASSFILE`, `PGSSLMODE`) with `--database` on top. Flattened into
+/// `apply`, `recover`, `status` and `backups`; resolved by
+/// `db::target::resolve_args`.
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct TargetArgs {
+    /// The inventory target to work on (needs --inventory).
+    #[arg(
+        long,
+        value_name = "NAME",
+        requires = "inventory",
+        conflicts_with = "database"
+    )]
+    pub target: Option<String>,
+    /// The YAML inventory that defines --target.
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "target",
+        conflicts_with = "database"
+    )]
+    pub inventory: Option<PathBuf>,
+    /// The database to work on, the server coming from libpq's environment
+    /// (PGHOST, PGPORT, PGUSER...).
+    #[arg(long, value_name = "DB")]
+    pub database: Option<String>,
+    /// The database holding the runner's lock and runs table; the same for
+    /// every runner on the server [default: postgres].
+    #[arg(long, value_name = "NAME")]
+    pub maintenance_db: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::TargetArgs;
+
+    #[derive(Debug, Parser)]
+    struct Probe {
+        #[command(flatten)]
+        target: TargetArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<TargetArgs, clap::error::ErrorKind> {
+        Probe::try_parse_from(std::iter::once("probe").chain(args.iter().copied()))
+            .map(|p| p.target)
+            .map_err(|e| e.kind())
+    }
+
+    #[test]
+    fn target_and_inventory_go_together() {
+        let args = parse(&["--target", "acme", "--inventory", "inv.yaml"]).unwrap();
+        assert_eq!(args.target.as_deref(), Some("acme"));
+        assert_eq!(
+            args.inventory.as_deref(),
+            Some(std::path::Path::new("inv.yaml"))
+        );
+        assert!(parse(&["--target", "acme"]).is_err());
+        assert!(parse(&["--inventory", "inv.yaml"]).is_err());
+    }
+
+    #[test]
+    fn database_conflicts_with_an_inventory_target() {
+        assert_eq!(
+            parse(&["--target", "a", "--inventory", "i", "--database", "d"]).err(),
+            Some(clap::error::ErrorKind::ArgumentConflict)
+        );
+        let args = parse(&["--database", "d", "--maintenance-db", "template1"]).unwrap();
+        assert_eq!(args.database.as_deref(), Some("d"));
+        assert_eq!(args.maintenance_db.as_deref(), Some("template1"));
+        let none = parse(&[]).unwrap();
+        assert!(none.target.is_none() && none.database.is_none());
+    }
+}

@@ -11,6 +11,7 @@ pub mod exec;
 pub mod exit;
 pub mod fmt;
 pub mod graph;
+pub mod inventory;
 pub mod parse;
 pub mod plan;
 pub mod resolve;

@@ -1,25 +1,175 @@
-//! Identifiers sent to PostgreSQL go through `quote_ident`; values never
-//! are spliced into SQL: they go as bind parameters.
+//! Identifiers in the runner's own SQL: the one quoting function, and the
+//! check against PostgreSQL's identifier length limit.
+//!
+//! Values never go through here: they are bind parameters (`$1`), so no
+//! text from a plan, an inventory or the database is ever spliced into SQL
+//! as a value. The one exception is a utility statement that takes no
+//! parameters at all (`COMMENT ON DATABASE ... IS '...'`), for which
+//! [`quote_literal`] exists; nothing else may use it.
 
-/// `name` as a double-quoted identifier.
+use miette::Diagnostic;
+use thiserror::Error;
+
+/// `NAMEDATALEN - 1`: the longest identifier PostgreSQL keeps, in bytes.
+/// A longer one is truncated silently (only a NOTICE says so), so two
+/// different long names can end up naming the same database.
+pub const MAX_IDENTIFIER_BYTES: usize = 63;
+
+/// Why a name cannot be used as an identifier as it is.
+#[derive(Debug, Error, Diagnostic, PartialEq, Eq)]
+pub enum IdentifierError {
+    #[error("`{name}` is {bytes} bytes long; PostgreSQL keeps only the first {max}", max = MAX_IDENTIFIER_BYTES)]
+    #[diagnostic(
+        code(plan::identifier_too_long),
+        help(
+            "PostgreSQL would truncate it silently; use a shorter name (the limit counts bytes, and non-ASCII characters take 2 to 4)"
+        )
+    )]
+    TooLong { name: String, bytes: usize },
+
+    #[error("an identifier cannot be empty")]
+    #[diagnostic(code(plan::identifier_empty))]
+    Empty,
+
+    #[error("`{}` holds a NUL character, which PostgreSQL identifiers cannot", name.escape_debug())]
+    #[diagnostic(code(plan::identifier_nul))]
+    Nul { name: String },
+}
+
+/// `name` as a quoted identifier: in double quotes, inner double quotes
+/// doubled. Always quoted, so case and reserved words are kept as written.
 pub fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
+    let mut out = String::with_capacity(name.len() + 2);
+    out.push('"');
+    for c in name.chars() {
+        if c == '"' {
+            out.push('"');
+        }
+        out.push(c);
+    }
+    out.push('"');
+    out
 }
 
-/// `value` as an SQL string literal, for the few statements that take no
-/// bind parameters (`COMMENT ON`, `ALTER DATABASE ... SET`).
+/// Checks that PostgreSQL would keep `name` exactly as given.
+pub fn check_identifier(name: &str) -> Result<(), IdentifierError> {
+    if name.is_empty() {
+        return Err(IdentifierError::Empty);
+    }
+    if name.contains('\0') {
+        return Err(IdentifierError::Nul {
+            name: name.to_string(),
+        });
+    }
+    if name.len() > MAX_IDENTIFIER_BYTES {
+        return Err(IdentifierError::TooLong {
+            name: name.to_string(),
+            bytes: name.len(),
+        });
+    }
+    Ok(())
+}
+
+/// [`check_identifier`], then [`quote_ident`]: for names the runner makes
+/// up (a snapshot's `<db>_pr_<run id>`), where truncation would be a bug.
+pub fn quote_checked(name: &str) -> Result<String, IdentifierError> {
+    check_identifier(name)?;
+    Ok(quote_ident(name))
+}
+
+/// `value` as a SQL string literal, for the utility statements that take no
+/// bind parameters. Backslashes make it an `E'...'` literal so the result
+/// means the same whatever `standard_conforming_strings` is.
 pub fn quote_literal(value: &str) -> String {
-    format!("'{}'", value.replace('\'', "''"))
+    let escape = value.contains('\\');
+    let mut out = String::with_capacity(value.len() + 3);
+    if escape {
+        out.push('E');
+    }
+    out.push('\'');
+    for c in value.chars() {
+        match c {
+            '\'' => out.push_str("''"),
+            '\\' => out.push_str("\\\\"),
+            _ => out.push(c),
+        }
+    }
+    out.push('\'');
+    out
 }
 
-/// PostgreSQL truncates identifiers longer than this many bytes, silently.
-pub const MAX_IDENT_BYTES: usize = 63;
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quote_ident_doubles_inner_quotes() {
+        assert_eq!(quote_ident("acme"), "\"acme\"");
+        assert_eq!(quote_ident("Acme"), "\"Acme\"");
+        assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
+        assert_eq!(quote_ident("\""), "\"\"\"\"");
+        assert_eq!(
+            quote_ident("x\"; drop table t; --"),
+            "\"x\"\"; drop table t; --\""
+        );
+    }
+
+    #[test]
+    fn quote_ident_keeps_unicode_as_is() {
+        assert_eq!(quote_ident("société"), "\"société\"");
+        assert_eq!(quote_ident("日本\"語"), "\"日本\"\"語\"");
+    }
+
+    #[test]
+    fn limit_counts_bytes_not_characters() {
+        // 32 two-byte characters: 32 characters, 64 bytes.
+        let name = "é".repeat(32);
+        assert_eq!(name.chars().count(), 32);
+        assert_eq!(
+            check_identifier(&name),
+            Err(IdentifierError::TooLong {
+                name: name.clone(),
+                bytes: 64
+            })
+        );
+        let fits = "é".repeat(31) + "a";
+        assert_eq!(fits.len(), 63);
+        assert_eq!(check_identifier(&fits), Ok(()));
+    }
+
+    #[test]
+    fn limit_is_63_bytes() {
+        assert_eq!(check_identifier(&"a".repeat(63)), Ok(()));
+        assert!(matches!(
+            check_identifier(&"a".repeat(64)),
+            Err(IdentifierError::TooLong { bytes: 64, .. })
+        ));
+        assert!(quote_checked(&"a".repeat(64)).is_err());
+        assert_eq!(quote_checked("a\"b").as_deref(), Ok("\"a\"\"b\""));
+    }
+
+    #[test]
+    fn empty_and_nul_names_are_refused() {
+        assert_eq!(check_identifier(""), Err(IdentifierError::Empty));
+        assert!(matches!(
+            check_identifier("a\0b"),
+            Err(IdentifierError::Nul { .. })
+        ));
+    }
+
+    #[test]
+    fn quote_literal_doubles_quotes_and_escapes_backslashes() {
+        assert_eq!(quote_literal("it's"), "'it''s'");
+        assert_eq!(quote_literal("a\\b"), "E'a\\\\b'");
+        assert_eq!(quote_literal(""), "''");
+    }
+}
 
 /// `base` followed by `suffix`, with `base` shortened (on a character
 /// boundary) so that the whole fits PostgreSQL's limit: a name the server
 /// would truncate could collide with another run's.
 pub fn fit_name(base: &str, suffix: &str) -> String {
-    let room = MAX_IDENT_BYTES.saturating_sub(suffix.len());
+    let room = MAX_IDENTIFIER_BYTES.saturating_sub(suffix.len());
     let mut end = base.len().min(room);
     while !base.is_char_boundary(end) {
         end -= 1;
@@ -28,19 +178,14 @@ pub fn fit_name(base: &str, suffix: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+mod fit_tests {
     use super::*;
-
-    #[test]
-    fn quoting() {
-        assert_eq!(quote_ident(r#"a"b"#), r#""a""b""#);
-        assert_eq!(quote_literal("it's"), "'it''s'");
-    }
 
     #[test]
     fn names_fit_in_63_bytes_on_char_boundaries() {
         let name = fit_name(&"é".repeat(40), "_pr_2611242318014a2f");
-        assert!(name.len() <= MAX_IDENT_BYTES);
+        assert!(name.len() <= MAX_IDENTIFIER_BYTES);
+        assert!(check_identifier(&name).is_ok());
         assert!(name.ends_with("_pr_2611242318014a2f"));
         assert_eq!(fit_name("acme", "_pr_x"), "acme_pr_x");
     }

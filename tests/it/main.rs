@@ -3,3 +3,4 @@
 mod cli;
 mod docs;
 mod process;
+mod inventory;

@@ -1,0 +1,186 @@
+//! Inventories as a partner writes them: what resolves, and what the user
+//! sees when one is wrong (rendered exactly as `plan` prints it, no colour).
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+
+use miette::{GraphicalReportHandler, GraphicalTheme};
+use plan_runner::cli::TargetArgs;
+use plan_runner::db::target::{Env, Host, resolve_args};
+use plan_runner::inventory::{Inventory, InventoryError};
+
+fn render(error: &dyn miette::Diagnostic) -> String {
+    let handler = GraphicalReportHandler::new_themed(GraphicalTheme::unicode_nocolor())
+        .with_width(100)
+        .with_links(false);
+    let mut out = String::new();
+    handler
+        .render_report(&mut out, error)
+        .expect("rendering into a String cannot fail");
+    out
+}
+
+fn invalid(text: &str) -> InventoryError {
+    match Inventory::parse("inventory.yaml", text) {
+        Err(error) => error,
+        Ok(inventory) => panic!("expected an error, got {inventory:?}"),
+    }
+}
+
+const GOOD: &str = "\
+targets:
+  acme:
+    production: true
+    host: db.acme.example
+    port: 5433
+    user: erp
+    database: acme
+    step_user: openerp
+    vars:
+      new_server: /opt/openerp-6.0/bin/openerp-server
+      release: 6.10
+  acme-test:
+    database: acme_test
+";
+
+#[test]
+fn inventory_target_resolves_with_environment_below_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("inventory.yaml");
+    fs::write(&path, GOOD).unwrap();
+    let args = TargetArgs {
+        target: Some("acme".to_string()),
+        inventory: Some(path.clone()),
+        ..TargetArgs::default()
+    };
+    let env = Env::empty()
+        .with_os_user("alice")
+        .with_var("PGHOST", "ignored.example")
+        .with_var("PGPASSWORD", "from-env");
+    let resolved = resolve_args(&args, &env).unwrap();
+    assert_eq!(resolved.name.as_deref(), Some("acme"));
+    assert!(resolved.production);
+    assert_eq!(
+        resolved.target.host,
+        Host::Tcp("db.acme.example".to_string())
+    );
+    assert_eq!(resolved.target.port, 5433);
+    assert_eq!(resolved.target.user, "erp");
+    assert_eq!(resolved.target.database, "acme");
+    assert_eq!(
+        resolved.target.password.as_ref().map(|p| p.expose()),
+        Some("from-env")
+    );
+    assert_eq!(resolved.step_user.as_deref(), Some("openerp"));
+    assert_eq!(resolved.vars["release"], "6.10");
+    assert_eq!(resolved.maintenance_db, "postgres");
+
+    let test = resolve_args(
+        &TargetArgs {
+            target: Some("acme-test".to_string()),
+            inventory: Some(path),
+            ..TargetArgs::default()
+        },
+        &env,
+    )
+    .unwrap();
+    assert!(!test.production);
+    assert_eq!(test.target.host, Host::Tcp("ignored.example".to_string()));
+    assert_eq!(test.target.user, "alice");
+}
+
+#[test]
+fn unknown_target_suggests_and_lists() {
+    let inventory = Inventory::parse("inventory.yaml", GOOD).unwrap();
+    let error = inventory.target("acm").unwrap_err();
+    insta::assert_snapshot!(render(&error));
+}
+
+#[test]
+fn bad_yaml_is_shown_at_its_line_and_column() {
+    let error = invalid("targets:\n  acme:\n    host: 'db.acme.example\n    database: acme\n");
+    let rendered = render(&error);
+    assert!(rendered.contains("[inventory.yaml:"), "{rendered}");
+    insta::assert_snapshot!(rendered);
+}
+
+#[test]
+fn unknown_field_is_underlined_with_a_suggestion() {
+    let error = invalid("targets:\n  acme:\n    database: acme\n    hots: db.acme.example\n");
+    let rendered = render(&error);
+    assert!(rendered.contains("[inventory.yaml:4:5]"), "{rendered}");
+    assert!(rendered.contains("did you mean `host`?"), "{rendered}");
+    insta::assert_snapshot!(rendered);
+}
+
+#[test]
+fn wrong_type_in_vars_is_located() {
+    let error =
+        invalid("targets:\n  acme:\n    database: acme\n    vars:\n      modules: [sale, stock]\n");
+    let rendered = render(&error);
+    assert!(rendered.contains("[inventory.yaml:5:16]"), "{rendered}");
+    insta::assert_snapshot!(rendered);
+}
+
+#[test]
+fn column_counts_characters_on_non_ascii_lines() {
+    let error = invalid("targets:\n  société: {database: acme, hots: x}\n");
+    let rendered = render(&error);
+    // `hots` starts at the 31st character, 32nd byte of line 2.
+    assert!(rendered.contains("[inventory.yaml:2:31]"), "{rendered}");
+}
+
+#[test]
+fn password_near_an_error_is_not_printed() {
+    let error =
+        invalid("targets:\n  acme:\n    database: acme\n    password: hunter2\n    prot: 1\n");
+    let rendered = render(&error);
+    assert!(!rendered.contains("hunter2"), "{rendered}");
+    insta::assert_snapshot!(rendered);
+}
+
+#[test]
+fn unreadable_inventory_names_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("missing.yaml");
+    let error = Inventory::load(&path).unwrap_err();
+    assert!(error.to_string().contains("missing.yaml"));
+}
+
+#[test]
+fn inventory_errors_reach_the_resolver_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("inventory.yaml");
+    fs::write(&path, GOOD).unwrap();
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+    let args = TargetArgs {
+        target: Some("nope".to_string()),
+        inventory: Some(path),
+        ..TargetArgs::default()
+    };
+    let error = resolve_args(&args, &Env::empty().with_os_user("alice")).unwrap_err();
+    let rendered = render(&error);
+    assert!(rendered.contains("no target `nope`"), "{rendered}");
+    assert!(
+        rendered.contains("the targets are `acme`, `acme-test`"),
+        "{rendered}"
+    );
+}
+
+#[test]
+fn tab_indentation_gets_a_hint() {
+    let error = invalid("targets:\n  acme:\n\tdatabase: acme\n");
+    let rendered = render(&error);
+    assert!(rendered.contains("[inventory.yaml:3:1]"), "{rendered}");
+    assert!(rendered.contains("replace the tab"), "{rendered}");
+}
+
+#[test]
+fn top_level_of_the_wrong_shape_says_what_to_write() {
+    let rendered = render(&invalid("- acme\n"));
+    assert!(
+        rendered.contains("expected a map with `targets`"),
+        "{rendered}"
+    );
+    assert!(!rendered.contains("RawInventory"), "{rendered}");
+}
