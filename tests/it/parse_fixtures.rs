@@ -189,7 +189,7 @@ const HEADER: &str = "plan \"p\" {\n  from = \"5.0\"\n  to   = \"6.0\"\n}\n\n";
 
 #[test]
 fn a_multi_megabyte_line_is_reported_without_being_quoted() {
-    let long = "x".repeat(3 * 1024 * 1024);
+    let long = "x".repeat(2 * 1024 * 1024);
     // A mistake at the end of a huge, otherwise valid, line.
     let text = format!("{HEADER}stop down {{ run = \"{long}\" timout = \"1m\" }}\n");
     let out = assert_absurd_input_is_refused_briefly("huge_line", text);
@@ -199,7 +199,7 @@ fn a_multi_megabyte_line_is_reported_without_being_quoted() {
     // A huge line that is not even syntax.
     let text = format!(
         "{HEADER}stop down {{\n  run = {}\n}}\n",
-        "@".repeat(3 * 1024 * 1024)
+        "@".repeat(2 * 1024 * 1024)
     );
     let out = assert_absurd_input_is_refused_briefly("huge_junk_line", text);
     insta::assert_snapshot!("huge_junk_line", out);
