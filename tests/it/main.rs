@@ -2,4 +2,5 @@
 
 mod cli;
 mod cli_basic;
+mod fmt_props;
 mod parse_fixtures;
