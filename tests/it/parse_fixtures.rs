@@ -220,3 +220,28 @@ fn deep_nesting_is_refused_without_overflowing_the_stack() {
         insta::assert_snapshot!(name, out);
     }
 }
+
+/// Every prefix of a valid plan is a plan cut short: analysing it must
+/// never panic, and every finding must point inside the text.
+#[test]
+fn every_prefix_of_a_valid_plan_is_handled() {
+    let mut checked = 0;
+    for path in fixtures(OK) {
+        let text = std::fs::read_to_string(&path).expect("a fixture");
+        for (cut, _) in text.char_indices().step_by(5) {
+            let prefix = &text[..cut];
+            let analysis = analyse(Source::new("cut.plan", prefix), &Context::default());
+            for d in &analysis.diagnostics {
+                assert!(
+                    d.primary.span.start <= prefix.len(),
+                    "{} cut at {cut}: {d:?}",
+                    path.display()
+                );
+                let out = render(d, &analysis.source, Style::plain(), false);
+                assert!(out.contains("cut.plan"), "{out}");
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked > 1000, "{checked}");
+}
