@@ -59,7 +59,10 @@ impl Printer<'_> {
                 k = end;
                 continue;
             }
-            self.leading(item.span().start, "", prev.is_some());
+            // Blank lines between the comments at the top of a file are
+            // kept too (a header, then a note on the plan); leading never
+            // starts the file with one.
+            self.leading(item.span().start, "", true);
             match item {
                 Item::Plan(p) => self.plan_block(p),
                 Item::Step(s) => self.step(s, ""),
@@ -227,8 +230,11 @@ impl Printer<'_> {
                 .map(|a| a.key.name.chars().count())
                 .max()
                 .unwrap_or(0);
-            for (n, attr) in attrs[start..end].iter().enumerate() {
-                self.leading(attr.span.start, indent, n > 0);
+            for attr in &attrs[start..end] {
+                // No blank line inside a run: a comment written inside the
+                // previous attribute (`from =\n# c\n\n"5.0"`) would
+                // otherwise bring one, and the next run would split there.
+                self.leading(attr.span.start, indent, false);
                 let pad = width - attr.key.name.chars().count();
                 let head = format!("{indent}{}{} = ", attr.key.name, " ".repeat(pad));
                 self.out.push_str(&head);
@@ -348,4 +354,42 @@ fn expr_text(expr: &Expr) -> String {
 
 fn quote(text: &str) -> String {
     format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse::parse;
+
+    fn format_text(text: &str) -> String {
+        let source = Source::new("t.plan", text);
+        let parsed = parse(&source);
+        assert!(parsed.diagnostics.is_empty(), "{:#?}", parsed.diagnostics);
+        format(&parsed.file, &source)
+    }
+
+    fn assert_stable(text: &str) -> String {
+        let once = format_text(text);
+        assert_eq!(
+            format_text(&once),
+            once,
+            "not idempotent; first pass:\n{once}"
+        );
+        once
+    }
+
+    #[test]
+    fn blank_lines_between_the_first_comments_are_kept() {
+        let text = "# header\n\n# about the plan\n\nplan \"p\" {}\n";
+        assert_eq!(assert_stable(text), text);
+    }
+
+    #[test]
+    fn a_comment_inside_an_attribute_does_not_split_the_run() {
+        let once = assert_stable("plan \"p\" { from =\n# c\n\n\"5.0\"\nto = \"6.0\" }\n");
+        assert_eq!(
+            once,
+            "plan \"p\" {\n  from = \"5.0\"\n  # c\n  to   = \"6.0\"\n}\n"
+        );
+    }
 }

@@ -178,13 +178,37 @@ impl SourceCode for NamedText<'_> {
             .0
             .text()
             .read_span(span, context_lines_before, context_lines_after)?;
+        // miette counts the header's column in bytes; a partner counts
+        // characters (`é` is one). Only a read without context lines gives
+        // that column; with context the contents start a line (column 0).
+        let column = if context_lines_before == 0 {
+            self.0.line_col(span.offset()).column - 1
+        } else {
+            contents.column()
+        };
         Ok(Box::new(MietteSpanContents::new_named(
             self.0.name(),
             contents.data(),
             *contents.span(),
             contents.line(),
-            contents.column(),
+            column,
             contents.line_count(),
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diagnostic::Code;
+    use crate::source::Span;
+
+    #[test]
+    fn the_header_column_counts_characters() {
+        let source = Source::new("x.plan", "var é = \"ü\" x\n");
+        // `x` is the 13th character and the 15th byte.
+        let d = Diagnostic::new(Code::Syntax, Span::new(14, 15), "unexpected `x`");
+        let out = render(&d, &source, Style::plain(), false);
+        assert!(out.contains("[x.plan:1:13]"), "{out}");
     }
 }

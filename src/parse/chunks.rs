@@ -18,8 +18,9 @@ pub struct Scan {
 
 /// Scans `text`. A line that starts in column 1 with what looks like a block
 /// header (`plan "`, `var x`, `on_failure {`, `kind name {`) starts a block,
-/// unless it lies inside a string; when a string is never closed, strings
-/// are ignored for that purpose, since its true end is unknown.
+/// unless it lies inside a string or is a step of an open `on_failure`;
+/// when a string is never closed, strings are ignored for that purpose,
+/// since its true end is unknown.
 pub fn scan(text: &str) -> Scan {
     let first = scan_with(text, true);
     if first.open_string.is_some() {
@@ -39,16 +40,26 @@ fn scan_with(text: &str, respect_strings: bool) -> Scan {
         ..Scan::default()
     };
     let mut in_string: Option<usize> = None;
+    // The depth of the `{` of an `on_failure` block still open: a step
+    // header right inside it belongs to it and does not start a block.
+    let mut failure_brace: Option<usize> = None;
+    let mut pending_failure = false;
     let mut i = 0;
     let mut line_start = true;
     while i < bytes.len() {
         let b = bytes[i];
         if line_start
             && (in_string.is_none() || !respect_strings)
-            && i > 0
-            && looks_like_header(&text[i..])
+            && let Some(header) = header_at(&text[i..])
         {
-            scan.starts.push(i);
+            let in_failure = header == Header::Step
+                && failure_brace.is_some_and(|depth| scan.open_brackets.len() == depth + 1);
+            if !in_failure {
+                if i > 0 {
+                    scan.starts.push(i);
+                }
+                pending_failure = header == Header::OnFailure;
+            }
         }
         line_start = b == b'\n';
         match (in_string, b) {
@@ -62,9 +73,18 @@ fn scan_with(text: &str, respect_strings: bool) -> Scan {
                 }
                 line_start = true;
             }
-            (None, b'{' | b'[' | b'(') => scan.open_brackets.push((i, b as char)),
+            (None, b'{' | b'[' | b'(') => {
+                if b == b'{' && pending_failure {
+                    failure_brace = Some(scan.open_brackets.len());
+                    pending_failure = false;
+                }
+                scan.open_brackets.push((i, b as char));
+            }
             (None, b'}' | b']' | b')') => {
                 scan.open_brackets.pop();
+                if failure_brace.is_some_and(|depth| scan.open_brackets.len() <= depth) {
+                    failure_brace = None;
+                }
             }
             _ => {}
         }
@@ -74,29 +94,42 @@ fn scan_with(text: &str, respect_strings: bool) -> Scan {
     scan
 }
 
-fn looks_like_header(line: &str) -> bool {
-    let line = line.split('\n').next().unwrap_or("");
-    let mut words = line
-        .split(|c: char| c.is_whitespace())
-        .filter(|w| !w.is_empty());
-    let first = words.next().unwrap_or("");
-    let second = words.next().unwrap_or("");
-    let is_word = |w: &str| {
-        let mut chars = w.chars();
-        matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
-            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-    };
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Header {
+    Plan,
+    Var,
+    OnFailure,
+    Step,
+}
+
+/// What block, if any, a line starting at column 1 opens: `plan ...`,
+/// `var ...`, `on_failure {`, or `KIND NAME {` (the block may go on on the
+/// same line). An indented line never starts a block: steps inside
+/// `on_failure` are indented, and so are attributes.
+fn header_at(text: &str) -> Option<Header> {
+    let line = text.split('\n').next().unwrap_or("");
+    let first_len = line
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+        .unwrap_or(line.len());
+    let (first, rest) = line.split_at(first_len);
+    let starts_word = |w: &str| w.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_');
+    if !starts_word(first) {
+        return None;
+    }
+    let after_space = rest.trim_start();
+    let spaced = after_space.len() < rest.len();
     match first {
-        "plan" => second.starts_with('"'),
-        "var" => second
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_'),
-        "on_failure" | "on_failure{" => true,
-        _ => {
-            let second = second.trim_end_matches('{');
-            is_word(first) && is_word(second) && line.trim_end().ends_with('{')
+        "plan" if spaced => Some(Header::Plan),
+        "var" if spaced => Some(Header::Var),
+        "on_failure" if after_space.starts_with('{') => Some(Header::OnFailure),
+        _ if spaced => {
+            let second_len = after_space
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+                .unwrap_or(after_space.len());
+            let (second, tail) = after_space.split_at(second_len);
+            (starts_word(second) && tail.trim_start().starts_with('{')).then_some(Header::Step)
         }
+        _ => None,
     }
 }
 
@@ -128,6 +161,18 @@ mod tests {
         let scan = scan(text);
         assert_eq!(scan.open_string, Some(17));
         assert_eq!(scan.starts, vec![0, 22]);
+    }
+
+    #[test]
+    fn steps_of_on_failure_stay_in_their_block() {
+        let text = "on_failure {\n  start a {\n  }\nstart b {\n}\n}\nstop c {\n}\n";
+        assert_eq!(scan(text).starts, vec![0, 43]);
+    }
+
+    #[test]
+    fn one_line_blocks_start_blocks() {
+        let text = "plan \"p\" { from = \"1\" }\nstop a { run = 'x' }\nvar 1x = \"a\"\n";
+        assert_eq!(scan(text).starts, vec![0, 24, 45]);
     }
 
     #[test]

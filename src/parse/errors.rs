@@ -21,8 +21,9 @@ pub fn from_pest(error: &pest::error::Error<Rule>, text: &str, offset: usize) ->
         ErrorVariant::ParsingError { positives, .. } => {
             let mut expected: Vec<&str> =
                 positives.iter().filter_map(|r| expected_word(*r)).collect();
-            expected.sort_unstable();
+            expected.sort_by_key(|word| rank(word));
             expected.dedup();
+            let expected = collapse_values(expected);
             let message = if expected.is_empty() {
                 format!("unexpected {}", found.text)
             } else {
@@ -109,8 +110,68 @@ fn expected_word(rule: Rule) -> Option<&'static str> {
     })
 }
 
+/// What may start a value, in the order messages list them.
+const SCALARS: [&str; 4] = ["a string", "a number", "a name", BOOLEAN];
+const BOOLEAN: &str = "`true` or `false`";
+const VALUE: &str = "a value";
+
+/// Where `word` comes in a list of what was expected: values first, then
+/// punctuation, so "expected a string or `]`" reads the same every time.
+fn rank(word: &str) -> usize {
+    const ORDER: [&str; 20] = [
+        VALUE,
+        "a string",
+        "a number",
+        "a name",
+        BOOLEAN,
+        "`[`",
+        "`{`",
+        "`=`",
+        "`,`",
+        "`]`",
+        "`}`",
+        "`(`",
+        "`)`",
+        "`plan`",
+        "`var`",
+        "`on_failure`",
+        "a step",
+        "`env(...)`",
+        "`secret(...)`",
+        "`target.NAME`",
+    ];
+    ORDER.iter().position(|w| *w == word).unwrap_or(ORDER.len())
+}
+
+/// Six alternatives that together mean "a value" are said in two words.
+fn collapse_values(expected: Vec<&str>) -> Vec<&str> {
+    let all = SCALARS
+        .iter()
+        .chain(&["`[`", "`{`"])
+        .all(|w| expected.contains(w));
+    if !all {
+        return expected;
+    }
+    std::iter::once(VALUE)
+        .chain(
+            expected
+                .into_iter()
+                .filter(|w| !SCALARS.contains(w) && *w != "`[`" && *w != "`{`"),
+        )
+        .collect()
+}
+
 fn join_or(words: &[&str]) -> String {
-    match words {
+    // "`true` or `false` or `]`" would read as a riddle.
+    let words: Vec<&str> = if words.len() > 1 {
+        words
+            .iter()
+            .map(|w| if *w == BOOLEAN { "`true`, `false`" } else { w })
+            .collect()
+    } else {
+        words.to_vec()
+    };
+    match words.as_slice() {
         [] => String::new(),
         [one] => one.to_string(),
         [init @ .., last] => format!("{} or {}", init.join(", "), last),
@@ -131,7 +192,7 @@ fn hint(expected: &[&str], text: &str, pos: usize) -> Option<String> {
     if expected.contains(&"`=`") && rest.starts_with(':') {
         return Some("attributes are written `name = value`".into());
     }
-    if expected.contains(&"a string") && rest.starts_with('\'') {
+    if (expected.contains(&"a string") || expected.contains(&VALUE)) && rest.starts_with('\'') {
         return Some("strings use double quotes: \"...\"".into());
     }
     if expected
@@ -141,6 +202,25 @@ fn hint(expected: &[&str], text: &str, pos: usize) -> Option<String> {
     {
         return Some(
             "write releases and durations as strings, such as \"6.0.0\" or \"15m\"".into(),
+        );
+    }
+    if expected.contains(&VALUE) {
+        return Some(
+            "a value is a string, a number, `true` or `false`, a name, a list `[...]` or a map `{ KEY = \"...\" }`".into(),
+        );
+    }
+    let in_list_or_map =
+        SCALARS.iter().all(|w| expected.contains(w)) || expected.contains(&"`KEY = value`");
+    if in_list_or_map && rest.starts_with(['[', '{', '(']) {
+        return Some(
+            "lists and maps hold strings, numbers, names or `true`/`false`; they do not nest"
+                .into(),
+        );
+    }
+    if expected.contains(&"a name") && expected.contains(&"`}`") && rest.starts_with('"') {
+        return Some(
+            "an attribute takes one value: join the strings into one, or write a list `[...]`"
+                .into(),
         );
     }
     if expected.contains(&"`target.NAME`") {

@@ -104,7 +104,10 @@ fn recover(text: &str, parsed: &mut Parsed) {
     let scan = chunks::scan(text);
     for block in chunks::blocks(&scan, text.len()) {
         let chunk = &text[block.start..block.end];
-        match Grammar::parse(Rule::lone_item, chunk) {
+        // A chunk is parsed as a whole file: when the scan missed a
+        // block's start, the chunk holds two blocks, and pest then points
+        // at the real mistake instead of "expected the end of the file".
+        match Grammar::parse(Rule::file, chunk) {
             Ok(pairs) => {
                 let mut builder = tree::Builder {
                     offset: block.start,

@@ -9,7 +9,7 @@ use crate::ast::*;
 use crate::diagnostic::{Code, Diagnostic};
 use crate::source::Span;
 
-/// Builds AST items from the pairs of a `file` or `lone_item`, whose text
+/// Builds AST items from the pairs of a `file`, whose text
 /// starts at byte `offset` of the file.
 pub struct Builder<'d> {
     pub offset: usize,
@@ -51,7 +51,7 @@ impl Builder<'_> {
         Span::from(pair.as_span()).shifted(self.offset)
     }
 
-    /// The items and comments under a `file` or `lone_item` pair.
+    /// The items and comments under a `file` pair.
     pub fn items(&mut self, pairs: Pairs<'_, Rule>, file: &mut File) {
         for pair in pairs.clone().flatten() {
             if pair.as_rule() == Rule::COMMENT {
@@ -137,6 +137,20 @@ impl Builder<'_> {
         let mut inner = significant(pair);
         let kind = inner.next().ok_or_else(|| internal(span, "step"))?;
         let name = inner.next().ok_or_else(|| internal(span, "step"))?;
+        // `plan p {` reads as a step of kind `plan`; saying so would send
+        // the partner looking for a step kind.
+        if kind.as_str() == "plan" {
+            return Err(Diagnostic::new(
+                Code::Syntax,
+                self.span(&name),
+                format!(
+                    "expected the plan's name as a string, found `{}`",
+                    name.as_str()
+                ),
+            )
+            .label("not quoted")
+            .help(format!("write plan \"{}\" {{ ... }}", name.as_str())));
+        }
         Ok(Step {
             kind: self.ident(&kind),
             name: self.ident(&name),

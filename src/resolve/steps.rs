@@ -177,7 +177,7 @@ impl StepBuilder<'_, '_> {
                 Err(error) => {
                     self.diagnostics.push(
                         Diagnostic::new(Code::BadRegex, s.span, "`fail_on_output` is not a valid regular expression")
-                            .label(error.to_string().lines().last().unwrap_or("invalid").trim().to_string())
+                            .label(error.to_string().lines().last().unwrap_or("invalid").trim().trim_start_matches("error: ").to_string())
                             .help("write a regular expression (Rust regex syntax), such as \" (ERROR|CRITICAL) \""),
                     );
                     None

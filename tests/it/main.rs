@@ -4,3 +4,6 @@ mod cli;
 mod docs;
 mod process;
 mod inventory;
+mod cli_basic;
+mod fmt_props;
+mod parse_fixtures;
