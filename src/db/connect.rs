@@ -1,34 +1,30 @@
-//! Opening connections to one server: every connection of a run carries
-//! `application_name = plan-runner/<run id>` so other runners can name it.
+//! Opening connections to one server for one run: every connection
+//! carries `application_name = plan-runner/<run id>`, so other runners and
+//! `pg_stat_activity` can name it.
 
-use std::time::Duration;
+use postgres::{Client, NoTls};
 
-use postgres::{Client, Config, NoTls};
+use crate::db::target::Target;
 
-/// Makes connections to databases of one server.
+/// Makes the run's connections to databases of the target's server.
 #[derive(Clone, Debug)]
 pub struct Connector {
-    base: Config,
-    /// The variables a child process needs to reach the same server
-    /// (PGHOST, PGPORT, PGUSER, PGPASSFILE).
-    pub child_env: Vec<(String, String)>,
+    target: Target,
+    /// What a child process needs to reach the same server (PGHOST,
+    /// PGPORT, PGUSER, PGSSLMODE, PGPASSFILE); never a password.
+    child_env: Vec<(String, String)>,
 }
 
 impl Connector {
-    pub fn new(mut base: Config, run_id: &str, child_env: Vec<(String, String)>) -> Self {
-        base.application_name(&format!("plan-runner/{run_id}"));
-        base.keepalives(true);
-        base.keepalives_idle(Duration::from_secs(30));
-        if base.get_connect_timeout().is_none() {
-            base.connect_timeout(Duration::from_secs(10));
+    pub fn new(target: Target, run_id: &str, child_env: Vec<(String, String)>) -> Self {
+        Connector {
+            target: target.for_run(run_id),
+            child_env,
         }
-        Connector { base, child_env }
     }
 
     pub fn connect(&self, database: &str) -> Result<Client, postgres::Error> {
-        let mut config = self.base.clone();
-        config.dbname(database);
-        config.connect(NoTls)
+        self.target.config_for(database).connect(NoTls)
     }
 
     /// The child environment for a process working on `database`.

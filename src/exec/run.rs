@@ -12,6 +12,8 @@ use crate::db::connect::Connector;
 use crate::db::{fingerprint, history, lock, runs};
 use crate::exec::backup::{self, BackupError, SessionPolicy, Taken};
 use crate::exec::report::{BackupReport, Report, RollbackReport, StepReport};
+use crate::exec::process::Stopper;
+use crate::exec::redact::Redactor;
 use crate::exec::{paths, sql, steps};
 use crate::exit::Exit;
 use crate::plan::{Action, Check, Plan, Sql, Step};
@@ -19,12 +21,15 @@ use crate::version::Version;
 
 /// How to run: everything that is not in the plan.
 pub struct Options {
+    pub run_id: String,
+    /// `<state dir>/runs/<run id>`, already created (the target's password
+    /// file for children lives there).
+    pub run_folder: PathBuf,
     pub connector: Connector,
     /// How the target is shown: `acme (127.0.0.1:5432/acme)`.
     pub target: String,
     pub database: String,
     pub maintenance_db: String,
-    pub state_dir: PathBuf,
     pub lock_timeout: Duration,
     pub sessions: SessionPolicy,
     pub keep_failed: bool,
@@ -45,8 +50,8 @@ pub fn apply(
     failure_order: &[usize],
     opts: &Options,
 ) -> (Report, Exit) {
-    let run_id = new_run_id();
-    let run_folder = opts.state_dir.join("runs").join(&run_id);
+    let run_id = opts.run_id.clone();
+    let run_folder = opts.run_folder.clone();
     let mut run = Run {
         plan,
         opts,
@@ -75,8 +80,10 @@ pub fn apply(
         run_folder,
         taken: Vec::new(),
         maintenance: None,
+        stopper: Stopper::new(),
     };
     let exit = run.go(order, failure_order);
+    run.redact_logs();
     run.report.ended_at = now();
     run.report.exit_code = exit.code();
     run.write_report();
@@ -91,6 +98,7 @@ struct Run<'a> {
     run_folder: PathBuf,
     taken: Vec<Taken>,
     maintenance: Option<Client>,
+    stopper: Stopper,
 }
 
 /// A run that ends before its first step: refused with nothing changed
@@ -338,7 +346,7 @@ impl Run<'_> {
                 continue;
             }
             progress(&format!("▶ {} {}", step.kind, step.name));
-            let report = self.step(step);
+            let report = self.step(step, "");
             progress(&format!(
                 "{} {} {} ({:.1} s){}",
                 if report.status == "succeeded" {
@@ -361,7 +369,7 @@ impl Run<'_> {
         failed
     }
 
-    fn step(&mut self, step: &Step) -> StepReport {
+    fn step(&mut self, step: &Step, prefix: &str) -> StepReport {
         let started = Instant::now();
         let mut report = StepReport {
             name: step.name.clone(),
@@ -388,14 +396,16 @@ impl Run<'_> {
             Action::Command(command)
             | Action::Check(Check::Command(command))
             | Action::Update { command, .. } => {
-                let outcome = steps::run_command(
-                    self.plan,
-                    step,
-                    command,
-                    &self.step_env(),
-                    &self.run_folder,
-                    self.opts,
-                );
+                let target_env = self.step_env();
+                let setting = steps::Setting {
+                    plan: self.plan,
+                    target_env: &target_env,
+                    run_folder: &self.run_folder,
+                    step_user: self.opts.step_user.as_deref(),
+                    grace: self.opts.grace,
+                    stopper: &self.stopper,
+                };
+                let outcome = steps::run_command(&setting, step, command, prefix);
                 report.attempts = outcome.attempts;
                 report.log = Some(outcome.log.clone());
                 report.last_lines = outcome.last_lines.clone();
@@ -764,7 +774,7 @@ impl Run<'_> {
         for &i in order {
             let step = &self.plan.on_failure[i];
             progress(&format!("▶ on_failure {} {}", step.kind, step.name));
-            let report = self.step(step);
+            let report = self.step(step, "on_failure-");
             progress(&format!(
                 "{} on_failure {} ({})",
                 if report.status == "succeeded" {
@@ -776,6 +786,23 @@ impl Run<'_> {
                 report.status
             ));
             self.report.on_failure.push(report);
+        }
+    }
+
+    /// Children write their logs themselves; a secret they printed is
+    /// replaced by `***` once they are gone.
+    fn redact_logs(&self) {
+        let mut redactor = Redactor::new();
+        for secret in steps::secrets(self.plan) {
+            redactor.learn(&secret);
+        }
+        if redactor.is_empty() {
+            return;
+        }
+        if let Ok(entries) = std::fs::read_dir(self.run_folder.join("logs")) {
+            for entry in entries.flatten() {
+                let _ = redactor.redact_file(&entry.path());
+            }
         }
     }
 

@@ -1,33 +1,86 @@
-//! A step's command as a child process, with what the run knows (target
-//! environment, run folder, default user).
+//! A step's command as a child process (`exec::process`), with what the run
+//! adds: the target's environment, the run folder's log, the default user,
+//! every secret of the plan to hide.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use crate::exec::run::Options;
-use crate::plan::{Command, Plan, Step};
+use crate::exec::process::{self, Outcome, ProcessSpec, Stopper};
+use crate::plan::{Command, Piece, Plan, Step, Text};
 
 /// What became of a command step.
 pub struct CommandOutcome {
     pub attempts: u32,
-    pub log: std::path::PathBuf,
+    pub log: PathBuf,
     pub last_lines: Vec<String>,
     /// Why it failed, redacted; `None` on success.
     pub error: Option<String>,
 }
 
-pub fn run_command(
-    plan: &Plan,
-    step: &Step,
-    command: &Command,
-    target_env: &[(String, String)],
-    run_folder: &Path,
-    opts: &Options,
-) -> CommandOutcome {
-    let _ = (plan, command, target_env, opts);
-    CommandOutcome {
+/// Every secret value of the plan, to hide wherever output is shown.
+pub fn secrets(plan: &Plan) -> Vec<String> {
+    plan.vars
+        .iter()
+        .flat_map(|(_, text)| text.0.iter())
+        .filter_map(|piece| match piece {
+            Piece::Secret(s) if !s.expose().is_empty() => Some(s.expose().to_string()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Where to run and with what.
+pub struct Setting<'a> {
+    pub plan: &'a Plan,
+    pub target_env: &'a [(String, String)],
+    pub run_folder: &'a Path,
+    pub step_user: Option<&'a str>,
+    pub grace: Duration,
+    pub stopper: &'a Stopper,
+}
+
+pub fn run_command(setting: &Setting<'_>, step: &Step, command: &Command, prefix: &str) -> CommandOutcome {
+    let log = setting.run_folder.join("logs").join(format!("{prefix}{}.log", step.name));
+    let mut outcome = CommandOutcome {
         attempts: 0,
-        log: run_folder.join("logs").join(format!("{}.log", step.name)),
+        log: log.clone(),
         last_lines: Vec::new(),
-        error: Some("process steps are not wired yet".into()),
+        error: None,
+    };
+    let spec = match ProcessSpec::for_step(step, &setting.plan.folder, &log) {
+        Ok(Some(mut spec)) => {
+            spec.command = command.clone();
+            spec.target_env = setting.target_env.to_vec();
+            spec.grace = setting.grace;
+            spec.secrets = secrets(setting.plan);
+            if spec.user.is_none() {
+                spec.user = setting.step_user.map(Text::lit);
+            }
+            spec
+        }
+        Ok(None) => {
+            outcome.error = Some("internal error: not a command step".into());
+            return outcome;
+        }
+        Err(e) => {
+            outcome.error = Some(e.to_string());
+            return outcome;
+        }
+    };
+    match process::run(&spec, setting.stopper, |_| {}) {
+        Ok(run) => {
+            outcome.attempts = run.outcome.attempts();
+            if let Outcome::Failed { reason, .. } = &run.outcome {
+                let attempts = run.outcome.attempts();
+                outcome.error = Some(if attempts > 1 {
+                    format!("{reason} (after {attempts} attempts)")
+                } else {
+                    reason.to_string()
+                });
+                outcome.last_lines = run.last_lines(15).unwrap_or_default();
+            }
+        }
+        Err(e) => outcome.error = Some(e.to_string()),
     }
+    outcome
 }

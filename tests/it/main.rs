@@ -1,9 +1,9 @@
 //! The integration tests: one binary, so the crate links once.
 
 mod cli;
-mod docs;
-mod process;
-mod inventory;
 mod cli_basic;
+mod docs;
 mod fmt_props;
+mod inventory;
 mod parse_fixtures;
+mod process;
