@@ -43,6 +43,62 @@ pub enum Command {
     Show(ShowArgs),
     /// Draw the dependency graph of a plan as Graphviz dot or Mermaid.
     Graph(GraphArgs),
+    /// Run a plan against a database, rolling back to the backup on any
+    /// failure.
+    ///
+    /// Checks the plan (any lint error, or an unsuppressed W101, stops it),
+    /// takes a lock on the target, checks its release, runs the steps in
+    /// order, and on a failure restores the run's backups, proves the
+    /// restore with a fingerprint, and runs `on_failure`. Writes a report
+    /// into the run folder.
+    ///
+    /// Exit codes: 0 success or nothing to do, 1 the plan failed and was
+    /// rolled back (or has errors), 2 usage error, 3 the rollback failed,
+    /// 4 refused with nothing changed (lock held, wrong release, sessions
+    /// connected).
+    Apply(ApplyArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ApplyArgs {
+    /// The plan file.
+    pub plan: PathBuf,
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Run against a throwaway PostgreSQL cluster seeded from the plan's
+    /// `fixture/` folder, on a copy of the plan's folder; never a real
+    /// server.
+    #[arg(long, conflicts_with_all = ["target", "inventory", "database"])]
+    pub sandbox: bool,
+    /// How long to wait for another run's lock before giving up.
+    #[arg(long, value_name = "DUR", value_parser = crate::commands::apply::parse_duration)]
+    pub lock_timeout: Option<std::time::Duration>,
+    /// End other sessions connected to the database before a snapshot
+    /// (new connections are blocked while it is copied).
+    #[arg(long)]
+    pub terminate_connections: bool,
+    /// How long a snapshot waits for other sessions to leave before it
+    /// refuses.
+    #[arg(long, value_name = "DUR", default_value = "10s", value_parser = crate::commands::apply::parse_duration)]
+    pub wait_for_sessions: std::time::Duration,
+    /// After a rollback, keep the failed database and files (renamed
+    /// aside) for a post-mortem instead of dropping them.
+    #[arg(long)]
+    pub keep_failed: bool,
+    /// Where run folders (logs, report, dumps) go [default: /var/lib/plan-runner
+    /// as root, else ~/.local/share/plan-runner].
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Set a variable the plan declares (highest precedence).
+    #[arg(long = "var", value_name = "NAME=VALUE", value_parser = crate::commands::apply::parse_var)]
+    pub vars: Vec<(String, String)>,
+    /// Take the database to be at this release, whatever its history or
+    /// release_query say.
+    #[arg(long, value_name = "X", value_parser = crate::commands::apply::parse_release)]
+    pub assume_release: Option<crate::version::Version>,
+    /// Time a step's processes get between SIGTERM and SIGKILL.
+    #[arg(long, value_name = "DUR", default_value = "10s", value_parser = crate::commands::apply::parse_duration)]
+    pub grace: std::time::Duration,
 }
 
 #[derive(Debug, clap::Args)]

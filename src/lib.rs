@@ -15,6 +15,7 @@ pub mod inventory;
 pub mod parse;
 pub mod plan;
 pub mod resolve;
+pub mod sandbox;
 pub mod source;
 pub mod version;
 
@@ -45,6 +46,7 @@ where
         Command::Fmt(args) => commands::fmt::run(args),
         Command::Show(args) => commands::show::run(args),
         Command::Graph(args) => commands::graph::run(args),
+        Command::Apply(args) => commands::apply::run(args),
     };
     match result {
         Ok(exit) => exit,

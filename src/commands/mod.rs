@@ -1,6 +1,7 @@
 //! One module per subcommand; this one holds what they share: finding plan
 //! files, printing diagnostics, and the errors that stop a command early.
 
+pub mod apply;
 pub mod fmt;
 pub mod graph;
 pub mod lint;
@@ -33,6 +34,22 @@ pub enum UsageError {
         #[source]
         source: std::io::Error,
     },
+
+    #[error("`--var {name}`: the plan declares no variable `{name}`")]
+    #[diagnostic(code(plan::unknown_var), help("the plan declares: {declared}"))]
+    UnknownVar { name: String, declared: String },
+
+    #[error("the plan needs values that are not set: {what}")]
+    #[diagnostic(code(plan::missing_value), help("set them in the environment, or give them with --var NAME=VALUE"))]
+    Missing { what: String },
+
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Target(#[from] crate::db::target::TargetError),
+
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Sandbox(#[from] crate::sandbox::SandboxError),
 
     #[error("cannot write `{}`", path.display())]
     #[diagnostic(code(plan::io))]

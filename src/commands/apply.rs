@@ -1,0 +1,171 @@
+//! `plan apply`: resolve the target, check the plan, run it (exec::run),
+//! print the report. `--sandbox` does the same against a throwaway cluster
+//! seeded from the plan's `fixture/` folder.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+use crate::analysis::{Analysis, analyse_path};
+use crate::cli::ApplyArgs;
+use crate::commands::{UsageError, report};
+use crate::db::connect::Connector;
+use crate::db::target::{self, Env, ResolvedTarget};
+use crate::exec::backup::SessionPolicy;
+use crate::exec::run::{self, Options};
+use crate::exit::Exit;
+use crate::resolve::{Context, Live};
+use crate::sandbox::Sandbox;
+use crate::version::Version;
+
+pub fn run(args: &ApplyArgs) -> Result<Exit, UsageError> {
+    // The sandbox (cluster and copied plan folder) lives until the end.
+    let sandbox;
+    let (plan_path, resolved) = if args.sandbox {
+        sandbox = Sandbox::start(&args.plan)?;
+        (sandbox.plan_path().to_path_buf(), sandbox.target()?)
+    } else {
+        let resolved = target::resolve_args(&args.target, &Env::from_process()).map_err(UsageError::from)?;
+        (args.plan.clone(), resolved)
+    };
+    for warning in &resolved.warnings {
+        eprintln!("warning: {warning}");
+    }
+    let bytes = std::fs::read(&plan_path).map_err(|source| UsageError::Io {
+        path: plan_path.clone(),
+        source,
+    })?;
+    let plan_sha256 = hex::encode(Sha256::digest(&bytes));
+
+    let ctx = Context {
+        overrides: args.vars.iter().cloned().collect(),
+        inventory: resolved.vars.clone(),
+        live: Some(Live {
+            env: std::env::vars().collect(),
+            target: resolved.target.plan_fields().into_iter().collect(),
+        }),
+    };
+    let analysis = analyse_path(&plan_path, &ctx).map_err(|source| UsageError::Io {
+        path: plan_path.clone(),
+        source,
+    })?;
+    if let Some(exit) = refuse_to_run(&analysis, args)? {
+        return Ok(exit);
+    }
+    let (Some(plan), Some((main, failure))) = (&analysis.plan, &analysis.graphs) else {
+        return Ok(Exit::Failed);
+    };
+    let state_dir = args.state_dir.clone().unwrap_or_else(default_state_dir);
+    let run_id = run::new_run_id();
+    let run_folder = state_dir.join("runs").join(&run_id);
+    std::fs::create_dir_all(run_folder.join("logs")).map_err(|source| UsageError::Write {
+        path: run_folder.clone(),
+        source,
+    })?;
+    let child_env = target::env_for_child(&resolved.target, &run_folder).map_err(UsageError::from)?;
+    let options = Options {
+        run_id: run_id.clone(),
+        run_folder,
+        connector: Connector::new(resolved.target.clone(), &run_id, child_env),
+        target: describe(&resolved),
+        database: resolved.target.database.clone(),
+        maintenance_db: resolved.maintenance_db.clone(),
+        lock_timeout: args.lock_timeout.unwrap_or(Duration::ZERO),
+        sessions: SessionPolicy {
+            terminate: args.terminate_connections,
+            wait: args.wait_for_sessions,
+        },
+        keep_failed: args.keep_failed,
+        assume_release: args.assume_release.clone(),
+        plan_path: args.plan.clone(),
+        plan_sha256,
+        step_user: resolved.step_user.clone(),
+        grace: args.grace,
+    };
+    let (report, exit) = run::apply(plan, &main.order, &failure.order, &options);
+    eprint!("{}", report.human());
+    Ok(exit)
+}
+
+/// Errors in the plan, values missing at apply time, `--var` for names the
+/// plan does not declare, or an unsuppressed "changes data without a
+/// backup": nothing runs.
+fn refuse_to_run(analysis: &Analysis, args: &ApplyArgs) -> Result<Option<Exit>, UsageError> {
+    let blocking: Vec<_> = analysis
+        .diagnostics
+        .iter()
+        .filter(|d| d.is_error() || d.code == crate::diagnostic::Code::MissingBackup)
+        .cloned()
+        .collect();
+    if !blocking.is_empty() {
+        report(&blocking, &analysis.source);
+        eprintln!(
+            "nothing was run: fix the plan first (`plan lint {}`)",
+            args.plan.display()
+        );
+        return Ok(Some(Exit::Failed));
+    }
+    if let Some(plan) = &analysis.plan {
+        let declared: Vec<&str> = plan.vars.iter().map(|(n, _)| n.as_str()).chain(["db"]).collect();
+        if let Some((name, _)) = args.vars.iter().find(|(n, _)| !declared.contains(&n.as_str())) {
+            return Err(UsageError::UnknownVar {
+                name: name.clone(),
+                declared: declared.join(", "),
+            });
+        }
+    }
+    if !analysis.missing.is_empty() {
+        return Err(UsageError::Missing {
+            what: analysis.missing.join(", "),
+        });
+    }
+    Ok(None)
+}
+
+fn describe(resolved: &ResolvedTarget) -> String {
+    let t = &resolved.target;
+    let place = format!("{}:{}/{}", t.host, t.port, t.database);
+    match &resolved.name {
+        Some(name) => format!("{name} ({place})"),
+        None => place,
+    }
+}
+
+/// Where run folders go: `/var/lib/plan-runner` as root, else the user's
+/// data folder (`$XDG_DATA_HOME/plan-runner` or
+/// `~/.local/share/plan-runner`).
+pub fn default_state_dir() -> PathBuf {
+    if nix::unistd::geteuid().is_root() {
+        return PathBuf::from("/var/lib/plan-runner");
+    }
+    if let Some(data) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
+        return Path::new(&data).join("plan-runner");
+    }
+    match std::env::var_os("HOME") {
+        Some(home) => Path::new(&home).join(".local/share/plan-runner"),
+        None => std::env::temp_dir().join("plan-runner"),
+    }
+}
+
+/// Parses `NAME=VALUE` for `--var`.
+pub fn parse_var(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((name, value)) if crate::parse::is_var_name(name) => Ok((name.to_string(), value.to_string())),
+        Some((name, _)) => Err(format!("`{name}` is not a variable name (lower-case letters, digits, `_`)")),
+        None => Err("write --var NAME=VALUE".into()),
+    }
+}
+
+/// Parses a duration such as `90s` or `15m` for a flag.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    if text == "0" {
+        return Ok(Duration::ZERO);
+    }
+    crate::resolve::parse_duration(text).ok_or_else(|| format!("`{text}` is not a duration such as 30s, 5m or 1h"))
+}
+
+/// Parses a release for `--assume-release`.
+pub fn parse_release(text: &str) -> Result<Version, String> {
+    Version::parse(text).ok_or_else(|| format!("`{text}` is not a release such as 6.0.0"))
+}
