@@ -1,3 +1,5 @@
 //! The integration tests: one binary, so the crate links once.
 
 mod cli;
+mod cluster;
+mod support;
