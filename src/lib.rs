@@ -4,6 +4,7 @@
 pub mod analysis;
 pub mod ast;
 pub mod cli;
+pub mod cluster;
 pub mod commands;
 pub mod db;
 pub mod diagnostic;

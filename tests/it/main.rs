@@ -7,3 +7,5 @@ mod fmt_props;
 mod inventory;
 mod parse_fixtures;
 mod process;
+mod cluster;
+mod support;

@@ -1,0 +1,92 @@
+//! What the database tests share: one throwaway cluster per run of the test
+//! binary, and a fresh database for each test. Statics are never dropped:
+//! the cluster's watchdog stops it when the test binary exits.
+
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use plan_runner::cluster::{Cluster, Options};
+
+/// Server settings for tests: fast, since nothing has to survive a crash.
+pub fn test_options() -> Options {
+    Options {
+        fsync: false,
+        ..Options::default()
+    }
+}
+
+/// Starts a cluster of its own for a test about clusters, or fails loudly.
+pub fn start_cluster(options: Options) -> Cluster {
+    Cluster::start(options).unwrap_or_else(|error| {
+        panic!(
+            "the tests need PostgreSQL's server programs and could not start a cluster:\n{:?}",
+            miette::Report::new(error)
+        )
+    })
+}
+
+/// The cluster shared by the whole run, started on first use.
+pub fn shared_cluster() -> &'static Cluster {
+    static CLUSTER: OnceLock<Result<Cluster, String>> = OnceLock::new();
+    let started = CLUSTER.get_or_init(|| {
+        Cluster::start(test_options()).map_err(|error| format!("{:?}", miette::Report::new(error)))
+    });
+    match started {
+        Ok(cluster) => cluster,
+        Err(report) => panic!(
+            "the tests need PostgreSQL's server programs and could not start a cluster:\n{report}"
+        ),
+    }
+}
+
+/// A database of the shared cluster that no other test uses.
+pub struct TestDatabase {
+    pub name: String,
+    pub cluster: &'static Cluster,
+}
+
+impl TestDatabase {
+    pub fn connect(&self) -> postgres::Client {
+        self.cluster.connect(&self.name).unwrap_or_else(|error| {
+            panic!(
+                "cannot connect to `{}`:\n{:?}",
+                self.name,
+                miette::Report::new(error)
+            )
+        })
+    }
+}
+
+/// Creates a fresh database for one test; `label` (the test's name) makes
+/// it easy to find in the server log.
+pub fn database(label: &str) -> TestDatabase {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let cluster = shared_cluster();
+    let label: String = label
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .take(40)
+        .collect();
+    let name = format!("t{}_{label}", NEXT.fetch_add(1, Ordering::Relaxed));
+    cluster.create_database(&name).unwrap_or_else(|error| {
+        panic!(
+            "cannot create test database `{name}`:\n{:?}",
+            miette::Report::new(error)
+        )
+    });
+    TestDatabase { name, cluster }
+}
+
+/// Whether `pid` is a live process; a zombie is not (an orphaned
+/// postmaster may stay one where PID 1 does not reap).
+pub fn process_running(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => {
+            let state = stat
+                .rsplit_once(") ")
+                .and_then(|(_, rest)| rest.chars().next());
+            !matches!(state, None | Some('Z' | 'X'))
+        }
+        Err(_) => false,
+    }
+}
