@@ -56,7 +56,7 @@ pub enum Command {
     /// rolled back (or has errors), 2 usage error, 3 the rollback failed,
     /// 4 refused with nothing changed (lock held, wrong release, sessions
     /// connected).
-    Apply(ApplyArgs),
+    Apply(Box<ApplyArgs>),
 }
 
 #[derive(Debug, clap::Args)]
