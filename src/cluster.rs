@@ -8,11 +8,10 @@ use std::env;
 use std::fs;
 use std::io::{self, Write};
 use std::net::TcpListener;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Output, Stdio};
-use std::sync::{Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -36,9 +35,6 @@ const SERVER_PROGRAMS: [&str; 3] = ["initdb", "pg_ctl", "postgres"];
 /// How often a free port is picked again after another process took it
 /// between our probe and the server's bind.
 const PORT_ATTEMPTS: usize = 8;
-
-/// How often `useradd` is tried while another process creates the same user.
-const USERADD_ATTEMPTS: u64 = 10;
 
 /// How long a stopping postmaster may take before it is signalled harder.
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(10);
@@ -643,14 +639,30 @@ fn server_account() -> Result<Option<Account>, ClusterError> {
 }
 
 fn ensure_system_user(name: &str) -> Result<Account, ClusterError> {
-    // Threads of one process take turns; other processes are handled by
-    // looking again after a failed `useradd`.
-    static CREATING: Mutex<()> = Mutex::new(());
-    let _turn = CREATING.lock().unwrap_or_else(PoisonError::into_inner);
     let problem = |detail: String| ClusterError::ServerUser {
         user: name.to_string(),
         detail,
     };
+    if let Some(account) = lookup_account(name).map_err(problem)? {
+        return Ok(account);
+    }
+    // useradd checks that the name is free before it takes its own lock:
+    // two at once both succeed, the second rewriting the first's entry with
+    // another uid, and the first process then runs initdb as a uid that no
+    // longer exists (seen with three test binaries started together). So
+    // creators take turns through a lock of their own, and look again once
+    // they hold it.
+    let lock_path = ["/run/lock", "/var/lock", "/tmp"]
+        .into_iter()
+        .map(Path::new)
+        .find(|dir| dir.is_dir())
+        .unwrap_or(Path::new("/tmp"))
+        .join("plan-runner-pg-useradd.lock");
+    let _turn = take_lock(&lock_path)
+        .map_err(|error| problem(format!("cannot lock `{}`: {error}", lock_path.display())))?;
+    if let Some(account) = lookup_account(name).map_err(problem)? {
+        return Ok(account);
+    }
     let useradd = ["/usr/sbin/useradd", "/sbin/useradd"]
         .into_iter()
         .map(Path::new)
@@ -660,37 +672,48 @@ fn ensure_system_user(name: &str) -> Result<Account, ClusterError> {
         .into_iter()
         .find(|path| Path::new(path).exists())
         .unwrap_or("/bin/false");
-    let mut last_failure = String::new();
-    for attempt in 1..=USERADD_ATTEMPTS {
-        match User::from_name(name) {
-            Ok(Some(user)) if user.uid.is_root() => {
-                return Err(problem(format!("`{name}` has uid 0")));
-            }
-            Ok(Some(user)) => {
-                return Ok(Account {
-                    uid: user.uid.as_raw(),
-                    gid: user.gid.as_raw(),
-                });
-            }
-            Ok(None) => {}
-            Err(error) => return Err(problem(format!("cannot look it up: {error}"))),
-        }
-        let output = Command::new(useradd)
-            .args(["--system", "--user-group", "--no-create-home"])
-            .args(["--home-dir", "/nonexistent", "--shell", shell])
-            .args(["--comment", "plan-runner throwaway PostgreSQL clusters"])
-            .arg(name)
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|error| problem(format!("cannot run `{}`: {error}", useradd.display())))?;
-        if !output.status.success() {
-            // Another process creating the same user makes useradd fail
-            // (name taken, or /etc/passwd locked): look again, then retry.
-            last_failure = combined_output(&output).trim().to_string();
-            thread::sleep(Duration::from_millis(50 * attempt));
-        }
+    let output = Command::new(useradd)
+        .args(["--system", "--user-group", "--no-create-home"])
+        .args(["--home-dir", "/nonexistent", "--shell", shell])
+        .args(["--comment", "plan-runner throwaway PostgreSQL clusters"])
+        .arg(name)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|error| problem(format!("cannot run `{}`: {error}", useradd.display())))?;
+    match lookup_account(name).map_err(problem)? {
+        Some(account) => Ok(account),
+        None => Err(problem(format!(
+            "`useradd` said: {}",
+            combined_output(&output).trim()
+        ))),
     }
-    Err(problem(format!("`useradd` said: {last_failure}")))
+}
+
+fn lookup_account(name: &str) -> Result<Option<Account>, String> {
+    match User::from_name(name) {
+        Ok(Some(user)) if user.uid.is_root() => Err(format!("`{name}` has uid 0")),
+        Ok(Some(user)) => Ok(Some(Account {
+            uid: user.uid.as_raw(),
+            gid: user.gid.as_raw(),
+        })),
+        Ok(None) => Ok(None),
+        Err(error) => Err(format!("cannot look it up: {error}")),
+    }
+}
+
+/// An exclusive lock held until the file is dropped. The file is never
+/// followed through a symbolic link: as root, in a world-writable folder,
+/// that would let anyone choose which file we create.
+fn take_lock(path: &Path) -> io::Result<fs::File> {
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .open(path)?;
+    file.lock()?;
+    Ok(file)
 }
 
 /// A private folder for the cluster; as root, owned by the server's account.

@@ -8,7 +8,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use plan_runner::cluster::Cluster;
+use plan_runner::cluster::{Cluster, ClusterError, Options};
 
 use crate::support::{self, process_running, start_cluster, test_options};
 
@@ -248,4 +248,62 @@ fn bad_database_names_are_refused() {
         let error = cluster.create_database(name).expect_err("refused");
         assert!(error.to_string().contains("cannot be a database name"));
     }
+}
+
+#[test]
+fn a_failed_initdb_is_reported_and_leaves_no_folder() {
+    use std::os::unix::fs::PermissionsExt;
+    // As root the programs run as the server's account: it must reach them.
+    let bindir = tempfile::tempdir().expect("temporary folder");
+    let open = std::fs::Permissions::from_mode(0o755);
+    std::fs::set_permissions(bindir.path(), open.clone()).expect("chmod");
+    for (name, body) in [
+        ("initdb", "echo \"initdb refused in $(pwd)\" >&2; exit 3"),
+        ("pg_ctl", "exit 1"),
+        ("postgres", "exit 1"),
+    ] {
+        let path = bindir.path().join(name);
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).expect("write program");
+        std::fs::set_permissions(&path, open.clone()).expect("chmod");
+    }
+    let options = Options {
+        bindir: Some(bindir.path().to_path_buf()),
+        ..test_options()
+    };
+    let error = Cluster::start(options).expect_err("initdb fails");
+    let ClusterError::Failed {
+        program, output, ..
+    } = &error
+    else {
+        panic!("not initdb's failure: {error:?}");
+    };
+    assert_eq!(program, "initdb");
+    let folder = output
+        .split_once("initdb refused in ")
+        .map(|(_, folder)| PathBuf::from(folder.trim()))
+        .unwrap_or_else(|| panic!("initdb's output is not in the error: {output}"));
+    assert!(
+        folder.starts_with(std::env::temp_dir()) || folder.starts_with("/tmp"),
+        "{}",
+        folder.display()
+    );
+    assert!(!folder.exists(), "`{}` is still there", folder.display());
+}
+
+#[test]
+fn a_server_that_will_not_start_shows_its_log() {
+    let options = Options {
+        settings: vec![("no_such_setting".into(), "1".into())],
+        ..test_options()
+    };
+    let error = Cluster::start(options).expect_err("the server refuses the setting");
+    let ClusterError::Start { log } = &error else {
+        panic!("not a failed start: {error:?}");
+    };
+    assert!(
+        log.contains("unrecognized configuration parameter \"no_such_setting\""),
+        "{log}"
+    );
+    let report = format!("{:?}", miette::Report::new(error));
+    assert!(report.contains("the server did not start"), "{report}");
 }
