@@ -29,6 +29,11 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, UsageError> {
         let resolved = target::resolve_args(&args.target, &Env::from_process()).map_err(UsageError::from)?;
         (args.plan.clone(), resolved)
     };
+    if resolved.target.database == resolved.maintenance_db {
+        return Err(UsageError::TargetIsMaintenance {
+            database: resolved.maintenance_db.clone(),
+        });
+    }
     for warning in &resolved.warnings {
         eprintln!("warning: {warning}");
     }
