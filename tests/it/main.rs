@@ -2,10 +2,10 @@
 
 mod cli;
 mod cli_basic;
+mod cluster;
 mod docs;
 mod fmt_props;
 mod inventory;
 mod parse_fixtures;
 mod process;
-mod cluster;
 mod support;
