@@ -478,7 +478,12 @@ impl Run<'_> {
         let trees: Vec<PathBuf> = b
             .paths
             .iter()
-            .map(|p| self.plan.folder.join(p.expose().unwrap_or_default()))
+            .map(|p| {
+                // Recorded absolute: `plan backups` and `plan recover` may run
+                // from another folder than this run.
+                let path = self.plan.folder.join(p.expose().unwrap_or_default());
+                std::path::absolute(&path).unwrap_or(path)
+            })
             .collect();
         let mut ctx = self.backup_context()?;
         match backup::take(&mut ctx, &step.name, b.method, &database, &trees, b.keep) {
