@@ -48,6 +48,8 @@ where
         Command::Show(args) => commands::show::run(args),
         Command::Graph(args) => commands::graph::run(args),
         Command::Apply(args) => commands::apply::run(args),
+        Command::Status(args) => commands::status::run(args),
+        Command::Backups(args) => commands::backups::run(args),
     };
     match result {
         Ok(exit) => exit,

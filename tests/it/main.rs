@@ -8,4 +8,5 @@ mod fmt_props;
 mod inventory;
 mod parse_fixtures;
 mod process;
+mod status;
 mod support;
