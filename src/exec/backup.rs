@@ -104,6 +104,26 @@ pub fn snapshot_name(database: &str, run_id: &str) -> String {
     fit_name(database, &format!("_pr_{run_id}"))
 }
 
+/// The name of this run's next snapshot of `database`: `<db>_pr_<run id>`
+/// for the first, `<db>_pr2_<run id>` and so on for later ones (a plan may
+/// back a database up twice; a rollback restores the earliest).
+fn free_snapshot_name(
+    maintenance: &mut Client,
+    database: &str,
+    run_id: &str,
+) -> Result<String, postgres::Error> {
+    let mut name = snapshot_name(database, run_id);
+    let mut n = 2;
+    while maintenance
+        .query_opt("select 1 from pg_database where datname = $1", &[&name])?
+        .is_some()
+    {
+        name = fit_name(database, &format!("_pr{n}_{run_id}"));
+        n += 1;
+    }
+    Ok(name)
+}
+
 fn failed_name(database: &str, run_id: &str) -> String {
     fit_name(database, &format!("_failed_{run_id}"))
 }
@@ -201,7 +221,7 @@ fn snapshot(
     props: &DatabaseProps,
     allowed: bool,
 ) -> Result<(String, Fingerprint, fingerprint::Cost), BackupError> {
-    let name = snapshot_name(database, ctx.run_id);
+    let name = free_snapshot_name(ctx.maintenance, database, ctx.run_id)?;
     let blocked = be_alone(ctx, database, allowed)?;
     // FILE_COPY copies the files as they are (about the speed of `cp -r`);
     // the default WAL_LOG strategy of 15 writes every block to the WAL.

@@ -513,6 +513,12 @@ impl Run<'_> {
                 ));
                 Err(e.to_string())
             }
+            // postgres::Error's Display is only "db error": say what the
+            // server said.
+            Err(BackupError::Sql(e)) => Err(format!(
+                "the database server refused: {}",
+                sql::SqlError::from(e).describe()
+            )),
             Err(e) => Err(e.to_string()),
         }
     }
@@ -767,6 +773,12 @@ impl Run<'_> {
                 if !restored_dbs.iter().any(|r| r.copy == t.copy) && !t.keep {
                     if let Some(m) = self.maintenance.as_mut() {
                         backup::discard_copy(m, t.method, &t.copy);
+                    }
+                    // Their file copies too: without the database copy no
+                    // listing would show them, and they would stay forever.
+                    // (A copy that was restored has been renamed away.)
+                    for tree in &t.trees {
+                        let _ = paths::remove(&tree.copy);
                     }
                     self.set_backup_state(&t.copy, "dropped");
                 }

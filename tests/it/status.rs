@@ -332,3 +332,107 @@ fn a_server_or_database_that_cannot_be_reached_is_a_usage_error() {
         assert!(err.contains("cannot connect to"), "{err}");
     }
 }
+
+/// A plan that backs up the database and `files` twice, then fails.
+fn write_failing_plan(dir: &Path, keep: bool) -> PathBuf {
+    let path = dir.join("twice.plan");
+    let text = format!(
+        r#"plan "twice 1.0 to 2.0" {{
+  from          = "1.0"
+  to            = "2.0"
+  release_query = "select '1.0'"
+}}
+
+backup first {{
+  paths = ["files"]
+  keep  = {keep}
+}}
+
+sql change {{
+  after = first
+  sql   = "create table changed (x int)"
+}}
+
+backup second {{
+  after = change
+  paths = ["files"]
+  keep  = {keep}
+}}
+
+sql boom {{
+  after = second
+  sql   = "select 1 / 0"
+}}
+"#
+    );
+    std::fs::write(&path, text).expect("the plan is written");
+    path
+}
+
+/// The hidden copies of `files` left in `dir`.
+fn file_copies(dir: &Path) -> Vec<String> {
+    let mut found: Vec<String> = std::fs::read_dir(dir)
+        .expect("the folder is readable")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".files."))
+        .collect();
+    found.sort();
+    found
+}
+
+#[test]
+fn a_rolled_back_run_leaves_only_its_kept_later_backup() {
+    for keep in [false, true] {
+        let db = database(&format!("status_rolled_back_{keep}"));
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let state = dir.path().join("state");
+        std::fs::create_dir_all(dir.path().join("files")).expect("a tree");
+        std::fs::write(dir.path().join("files/a"), b"original").expect("a file");
+        let before = run_ids(&state);
+        let output = plan()
+            .arg("apply")
+            .arg(write_failing_plan(dir.path(), keep))
+            .args(["--database", &db.name, "--state-dir"])
+            .arg(&state)
+            .output()
+            .expect("plan apply runs");
+        let err = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "keep = {keep}:\n{err}");
+        assert!(err.contains("fingerprints equal"), "{err}");
+        let run_id = run_ids(&state)
+            .difference(&before)
+            .next()
+            .cloned()
+            .expect("a run folder");
+
+        let doc = json("backups", &db.name, &state, &[]);
+        if keep {
+            // The first backup became the database again; the second stays,
+            // with a copy of the files of its own.
+            let second = format!("{}_pr2_{run_id}", db.name);
+            assert_eq!(names(&doc), vec![second], "{doc}");
+            assert_eq!(doc["backups"][0]["step"], "second", "{doc}");
+            assert_eq!(file_copies(dir.path()), [format!(".files.pr2-{run_id}")]);
+            let copy = PathBuf::from(
+                doc["backups"][0]["paths"][0]["path"]
+                    .as_str()
+                    .expect("a path"),
+            );
+            assert_eq!(
+                std::fs::read(copy.join("a")).expect("the copy"),
+                b"original"
+            );
+        } else {
+            assert_eq!(names(&doc), Vec::<String>::new());
+            assert_eq!(file_copies(dir.path()), Vec::<String>::new());
+        }
+        assert_eq!(
+            std::fs::read(dir.path().join("files/a")).expect("the files"),
+            b"original"
+        );
+        let status = json("status", &db.name, &state, &[]);
+        assert_eq!(status["release"], Value::Null);
+        assert_eq!(status["runs"][0]["outcome"], "rolled_back");
+    }
+}
