@@ -38,7 +38,7 @@ pub enum BackupError {
         sessions: Vec<Session>,
     },
 
-    #[error("the database server refused: {0}")]
+    #[error("the database server refused: {}", crate::exec::sql::describe_error(.0))]
     #[diagnostic(code(plan::backup::sql))]
     Sql(#[from] postgres::Error),
 

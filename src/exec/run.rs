@@ -288,7 +288,12 @@ impl Run<'_> {
                     }
                     None => (None, ""),
                 },
-                Err(e) => return Err(Early(Exit::Usage, format!("cannot read the history: {e}"))),
+                Err(e) => {
+                    return Err(Early(
+                        Exit::Usage,
+                        format!("cannot read the history: {}", sql::describe_error(&e)),
+                    ));
+                }
             }
         };
         let Some(release) = release else {
@@ -569,7 +574,10 @@ impl Run<'_> {
             .connect(&self.opts.database)
             .and_then(|mut c| history::record(&mut c, &entry));
         if let Err(e) = result {
-            let note = format!("the run could not be recorded in the history table: {e}");
+            let note = format!(
+                "the run could not be recorded in the history table: {}",
+                sql::describe_error(&e)
+            );
             self.report.message = Some(match self.report.message.take() {
                 Some(m) => format!("{m}\n{note}"),
                 None => note,
