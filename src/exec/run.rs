@@ -11,9 +11,9 @@ use postgres::Client;
 use crate::db::connect::Connector;
 use crate::db::{fingerprint, history, lock, runs};
 use crate::exec::backup::{self, BackupError, SessionPolicy, Taken};
-use crate::exec::report::{BackupReport, Report, RollbackReport, StepReport};
 use crate::exec::process::Stopper;
 use crate::exec::redact::Redactor;
+use crate::exec::report::{BackupReport, Report, RollbackReport, StepReport};
 use crate::exec::{paths, sql, steps};
 use crate::exit::Exit;
 use crate::plan::{Action, Check, Plan, Sql, Step};
@@ -81,9 +81,14 @@ pub fn apply(
         taken: Vec::new(),
         maintenance: None,
         stopper: Stopper::new(),
+        redactor: Redactor::new(),
     };
+    for secret in steps::secrets(plan) {
+        run.redactor.learn(&secret);
+    }
     let exit = run.go(order, failure_order);
     run.redact_logs();
+    run.redact_report();
     run.report.ended_at = now();
     run.report.exit_code = exit.code();
     run.write_report();
@@ -99,6 +104,9 @@ struct Run<'a> {
     taken: Vec<Taken>,
     maintenance: Option<Client>,
     stopper: Stopper,
+    /// Every secret of the plan: a server's error or a check's mismatch
+    /// quotes the SQL's values, secrets included.
+    redactor: Redactor,
 }
 
 /// A run that ends before its first step: refused with nothing changed
@@ -420,7 +428,7 @@ impl Run<'_> {
         report.seconds = started.elapsed().as_secs_f64();
         if let Err(e) = result {
             report.status = "failed".into();
-            report.error = Some(e);
+            report.error = Some(self.redactor.redact(&e).into_owned());
         }
         report
     }
@@ -800,17 +808,43 @@ impl Run<'_> {
     /// Children write their logs themselves; a secret they printed is
     /// replaced by `***` once they are gone.
     fn redact_logs(&self) {
-        let mut redactor = Redactor::new();
-        for secret in steps::secrets(self.plan) {
-            redactor.learn(&secret);
-        }
-        if redactor.is_empty() {
+        if self.redactor.is_empty() {
             return;
         }
         if let Ok(entries) = std::fs::read_dir(self.run_folder.join("logs")) {
             for entry in entries.flatten() {
-                let _ = redactor.redact_file(&entry.path());
+                let _ = self.redactor.redact_file(&entry.path());
             }
+        }
+    }
+
+    /// The report's free texts (messages from the server, release values)
+    /// with every secret hidden, before it is written or shown.
+    fn redact_report(&mut self) {
+        if self.redactor.is_empty() {
+            return;
+        }
+        let redactor = &self.redactor;
+        let hide = |text: &mut String| {
+            if let std::borrow::Cow::Owned(hidden) = redactor.redact(text) {
+                *text = hidden;
+            }
+        };
+        if let Some(m) = self.report.message.as_mut() {
+            hide(m);
+        }
+        for step in self
+            .report
+            .steps
+            .iter_mut()
+            .chain(self.report.on_failure.iter_mut())
+        {
+            step.error.iter_mut().for_each(hide);
+            step.last_lines.iter_mut().for_each(hide);
+        }
+        if let Some(r) = self.report.rollback.as_mut() {
+            r.error.iter_mut().for_each(hide);
+            r.differences.iter_mut().for_each(hide);
         }
     }
 
