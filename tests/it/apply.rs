@@ -249,10 +249,29 @@ fn a_second_apply_on_the_same_target_is_refused_at_once_naming_the_first() {
 
     let second = apply(&db, &folder, state2.path(), &[]);
     let first_was_running = first.try_wait().expect("polling the first apply").is_none();
+    // A third one that may wait for the lock: it gets it once the first
+    // is done, and then finds nothing to do.
+    let state3 = state_dir();
+    let waiting = apply_command(
+        &db,
+        &folder.plan(),
+        state3.path(),
+        &["--lock-timeout", "60s"],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("`plan` starts");
     let first = finish(
         first.wait_with_output().expect("the first apply ends"),
         started.elapsed(),
         state1.path(),
+        &Default::default(),
+    );
+    let third = finish(
+        waiting.wait_with_output().expect("the third apply ends"),
+        started.elapsed(),
+        state3.path(),
         &Default::default(),
     );
     eprintln!(
@@ -296,6 +315,14 @@ fn a_second_apply_on_the_same_target_is_refused_at_once_naming_the_first() {
     );
     assert_eq!(recorded[0].run_id, run_id);
     assert_eq!(release(&db), "2.0.0");
+
+    third.assert_code(0);
+    assert_eq!(
+        third.outcome(),
+        "nothing_to_do",
+        "with --lock-timeout it waits for the first run, then sees its result:\n{}",
+        third.output()
+    );
 }
 
 /// A backend that still runs a query for a client that was killed: psql
@@ -493,7 +520,19 @@ fn terminate_connections_ends_the_sessions_and_the_apply_proceeds() {
 
 #[test]
 fn a_rollback_keeps_the_databases_owner_privileges_settings_limit_and_comment() {
-    let db = database("apply_props");
+    rollback_keeps_properties("snapshot");
+}
+
+#[test]
+fn a_rollback_from_a_dump_keeps_the_databases_properties_too() {
+    rollback_keeps_properties("dump");
+}
+
+/// Sets every database-level property a copy must carry over, and tables
+/// only the text form can hash; runs a plan that changes all of it and
+/// fails; checks that the rollback gave all of it back.
+fn rollback_keeps_properties(method: &str) {
+    let db = database(&format!("apply_props_{method}"));
     let d = &db.name;
     let owner = format!("{d}_own");
     let app = format!("{d}_app");
@@ -543,7 +582,9 @@ script done {
 }"#
     .replace("@APP@", &app)
     .replace("@DB@", d);
-    let folder = PlanFolder::new(&plan_text("1.0", "2.0", "true", &middle));
+    let plan = plan_text("1.0", "2.0", "true", &middle)
+        .replace(r#"method = "snapshot""#, &format!(r#"method = "{method}""#));
+    let folder = PlanFolder::new(&plan);
     assert_lints_clean(&db, &folder);
 
     let props_before = props(&db);
@@ -602,6 +643,7 @@ script done {
     let applied = apply(&db, &folder, state.path(), &["--keep-failed"]);
     applied.assert_code(1);
     assert_eq!(applied.outcome(), "rolled_back", "{}", applied.output());
+    assert_eq!(applied.report()["backups"][0]["method"], method);
     assert_eq!(applied.report()["rollback"]["proved"], true);
 
     // The failed database, kept aside, shows what the run had changed.
@@ -662,10 +704,11 @@ fn a_variable_with_shell_syntax_reaches_the_command_as_one_literal_argument() {
     execute(&db, SEED);
     let middle = r#"var x = env("APPLY_TEST_UNSET_X", "the default")
 var y = env("APPLY_TEST_Y")
+var z = env("APPLY_TEST_UNSET_Z", "")
 
 script done {
   after   = before
-  run     = "python3 argv.py argv.bin ${x} ${y}"
+  run     = "python3 argv.py argv.bin ${x} ${y} ${z}"
   timeout = "1m"
 }"#;
     let folder = PlanFolder::new(&plan_text("1.0", "2.0", "true", middle)).file("argv.py", ARGV_PY);
@@ -688,8 +731,8 @@ script done {
     let args: Vec<&[u8]> = written.split(|b| *b == 0).collect();
     assert_eq!(
         args,
-        vec![x.as_bytes(), y.as_bytes()],
-        "each value must arrive as one argument, byte for byte:\n{}",
+        vec![x.as_bytes(), y.as_bytes(), b""],
+        "each value must arrive as one argument, byte for byte (an empty one too):\n{}",
         String::from_utf8_lossy(&written)
     );
     let mut made: Vec<String> = std::fs::read_dir(folder.path())
