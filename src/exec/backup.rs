@@ -38,7 +38,7 @@ pub enum BackupError {
         sessions: Vec<Session>,
     },
 
-    #[error("the database server refused: {0}")]
+    #[error("the database server refused: {}", crate::exec::sql::describe_error(.0))]
     #[diagnostic(code(plan::backup::sql))]
     Sql(#[from] postgres::Error),
 
@@ -420,9 +420,11 @@ pub fn copy_props(
         let Some((name, value)) = assignment.split_once('=') else {
             continue;
         };
-        // List settings (search_path, DateStyle) are stored in their SQL
-        // form and must be given back as such; others as one literal.
-        let value = if value.contains(',') {
+        // Settings whose elements the server stores as quoted identifiers
+        // (search_path) are given back in that SQL form; every other one
+        // as one literal, even with commas in it (`DateStyle = 'ISO, DMY'`,
+        // `application_name = 'a, b'`), as pg_dump does.
+        let value = if is_identifier_list(name) {
             value.to_string()
         } else {
             quote_literal(value)
@@ -453,6 +455,21 @@ pub fn copy_props(
             .unwrap_or_else(|| "null".into())
     ));
     maintenance.batch_execute(&sql)
+}
+
+/// The settings the server stores as lists of quoted identifiers
+/// (`GUC_LIST_QUOTE`): the same list as pg_dump's.
+fn is_identifier_list(name: &str) -> bool {
+    [
+        "local_preload_libraries",
+        "search_path",
+        "session_preload_libraries",
+        "shared_preload_libraries",
+        "temp_tablespaces",
+        "unix_socket_directories",
+    ]
+    .iter()
+    .any(|list| list.eq_ignore_ascii_case(name))
 }
 
 /// Times of a rollback's parts, reported separately.

@@ -25,21 +25,27 @@ impl SqlError {
     /// The server's message with its detail and hint, for the report.
     pub fn describe(&self) -> String {
         match self {
-            SqlError::Server(e) => match e.as_db_error() {
-                Some(db) => {
-                    let mut out = format!("{}: {}", db.severity(), db.message());
-                    if let Some(detail) = db.detail() {
-                        out.push_str(&format!("\nDETAIL: {detail}"));
-                    }
-                    if let Some(hint) = db.hint() {
-                        out.push_str(&format!("\nHINT: {hint}"));
-                    }
-                    out
-                }
-                None => e.to_string(),
-            },
+            SqlError::Server(e) => describe_error(e),
             other => other.to_string(),
         }
+    }
+}
+
+/// A server error as the server put it (severity, message, detail, hint):
+/// `postgres::Error` alone displays only "db error".
+pub fn describe_error(e: &postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => {
+            let mut out = format!("{}: {}", db.severity(), db.message());
+            if let Some(detail) = db.detail() {
+                out.push_str(&format!("\nDETAIL: {detail}"));
+            }
+            if let Some(hint) = db.hint() {
+                out.push_str(&format!("\nHINT: {hint}"));
+            }
+            out
+        }
+        None => e.to_string(),
     }
 }
 

@@ -1,5 +1,7 @@
 //! The integration tests: one binary, so the crate links once.
 
+mod apply;
+mod apply_support;
 mod cli;
 mod cli_basic;
 mod cluster;
