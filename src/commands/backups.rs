@@ -322,7 +322,7 @@ fn prune(maintenance: &mut Client, backups: &[Kept], keep: usize) -> Vec<Removal
         let mut errors = Vec::new();
         let removed = match b.method {
             BackupMethod::Snapshot => kept::drop_snapshot(maintenance, &b.name)
-                .map_err(|e| crate::exec::sql::SqlError::from(e).describe()),
+                .map_err(|e| crate::exec::sql::describe_error(&e)),
             BackupMethod::Dump => paths::remove(Path::new(&b.name)).map_err(|e| e.to_string()),
         };
         if let Err(e) = removed {
@@ -370,7 +370,7 @@ pub fn run(args: &BackupsArgs) -> Result<Exit, UsageError> {
     let backups =
         list(&mut maintenance, &resolved, &state_dir).map_err(|e| UsageError::Database {
             what: "list the kept backups".into(),
-            detail: crate::exec::sql::SqlError::from(e).describe(),
+            detail: crate::exec::sql::describe_error(&e),
         })?;
     let pruned = args
         .prune

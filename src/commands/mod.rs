@@ -107,7 +107,7 @@ pub fn connect(
                 "connect to `{database}` on {}:{}",
                 resolved.target.host, resolved.target.port
             ),
-            detail: crate::exec::sql::SqlError::from(e).describe(),
+            detail: crate::exec::sql::describe_error(&e),
         })
 }
 

@@ -11,7 +11,7 @@ use crate::cli::{OutputFormat, StatusArgs};
 use crate::commands::backups::{self, Kept};
 use crate::commands::{UsageError, connect, print, resolve_target};
 use crate::db::{history, lock, runs};
-use crate::exec::sql::SqlError;
+use crate::exec::sql::describe_error;
 use crate::exit::Exit;
 
 /// How many runs of the history are shown.
@@ -58,7 +58,7 @@ pub fn run(args: &StatusArgs) -> Result<Exit, UsageError> {
         let what = what.to_string();
         move |e: postgres::Error| UsageError::Database {
             what,
-            detail: SqlError::from(e).describe(),
+            detail: describe_error(&e),
         }
     };
     let mut client = connect(&resolved, &database)?;
