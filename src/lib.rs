@@ -9,6 +9,7 @@ pub mod diagnostic;
 pub mod exit;
 pub mod fmt;
 pub mod graph;
+pub mod lint;
 pub mod parse;
 pub mod plan;
 pub mod resolve;
