@@ -2,3 +2,4 @@
 
 mod cli;
 mod lint;
+mod lint_docs;
