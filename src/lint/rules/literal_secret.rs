@@ -34,6 +34,13 @@ static SQL: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)\bpassword\s+'[^']+'").unwrap_or_else(|e| unreachable!("a fixed pattern: {e}"))
 });
 
+/// What every pattern above needs somewhere: a literal search that rules
+/// out nearly every string before the patterns run.
+static HINT: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)passw|secret|token|api_?key|://")
+        .unwrap_or_else(|e| unreachable!("a fixed pattern: {e}"))
+});
+
 /// A name that says its value is a secret.
 static SECRET_NAME: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)(passw(or)?d|api_?key|secret$|token$)")
@@ -111,6 +118,9 @@ fn value(value: &Value, findings: &mut Vec<Diagnostic>) {
 fn text(s: &Str, findings: &mut Vec<Diagnostic>) {
     for part in &s.parts {
         let StrPart::Lit(lit) = part else { continue };
+        if !HINT.is_match(lit) {
+            continue;
+        }
         let found = ASSIGNMENT
             .captures(lit)
             .and_then(|c| {

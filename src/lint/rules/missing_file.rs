@@ -57,15 +57,16 @@ pub fn check(cx: &Context<'_>) -> Vec<Diagnostic> {
 
 /// Whether an argument reads as a relative path to a script.
 fn is_script(arg: &str) -> bool {
-    let path = Path::new(arg);
-    !arg.starts_with('-')
+    let has_extension = arg.rsplit_once('.').is_some_and(|(stem, ext)| {
+        !stem.is_empty()
+            && !stem.ends_with('/')
+            && SCRIPT_EXTENSIONS.contains(&ext.to_ascii_lowercase().as_str())
+    });
+    has_extension
+        && !arg.starts_with('-')
         && !arg.contains('=')
         && !arg.contains("://")
-        && path.is_relative()
-        && path
-            .extension()
-            .and_then(|e| e.to_str())
-            .is_some_and(|e| SCRIPT_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+        && Path::new(arg).is_relative()
 }
 
 fn missing(
