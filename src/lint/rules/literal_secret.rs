@@ -18,7 +18,7 @@ use crate::source::Span;
 /// does not start with `$` (a shell variable).
 static ASSIGNMENT: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
-        r#"(?i)(?:^|[^a-z0-9_-])([a-z0-9_-]*(?:passw(?:or)?d|secret|token|api_?key))\s*=\s*(?:'[^'$]+'|"[^"$]+"|[^\s'"$&;,)][^\s'"&;,)]*)"#,
+        r#"(?i)(?:^|[^a-z0-9_-])([a-z0-9_-]*(?:passw(?:or)?d|secret|token|api[_-]?key))\s*=\s*(?:'[^'$]+'|"[^"$]+"|[^\s'"$&;,)][^\s'"&;,)]*)"#,
     )
     .unwrap_or_else(|e| unreachable!("a fixed pattern: {e}"))
 });
@@ -37,13 +37,13 @@ static SQL: LazyLock<Regex> = LazyLock::new(|| {
 /// What every pattern above needs somewhere: a literal search that rules
 /// out nearly every string before the patterns run.
 static HINT: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)passw|secret|token|api_?key|://")
+    Regex::new(r"(?i)passw|secret|token|api[_-]?key|://")
         .unwrap_or_else(|e| unreachable!("a fixed pattern: {e}"))
 });
 
 /// A name that says its value is a secret.
 static SECRET_NAME: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)(passw(or)?d|api_?key|secret$|token$)")
+    Regex::new(r"(?i)(passw(or)?d|api[_-]?key|secret$|token$)")
         .unwrap_or_else(|e| unreachable!("a fixed pattern: {e}"))
 });
 
@@ -114,27 +114,34 @@ fn value(value: &Value, findings: &mut Vec<Diagnostic>) {
     }
 }
 
-/// The literal parts of a string, searched for a password in the text.
+/// The literal parts of a string, searched for passwords in the text.
 fn text(s: &Str, findings: &mut Vec<Diagnostic>) {
     for part in &s.parts {
         let StrPart::Lit(lit) = part else { continue };
         if !HINT.is_match(lit) {
             continue;
         }
-        let found = ASSIGNMENT
-            .captures(lit)
-            .and_then(|c| {
-                let all = c.get(0)?;
-                let key = c.get(1)?;
-                Some((&lit[key.start()..all.end()], key.as_str().to_string()))
+        let mut found: Vec<(usize, usize, String)> = ASSIGNMENT
+            .captures_iter(lit)
+            .filter_map(|c| {
+                let (all, key) = (c.get(0)?, c.get(1)?);
+                Some((key.start(), all.end(), key.as_str().to_string()))
             })
-            .or_else(|| {
-                URI.find(lit)
-                    .map(|m| (m.as_str(), "password in a URL".into()))
-            })
-            .or_else(|| SQL.find(lit).map(|m| (m.as_str(), "PASSWORD".into())));
-        if let Some((matched, what)) = found {
-            findings.push(finding(locate(s, matched), &what));
+            .collect();
+        for (pattern, what) in [(&*URI, "password in a URL"), (&*SQL, "PASSWORD")] {
+            found.extend(
+                pattern
+                    .find_iter(lit)
+                    .map(|m| (m.start(), m.end(), what.to_string())),
+            );
+        }
+        found.sort_unstable();
+        found.dedup_by(|b, a| b.0 < a.1);
+        let mut from = 0;
+        for (start, end, what) in found {
+            let span = locate(s, &lit[start..end], from);
+            from = span.end.saturating_sub(s.span.start);
+            findings.push(finding(span, &what));
         }
     }
 }
@@ -150,11 +157,15 @@ fn named(name: &str, s: &Str, findings: &mut Vec<Diagnostic>) -> bool {
     false
 }
 
-/// Where `matched` (decoded text) is in the string as written; the whole
-/// string when escapes make the two differ.
-fn locate(s: &Str, matched: &str) -> Span {
-    match s.raw.find(matched) {
-        Some(at) => Span::new(s.span.start + at, s.span.start + at + matched.len()),
+/// Where `matched` (decoded text) is in the string as written, searching
+/// from byte `from` of it; the whole string when escapes make the two
+/// differ.
+fn locate(s: &Str, matched: &str, from: usize) -> Span {
+    match s.raw.get(from..).and_then(|rest| rest.find(matched)) {
+        Some(at) => {
+            let start = s.span.start + from + at;
+            Span::new(start, start + matched.len())
+        }
         None => s.span,
     }
 }
@@ -179,6 +190,7 @@ mod tests {
         let steps = format!(
             "{CLEAN_STEPS}\nstart up {{\n  after = settled\n  run   = \"/opt/odoo/bin/notify --password=hunter2\"\n  env   = {{ PGPASSWORD = \"hunter2\" }}\n}}\n\nsql reset {{\n  after = up\n  sql   = \"alter role erp password 'hunter2'\"\n}}\n"
         );
+        let steps = steps.replace("--password=hunter2", "--password=hunter2 --api-key=k3y");
         let text = plan_with(&steps).replacen(
             "\n}\n",
             "\n  description = \"db at postgres://erp:hunter2@db.local/acme\"\n}\n",
@@ -186,7 +198,7 @@ mod tests {
         );
         let report = lint_text(&text);
         let found = with_code(&report, Code::LiteralSecret);
-        assert_eq!(found.len(), 4, "{:#?}", report.diagnostics);
+        assert_eq!(found.len(), 5, "{:#?}", report.diagnostics);
         for d in &report.diagnostics {
             let said = format!("{} {:?} {:?}", d.message, d.primary.text, d.help);
             assert!(
@@ -196,6 +208,18 @@ mod tests {
         }
         insta::assert_snapshot!("literal_secret_human", human(&report));
         insta::assert_snapshot!("literal_secret_json", json(&report));
+    }
+
+    #[test]
+    fn the_same_text_twice_is_two_places() {
+        let steps = format!(
+            "{CLEAN_STEPS}\nstart up {{\n  after = settled\n  run   = \"/opt/x token=abc token=abc\"\n}}\n"
+        );
+        let report = lint_text(&plan_with(&steps));
+        let found = with_code(&report, Code::LiteralSecret);
+        assert_eq!(found.len(), 2, "{:#?}", report.diagnostics);
+        assert!(found[0].primary.span.end <= found[1].primary.span.start);
+        assert_eq!(report.source.slice(found[1].primary.span), "token=abc");
     }
 
     #[test]
