@@ -228,6 +228,16 @@ mod tests {
     }
 
     #[test]
+    fn a_comment_inside_the_step_counts_too() {
+        let steps = format!(
+            "{CLEAN_STEPS}\nscript b {{ # lint: allow(W105)\n  after = settled\n  run = \"true\"\n}}\n\nscript c {{\n  after = settled\n  # lint: allow(missing-timeout) bounded by the tool itself\n  run = \"true\"\n}}\n"
+        );
+        let report = lint_text(&plan_with(&steps));
+        assert!(report.diagnostics.is_empty(), "{:#?}", report.diagnostics);
+        assert_eq!(report.allowed, 2);
+    }
+
+    #[test]
     fn a_blank_line_breaks_the_link_to_the_step() {
         let steps = format!(
             "{CLEAN_STEPS}\n# lint: allow(W105)\n\nscript b {{\n  after = settled\n  run = \"true\"\n}}\n"
