@@ -13,6 +13,7 @@ pub mod exit;
 pub mod fmt;
 pub mod graph;
 pub mod inventory;
+pub mod lint;
 pub mod parse;
 pub mod plan;
 pub mod resolve;

@@ -8,6 +8,8 @@ mod cluster;
 mod docs;
 mod fmt_props;
 mod inventory;
+mod lint;
+mod lint_docs;
 mod parse_fixtures;
 mod process;
 mod status;
