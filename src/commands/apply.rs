@@ -99,11 +99,13 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, UsageError> {
 /// plan does not declare, or an unsuppressed "changes data without a
 /// backup": nothing runs.
 fn refuse_to_run(analysis: &Analysis, args: &ApplyArgs) -> Result<Option<Exit>, UsageError> {
-    let blocking: Vec<_> = analysis
+    // Lint as in review: errors stop the run, and so does "changes data
+    // without a backup" unless a `# lint: allow` a reviewer can see says so.
+    let linted = crate::lint::lint(analysis);
+    let blocking: Vec<_> = linted
         .diagnostics
-        .iter()
+        .into_iter()
         .filter(|d| d.is_error() || d.code == crate::diagnostic::Code::MissingBackup)
-        .cloned()
         .collect();
     if !blocking.is_empty() {
         report(&blocking, &analysis.source);
