@@ -48,11 +48,13 @@ where
         Command::Show(args) => commands::show::run(args),
         Command::Graph(args) => commands::graph::run(args),
         Command::Apply(args) => commands::apply::run(args),
+        Command::Recover(args) => commands::recover::run(args),
     };
     match result {
         Ok(exit) => exit,
         Err(error) => {
-            eprintln!("{:?}", miette::Report::new(error));
+            // Not eprintln!: a closed terminal must not turn into a panic.
+            commands::eprint(&format!("{:?}\n", miette::Report::new(error)));
             Exit::Usage
         }
     }

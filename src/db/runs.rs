@@ -15,6 +15,9 @@ pub struct RunRow {
     pub started_at: String,
     pub ended_at: Option<String>,
     pub state: String,
+    /// Where the run's folder (journal, logs, dumps) is on `host`; `None`
+    /// for rows written before the column existed.
+    pub run_folder: Option<String>,
 }
 
 fn ensure(client: &mut Client) -> Result<(), postgres::Error> {
@@ -30,11 +33,13 @@ fn ensure(client: &mut Client) -> Result<(), postgres::Error> {
              started_at  timestamptz not null default now(),
              ended_at    timestamptz,
              state       text not null
-         );",
+         );
+         alter table plan_runner.runs add column if not exists run_folder text;",
     )
 }
 
-fn hostname() -> String {
+/// This machine's name, as the runs table and the journal record it.
+pub fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
         .unwrap_or_else(|_| "unknown".into())
@@ -48,11 +53,12 @@ pub fn start(
     target: &str,
     plan: &str,
     plan_sha256: &str,
+    run_folder: &str,
 ) -> Result<(), postgres::Error> {
     ensure(client)?;
     client.execute(
-        "insert into plan_runner.runs (run_id, target, host, pid, plan, plan_sha256, state)
-         values ($1, $2, $3, $4, $5, $6, 'running')",
+        "insert into plan_runner.runs (run_id, target, host, pid, plan, plan_sha256, state, run_folder)
+         values ($1, $2, $3, $4, $5, $6, 'running', $7)",
         &[
             &run_id,
             &target,
@@ -60,6 +66,7 @@ pub fn start(
             &(std::process::id() as i32),
             &plan,
             &plan_sha256,
+            &run_folder,
         ],
     )?;
     Ok(())
@@ -74,27 +81,57 @@ pub fn finish(client: &mut Client, run_id: &str, state: &str) -> Result<(), post
 }
 
 pub fn get(client: &mut Client, run_id: &str) -> Result<Option<RunRow>, postgres::Error> {
-    let exists: bool = client
-        .query_one("select to_regclass('plan_runner.runs') is not null", &[])?
-        .get(0);
-    if !exists {
+    if !exists(client)? {
         return Ok(None);
     }
     Ok(client
-        .query_opt(
-            "select run_id, target, host, pid, plan, plan_sha256, started_at::text, ended_at::text, state
-             from plan_runner.runs where run_id = $1",
-            &[&run_id],
+        .query_opt(&format!("{SELECT} where run_id = $1"), &[&run_id])?
+        .map(|row| from_row(&row)))
+}
+
+/// Runs of `target` that did not end: `running` (their runner died, when
+/// the caller holds the target's lock) or `stopped` (`--no-rollback` left
+/// the database as the failure left it). Oldest first.
+pub fn unfinished(client: &mut Client, target: &str) -> Result<Vec<RunRow>, postgres::Error> {
+    if !exists(client)? {
+        return Ok(Vec::new());
+    }
+    Ok(client
+        .query(
+            &format!(
+                "{SELECT} where target = $1 and state in ('running', 'stopped') order by started_at, run_id"
+            ),
+            &[&target],
         )?
-        .map(|row| RunRow {
-            run_id: row.get(0),
-            target: row.get(1),
-            host: row.get(2),
-            pid: row.get(3),
-            plan: row.get(4),
-            plan_sha256: row.get(5),
-            started_at: row.get(6),
-            ended_at: row.get(7),
-            state: row.get(8),
-        }))
+        .iter()
+        .map(from_row)
+        .collect())
+}
+
+fn exists(client: &mut Client) -> Result<bool, postgres::Error> {
+    Ok(client
+        .query_one("select to_regclass('plan_runner.runs') is not null", &[])?
+        .get(0))
+}
+
+// `run_folder` read through jsonb: a table made before the column existed
+// still reads, with no folder.
+const SELECT: &str =
+    "select run_id, target, host, pid, plan, plan_sha256, started_at::text, ended_at::text, state,
+            to_jsonb(r) ->> 'run_folder'
+     from plan_runner.runs r";
+
+fn from_row(row: &postgres::Row) -> RunRow {
+    RunRow {
+        run_id: row.get(0),
+        target: row.get(1),
+        host: row.get(2),
+        pid: row.get(3),
+        plan: row.get(4),
+        plan_sha256: row.get(5),
+        started_at: row.get(6),
+        ended_at: row.get(7),
+        state: row.get(8),
+        run_folder: row.get(9),
+    }
 }

@@ -3,6 +3,7 @@
 mod cli;
 mod cli_basic;
 mod cluster;
+mod crash;
 mod docs;
 mod fmt_props;
 mod inventory;
