@@ -299,6 +299,8 @@ pub struct Story {
     pub running: Vec<(String, String, String)>,
     /// The process groups of the steps in `running`.
     pub groups: Vec<Group>,
+    /// Steps that ended in failure, with why.
+    pub failed: Vec<(String, String)>,
     pub rollback_started: bool,
     pub rollback_ended: Option<bool>,
     /// The outcome of `run_ended`, if the run got there.
@@ -349,7 +351,17 @@ impl Story {
                     pgid: *pgid,
                     start_time: *start_time,
                 }),
-                Record::StepEnded { step, .. } => {
+                Record::StepEnded {
+                    step,
+                    status,
+                    error,
+                    ..
+                } => {
+                    if status == "failed" {
+                        story
+                            .failed
+                            .push((step.clone(), error.clone().unwrap_or_default()));
+                    }
                     story.running.retain(|(s, _, _)| s != step);
                     story.unfinished_backups.retain(|(s, _, _)| s != step);
                     // A step that ended has no process of its own left

@@ -689,7 +689,7 @@ impl Run<'_> {
             self.opts.plan_path.display(),
             self.opts.target_flags
         ));
-        progress(&m);
+        progress("✗ stopping without a rollback (--no-rollback): see the summary below");
         self.add_message(&m);
         if self.signals.interrupted().is_some() {
             Exit::Interrupted

@@ -102,6 +102,11 @@ impl Setup {
     }
 
     fn command(&self, args: &[&str]) -> Command {
+        self.command_in(self.state.path(), args)
+    }
+
+    /// A command with its own state folder (another user's, say).
+    fn command_in(&self, state: &std::path::Path, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_plan"));
         for (key, _) in std::env::vars() {
             if key.starts_with("PG") {
@@ -114,7 +119,7 @@ impl Setup {
             .env("PGUSER", cluster.user())
             .args(args)
             .args(["--database", &self.db.name, "--state-dir"])
-            .arg(self.state.path())
+            .arg(state)
             .stdin(Stdio::null());
         cmd
     }
@@ -272,6 +277,19 @@ fn kill_9_mid_step_then_recover_restores_and_a_second_recover_has_nothing_to_do(
         setup.has_table("changed"),
         "a refused apply changes nothing"
     );
+    // Another state folder (another user, another checkout) sees it too:
+    // the runs table is on the server.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let plan = setup.plan();
+    let refused = setup
+        .command_in(
+            elsewhere.path(),
+            &setup.apply_args(plan.to_str().unwrap(), &[]),
+        )
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(4), "{}", stderr(&refused));
+    assert!(stderr(&refused).contains(&run_id));
 
     let recovered = setup.recover();
     let text = stderr(&recovered);
@@ -381,6 +399,50 @@ fn sigterm_mid_step_rolls_back_and_exits_130() {
 }
 
 #[test]
+fn a_second_ctrl_c_during_the_rollback_does_not_abandon_it() {
+    // on_failure runs in the rollback's phase too: a slow one leaves time
+    // for the second signal.
+    let plan = SLEEPING_PLAN.replace(
+        "run = \"touch on_failure_ran\"",
+        "shell = \"sleep 2; touch on_failure_ran\"",
+    );
+    let setup = Setup::new("second_sigint", &plan);
+    let before = setup.fingerprint();
+    let mut runner = setup.spawn_apply();
+    setup.wait_for_slow_step(&mut runner);
+    signal(&runner, Signal::SIGINT);
+    // Wait until on_failure has started, then press Ctrl-C again.
+    let folder = setup.run_folder().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let read = journal::read(&folder).unwrap();
+        if read.entries.iter().any(|e| {
+            matches!(
+                &e.record,
+                Record::StepStarted {
+                    on_failure: true,
+                    ..
+                }
+            )
+        }) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "on_failure never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    signal(&runner, Signal::SIGINT);
+    let output = runner.wait_with_output().unwrap();
+    let text = stderr(&output);
+    assert_eq!(output.status.code(), Some(130), "{text}");
+    assert!(text.contains("the rollback is in progress"), "{text}");
+    assert!(setup.on_failure_ran(), "on_failure was abandoned: {text}");
+    assert_eq!(
+        fingerprint::differences(&before, &setup.fingerprint()),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
 fn sighup_does_not_stop_the_run() {
     let setup = Setup::new(
         "sighup",
@@ -455,6 +517,11 @@ fn no_rollback_leaves_the_failed_database_and_recover_restores_it() {
     let refused = setup.apply(&[]);
     assert_eq!(refused.status.code(), Some(4), "{}", stderr(&refused));
     assert!(stderr(&refused).contains("--no-rollback stopped it"));
+    assert!(
+        stderr(&refused).contains("step `broken` failed"),
+        "{}",
+        stderr(&refused)
+    );
 
     let recovered = setup.recover();
     assert_eq!(recovered.status.code(), Some(0), "{}", stderr(&recovered));

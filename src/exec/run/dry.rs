@@ -56,12 +56,7 @@ pub fn dry_run(
     };
     match server_version(maintenance) {
         Ok(v) if (SUPPORTED_MIN..=SUPPORTED_MAX).contains(&v) => {
-            let _ = writeln!(
-                out,
-                "  server: PostgreSQL {}.{}",
-                v / 10000,
-                v % 10000 / 100
-            );
+            let _ = writeln!(out, "  server: PostgreSQL {}.{}", v / 10000, v % 10000);
         }
         Ok(v) => refuse(
             &mut out,
@@ -137,8 +132,8 @@ pub fn dry_run(
             Ok(()) => {
                 let _ = writeln!(
                     out,
-                    "  release: `{}` is at {}: the plan would run",
-                    opts.database, plan.from
+                    "  release gate: passed: the plan would migrate `{}` from {} to {}",
+                    opts.database, plan.from, plan.to
                 );
             }
             Err(Early(Exit::Success, message)) => {

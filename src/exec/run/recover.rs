@@ -75,6 +75,9 @@ fn story_lines(story: &Story) -> Vec<String> {
             "it was running {kind} step `{step}` (started {at})"
         ));
     }
+    for (step, error) in &story.failed {
+        lines.push(format!("step `{step}` failed: {error}"));
+    }
     if story.running.is_empty() && story.ended.is_none() {
         lines.push("no step was running".into());
     }
