@@ -355,6 +355,41 @@ fn recover_tolerates_a_torn_last_journal_record() {
     ));
 }
 
+#[test]
+fn recover_that_cannot_prove_the_restore_exits_3_and_says_so() {
+    let setup = Setup::new("unprovable", SLEEPING_PLAN);
+    let mut runner = setup.spawn_apply();
+    setup.wait_for_slow_step(&mut runner);
+    signal(&runner, Signal::SIGKILL);
+    runner.wait().unwrap();
+    // Someone dropped the backup by hand: nothing can be restored.
+    let read = journal::read(&setup.run_folder().unwrap()).unwrap();
+    let copy = read
+        .entries
+        .iter()
+        .find_map(|e| match &e.record {
+            Record::BackupTaken { taken } => Some(taken.copy.clone()),
+            _ => None,
+        })
+        .unwrap();
+    setup
+        .db
+        .cluster
+        .connect("postgres")
+        .unwrap()
+        .batch_execute(&format!("drop database \"{copy}\""))
+        .unwrap();
+
+    let output = setup.recover();
+    let text = stderr(&output);
+    assert_eq!(output.status.code(), Some(3), "{text}");
+    assert!(text.contains("COULD NOT BE PROVED"), "{text}");
+    assert!(text.contains("no longer exists"), "{text}");
+    assert!(text.contains("on_failure was NOT run"), "{text}");
+    assert!(!setup.on_failure_ran());
+    assert!(setup.has_table("changed"), "nothing was touched");
+}
+
 fn interrupted_mid_step_rolls_back(label: &str, sig: Signal) {
     let setup = Setup::new(label, SLEEPING_PLAN);
     let before = setup.fingerprint();

@@ -138,6 +138,12 @@ pub fn recover(
 impl Run<'_> {
     fn take_over(&mut self, failure_order: &[usize], dead: Dead<'_>) -> Exit {
         self.lock = Some(dead.lock);
+        // A run stopped by --no-rollback wrote its report: keep it beside
+        // the recovery's.
+        let report = dead.folder.join("report.json");
+        if report.is_file() {
+            let _ = std::fs::rename(&report, dead.folder.join("report-before-recovery.json"));
+        }
         match Journal::open(dead.folder) {
             Ok(journal) => self.journal = Some(journal),
             Err(e) => {
