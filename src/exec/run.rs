@@ -556,7 +556,15 @@ impl Run<'_> {
             .connector
             .connect(&self.opts.database)
             .map_err(|e| sql::SqlError::from(e).describe())?;
-        f(&mut client)
+        // A signal cancels the statement, as it ends a command's group.
+        self.signals.cancel_with(Some(client.cancel_token()));
+        let result = if self.stopper.is_stopped() {
+            Err("interrupted".to_string())
+        } else {
+            f(&mut client)
+        };
+        self.signals.cancel_with(None);
+        result
     }
 
     fn sql_step(&mut self, step: &Step, source: &Sql) -> Result<(), String> {

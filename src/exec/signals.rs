@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
+use postgres::{CancelToken, NoTls};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::{Handle, Signals};
 
@@ -35,6 +36,8 @@ struct State {
     signal: AtomicI32,
     phase: Mutex<Phase>,
     stopper: Stopper,
+    /// The SQL statement running now, if any: a signal cancels it.
+    cancel: Mutex<Option<CancelToken>>,
 }
 
 /// Listens for signals while it lives.
@@ -54,6 +57,7 @@ impl Watch {
             signal: AtomicI32::new(0),
             phase: Mutex::new(Phase::Steps),
             stopper,
+            cancel: Mutex::new(None),
         });
         let Ok(mut signals) = Signals::new([SIGINT, SIGTERM, SIGHUP]) else {
             return Watch {
@@ -86,6 +90,7 @@ impl Watch {
                 signal: AtomicI32::new(0),
                 phase: Mutex::new(Phase::Steps),
                 stopper: Stopper::new(),
+                cancel: Mutex::new(None),
             }),
             handle: None,
             thread: None,
@@ -98,6 +103,15 @@ impl Watch {
             0 => None,
             s => Some(name(s)),
         }
+    }
+
+    /// The statement a signal must cancel from now on (`None`: none).
+    pub fn cancel_with(&self, token: Option<CancelToken>) {
+        *self
+            .state
+            .cancel
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = token;
     }
 
     /// From now on a signal does not stop anything: the rollback runs.
@@ -142,6 +156,16 @@ impl State {
                     ));
                 }
                 self.stopper.stop();
+                let token = self
+                    .cancel
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .clone();
+                if let Some(token) = token {
+                    // The step sees "canceling statement due to user
+                    // request" and fails; the run then rolls back.
+                    let _ = token.cancel_query(NoTls);
+                }
             }
         }
     }

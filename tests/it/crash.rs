@@ -434,6 +434,56 @@ fn sigterm_mid_step_rolls_back_and_exits_130() {
 }
 
 #[test]
+fn sigterm_cancels_a_running_sql_step() {
+    let plan = SLEEPING_PLAN.replace(
+        "script slow {\n  after   = change\n  run     = \"sleep 300\"",
+        "sql slow {\n  after   = change\n  sql     = \"select pg_sleep(300)\"",
+    );
+    assert!(plan.contains("pg_sleep"));
+    let setup = Setup::new("sigterm_sql", &plan);
+    let before = setup.fingerprint();
+    let mut runner = setup.spawn_apply();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    // Wait until the statement runs on the server.
+    loop {
+        let running: i64 = setup
+            .db
+            .cluster
+            .connect("postgres")
+            .unwrap()
+            .query_one(
+                "select count(*) from pg_stat_activity where datname = $1 and query like '%pg_sleep(300)%' and state = 'active'",
+                &[&setup.db.name],
+            )
+            .unwrap()
+            .get(0);
+        if running > 0 {
+            break;
+        }
+        assert!(
+            runner.try_wait().unwrap().is_none(),
+            "the runner ended early"
+        );
+        assert!(Instant::now() < deadline, "the sql step never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let sent = Instant::now();
+    signal(&runner, Signal::SIGTERM);
+    let output = runner.wait_with_output().unwrap();
+    let text = stderr(&output);
+    assert_eq!(output.status.code(), Some(130), "{text}");
+    assert!(
+        sent.elapsed() < Duration::from_secs(60),
+        "the statement was not cancelled"
+    );
+    assert_eq!(
+        fingerprint::differences(&before, &setup.fingerprint()),
+        Vec::<String>::new()
+    );
+    assert!(setup.on_failure_ran());
+}
+
+#[test]
 fn a_second_ctrl_c_during_the_rollback_does_not_abandon_it() {
     // on_failure runs in the rollback's phase too: a slow one leaves time
     // for the second signal.
