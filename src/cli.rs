@@ -60,7 +60,8 @@ pub enum Command {
     /// Exit codes: 0 success or nothing to do, 1 the plan failed and was
     /// rolled back (or has errors), 2 usage error, 3 the rollback failed,
     /// 4 refused with nothing changed (lock held, wrong release, sessions
-    /// connected).
+    /// connected, an unfinished run), 130 interrupted (Ctrl-C, SIGTERM) and
+    /// rolled back.
     Apply(Box<ApplyArgs>),
     /// Show a database's release, last runs, unfinished runs and kept
     /// backups.
@@ -79,6 +80,40 @@ pub enum Command {
     /// when a backup could not be removed, 2 on a usage or connection
     /// error.
     Backups(BackupsArgs),
+    /// Take over a run whose runner died (or that --no-rollback stopped):
+    /// restore its backups, prove it, run on_failure.
+    ///
+    /// Finds the target's unfinished run in the maintenance database, reads
+    /// its journal (in its run folder, on the machine that ran it), ends the
+    /// process groups it left, restores the earliest backup of each
+    /// database and of its files, proves the restore with the fingerprint,
+    /// runs the plan's on_failure steps and records the run as recovered.
+    /// Running it again, or with nothing to recover, changes nothing.
+    ///
+    /// Exit codes: 0 recovered or nothing to recover, 2 usage error, 3 the
+    /// restore could not be proved, 4 refused (another runner holds the
+    /// lock, the plan changed since the run, the journal is elsewhere).
+    Recover(Box<RecoverArgs>),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RecoverArgs {
+    /// The plan file the run applied [default: the path its journal
+    /// records]; it must be unchanged since the run.
+    pub plan: Option<PathBuf>,
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Where run folders are, if the run folder recorded in the runs table
+    /// has moved.
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Set a variable the plan declares, as the run had it (for on_failure).
+    #[arg(long = "var", value_name = "NAME=VALUE", value_parser = crate::commands::apply::parse_var)]
+    pub vars: Vec<(String, String)>,
+    /// Time the dead run's processes, and on_failure steps, get between
+    /// SIGTERM and SIGKILL.
+    #[arg(long, value_name = "DUR", default_value = "10s", value_parser = crate::commands::apply::parse_duration)]
+    pub grace: std::time::Duration,
 }
 
 #[derive(Debug, clap::Args)]
@@ -159,6 +194,16 @@ pub struct ApplyArgs {
     /// Time a step's processes get between SIGTERM and SIGKILL.
     #[arg(long, value_name = "DUR", default_value = "10s", value_parser = crate::commands::apply::parse_duration)]
     pub grace: std::time::Duration,
+    /// Change nothing: show the steps with their commands, the backups
+    /// with their sizes and the free space for them, and what the run
+    /// would find on the target (lock, release, sessions).
+    #[arg(long, conflicts_with = "sandbox")]
+    pub dry_run: bool,
+    /// On a failure, stop and leave the database as the failure left it
+    /// (for debugging a plan on a throwaway copy); refused on a target the
+    /// inventory marks `production: true`.
+    #[arg(long)]
+    pub no_rollback: bool,
 }
 
 #[derive(Debug, clap::Args)]

@@ -51,11 +51,13 @@ where
         Command::Apply(args) => commands::apply::run(args),
         Command::Status(args) => commands::status::run(args),
         Command::Backups(args) => commands::backups::run(args),
+        Command::Recover(args) => commands::recover::run(args),
     };
     match result {
         Ok(exit) => exit,
         Err(error) => {
-            eprintln!("{:?}", miette::Report::new(error));
+            // Not eprintln!: a closed terminal must not turn into a panic.
+            commands::eprint(&format!("{:?}\n", miette::Report::new(error)));
             Exit::Usage
         }
     }

@@ -9,7 +9,8 @@ use sha2::{Digest, Sha256};
 
 use crate::analysis::{Analysis, analyse_path};
 use crate::cli::ApplyArgs;
-use crate::commands::{UsageError, report};
+use crate::cli::TargetArgs;
+use crate::commands::{UsageError, eprint, print, report};
 use crate::db::connect::Connector;
 use crate::db::target::{self, Env, ResolvedTarget};
 use crate::exec::backup::SessionPolicy;
@@ -35,8 +36,16 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, UsageError> {
             database: resolved.maintenance_db.clone(),
         });
     }
+    if args.no_rollback && resolved.production {
+        return Err(UsageError::NoRollbackOnProduction {
+            target: resolved
+                .name
+                .clone()
+                .unwrap_or_else(|| resolved.target.database.clone()),
+        });
+    }
     for warning in &resolved.warnings {
-        eprintln!("warning: {warning}");
+        eprint(&format!("warning: {warning}\n"));
     }
     let bytes = std::fs::read(&plan_path).map_err(|source| UsageError::Io {
         path: plan_path.clone(),
@@ -65,12 +74,16 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, UsageError> {
     let state_dir = state_dir(args.state_dir.as_deref());
     let run_id = run::new_run_id();
     let run_folder = state_dir.join("runs").join(&run_id);
-    std::fs::create_dir_all(run_folder.join("logs")).map_err(|source| UsageError::Write {
-        path: run_folder.clone(),
-        source,
-    })?;
-    let child_env =
-        target::env_for_child(&resolved.target, &run_folder).map_err(UsageError::from)?;
+    // A dry run writes nothing, not even its run folder: no child runs.
+    let child_env = if args.dry_run {
+        Vec::new()
+    } else {
+        std::fs::create_dir_all(run_folder.join("logs")).map_err(|source| UsageError::Write {
+            path: run_folder.clone(),
+            source,
+        })?;
+        target::env_for_child(&resolved.target, &run_folder).map_err(UsageError::from)?
+    };
     let options = Options {
         run_id: run_id.clone(),
         run_folder,
@@ -85,14 +98,38 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, UsageError> {
         },
         keep_failed: args.keep_failed,
         assume_release: args.assume_release.clone(),
-        plan_path: args.plan.clone(),
+        // Absolute, so that `plan recover` finds it from any folder.
+        plan_path: std::path::absolute(&args.plan).unwrap_or_else(|_| args.plan.clone()),
         plan_sha256,
         step_user: resolved.step_user.clone(),
         grace: args.grace,
+        target_flags: target_flags(&args.target, &resolved),
+        no_rollback: args.no_rollback,
     };
+    if args.dry_run {
+        let local = run::dry::is_local(&resolved.target.host);
+        let (text, exit) = run::dry_run(plan, &main.order, &failure.order, &options, local);
+        print(&text);
+        return Ok(exit);
+    }
     let (report, exit) = run::apply(plan, &main.order, &failure.order, &options);
-    eprint!("{}", report.human());
+    eprint(&report.human());
     Ok(exit)
+}
+
+/// The flags that name this target again in a command the user is told
+/// to run (`plan recover ...`).
+pub fn target_flags(args: &TargetArgs, resolved: &ResolvedTarget) -> String {
+    let mut flags = match (&args.target, &args.inventory) {
+        (Some(name), Some(inventory)) => {
+            format!("--target {name} --inventory {}", inventory.display())
+        }
+        _ => format!("--database {}", resolved.target.database),
+    };
+    if let Some(m) = &args.maintenance_db {
+        flags.push_str(&format!(" --maintenance-db {m}"));
+    }
+    flags
 }
 
 /// Errors in the plan, values missing at apply time, `--var` for names the
@@ -109,10 +146,10 @@ fn refuse_to_run(analysis: &Analysis, args: &ApplyArgs) -> Result<Option<Exit>, 
         .collect();
     if !blocking.is_empty() {
         report(&blocking, &analysis.source);
-        eprintln!(
-            "nothing was run: fix the plan first (`plan lint {}`)",
+        eprint(&format!(
+            "nothing was run: fix the plan first (`plan lint {}`)\n",
             args.plan.display()
-        );
+        ));
         return Ok(Some(Exit::Failed));
     }
     if let Some(plan) = &analysis.plan {

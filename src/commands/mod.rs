@@ -6,6 +6,7 @@ pub mod backups;
 pub mod fmt;
 pub mod graph;
 pub mod lint;
+pub mod recover;
 pub mod show;
 pub mod status;
 
@@ -71,6 +72,15 @@ pub enum UsageError {
         help("check the connection settings (docs/connection.md) and that the server is up")
     )]
     Database { what: String, detail: String },
+
+    #[error("--no-rollback is refused on `{target}`: the inventory marks it `production: true`")]
+    #[diagnostic(
+        code(plan::no_rollback_on_production),
+        help(
+            "--no-rollback leaves a failed database as it is; use it on a throwaway copy (or --sandbox), never on production"
+        )
+    )]
+    NoRollbackOnProduction { target: String },
 
     #[error("cannot write `{}`", path.display())]
     #[diagnostic(code(plan::io))]
@@ -182,6 +192,14 @@ pub fn report(diagnostics: &[Diagnostic], source: &Source) {
     for d in diagnostics {
         let _ = err.write_all(human::render(d, source, style, false).as_bytes());
     }
+}
+
+/// Writes to stderr; a closed terminal (SIGHUP during a long run) is not
+/// an error, where `eprintln!` would panic.
+pub fn eprint(text: &str) {
+    let mut err = std::io::stderr().lock();
+    let _ = err.write_all(text.as_bytes());
+    let _ = err.flush();
 }
 
 /// Writes to stdout; a closed pipe (`plan show | head`) is not an error.

@@ -3,11 +3,8 @@
 //! any host and as any user, sees an unfinished run and who made it.
 
 use postgres::Client;
-use serde::Serialize;
 
-use crate::db::history::rfc3339;
-
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, serde::Serialize)]
 pub struct RunRow {
     pub run_id: String,
     pub target: String,
@@ -18,6 +15,9 @@ pub struct RunRow {
     pub started_at: String,
     pub ended_at: Option<String>,
     pub state: String,
+    /// Where the run's folder (journal, logs, dumps) is on `host`; `None`
+    /// for rows written before the column existed.
+    pub run_folder: Option<String>,
 }
 
 fn ensure(client: &mut Client) -> Result<(), postgres::Error> {
@@ -42,12 +42,14 @@ fn ensure(client: &mut Client) -> Result<(), postgres::Error> {
              started_at  timestamptz not null default now(),
              ended_at    timestamptz,
              state       text not null
-         );",
+         );
+         alter table plan_runner.runs add column if not exists run_folder text;",
     )?;
     tx.commit()
 }
 
-fn hostname() -> String {
+/// This machine's name, as the runs table and the journal record it.
+pub fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
         .unwrap_or_else(|_| "unknown".into())
@@ -61,11 +63,12 @@ pub fn start(
     target: &str,
     plan: &str,
     plan_sha256: &str,
+    run_folder: &str,
 ) -> Result<(), postgres::Error> {
     ensure(client)?;
     client.execute(
-        "insert into plan_runner.runs (run_id, target, host, pid, plan, plan_sha256, state)
-         values ($1, $2, $3, $4, $5, $6, 'running')",
+        "insert into plan_runner.runs (run_id, target, host, pid, plan, plan_sha256, state, run_folder)
+         values ($1, $2, $3, $4, $5, $6, 'running', $7)",
         &[
             &run_id,
             &target,
@@ -73,6 +76,7 @@ pub fn start(
             &(std::process::id() as i32),
             &plan,
             &plan_sha256,
+            &run_folder,
         ],
     )?;
     Ok(())
@@ -86,15 +90,50 @@ pub fn finish(client: &mut Client, run_id: &str, state: &str) -> Result<(), post
     Ok(())
 }
 
-fn columns() -> String {
-    format!(
-        "run_id, target, host, pid, plan, plan_sha256, {}, case when ended_at is null then null else {} end, state",
-        rfc3339("started_at"),
-        rfc3339("ended_at")
-    )
+pub fn get(client: &mut Client, run_id: &str) -> Result<Option<RunRow>, postgres::Error> {
+    if !exists(client)? {
+        return Ok(None);
+    }
+    Ok(client
+        .query_opt(&format!("{SELECT} where run_id = $1"), &[&run_id])?
+        .map(|row| from_row(&row)))
 }
 
-fn row_to_run(row: &postgres::Row) -> RunRow {
+/// Runs of `target` that did not end: `running` (their runner died, when
+/// the caller holds the target's lock) or `stopped` (`--no-rollback` left
+/// the database as the failure left it). Oldest first.
+pub fn unfinished(client: &mut Client, target: &str) -> Result<Vec<RunRow>, postgres::Error> {
+    if !exists(client)? {
+        return Ok(Vec::new());
+    }
+    Ok(client
+        .query(
+            &format!(
+                "{SELECT} where target = $1 and state in ('running', 'stopped') order by started_at, run_id"
+            ),
+            &[&target],
+        )?
+        .iter()
+        .map(from_row)
+        .collect())
+}
+
+fn exists(client: &mut Client) -> Result<bool, postgres::Error> {
+    Ok(client
+        .query_one("select to_regclass('plan_runner.runs') is not null", &[])?
+        .get(0))
+}
+
+// `run_folder` read through jsonb: a table made before the column existed
+// still reads, with no folder. Times as RFC 3339 in UTC, whatever the
+// session's DateStyle (as `history::rfc3339`).
+const SELECT: &str = "select run_id, target, host, pid, plan, plan_sha256,
+            to_char(started_at at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'),
+            to_char(ended_at at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'),
+            state, to_jsonb(r) ->> 'run_folder'
+     from plan_runner.runs r";
+
+fn from_row(row: &postgres::Row) -> RunRow {
     RunRow {
         run_id: row.get(0),
         target: row.get(1),
@@ -105,47 +144,6 @@ fn row_to_run(row: &postgres::Row) -> RunRow {
         started_at: row.get(6),
         ended_at: row.get(7),
         state: row.get(8),
+        run_folder: row.get(9),
     }
-}
-
-fn table_exists(client: &mut Client) -> Result<bool, postgres::Error> {
-    Ok(client
-        .query_one("select to_regclass('plan_runner.runs') is not null", &[])?
-        .get(0))
-}
-
-pub fn get(client: &mut Client, run_id: &str) -> Result<Option<RunRow>, postgres::Error> {
-    if !table_exists(client)? {
-        return Ok(None);
-    }
-    Ok(client
-        .query_opt(
-            &format!(
-                "select {} from plan_runner.runs where run_id = $1",
-                columns()
-            ),
-            &[&run_id],
-        )?
-        .map(|row| row_to_run(&row)))
-}
-
-/// Runs on `target` that started and never ended: running now, or their
-/// runner died (the lock tells which), oldest first.
-pub fn unfinished(client: &mut Client, target: &str) -> Result<Vec<RunRow>, postgres::Error> {
-    if !table_exists(client)? {
-        return Ok(Vec::new());
-    }
-    Ok(client
-        .query(
-            &format!(
-                "select {} from plan_runner.runs
-                 where target = $1 and state = 'running' and ended_at is null
-                 order by started_at",
-                columns()
-            ),
-            &[&target],
-        )?
-        .iter()
-        .map(row_to_run)
-        .collect())
 }

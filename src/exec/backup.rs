@@ -61,7 +61,7 @@ pub enum BackupError {
 
 /// A backup as taken: enough to restore it and prove the restore, and to
 /// list it later.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Taken {
     pub step: String,
     pub method: BackupMethod,

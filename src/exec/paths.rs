@@ -58,7 +58,7 @@ pub struct Entry {
 pub type Manifest = BTreeMap<String, Entry>;
 
 /// A tree as backed up.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TreeBackup {
     pub original: PathBuf,
     pub copy: PathBuf,

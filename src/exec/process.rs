@@ -1020,8 +1020,8 @@ fn last_lines(path: &Path, start: u64, n: usize, redactor: &Redactor) -> io::Res
 
 /// Field 22 of `/proc/<pid>/stat`. The command name (field 2) is in
 /// parentheses and may hold spaces and parentheses itself, so fields are
-/// counted after the last `)`.
-fn start_time(pid: u32) -> Option<u64> {
+/// counted after the last `)`. `None` when the process is not there.
+pub fn start_time(pid: u32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let after_name = stat.get(stat.rfind(')')? + 1..)?;
     after_name.split_whitespace().nth(19)?.parse().ok()

@@ -1,20 +1,27 @@
 //! One `plan apply`: lock, release gate, steps in order, rollback on any
 //! failure with its proof, `on_failure`, history and report. Steps run one
-//! at a time here; the order comes from the graph.
+//! at a time here; the order comes from the graph. Each event is written
+//! to the run's journal (`exec::journal`) before the run goes on.
 
-use std::collections::BTreeSet;
+pub mod dry;
+pub mod recover;
+
+pub use dry::dry_run;
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
 use postgres::Client;
 
 use crate::db::connect::Connector;
-use crate::db::{fingerprint, history, lock, runs};
+use crate::db::{history, lock, runs};
 use crate::exec::backup::{self, BackupError, SessionPolicy, Taken};
+use crate::exec::journal::{Journal, Record};
 use crate::exec::process::Stopper;
 use crate::exec::redact::Redactor;
 use crate::exec::report::{BackupReport, Report, RollbackReport, StepReport};
-use crate::exec::{paths, sql, steps};
+use crate::exec::signals::Watch;
+use crate::exec::{paths, rollback, sql, steps};
 use crate::exit::Exit;
 use crate::plan::{Action, Check, Plan, Sql, Step};
 use crate::version::Version;
@@ -40,6 +47,11 @@ pub struct Options {
     pub step_user: Option<String>,
     /// Between SIGTERM and SIGKILL of a step's process group.
     pub grace: Duration,
+    /// The flags that name this target on the command line (`--database
+    /// acme`), for the commands a message tells the user to run.
+    pub target_flags: String,
+    /// On a failure, stop and leave everything as it is (`--no-rollback`).
+    pub no_rollback: bool,
 }
 
 /// Runs the plan; returns the report (already written to the run folder)
@@ -50,49 +62,72 @@ pub fn apply(
     failure_order: &[usize],
     opts: &Options,
 ) -> (Report, Exit) {
-    let run_id = opts.run_id.clone();
-    let run_folder = opts.run_folder.clone();
-    let mut run = Run {
-        plan,
-        opts,
-        report: Report {
-            format_version: 1,
-            run_id: run_id.clone(),
-            plan: plan.name.clone(),
-            plan_path: opts.plan_path.clone(),
-            plan_sha256: opts.plan_sha256.clone(),
-            target: opts.target.clone(),
-            database: opts.database.clone(),
-            from: plan.from.to_string(),
-            to: plan.to.to_string(),
-            started_at: now(),
-            ended_at: String::new(),
-            outcome: String::new(),
-            exit_code: 0,
-            message: None,
-            run_folder: run_folder.clone(),
-            steps: Vec::new(),
-            backups: Vec::new(),
-            rollback: None,
-            on_failure: Vec::new(),
-        },
-        run_id,
-        run_folder,
-        taken: Vec::new(),
-        maintenance: None,
-        stopper: Stopper::new(),
-        redactor: Redactor::new(),
-    };
-    for secret in steps::secrets(plan) {
-        run.redactor.learn(&secret);
-    }
+    let stopper = Stopper::new();
+    let signals = Watch::start(stopper.clone());
+    let mut run = Run::new(plan, opts, stopper, signals);
     let exit = run.go(order, failure_order);
-    run.redact_logs();
-    run.redact_report();
-    run.report.ended_at = now();
-    run.report.exit_code = exit.code();
-    run.write_report();
-    (run.report, exit)
+    run.finish(exit)
+}
+
+impl<'a> Run<'a> {
+    fn new(plan: &'a Plan, opts: &'a Options, stopper: Stopper, signals: Watch) -> Run<'a> {
+        let run_id = opts.run_id.clone();
+        let run_folder = opts.run_folder.clone();
+        Run {
+            plan,
+            opts,
+            report: Report {
+                format_version: 1,
+                run_id: run_id.clone(),
+                plan: plan.name.clone(),
+                plan_path: opts.plan_path.clone(),
+                plan_sha256: opts.plan_sha256.clone(),
+                target: opts.target.clone(),
+                database: opts.database.clone(),
+                from: plan.from.to_string(),
+                to: plan.to.to_string(),
+                started_at: now(),
+                ended_at: String::new(),
+                outcome: String::new(),
+                exit_code: 0,
+                message: None,
+                run_folder: run_folder.clone(),
+                steps: Vec::new(),
+                backups: Vec::new(),
+                rollback: None,
+                on_failure: Vec::new(),
+            },
+            run_id,
+            run_folder,
+            taken: Vec::new(),
+            maintenance: None,
+            stopper,
+            signals,
+            journal: None,
+            lock: None,
+            redactor: {
+                let mut redactor = Redactor::new();
+                for secret in steps::secrets(plan) {
+                    redactor.learn(&secret);
+                }
+                redactor
+            },
+        }
+    }
+
+    /// Redacts the logs, writes the report and the journal's last record.
+    fn finish(mut self, exit: Exit) -> (Report, Exit) {
+        self.redact_logs();
+        self.redact_report();
+        self.report.ended_at = now();
+        self.report.exit_code = exit.code();
+        self.write_report();
+        self.journal(&Record::RunEnded {
+            outcome: self.report.outcome.clone(),
+            exit_code: exit.code(),
+        });
+        (self.report, exit)
+    }
 }
 
 struct Run<'a> {
@@ -107,6 +142,13 @@ struct Run<'a> {
     /// Every secret of the plan: a server's error or a check's mismatch
     /// quotes the SQL's values, secrets included.
     redactor: Redactor,
+    signals: Watch,
+    /// `None` until the run folder has one (a dry run never does).
+    journal: Option<Journal>,
+    /// The session holding the target's lock: released only after the
+    /// runs row is closed, so that no other runner ever sees this run as
+    /// unfinished while it ends.
+    lock: Option<Client>,
 }
 
 /// A run that ends before its first step: refused with nothing changed
@@ -125,6 +167,15 @@ impl Run<'_> {
             );
         }
         restrict(&self.run_folder);
+        if let Err(e) = self.open_journal() {
+            return self.early(
+                Exit::Usage,
+                format!(
+                    "cannot write the journal in {}: {e}",
+                    self.run_folder.display()
+                ),
+            );
+        }
         progress(&format!(
             "run {} of \"{}\" ({} -> {}) on {}; run folder {}",
             self.run_id,
@@ -137,12 +188,15 @@ impl Run<'_> {
         for (name, value) in &self.plan.vars {
             progress(&format!("  var {name} = {value}"));
         }
-        let mut lock_client = match self.prepare() {
-            Ok(lock) => lock,
-            Err(Early(exit, message)) => return self.early(exit, message),
-        };
-        let failed = self.steps(order, &mut lock_client);
-        let exit = if failed {
+        if let Err(Early(exit, message)) = self.prepare() {
+            let exit = self.early(exit, message);
+            self.lock = None;
+            return exit;
+        }
+        let failed = self.steps(order);
+        let exit = if failed && self.opts.no_rollback {
+            self.stop_without_rollback()
+        } else if failed {
             self.roll_back_and_recover(failure_order)
         } else {
             self.succeed()
@@ -151,8 +205,35 @@ impl Run<'_> {
         if let Some(m) = self.maintenance.as_mut() {
             let _ = runs::finish(m, &self.run_id, &state);
         }
-        drop(lock_client);
+        self.lock = None;
         exit
+    }
+
+    fn open_journal(&mut self) -> std::io::Result<()> {
+        let journal = Journal::create(&self.run_folder)?;
+        journal.append(&Record::RunStarted {
+            run_id: self.run_id.clone(),
+            plan: self.plan.name.clone(),
+            plan_path: self.opts.plan_path.clone(),
+            plan_sha256: self.opts.plan_sha256.clone(),
+            target: self.opts.target.clone(),
+            database: self.opts.database.clone(),
+            maintenance_db: self.opts.maintenance_db.clone(),
+            from: self.plan.from.to_string(),
+            to: self.plan.to.to_string(),
+            host: runs::hostname(),
+            pid: std::process::id(),
+            runner_version: env!("CARGO_PKG_VERSION").into(),
+        })?;
+        self.journal = Some(journal);
+        Ok(())
+    }
+
+    /// Appends a record; `false` when it could not be made durable.
+    fn journal(&self, record: &Record) -> bool {
+        self.journal
+            .as_ref()
+            .is_some_and(|j| j.append(record).is_ok())
     }
 
     fn early(&mut self, exit: Exit, message: String) -> Exit {
@@ -176,8 +257,9 @@ impl Run<'_> {
         Ok(self.maintenance.as_mut().expect("connected above"))
     }
 
-    /// Version check, lock, runs table, release gate, history table.
-    fn prepare(&mut self) -> Result<Client, Early> {
+    /// Version check, lock, unfinished runs, runs table, release gate,
+    /// history table. The lock, once taken, is in `self.lock`.
+    fn prepare(&mut self) -> Result<(), Early> {
         let opts = self.opts;
         let refuse = |m: String| Early(Exit::Refused, m);
         let usage = |m: String| Early(Exit::Usage, m);
@@ -238,16 +320,27 @@ impl Run<'_> {
             }
             Err(e) => return Err(db_error("cannot take the lock", e)),
         }
+        self.lock = Some(lock_client);
         {
-            let (run_id, plan_path, sha) = (
+            let (run_id, plan_path, sha, folder) = (
                 self.run_id.clone(),
                 opts.plan_path.display().to_string(),
                 opts.plan_sha256.clone(),
+                self.run_folder.display().to_string(),
             );
             let m = self
                 .maintenance()
                 .map_err(|e| db_error("cannot connect", e))?;
-            runs::start(m, &run_id, &opts.database, &plan_path, &sha)
+            // A live run holds the lock from before its row is written
+            // until after it is closed: with the lock ours, a row still
+            // open is a run whose runner died (or that --no-rollback
+            // stopped).
+            let unfinished = runs::unfinished(m, &opts.database)
+                .map_err(|e| db_error("cannot read plan_runner.runs", e))?;
+            if let Some(row) = unfinished.last() {
+                return Err(refuse(recover::unfinished_message(row, &opts.target_flags)));
+            }
+            runs::start(m, &run_id, &opts.database, &plan_path, &sha, &folder)
                 .map_err(|e| db_error("cannot record the run in plan_runner.runs", e))?;
         }
         let mut target = opts
@@ -259,7 +352,7 @@ impl Run<'_> {
         // The runner's own connections to the target must be gone before a
         // snapshot copies it or a rollback renames it.
         drop(target);
-        Ok(lock_client)
+        Ok(())
     }
 
     /// The release gate: already at `to`, at `from`, or refused.
@@ -340,7 +433,7 @@ impl Run<'_> {
     }
 
     /// Runs the steps in order; returns whether one failed.
-    fn steps(&mut self, order: &[usize], lock_client: &mut Client) -> bool {
+    fn steps(&mut self, order: &[usize]) -> bool {
         let mut failed = false;
         for &i in order {
             let step = &self.plan.steps[i];
@@ -348,18 +441,44 @@ impl Run<'_> {
                 self.report.steps.push(not_run(step));
                 continue;
             }
-            if !lock::still_held(lock_client) {
+            let cannot_go_on = if let Some(signal) = self.signals.interrupted() {
+                Some(format!("{signal} received: no more steps are launched"))
+            } else if !self.lock.as_mut().is_some_and(lock::still_held) {
+                Some("the connection holding the lock was lost: no more steps are launched".into())
+            } else if !self.journal(&Record::StepStarted {
+                step: step.name.clone(),
+                kind: step.kind.to_string(),
+                on_failure: false,
+            }) {
+                Some("the journal cannot be written: no more steps are launched".into())
+            } else {
+                None
+            };
+            if let Some(why) = cannot_go_on {
                 let mut r = not_run(step);
                 r.status = "failed".into();
-                r.error = Some(
-                    "the connection holding the lock was lost: no more steps are launched".into(),
-                );
+                r.error = Some(why);
                 self.report.steps.push(r);
                 failed = true;
                 continue;
             }
             progress(&format!("▶ {} {}", step.kind, step.name));
-            let report = self.step(step, "");
+            let mut report = self.step(step, "");
+            if report.status == "succeeded" && self.journal.as_ref().is_some_and(Journal::is_broken)
+            {
+                report.status = "failed".into();
+                report.error = Some(
+                    "the journal could not record this step's process: no more steps are launched"
+                        .into(),
+                );
+            }
+            let _ = self.journal(&Record::StepEnded {
+                step: step.name.clone(),
+                status: report.status.clone(),
+                seconds: report.seconds,
+                error: report.error.clone(),
+                on_failure: false,
+            });
             progress(&format!(
                 "{} {} {} ({:.1} s){}",
                 if report.status == "succeeded" {
@@ -410,6 +529,12 @@ impl Run<'_> {
             | Action::Check(Check::Command(command))
             | Action::Update { command, .. } => {
                 let target_env = self.step_env();
+                let journal = self.journal.as_ref();
+                let on_spawn = |spawned: &crate::exec::process::Spawned| {
+                    if let Some(journal) = journal {
+                        journal.process_started(&step.name, spawned);
+                    }
+                };
                 let setting = steps::Setting {
                     plan: self.plan,
                     target_env: &target_env,
@@ -417,6 +542,7 @@ impl Run<'_> {
                     step_user: self.opts.step_user.as_deref(),
                     grace: self.opts.grace,
                     stopper: &self.stopper,
+                    on_spawn: &on_spawn,
                 };
                 let outcome = steps::run_command(&setting, step, command, prefix);
                 report.attempts = outcome.attempts;
@@ -446,7 +572,15 @@ impl Run<'_> {
             .connector
             .connect(&self.opts.database)
             .map_err(|e| sql::SqlError::from(e).describe())?;
-        f(&mut client)
+        // A signal cancels the statement, as it ends a command's group.
+        self.signals.cancel_with(Some(client.cancel_token()));
+        let result = if self.stopper.is_stopped() {
+            Err("interrupted".to_string())
+        } else {
+            f(&mut client)
+        };
+        self.signals.cancel_with(None);
+        result
     }
 
     fn sql_step(&mut self, step: &Step, source: &Sql) -> Result<(), String> {
@@ -498,6 +632,22 @@ impl Run<'_> {
                 std::path::absolute(&path).unwrap_or(path)
             })
             .collect();
+        let copy = match b.method {
+            crate::plan::BackupMethod::Snapshot => backup::snapshot_name(&database, &self.run_id),
+            crate::plan::BackupMethod::Dump => self
+                .run_folder
+                .join(format!("dump-{}", step.name))
+                .display()
+                .to_string(),
+        };
+        if !self.journal(&Record::BackupStarted {
+            step: step.name.clone(),
+            method: b.method.as_str().into(),
+            database: database.clone(),
+            copy,
+        }) {
+            return Err("the journal cannot be written: the backup was not started".into());
+        }
         let mut ctx = self.backup_context()?;
         match backup::take(&mut ctx, &step.name, b.method, &database, &trees, b.keep) {
             Ok(taken) => {
@@ -516,8 +666,15 @@ impl Run<'_> {
                     self.run_folder.join(format!("backup-{}.json", step.name)),
                     serde_json::to_vec_pretty(&taken).unwrap_or_default(),
                 );
+                let recorded = self.journal(&Record::BackupTaken {
+                    taken: taken.clone(),
+                });
                 self.taken.push(taken);
-                Ok(())
+                if recorded {
+                    Ok(())
+                } else {
+                    Err("the journal cannot record the backup: the run does not go on".into())
+                }
             }
             Err(e @ BackupError::Sessions { .. }) => {
                 self.report.message = Some(format!(
@@ -533,6 +690,40 @@ impl Run<'_> {
     fn set_backup_state(&mut self, copy: &str, state: &str) {
         if let Some(b) = self.report.backups.iter_mut().find(|b| b.copy == copy) {
             b.state = state.into();
+        }
+    }
+
+    /// `--no-rollback`: the database and files stay as the failure left
+    /// them, and so do the backups; the run stays unfinished in the runs
+    /// table until `plan recover` restores it.
+    fn stop_without_rollback(&mut self) -> Exit {
+        let copies: Vec<String> = self.taken.iter().map(|t| t.copy.clone()).collect();
+        for copy in &copies {
+            self.set_backup_state(copy, "kept");
+        }
+        self.record("stopped");
+        self.report.outcome = "stopped".into();
+        let mut m = format!(
+            "NO ROLLBACK (--no-rollback): `{}` is left as the failed step left it; nothing was restored and on_failure did not run",
+            self.opts.database
+        );
+        if copies.is_empty() {
+            m.push_str("\nno backup had been taken yet");
+        } else {
+            m.push_str(&format!("\nbackups kept: {}", copies.join(", ")));
+        }
+        m.push_str(&format!(
+            "\nthe run stays unfinished: other runs on `{}` are refused until `plan recover {} {}` restores the backups",
+            self.opts.database,
+            self.opts.plan_path.display(),
+            self.opts.target_flags
+        ));
+        progress("✗ stopping without a rollback (--no-rollback): see the summary below");
+        self.add_message(&m);
+        if self.signals.interrupted().is_some() {
+            Exit::Interrupted
+        } else {
+            Exit::Failed
         }
     }
 
@@ -605,8 +796,52 @@ impl Run<'_> {
                 .message
                 .as_deref()
                 .is_some_and(|m| m.contains("other session(s) are connected"));
-        progress("rolling back");
+        let interrupted = self.signals.interrupted();
+        let reason = match interrupted {
+            Some(signal) => format!("interrupted by {signal}"),
+            None => "a step failed".into(),
+        };
+        if !self.restore_and_prove(&reason) {
+            return Exit::RollbackFailed;
+        }
+        self.record("rolled_back");
+        self.report.outcome = "rolled_back".into();
+        self.on_failure(failure_order);
+        if interrupted.is_some() {
+            self.add_message(&format!("the run was {reason}"));
+            Exit::Interrupted
+        } else if sessions_refused {
+            Exit::Refused
+        } else {
+            Exit::Failed
+        }
+    }
+
+    fn add_message(&mut self, line: &str) {
+        self.report.message = Some(match self.report.message.take() {
+            Some(m) => format!("{m}\n{line}"),
+            None => line.to_string(),
+        });
+    }
+
+    /// Restores the backups taken and proves it. When the proof fails, the
+    /// report says so loudly (outcome `rollback_failed`) and this returns
+    /// `false`: nothing else may run.
+    fn restore_and_prove(&mut self, reason: &str) -> bool {
+        // From here a signal does not interrupt: a half-restored database
+        // is worse than a wait.
+        self.signals.rolling_back();
+        let _ = self.journal(&Record::RollbackStarted {
+            reason: reason.into(),
+        });
+        progress(&format!("rolling back ({reason})"));
         let rollback = self.roll_back();
+        let _ = self.journal(&Record::RollbackEnded {
+            proved: rollback.proved,
+            restored: rollback.restored.clone(),
+            differences: rollback.differences.clone(),
+            error: rollback.error.clone(),
+        });
         let proved = rollback.proved;
         let summary = if proved {
             if rollback.restored.is_empty() {
@@ -639,20 +874,10 @@ impl Run<'_> {
                 self.run_folder.display()
             ));
             self.report.message = Some(m);
-            return Exit::RollbackFailed;
+            return false;
         }
-        self.report.message = Some(match self.report.message.take() {
-            Some(m) => format!("{m}\n{summary}"),
-            None => summary,
-        });
-        self.record("rolled_back");
-        self.report.outcome = "rolled_back".into();
-        self.on_failure(failure_order);
-        if sessions_refused {
-            Exit::Refused
-        } else {
-            Exit::Failed
-        }
+        self.add_message(&summary);
+        true
     }
 
     fn where_things_are(&self) -> String {
@@ -671,137 +896,50 @@ impl Run<'_> {
     /// Restores the earliest backup of each database and of each tree,
     /// then proves it.
     fn roll_back(&mut self) -> RollbackReport {
-        let mut report = RollbackReport::default();
         let taken = std::mem::take(&mut self.taken);
-        let mut seen_db = BTreeSet::new();
-        let mut seen_tree = BTreeSet::new();
-        let mut restored_dbs: Vec<&Taken> = Vec::new();
-        let mut restored_trees = Vec::new();
-        let mut failed_dbs = Vec::new();
-        let mut failed_trees = Vec::new();
-        let mut times = backup::RestoreTimes::default();
-        for t in &taken {
-            if seen_db.insert(t.database.clone()) {
-                let result = self.backup_context().and_then(|mut ctx| {
-                    backup::restore(&mut ctx, t, &mut times).map_err(|e| e.to_string())
-                });
-                match result {
-                    Ok(failed) => {
-                        report.restored.push(format!(
-                            "database `{}` from {} {}",
-                            t.database,
-                            t.method.as_str(),
-                            t.copy
-                        ));
-                        failed_dbs.extend(failed);
-                        restored_dbs.push(t);
-                        self.set_backup_state(&t.copy, "restored");
-                    }
-                    Err(e) => {
-                        report.error =
-                            Some(format!("restoring `{}` from {}: {e}", t.database, t.copy));
-                        break;
-                    }
-                }
-            }
-            let started = Instant::now();
-            for tree in &t.trees {
-                if seen_tree.insert(tree.original.clone()) {
-                    match paths::restore(tree, &self.run_id) {
-                        Ok(aside) => {
-                            report
-                                .restored
-                                .push(format!("files {}", tree.original.display()));
-                            failed_trees.extend(aside);
-                            restored_trees.push(tree);
-                        }
-                        Err(e) => report.error = Some(e.to_string()),
-                    }
-                }
-            }
-            report.paths_s += started.elapsed().as_secs_f64();
+        if taken.is_empty() {
+            return RollbackReport {
+                proved: true,
+                ..RollbackReport::default()
+            };
         }
-        report.blocking_s = times.blocking_s;
-        report.terminating_s = times.terminating_s;
-        report.renaming_s = times.renaming_s;
-        report.loading_s = times.loading_s;
-        report.failed_copies = failed_dbs
-            .iter()
-            .cloned()
-            .chain(failed_trees.iter().map(|p| p.display().to_string()))
-            .collect();
-        // The proof.
-        let started = Instant::now();
-        for t in &restored_dbs {
-            let now = self.backup_context().and_then(|mut ctx| {
-                backup::fingerprint_now(&mut ctx, &t.database).map_err(|e| e.to_string())
-            });
-            match now {
-                Ok(now) => report.differences.extend(
-                    fingerprint::differences(&t.fingerprint, &now)
-                        .into_iter()
-                        .map(|d| format!("`{}`: {d}", t.database)),
-                ),
-                Err(e) => {
-                    report.error = Some(format!(
-                        "fingerprinting `{}` after the restore: {e}",
-                        t.database
-                    ))
-                }
-            }
+        let keep_failed = self.opts.keep_failed;
+        let rolled = match self.backup_context() {
+            Ok(mut ctx) => rollback::roll_back(&mut ctx, &taken, keep_failed),
+            Err(e) => rollback::Rolled {
+                report: RollbackReport {
+                    error: Some(e),
+                    ..RollbackReport::default()
+                },
+                states: Vec::new(),
+            },
+        };
+        for (copy, state) in &rolled.states {
+            self.set_backup_state(copy, state);
         }
-        for tree in &restored_trees {
-            match paths::manifest(&tree.original) {
-                Ok(now) => report.differences.extend(
-                    paths::differences(&tree.manifest, &now)
-                        .into_iter()
-                        .map(|d| format!("{}: {d}", tree.original.display())),
-                ),
-                Err(e) => report.error = Some(e.to_string()),
-            }
-        }
-        report.proof_s = started.elapsed().as_secs_f64();
-        report.proved = report.error.is_none() && report.differences.is_empty();
-        if report.proved {
-            if !self.opts.keep_failed {
-                if let Some(m) = self.maintenance.as_mut() {
-                    for f in &failed_dbs {
-                        let _ = m.batch_execute(&format!(
-                            "drop database if exists {}",
-                            crate::db::quote::quote_ident(f)
-                        ));
-                    }
-                }
-                for f in &failed_trees {
-                    let _ = paths::remove(f);
-                }
-                report.failed_copies.clear();
-            }
-            // Later backups of this failed run are not needed any more
-            // unless they are to be kept.
-            for t in &taken {
-                if !restored_dbs.iter().any(|r| r.copy == t.copy) && !t.keep {
-                    if let Some(m) = self.maintenance.as_mut() {
-                        backup::discard_copy(m, t.method, &t.copy);
-                    }
-                    // Their file copies too: without the database copy no
-                    // listing would show them, and they would stay forever.
-                    // (A copy that was restored has been renamed away.)
-                    for tree in &t.trees {
-                        let _ = paths::remove(&tree.copy);
-                    }
-                    self.set_backup_state(&t.copy, "dropped");
-                }
-            }
-        }
-        report
+        rolled.report
     }
 
     fn on_failure(&mut self, order: &[usize]) {
+        // The steps' stopper may have been used by a signal; on_failure
+        // steps must run all the same.
+        self.stopper = Stopper::new();
         for &i in order {
             let step = &self.plan.on_failure[i];
             progress(&format!("▶ on_failure {} {}", step.kind, step.name));
+            let _ = self.journal(&Record::StepStarted {
+                step: step.name.clone(),
+                kind: step.kind.to_string(),
+                on_failure: true,
+            });
             let report = self.step(step, "on_failure-");
+            let _ = self.journal(&Record::StepEnded {
+                step: step.name.clone(),
+                status: report.status.clone(),
+                seconds: report.seconds,
+                error: report.error.clone(),
+                on_failure: true,
+            });
             progress(&format!(
                 "{} on_failure {} ({})",
                 if report.status == "succeeded" {

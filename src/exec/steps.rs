@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::exec::process::{self, Outcome, ProcessSpec, Stopper};
+use crate::exec::process::{self, Outcome, ProcessSpec, Spawned, Stopper};
 use crate::plan::{Command, Piece, Plan, Step, Text};
 
 /// What became of a command step.
@@ -37,6 +37,8 @@ pub struct Setting<'a> {
     pub step_user: Option<&'a str>,
     pub grace: Duration,
     pub stopper: &'a Stopper,
+    /// Hears of each child as it starts (the journal records its group).
+    pub on_spawn: &'a dyn Fn(&Spawned),
 }
 
 pub fn run_command(
@@ -75,7 +77,9 @@ pub fn run_command(
             return outcome;
         }
     };
-    match process::run(&spec, setting.stopper, |_| {}) {
+    match process::run(&spec, setting.stopper, |spawned| {
+        (setting.on_spawn)(spawned);
+    }) {
         Ok(run) => {
             outcome.attempts = run.outcome.attempts();
             if let Outcome::Failed { reason, .. } = &run.outcome {

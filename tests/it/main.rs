@@ -5,6 +5,7 @@ mod apply_support;
 mod cli;
 mod cli_basic;
 mod cluster;
+mod crash;
 mod docs;
 mod fmt_props;
 mod inventory;

@@ -1,0 +1,532 @@
+//! The run's journal: an append-only file `journal` in the run folder, one
+//! record per line, each written and fsynced before the run goes on. It
+//! lives outside the target database (which a rollback replaces), so that
+//! after the runner's death `plan recover` knows what ran, which backups
+//! exist and which process groups may be left. It records; it never
+//! decides what to do with what it read.
+//!
+//! A line is `<checksum> <json>\n`, the checksum being the first 16 hex
+//! digits of the SHA-256 of the JSON text. A power loss can leave the last
+//! line torn (cut short, or with garbage from an unwritten block): reading
+//! ignores a last line that has no newline or whose checksum does not
+//! match, and counts any other bad line as damaged instead of failing.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::exec::backup::Taken;
+use crate::exec::process::Spawned;
+
+/// The journal's file name in a run folder.
+pub const FILE_NAME: &str = "journal";
+
+/// One event of a run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Record {
+    RunStarted {
+        run_id: String,
+        plan: String,
+        /// Absolute where it could be made so.
+        plan_path: PathBuf,
+        plan_sha256: String,
+        /// How the target is shown: `acme (127.0.0.1:5432/acme)`.
+        target: String,
+        database: String,
+        maintenance_db: String,
+        from: String,
+        to: String,
+        host: String,
+        pid: u32,
+        /// The plan-runner version that wrote the journal.
+        runner_version: String,
+    },
+    /// A backup is being made: if the runner dies now, a partial copy
+    /// (`copy`, a snapshot name or a dump folder) may be left.
+    BackupStarted {
+        step: String,
+        method: String,
+        database: String,
+        copy: String,
+    },
+    BackupTaken {
+        taken: Taken,
+    },
+    StepStarted {
+        step: String,
+        kind: String,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        on_failure: bool,
+    },
+    /// A process of a step: its group is what a recovery ends, and only
+    /// while the leader's start time still equals `start_time`.
+    ProcessStarted {
+        step: String,
+        attempt: u32,
+        pid: u32,
+        pgid: u32,
+        start_time: Option<u64>,
+    },
+    StepEnded {
+        step: String,
+        /// `succeeded`, `failed`.
+        status: String,
+        seconds: f64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        on_failure: bool,
+    },
+    RollbackStarted {
+        reason: String,
+    },
+    RollbackEnded {
+        proved: bool,
+        restored: Vec<String>,
+        differences: Vec<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
+    /// `plan recover` took over this run.
+    RecoveryStarted {
+        host: String,
+        pid: u32,
+    },
+    RunEnded {
+        /// The report's outcome: `succeeded`, `rolled_back`, `stopped`
+        /// (`--no-rollback`), `recovered`, ...
+        outcome: String,
+        exit_code: u8,
+    },
+}
+
+/// A record as read back, with the time it was written.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Entry {
+    /// RFC 3339, milliseconds, UTC.
+    pub at: String,
+    #[serde(flatten)]
+    pub record: Record,
+}
+
+/// A journal open for appending.
+#[derive(Debug)]
+pub struct Journal {
+    path: PathBuf,
+    file: Mutex<File>,
+    /// Set when an append failed where it could not be reported at once
+    /// (while a child was being spawned): the run must not go on.
+    broken: AtomicBool,
+}
+
+impl Journal {
+    /// Creates the journal of a new run in `folder` (which must exist),
+    /// making the file's existence durable too.
+    pub fn create(folder: &Path) -> io::Result<Journal> {
+        let path = folder.join(FILE_NAME);
+        let file = OpenOptions::new()
+            .create_new(true)
+            .append(true)
+            .open(&path)?;
+        file.sync_all()?;
+        sync_dir(folder)?;
+        // The run folder itself is new: its entry in `runs/` must last too.
+        if let Some(parent) = folder.parent() {
+            sync_dir(parent)?;
+        }
+        Ok(Journal {
+            path,
+            file: Mutex::new(file),
+            broken: AtomicBool::new(false),
+        })
+    }
+
+    /// Opens an existing journal to add records (a recovery). A torn last
+    /// line is cut off first, so that the next record starts on a line of
+    /// its own: it was never acknowledged, since its fsync did not return.
+    pub fn open(folder: &Path) -> io::Result<Journal> {
+        let path = folder.join(FILE_NAME);
+        let mut file = OpenOptions::new().read(true).append(true).open(&path)?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes)?;
+        if bytes.last().is_some_and(|&b| b != b'\n') {
+            let keep = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+            file.set_len(u64::try_from(keep).unwrap_or(0))?;
+            file.seek(SeekFrom::End(0))?;
+            file.sync_all()?;
+        }
+        Ok(Journal {
+            path,
+            file: Mutex::new(file),
+            broken: AtomicBool::new(false),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Writes one record and waits until it is on disk.
+    pub fn append(&self, record: &Record) -> io::Result<()> {
+        let line = encode(&Entry {
+            at: crate::exec::run::now(),
+            record: record.clone(),
+        })?;
+        let result = {
+            let mut file = self
+                .file
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            // One write per line: with O_APPEND, records from several
+            // threads never interleave.
+            file.write_all(line.as_bytes())
+                .and_then(|()| file.sync_data())
+        };
+        if result.is_err() {
+            self.broken.store(true, Ordering::SeqCst);
+        }
+        result
+    }
+
+    /// Records a child process of `step` (for `exec::process`'s
+    /// `on_spawn`, which cannot fail: a failure marks the journal broken).
+    pub fn process_started(&self, step: &str, spawned: &Spawned) {
+        let _ = self.append(&Record::ProcessStarted {
+            step: step.into(),
+            attempt: spawned.attempt,
+            pid: spawned.pid,
+            pgid: spawned.pgid,
+            start_time: spawned.start_time,
+        });
+    }
+
+    /// Whether some record could not be written.
+    pub fn is_broken(&self) -> bool {
+        self.broken.load(Ordering::SeqCst)
+    }
+}
+
+fn checksum(json: &str) -> String {
+    hex::encode(Sha256::digest(json.as_bytes()))
+        .get(..16)
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn encode(entry: &Entry) -> io::Result<String> {
+    let json = serde_json::to_string(entry).map_err(io::Error::other)?;
+    Ok(format!("{} {json}\n", checksum(&json)))
+}
+
+fn decode(line: &str) -> Option<Entry> {
+    let (sum, json) = line.split_once(' ')?;
+    if sum != checksum(json) {
+        return None;
+    }
+    serde_json::from_str(json).ok()
+}
+
+/// What reading a journal found.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Contents {
+    pub entries: Vec<Entry>,
+    /// The last line was cut short or did not match its checksum: a record
+    /// whose write never completed, ignored.
+    pub torn_tail: bool,
+    /// Line numbers (from 1) of bad lines before the last one: damage that
+    /// a torn write cannot explain, skipped and reported.
+    pub damaged: Vec<usize>,
+}
+
+/// Reads the journal in `folder`. Only I/O errors fail; bad lines are
+/// reported in the result.
+pub fn read(folder: &Path) -> io::Result<Contents> {
+    let bytes = std::fs::read(folder.join(FILE_NAME))?;
+    Ok(parse(&bytes))
+}
+
+/// Parses a journal's bytes.
+pub fn parse(bytes: &[u8]) -> Contents {
+    let mut read = Contents::default();
+    let mut lines: Vec<&[u8]> = bytes.split(|&b| b == b'\n').collect();
+    // After the last newline: empty when the file ends cleanly, else the
+    // start of a record whose write did not finish.
+    let tail = lines.pop().unwrap_or_default();
+    let count = lines.len();
+    for (i, line) in lines.into_iter().enumerate() {
+        match std::str::from_utf8(line).ok().and_then(decode) {
+            Some(entry) => read.entries.push(entry),
+            None if i + 1 == count && tail.is_empty() => read.torn_tail = true,
+            None => read.damaged.push(i + 1),
+        }
+    }
+    if !tail.is_empty() {
+        read.torn_tail = true;
+    }
+    read
+}
+
+/// fsyncs a folder, so that a file created or renamed in it survives a
+/// power loss.
+pub fn sync_dir(folder: &Path) -> io::Result<()> {
+    File::open(folder)?.sync_all()
+}
+
+/// A process group recorded in the journal.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Group {
+    pub step: String,
+    pub pid: u32,
+    pub pgid: u32,
+    pub start_time: Option<u64>,
+}
+
+/// A run as its journal tells it.
+#[derive(Clone, Debug, Default)]
+pub struct Story {
+    pub started: Option<Record>,
+    /// Backups taken, in order.
+    pub taken: Vec<Taken>,
+    /// Backups started and never taken: (step, method, copy).
+    pub unfinished_backups: Vec<(String, String, String)>,
+    /// Steps started and never ended, with when they started.
+    pub running: Vec<(String, String, String)>,
+    /// The process groups of the steps in `running`.
+    pub groups: Vec<Group>,
+    /// Steps that ended in failure, with why.
+    pub failed: Vec<(String, String)>,
+    pub rollback_started: bool,
+    pub rollback_ended: Option<bool>,
+    /// The outcome of `run_ended`, if the run got there.
+    pub ended: Option<String>,
+    /// `(plan_path, plan_sha256)` of `run_started`.
+    pub plan: Option<(PathBuf, String)>,
+}
+
+impl Story {
+    pub fn of(entries: &[Entry]) -> Story {
+        let mut story = Story::default();
+        let mut groups: Vec<Group> = Vec::new();
+        for entry in entries {
+            match &entry.record {
+                r @ Record::RunStarted {
+                    plan_path,
+                    plan_sha256,
+                    ..
+                } => {
+                    story.plan = Some((plan_path.clone(), plan_sha256.clone()));
+                    story.started = Some(r.clone());
+                }
+                Record::BackupStarted {
+                    step, method, copy, ..
+                } => story
+                    .unfinished_backups
+                    .push((step.clone(), method.clone(), copy.clone())),
+                Record::BackupTaken { taken } => {
+                    story
+                        .unfinished_backups
+                        .retain(|(s, _, _)| s != &taken.step);
+                    story.taken.push(taken.clone());
+                }
+                Record::StepStarted { step, kind, .. } => {
+                    story
+                        .running
+                        .push((step.clone(), kind.clone(), entry.at.clone()));
+                }
+                Record::ProcessStarted {
+                    step,
+                    pid,
+                    pgid,
+                    start_time,
+                    ..
+                } => groups.push(Group {
+                    step: step.clone(),
+                    pid: *pid,
+                    pgid: *pgid,
+                    start_time: *start_time,
+                }),
+                Record::StepEnded {
+                    step,
+                    status,
+                    error,
+                    ..
+                } => {
+                    if status == "failed" {
+                        story
+                            .failed
+                            .push((step.clone(), error.clone().unwrap_or_default()));
+                    }
+                    story.running.retain(|(s, _, _)| s != step);
+                    story.unfinished_backups.retain(|(s, _, _)| s != step);
+                    // A step that ended has no process of its own left
+                    // running, except what it meant to leave (a server
+                    // that a `start` step launched).
+                    groups.retain(|g| &g.step != step);
+                }
+                Record::RollbackStarted { .. } => story.rollback_started = true,
+                Record::RollbackEnded { proved, .. } => story.rollback_ended = Some(*proved),
+                Record::RecoveryStarted { .. } => {}
+                Record::RunEnded { outcome, .. } => story.ended = Some(outcome.clone()),
+            }
+        }
+        story.groups = groups;
+        story
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn started() -> Record {
+        Record::StepStarted {
+            step: "pre".into(),
+            kind: "script".into(),
+            on_failure: false,
+        }
+    }
+
+    fn ended() -> Record {
+        Record::StepEnded {
+            step: "pre".into(),
+            status: "succeeded".into(),
+            seconds: 1.5,
+            error: None,
+            on_failure: false,
+        }
+    }
+
+    fn write(records: &[Record]) -> (tempfile::TempDir, Vec<u8>) {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::create(dir.path()).unwrap();
+        for r in records {
+            journal.append(r).unwrap();
+        }
+        let bytes = std::fs::read(journal.path()).unwrap();
+        (dir, bytes)
+    }
+
+    #[test]
+    fn records_read_back_in_order() {
+        let (_dir, bytes) = write(&[started(), ended()]);
+        let read = parse(&bytes);
+        assert_eq!(read.entries.len(), 2);
+        assert_eq!(read.entries[0].record, started());
+        assert_eq!(read.entries[1].record, ended());
+        assert!(!read.torn_tail);
+        assert!(read.damaged.is_empty());
+    }
+
+    #[test]
+    fn a_record_cut_short_is_ignored() {
+        let (_dir, bytes) = write(&[started(), ended()]);
+        // Every cut inside the last record: never a crash, the first
+        // record always kept, the second never half-read.
+        let first_end = bytes.iter().position(|&b| b == b'\n').unwrap() + 1;
+        for cut in first_end + 1..bytes.len() {
+            let read = parse(&bytes[..cut]);
+            assert_eq!(read.entries.len(), 1, "cut at {cut}");
+            assert_eq!(read.entries[0].record, started());
+            assert!(read.torn_tail, "cut at {cut}");
+            assert!(read.damaged.is_empty());
+        }
+    }
+
+    #[test]
+    fn a_garbage_last_line_is_ignored() {
+        let (_dir, mut bytes) = write(&[started()]);
+        bytes.extend_from_slice(b"\0\0\0\xff\xfe garbage\n");
+        let read = parse(&bytes);
+        assert_eq!(read.entries.len(), 1);
+        assert!(read.torn_tail);
+        assert!(read.damaged.is_empty());
+    }
+
+    #[test]
+    fn a_last_line_with_a_wrong_checksum_is_ignored() {
+        let (_dir, bytes) = write(&[started(), ended()]);
+        let mut text = String::from_utf8(bytes).unwrap();
+        // Same length, one digit of the JSON changed (a torn block).
+        text = text.replacen("1.5", "1.6", 1);
+        let read = parse(text.as_bytes());
+        assert_eq!(read.entries.len(), 1);
+        assert!(read.torn_tail);
+    }
+
+    #[test]
+    fn damage_before_the_last_line_is_reported_not_fatal() {
+        let (_dir, bytes) = write(&[started(), ended()]);
+        let mut damaged = b"xx not a record\n".to_vec();
+        damaged.extend_from_slice(&bytes);
+        let read = parse(&damaged);
+        assert_eq!(read.entries.len(), 2);
+        assert_eq!(read.damaged, vec![1]);
+        assert!(!read.torn_tail);
+    }
+
+    #[test]
+    fn an_empty_journal_has_no_record() {
+        let read = parse(b"");
+        assert!(read.entries.is_empty() && !read.torn_tail && read.damaged.is_empty());
+    }
+
+    #[test]
+    fn reopening_cuts_a_torn_tail_so_new_records_stay_readable() {
+        let (dir, mut bytes) = write(&[started()]);
+        bytes.extend_from_slice(b"0123456789abcdef {\"at\":\"20");
+        std::fs::write(dir.path().join(FILE_NAME), &bytes).unwrap();
+        let journal = Journal::open(dir.path()).unwrap();
+        journal.append(&ended()).unwrap();
+        let read = read(dir.path()).unwrap();
+        assert_eq!(read.entries.len(), 2);
+        assert_eq!(read.entries[1].record, ended());
+        assert!(!read.torn_tail && read.damaged.is_empty());
+    }
+
+    #[test]
+    fn the_story_keeps_only_groups_of_steps_still_running() {
+        let spawned = |step: &str, pid| Record::ProcessStarted {
+            step: step.into(),
+            attempt: 1,
+            pid,
+            pgid: pid,
+            start_time: Some(42),
+        };
+        let (_dir, bytes) = write(&[
+            Record::StepStarted {
+                step: "start_db".into(),
+                kind: "start".into(),
+                on_failure: false,
+            },
+            spawned("start_db", 10),
+            Record::StepEnded {
+                step: "start_db".into(),
+                status: "succeeded".into(),
+                seconds: 0.1,
+                error: None,
+                on_failure: false,
+            },
+            started(),
+            spawned("pre", 11),
+        ]);
+        let story = Story::of(&parse(&bytes).entries);
+        assert_eq!(story.running.len(), 1);
+        assert_eq!(story.running[0].0, "pre");
+        assert_eq!(
+            story.groups,
+            vec![Group {
+                step: "pre".into(),
+                pid: 11,
+                pgid: 11,
+                start_time: Some(42)
+            }]
+        );
+        assert_eq!(story.ended, None);
+    }
+}

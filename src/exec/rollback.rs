@@ -1,0 +1,171 @@
+//! Putting a failed run's backups back and proving it: the earliest backup
+//! of each database and of each tree is restored, then each is compared
+//! with the fingerprint (or file manifest) taken when it was backed up.
+//! Shared by a run that fails (`exec::run`) and by `plan recover` for a
+//! run whose runner died. It restores what it is given; which backups
+//! those are, and what follows, is the caller's.
+
+use std::collections::BTreeSet;
+use std::time::Instant;
+
+use crate::db::fingerprint;
+use crate::db::quote::quote_ident;
+use crate::exec::backup::{self, Context, Taken};
+use crate::exec::paths;
+use crate::exec::report::RollbackReport;
+use crate::plan::BackupMethod;
+
+/// What a rollback did, with the new state of each backup copy
+/// (`restored`, `dropped`) for the report.
+pub struct Rolled {
+    pub report: RollbackReport,
+    pub states: Vec<(String, &'static str)>,
+}
+
+/// Restores the earliest backup of each database and of each tree in
+/// `taken` (in the order they were taken), then proves it. Failed copies
+/// are dropped after a proof unless `keep_failed`.
+pub fn roll_back(ctx: &mut Context<'_>, taken: &[Taken], keep_failed: bool) -> Rolled {
+    let mut report = RollbackReport::default();
+    let mut states = Vec::new();
+    let mut seen_db = BTreeSet::new();
+    let mut seen_tree = BTreeSet::new();
+    let mut restored_dbs: Vec<&Taken> = Vec::new();
+    let mut restored_trees = Vec::new();
+    let mut failed_dbs = Vec::new();
+    let mut failed_trees = Vec::new();
+    let mut times = backup::RestoreTimes::default();
+    for t in taken {
+        if seen_db.insert(t.database.clone()) {
+            match restore_database(ctx, t, &mut times) {
+                Ok(failed) => {
+                    report.restored.push(format!(
+                        "database `{}` from {} {}",
+                        t.database,
+                        t.method.as_str(),
+                        t.copy
+                    ));
+                    failed_dbs.extend(failed);
+                    restored_dbs.push(t);
+                    states.push((t.copy.clone(), "restored"));
+                }
+                Err(e) => {
+                    report.error = Some(format!("restoring `{}` from {}: {e}", t.database, t.copy));
+                    break;
+                }
+            }
+        }
+        let started = Instant::now();
+        for tree in &t.trees {
+            if seen_tree.insert(tree.original.clone()) {
+                match paths::restore(tree, ctx.run_id) {
+                    Ok(aside) => {
+                        report
+                            .restored
+                            .push(format!("files {}", tree.original.display()));
+                        failed_trees.extend(aside);
+                        restored_trees.push(tree);
+                    }
+                    Err(e) => report.error = Some(e.to_string()),
+                }
+            }
+        }
+        report.paths_s += started.elapsed().as_secs_f64();
+    }
+    report.blocking_s = times.blocking_s;
+    report.terminating_s = times.terminating_s;
+    report.renaming_s = times.renaming_s;
+    report.loading_s = times.loading_s;
+    report.failed_copies = failed_dbs
+        .iter()
+        .cloned()
+        .chain(failed_trees.iter().map(|p| p.display().to_string()))
+        .collect();
+    // The proof.
+    let started = Instant::now();
+    for t in &restored_dbs {
+        match backup::fingerprint_now(ctx, &t.database) {
+            Ok(now) => report.differences.extend(
+                fingerprint::differences(&t.fingerprint, &now)
+                    .into_iter()
+                    .map(|d| format!("`{}`: {d}", t.database)),
+            ),
+            Err(e) => {
+                report.error = Some(format!(
+                    "fingerprinting `{}` after the restore: {e}",
+                    t.database
+                ));
+            }
+        }
+    }
+    for tree in &restored_trees {
+        match paths::manifest(&tree.original) {
+            Ok(now) => report.differences.extend(
+                paths::differences(&tree.manifest, &now)
+                    .into_iter()
+                    .map(|d| format!("{}: {d}", tree.original.display())),
+            ),
+            Err(e) => report.error = Some(e.to_string()),
+        }
+    }
+    report.proof_s = started.elapsed().as_secs_f64();
+    report.proved = report.error.is_none() && report.differences.is_empty();
+    if report.proved {
+        if !keep_failed {
+            for f in &failed_dbs {
+                let _ = ctx
+                    .maintenance
+                    .batch_execute(&format!("drop database if exists {}", quote_ident(f)));
+            }
+            for f in &failed_trees {
+                let _ = paths::remove(f);
+            }
+            report.failed_copies.clear();
+        }
+        // Later backups of this failed run are not needed any more unless
+        // they are to be kept.
+        for t in taken {
+            if !restored_dbs.iter().any(|r| r.copy == t.copy) && !t.keep {
+                backup::discard_copy(ctx.maintenance, t.method, &t.copy);
+                // Their file copies too: without the database copy no
+                // listing would show them, and they would stay forever.
+                // (A copy that was restored has been renamed away.)
+                for tree in &t.trees {
+                    let _ = paths::remove(&tree.copy);
+                }
+                states.push((t.copy.clone(), "dropped"));
+            }
+        }
+    }
+    Rolled { report, states }
+}
+
+/// Restores one database. A snapshot that no longer exists was renamed
+/// into place by an earlier rollback that did not finish (the runner or a
+/// recovery died during it): when the target's content equals the
+/// backup's fingerprint, it is already restored.
+fn restore_database(
+    ctx: &mut Context<'_>,
+    t: &Taken,
+    times: &mut backup::RestoreTimes,
+) -> Result<Option<String>, String> {
+    if t.method == BackupMethod::Snapshot {
+        let present = fingerprint::database_props(ctx.maintenance, &t.copy)
+            .map_err(|e| e.to_string())?
+            .is_some();
+        if !present {
+            let now = backup::fingerprint_now(ctx, &t.database).map_err(|e| e.to_string())?;
+            let differences = fingerprint::differences(&t.fingerprint, &now);
+            if differences.is_empty() {
+                return Ok(None);
+            }
+            return Err(format!(
+                "the snapshot `{}` no longer exists, and `{}` is not as it was when it was taken ({})",
+                t.copy,
+                t.database,
+                differences.join("; ")
+            ));
+        }
+    }
+    backup::restore(ctx, t, times).map_err(|e| e.to_string())
+}

@@ -1,0 +1,413 @@
+//! `plan apply --dry-run`: what a run would do and what it would find,
+//! without changing anything: no run folder, no journal, no lock taken, no
+//! row in the runs table, no history table created; the release query runs
+//! in a read-only transaction.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use postgres::Client;
+
+use super::{Early, Run, SUPPORTED_MAX, SUPPORTED_MIN, server_version};
+use crate::db::target::Host;
+use crate::db::{lock, runs, sessions};
+use crate::exec::process::Stopper;
+use crate::exec::run::Options;
+use crate::exec::signals::Watch;
+use crate::exit::Exit;
+use crate::plan::{Action, BackupMethod, Check, Command, Plan, Sql, Step, Text};
+use crate::resolve::words::shell_quote;
+
+/// Prints what `apply` would do. Exit 0 when the run would start, 4 when
+/// it would be refused, 2 when the server cannot be reached.
+pub fn dry_run(
+    plan: &Plan,
+    order: &[usize],
+    failure_order: &[usize],
+    opts: &Options,
+    local_server: bool,
+) -> (String, Exit) {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "dry run of \"{}\" ({} -> {}) on {}: nothing is changed",
+        plan.name, plan.from, plan.to, opts.target
+    );
+    for (name, value) in &plan.vars {
+        let _ = writeln!(out, "  var {name} = {value}");
+    }
+    let mut run = Run::new(plan, opts, Stopper::new(), Watch::none());
+    let mut exit = Exit::Success;
+    let mut refuse = |out: &mut String, line: String| {
+        let _ = writeln!(out, "  WOULD REFUSE: {line}");
+        exit = Exit::Refused;
+    };
+    let _ = writeln!(out, "\nchecks against the target:");
+    let maintenance = match run.maintenance() {
+        Ok(m) => m,
+        Err(e) => {
+            let _ = writeln!(
+                out,
+                "  cannot connect to the server: {}",
+                crate::exec::sql::SqlError::from(e).describe()
+            );
+            return (out, Exit::Usage);
+        }
+    };
+    match server_version(maintenance) {
+        Ok(v) if (SUPPORTED_MIN..=SUPPORTED_MAX).contains(&v) => {
+            let _ = writeln!(out, "  server: PostgreSQL {}.{}", v / 10000, v % 10000);
+        }
+        Ok(v) => refuse(
+            &mut out,
+            format!(
+                "the server is PostgreSQL {}.{}: plan-runner supports 12 to 17",
+                v / 10000,
+                v % 10000 / 100
+            ),
+        ),
+        Err(e) => refuse(&mut out, format!("cannot read the server version: {e}")),
+    }
+    match lock::holder(maintenance, &opts.database) {
+        Ok(Some(h)) => refuse(
+            &mut out,
+            format!(
+                "another plan-runner holds the lock on `{}` ({}, server pid {})",
+                opts.database, h.application, h.pid
+            ),
+        ),
+        Ok(None) => match runs::unfinished(maintenance, &opts.database) {
+            Ok(rows) => match rows.last() {
+                Some(row) => {
+                    let message = super::recover::unfinished_message(row, &opts.target_flags);
+                    refuse(&mut out, message.replace('\n', "\n    "));
+                }
+                None => {
+                    let _ = writeln!(out, "  lock: free; no unfinished run");
+                }
+            },
+            Err(e) => refuse(&mut out, format!("cannot read plan_runner.runs: {e}")),
+        },
+        Err(e) => refuse(&mut out, format!("cannot look for the lock's holder: {e}")),
+    }
+    match privileges(maintenance) {
+        Ok((true, _)) => {
+            let _ = writeln!(
+                out,
+                "  privileges: may create databases (snapshots, restores)"
+            );
+        }
+        Ok((false, user)) => {
+            let _ = writeln!(
+                out,
+                "  privileges: `{user}` may NOT create databases: a snapshot or a restore would fail"
+            );
+        }
+        Err(e) => {
+            let _ = writeln!(out, "  privileges: not checked ({e})");
+        }
+    }
+    match sessions::list(maintenance, &opts.database) {
+        Ok(list) if list.is_empty() => {
+            let _ = writeln!(out, "  sessions on `{}`: none", opts.database);
+        }
+        Ok(list) => {
+            let _ = writeln!(
+                out,
+                "  sessions on `{}`: {} (a snapshot needs them gone, or --terminate-connections)",
+                opts.database,
+                list.len()
+            );
+            for s in list {
+                let _ = writeln!(out, "    - {s}");
+            }
+        }
+        Err(e) => {
+            let _ = writeln!(out, "  sessions: not checked ({e})");
+        }
+    }
+    let data_directory = data_directory(maintenance, local_server);
+    match read_only_target(opts) {
+        Ok(mut target) => match run.gate(&mut target) {
+            Ok(()) => {
+                let _ = writeln!(
+                    out,
+                    "  release gate: passed: the plan would migrate `{}` from {} to {}",
+                    opts.database, plan.from, plan.to
+                );
+            }
+            Err(Early(Exit::Success, message)) => {
+                let _ = writeln!(out, "  release: {message}");
+            }
+            Err(Early(_, message)) => refuse(&mut out, message.replace('\n', "\n    ")),
+        },
+        Err(e) => refuse(
+            &mut out,
+            format!("cannot connect to `{}`: {e}", opts.database),
+        ),
+    }
+
+    let _ = writeln!(out, "\nsteps, in order:");
+    for (n, &i) in order.iter().enumerate() {
+        let step = &plan.steps[i];
+        describe_step(&mut out, n + 1, step, plan, &mut run, &data_directory);
+    }
+    if !failure_order.is_empty() {
+        let _ = writeln!(out, "\non_failure (after a proved rollback), in order:");
+        for (n, &i) in failure_order.iter().enumerate() {
+            let step = &plan.on_failure[i];
+            describe_step(&mut out, n + 1, step, plan, &mut run, &data_directory);
+        }
+    }
+    let _ = writeln!(
+        out,
+        "\n{}",
+        if exit == Exit::Refused {
+            "apply would refuse to start: nothing would change"
+        } else {
+            "nothing was changed"
+        }
+    );
+    (out, exit)
+}
+
+/// Whether the user may create databases, and who it is.
+fn privileges(maintenance: &mut Client) -> Result<(bool, String), postgres::Error> {
+    let row = maintenance.query_one(
+        "select rolcreatedb or rolsuper, rolname::text from pg_roles where rolname = current_user",
+        &[],
+    )?;
+    Ok((row.get(0), row.get(1)))
+}
+
+/// Where the server keeps its files, when it is on this machine and says.
+enum DataDirectory {
+    Here(PathBuf),
+    NotChecked(String),
+}
+
+fn data_directory(maintenance: &mut Client, local_server: bool) -> DataDirectory {
+    if !local_server {
+        return DataDirectory::NotChecked("the server is on another host".into());
+    }
+    match maintenance.query_one("show data_directory", &[]) {
+        Ok(row) => DataDirectory::Here(PathBuf::from(row.get::<_, String>(0))),
+        Err(_) => DataDirectory::NotChecked(
+            "the server does not show its data directory to this user".into(),
+        ),
+    }
+}
+
+/// A connection to the target in which nothing can be written.
+fn read_only_target(opts: &Options) -> Result<Client, String> {
+    let mut client = opts
+        .connector
+        .connect(&opts.database)
+        .map_err(|e| crate::exec::sql::SqlError::from(e).describe())?;
+    client
+        .batch_execute("set default_transaction_read_only = on")
+        .map_err(|e| e.to_string())?;
+    Ok(client)
+}
+
+fn describe_step(
+    out: &mut String,
+    n: usize,
+    step: &Step,
+    plan: &Plan,
+    run: &mut Run<'_>,
+    data_directory: &DataDirectory,
+) {
+    let _ = writeln!(out, "  {n}. {} {}", step.kind, step.name);
+    let pad = "       ";
+    let command = |out: &mut String, command: &Command| {
+        let shown = match command {
+            Command::Argv(argv) => argv
+                .iter()
+                .map(|a| shell_word(&a.to_string()))
+                .collect::<Vec<_>>()
+                .join(" "),
+            Command::Shell(script) => format!("sh -c {}", shell_quote(&script.to_string())),
+        };
+        let _ = writeln!(out, "{pad}$ {shown}");
+    };
+    match &step.action {
+        Action::Command(c) | Action::Check(Check::Command(c)) => command(out, c),
+        Action::Update {
+            modules,
+            command: c,
+        } => {
+            let _ = writeln!(out, "{pad}modules: {}", modules.joined());
+            command(out, c);
+        }
+        Action::Sql(Sql::Inline(text)) => {
+            let _ = writeln!(out, "{pad}sql: {}", first_line(text));
+        }
+        Action::Sql(Sql::File(file)) => {
+            let _ = writeln!(
+                out,
+                "{pad}sql file: {}",
+                plan.folder.join(file.to_string()).display()
+            );
+        }
+        Action::Check(Check::Sql { sql, expect }) => {
+            let _ = writeln!(out, "{pad}sql: {}  (expect `{expect}`)", first_line(sql));
+        }
+        Action::Backup(b) => {
+            let database = b.database.expose().unwrap_or_default();
+            let size = run
+                .maintenance()
+                .ok()
+                .and_then(|m| {
+                    m.query_one("select pg_database_size($1)", &[&database])
+                        .ok()
+                })
+                .map(|row| row.get::<_, i64>(0));
+            let _ = writeln!(
+                out,
+                "{pad}{} of `{database}`: {}",
+                b.method.as_str(),
+                size.map_or_else(
+                    || "size unknown (does it exist?)".into(),
+                    |s| bytes(s.max(0) as u64)
+                )
+            );
+            let size = size.map(|s| s.max(0) as u64);
+            match b.method {
+                BackupMethod::Snapshot => match data_directory {
+                    DataDirectory::Here(dir) => {
+                        let _ = writeln!(
+                            out,
+                            "{pad}  copy made by the server in {}: {}",
+                            dir.display(),
+                            free_line(dir, size)
+                        );
+                    }
+                    DataDirectory::NotChecked(why) => {
+                        let _ =
+                            writeln!(out, "{pad}  free space for the copy: not checked ({why})");
+                    }
+                },
+                BackupMethod::Dump => {
+                    let _ = writeln!(
+                        out,
+                        "{pad}  dump into {}: {}",
+                        run.run_folder.display(),
+                        free_line(&run.run_folder, size)
+                    );
+                }
+            }
+            for p in &b.paths {
+                let path = plan.folder.join(p.expose().unwrap_or_default());
+                let size = tree_size(&path);
+                let _ = writeln!(
+                    out,
+                    "{pad}files {}: {}; copy beside it: {}",
+                    path.display(),
+                    size.map_or_else(|| "does not exist (nothing to copy)".into(), bytes),
+                    free_line(path.parent().unwrap_or(Path::new("/")), size)
+                );
+            }
+            if b.keep {
+                let _ = writeln!(out, "{pad}kept after success");
+            }
+        }
+    }
+    if let Some(t) = step.timeout {
+        let _ = writeln!(
+            out,
+            "{pad}timeout {}",
+            crate::commands::show::duration(t.as_secs())
+        );
+    }
+}
+
+fn first_line(text: &Text) -> String {
+    let shown = text.to_string();
+    let mut lines = shown.lines().filter(|l| !l.trim().is_empty());
+    let first = lines.next().unwrap_or("").trim().to_string();
+    if lines.next().is_some() {
+        format!("{first} ...")
+    } else {
+        first
+    }
+}
+
+fn shell_word(arg: &str) -> String {
+    let plain = !arg.is_empty()
+        && arg
+            .chars()
+            .all(|c| c.is_alphanumeric() || "-_./=:,+@%*".contains(c));
+    if plain {
+        arg.to_string()
+    } else {
+        shell_quote(arg)
+    }
+}
+
+/// Free space on the file system holding `path` (or its nearest existing
+/// folder), compared with `needed`.
+fn free_line(path: &Path, needed: Option<u64>) -> String {
+    let existing = path
+        .ancestors()
+        .find(|p| p.exists())
+        .unwrap_or(Path::new("/"));
+    match nix::sys::statvfs::statvfs(existing) {
+        Ok(stat) => {
+            let free = stat.blocks_available().saturating_mul(stat.fragment_size());
+            let verdict = match needed {
+                Some(n) if n > free => " — NOT ENOUGH",
+                _ => "",
+            };
+            format!("{} free{verdict}", bytes(free))
+        }
+        Err(e) => format!("free space not checked ({e})"),
+    }
+}
+
+/// The bytes of the files below `path`; `None` when it does not exist.
+fn tree_size(path: &Path) -> Option<u64> {
+    let meta = std::fs::symlink_metadata(path).ok()?;
+    if !meta.is_dir() {
+        return Some(meta.len());
+    }
+    let mut total = 0;
+    let mut stack = vec![path.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            match entry.file_type() {
+                Ok(t) if t.is_dir() => stack.push(entry.path()),
+                Ok(_) => total += entry.metadata().map_or(0, |m| m.len()),
+                Err(_) => {}
+            }
+        }
+    }
+    Some(total)
+}
+
+fn bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1000.0 && unit + 1 < UNITS.len() {
+        value /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+/// Whether the server runs on this machine (a Unix socket or a loopback
+/// address), so that its disk can be checked from here.
+pub fn is_local(host: &Host) -> bool {
+    match host {
+        Host::Socket(_) => true,
+        Host::Tcp(name) => matches!(name.as_str(), "localhost" | "127.0.0.1" | "::1"),
+    }
+}

@@ -1,0 +1,192 @@
+//! Signals during a run. Ctrl-C (SIGINT) and SIGTERM: launch nothing more
+//! and end the running step's process group (through its `Stopper`); the
+//! run then rolls back. Once the rollback has started, a further signal
+//! only says how long it has been going: abandoning a half-restored
+//! database is worse than waiting. SIGHUP (a closed SSH session) is
+//! ignored: a two-hour update goes on, writing to its log and journal.
+//!
+//! The signals are received by signal-hook's iterator on a thread of its
+//! own, never in a raw handler: `Stopper::stop` takes a lock and writing a
+//! line is not async-signal-safe. This module decides nothing about the
+//! run: the run asks it whether it was interrupted.
+
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use postgres::{CancelToken, NoTls};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::iterator::{Handle, Signals};
+
+use crate::exec::process::Stopper;
+use crate::exec::run::progress;
+
+/// Where the run is, as far as a signal is concerned.
+#[derive(Clone, Copy, Debug)]
+enum Phase {
+    /// Steps run: a signal stops them.
+    Steps,
+    /// Restoring backups (and running `on_failure`): a signal waits.
+    RollingBack(Instant),
+}
+
+struct State {
+    /// The first SIGINT or SIGTERM received; 0 while none.
+    signal: AtomicI32,
+    phase: Mutex<Phase>,
+    stopper: Stopper,
+    /// The SQL statement running now, if any: a signal cancels it.
+    cancel: Mutex<Option<CancelToken>>,
+}
+
+/// Listens for signals while it lives.
+pub struct Watch {
+    state: Arc<State>,
+    handle: Option<Handle>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Watch {
+    /// Starts listening; `stopper` ends the running step on the first
+    /// SIGINT or SIGTERM. When the signals cannot be caught (the thread
+    /// cannot start), the run goes on with their default actions, and the
+    /// journal lets `plan recover` clean up after one.
+    pub fn start(stopper: Stopper) -> Watch {
+        let state = Arc::new(State {
+            signal: AtomicI32::new(0),
+            phase: Mutex::new(Phase::Steps),
+            stopper,
+            cancel: Mutex::new(None),
+        });
+        let Ok(mut signals) = Signals::new([SIGINT, SIGTERM, SIGHUP]) else {
+            return Watch {
+                state,
+                handle: None,
+                thread: None,
+            };
+        };
+        let handle = signals.handle();
+        let shared = Arc::clone(&state);
+        let thread = std::thread::Builder::new()
+            .name("signals".into())
+            .spawn(move || {
+                for signal in signals.forever() {
+                    shared.receive(signal);
+                }
+            })
+            .ok();
+        Watch {
+            state,
+            handle: Some(handle),
+            thread,
+        }
+    }
+
+    /// A watch that never hears anything (for runs that are not `apply`).
+    pub fn none() -> Watch {
+        Watch {
+            state: Arc::new(State {
+                signal: AtomicI32::new(0),
+                phase: Mutex::new(Phase::Steps),
+                stopper: Stopper::new(),
+                cancel: Mutex::new(None),
+            }),
+            handle: None,
+            thread: None,
+        }
+    }
+
+    /// The name of the signal that interrupted the run, if one did.
+    pub fn interrupted(&self) -> Option<&'static str> {
+        match self.state.signal.load(Ordering::SeqCst) {
+            0 => None,
+            s => Some(name(s)),
+        }
+    }
+
+    /// The statement a signal must cancel from now on (`None`: none).
+    pub fn cancel_with(&self, token: Option<CancelToken>) {
+        *self
+            .state
+            .cancel
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = token;
+    }
+
+    /// From now on a signal does not stop anything: the rollback runs.
+    pub fn rolling_back(&self) {
+        *self
+            .state
+            .phase
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Phase::RollingBack(Instant::now());
+    }
+}
+
+impl State {
+    fn receive(&self, signal: i32) {
+        if signal == SIGHUP {
+            progress(
+                "SIGHUP (the terminal went away): ignored, the run goes on; its log and journal are in the run folder",
+            );
+            return;
+        }
+        let phase = *self.phase.lock().unwrap_or_else(PoisonError::into_inner);
+        match phase {
+            Phase::RollingBack(since) => progress(&format!(
+                "{}: the rollback is in progress ({:.0} s so far) and is not abandoned: wait for it to finish",
+                name(signal),
+                since.elapsed().as_secs_f64()
+            )),
+            Phase::Steps => {
+                let first = self
+                    .signal
+                    .compare_exchange(0, signal, Ordering::SeqCst, Ordering::SeqCst)
+                    .is_ok();
+                if first {
+                    progress(&format!(
+                        "{}: launching nothing more; ending the running step, then rolling back",
+                        name(signal)
+                    ));
+                } else {
+                    progress(&format!(
+                        "{}: already stopping: the running step is being ended, then the rollback runs",
+                        name(signal)
+                    ));
+                }
+                self.stopper.stop();
+                let token = self
+                    .cancel
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .clone();
+                if let Some(token) = token {
+                    // The step sees "canceling statement due to user
+                    // request" and fails; the run then rolls back.
+                    let _ = token.cancel_query(NoTls);
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        if let Some(handle) = self.handle.take() {
+            handle.close();
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn name(signal: i32) -> &'static str {
+    match signal {
+        SIGINT => "SIGINT",
+        SIGTERM => "SIGTERM",
+        SIGHUP => "SIGHUP",
+        _ => "a signal",
+    }
+}
