@@ -38,7 +38,7 @@ pub enum BackupError {
         sessions: Vec<Session>,
     },
 
-    #[error("the database server refused: {0}")]
+    #[error("the database server refused: {}", crate::exec::sql::server_message(.0))]
     #[diagnostic(code(plan::backup::sql))]
     Sql(#[from] postgres::Error),
 
@@ -104,6 +104,18 @@ pub fn snapshot_name(database: &str, run_id: &str) -> String {
     fit_name(database, &format!("_pr_{run_id}"))
 }
 
+/// What names the copies of the `nth` backup of a run (from 1): the run id
+/// for the first, then `<run id>_<nth>`, so that a second backup of the
+/// same database or tree in one run neither collides with the first nor
+/// (for a tree, which `cp` would copy into the existing one) spoils it.
+fn copy_id(run_id: &str, nth: usize) -> String {
+    if nth <= 1 {
+        run_id.to_string()
+    } else {
+        format!("{run_id}_{nth}")
+    }
+}
+
 fn failed_name(database: &str, run_id: &str) -> String {
     fit_name(database, &format!("_failed_{run_id}"))
 }
@@ -112,10 +124,12 @@ fn restore_name(database: &str, run_id: &str) -> String {
     fit_name(database, &format!("_rs_{run_id}"))
 }
 
-/// Takes a backup of `database` and of `trees`.
+/// Takes a backup of `database` and of `trees`, the `nth` of the run
+/// (from 1).
 pub fn take(
     ctx: &mut Context<'_>,
     step: &str,
+    nth: usize,
     method: BackupMethod,
     database: &str,
     trees: &[PathBuf],
@@ -129,12 +143,15 @@ pub fn take(
     })?;
     let allowed = sessions::allows_connections(ctx.maintenance, database)?;
     let (copy, fingerprint, cost) = match method {
-        BackupMethod::Snapshot => snapshot(ctx, database, &props, allowed)?,
+        BackupMethod::Snapshot => {
+            let name = snapshot_name(database, &copy_id(ctx.run_id, nth));
+            snapshot(ctx, &name, database, &props, allowed)?
+        }
         BackupMethod::Dump => dump(ctx, step, database, &props)?,
     };
     let mut taken_trees = Vec::new();
     for tree in trees {
-        match paths::back_up(tree, ctx.run_id) {
+        match paths::back_up(tree, &copy_id(ctx.run_id, nth)) {
             Ok(t) => taken_trees.push(t),
             Err(e) => {
                 // Leave nothing half-made behind a failed backup.
@@ -197,11 +214,12 @@ fn be_alone(ctx: &mut Context<'_>, database: &str, allowed: bool) -> Result<bool
 
 fn snapshot(
     ctx: &mut Context<'_>,
+    name: &str,
     database: &str,
     props: &DatabaseProps,
     allowed: bool,
 ) -> Result<(String, Fingerprint, fingerprint::Cost), BackupError> {
-    let name = snapshot_name(database, ctx.run_id);
+    let name = name.to_string();
     let blocked = be_alone(ctx, database, allowed)?;
     // FILE_COPY copies the files as they are (about the speed of `cp -r`);
     // the default WAL_LOG strategy of 15 writes every block to the WAL.

@@ -480,8 +480,11 @@ impl Run<'_> {
             .iter()
             .map(|p| self.plan.folder.join(p.expose().unwrap_or_default()))
             .collect();
+        let nth = self.taken.len() + 1;
         let mut ctx = self.backup_context()?;
-        match backup::take(&mut ctx, &step.name, b.method, &database, &trees, b.keep) {
+        match backup::take(
+            &mut ctx, &step.name, nth, b.method, &database, &trees, b.keep,
+        ) {
             Ok(taken) => {
                 self.report.backups.push(BackupReport {
                     step: step.name.clone(),

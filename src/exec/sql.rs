@@ -25,21 +25,27 @@ impl SqlError {
     /// The server's message with its detail and hint, for the report.
     pub fn describe(&self) -> String {
         match self {
-            SqlError::Server(e) => match e.as_db_error() {
-                Some(db) => {
-                    let mut out = format!("{}: {}", db.severity(), db.message());
-                    if let Some(detail) = db.detail() {
-                        out.push_str(&format!("\nDETAIL: {detail}"));
-                    }
-                    if let Some(hint) = db.hint() {
-                        out.push_str(&format!("\nHINT: {hint}"));
-                    }
-                    out
-                }
-                None => e.to_string(),
-            },
+            SqlError::Server(e) => server_message(e),
             other => other.to_string(),
         }
+    }
+}
+
+/// A client error as the server put it, with its detail and hint:
+/// `postgres::Error` shows only "db error" for anything the server said.
+pub fn server_message(e: &postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => {
+            let mut out = format!("{}: {}", db.severity(), db.message());
+            if let Some(detail) = db.detail() {
+                out.push_str(&format!("\nDETAIL: {detail}"));
+            }
+            if let Some(hint) = db.hint() {
+                out.push_str(&format!("\nHINT: {hint}"));
+            }
+            out
+        }
+        None => e.to_string(),
     }
 }
 
