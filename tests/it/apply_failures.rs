@@ -377,8 +377,9 @@ script hang {
         "{context}\nthe step never got going"
     );
     let pids = fs_::pids(&world.path("pids"));
-    // The shell, its sleep, the inner shell and the inner shell's sleep.
-    assert_eq!(pids.len(), 4, "{context}\npids: {pids:?}");
+    // The shell, its sleep, the inner shell, the inner shell's sleep and
+    // psql.
+    assert_eq!(pids.len(), 5, "{context}\npids: {pids:?}");
     let alive: Vec<u32> = pids
         .iter()
         .copied()
@@ -416,6 +417,21 @@ script hang {
     );
     assert_eq!(read_tree(&world.tree()), tree_before, "{context}");
     assert!(world.on_failure_ran(), "{context}\non_failure did not run");
+    // The killed psql's backend was still sleeping: the rollback had to
+    // end it to swap the databases, and nothing may be left of it.
+    let mut client = world.db.cluster.connect("postgres").expect("connect");
+    let backends: i64 = client
+        .query_one(
+            "select count(*) from pg_stat_activity \
+             where query like '%pg_sleep(300) /* hang.sh */%' and pid <> pg_backend_pid()",
+            &[],
+        )
+        .expect("read pg_stat_activity")
+        .get(0);
+    assert_eq!(
+        backends, 0,
+        "{context}\nthe step's backend is still running"
+    );
 }
 
 /// A rollback that cannot be proved: exit 3, `on_failure` skipped, and the
@@ -499,4 +515,93 @@ script tamper {
     ));
     let applied = world.apply(&plan, &[]);
     assert_not_proved(&world, &applied, "tamper_tree", "top.txt");
+}
+
+/// Two backups of the same database and tree in one run (before the
+/// scripts, and again before the update): the rollback restores the
+/// earliest, and the second must not spoil it.
+fn two_backups(method: &str) {
+    let world = World::new(&format!("fail_two_backups_{method}"));
+    let plan = world.write_plan(&format!(
+        r#"plan "two backups" {{
+  from          = "1.0"
+  to            = "2.0"
+  release_query = "select v from release"
+}}
+
+stop server_down {{
+  run = "true"
+}}
+
+backup before {{
+  after  = server_down
+  method = "{method}"
+  paths  = ["{tree}"]
+}}
+
+script early {{
+  after   = before
+  run     = "sh steps/mutate.sh early ok"
+  timeout = "1m"
+}}
+
+backup before_update {{
+  after  = early
+  method = "{method}"
+  paths  = ["{tree}"]
+}}
+
+update broken {{
+  after   = before_update
+  modules = "all"
+  run     = "sh steps/mutate.sh late fail"
+  timeout = "1m"
+}}
+
+check never_reached {{
+  after  = broken
+  sql    = "select 1"
+  expect = "1"
+}}
+
+on_failure {{
+  start server_up {{
+    run = "touch {marker}"
+  }}
+}}
+"#,
+        tree = fs_::TREE,
+        marker = fs_::ON_FAILURE_MARKER,
+    ));
+    let before = world.fingerprint();
+    let tree_before = read_tree(&world.tree());
+
+    let applied = world.apply(&plan, &[]);
+    let report = &applied.report;
+    let context = format!("two backups ({method})\n--- stderr ---\n{}", applied.stderr);
+    assert!(
+        world.witnessed("early") && world.witnessed("late"),
+        "{context}"
+    );
+    assert_eq!(applied.code, 1, "{context}");
+    assert_eq!(steps_with(report, "failed"), ["broken"], "{context}");
+    assert_eq!(report["rollback"]["proved"], true, "{context}");
+    let after = world.fingerprint();
+    assert!(
+        before == after,
+        "{context}\n{:?}",
+        plan_runner::db::fingerprint::differences(&before, &after)
+    );
+    assert_eq!(read_tree(&world.tree()), tree_before, "{context}");
+    assert!(world.on_failure_ran(), "{context}\non_failure did not run");
+}
+
+#[test]
+fn two_snapshots_in_one_run_roll_back_to_the_first() {
+    two_backups("snapshot");
+}
+
+#[test]
+fn two_dumps_in_one_run_roll_back_to_the_first() {
+    two_backups("dump");
 }

@@ -190,8 +190,9 @@ exit 2
         write_script(&steps.join("mutate.sh"), &mutate);
 
         // hang.sh: changes data, then ignores SIGTERM with children and a
-        // grandchild that ignore it too (an ignored signal is inherited);
-        // every pid goes to `pids`, one a line.
+        // grandchild that ignore it too (an ignored signal is inherited),
+        // one of them a psql whose backend keeps running its query after
+        // psql is killed; every pid goes to `pids`, one a line.
         let hang = format!(
             r#"#!/bin/sh
 set -eu
@@ -202,6 +203,8 @@ echo $$ >> pids
 sleep 300 &
 echo $! >> pids
 sh -c 'sleep 300 & echo $! >> pids; wait' &
+echo $! >> pids
+"{psql}" -X -q -c "select pg_sleep(300) /* hang.sh */" &
 echo $! >> pids
 printf 'ran\n' > witness.hang
 wait
