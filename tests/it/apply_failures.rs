@@ -605,3 +605,71 @@ fn two_snapshots_in_one_run_roll_back_to_the_first() {
 fn two_dumps_in_one_run_roll_back_to_the_first() {
     two_backups("dump");
 }
+
+/// The failed database, kept aside with `--keep-failed`, shows what the
+/// run left before the rollback: the earlier script's changes, and nothing
+/// of the sql step that failed (one transaction).
+#[test]
+fn a_failing_sql_step_leaves_nothing_of_its_own() {
+    let world = World::new("fail_sql_kept");
+    let plan = world.write_plan(&plan_text(
+        "a failing sql step, kept",
+        "snapshot",
+        case("sql").steps,
+        true,
+    ));
+    let applied = world.apply(&plan, &["--keep-failed"]);
+    let report = &applied.report;
+    let context = format!("--- stderr ---\n{}", applied.stderr);
+    assert_eq!(applied.code, 1, "{context}");
+    assert_eq!(report["rollback"]["proved"], true, "{context}");
+    let failed: Vec<String> = report["rollback"]["failed_copies"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c.as_str())
+        .filter(|c| c.starts_with(&world.db.name))
+        .map(str::to_string)
+        .collect();
+    assert_eq!(failed.len(), 1, "{context}\nfailed copies: {failed:?}");
+    let failed = &failed[0];
+    let mut maintenance = world.db.cluster.connect("postgres").expect("connect");
+    maintenance
+        .batch_execute(&format!(
+            "alter database \"{}\" allow_connections true",
+            failed.replace('"', "\"\"")
+        ))
+        .expect("open the failed copy");
+    let mut client = world
+        .db
+        .cluster
+        .connect(failed)
+        .expect("connect to the failed copy");
+    let count = |client: &mut postgres::Client, sql: &str| -> i64 {
+        client
+            .query_one(sql, &[])
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+            .get(0)
+    };
+    assert_eq!(
+        count(
+            &mut client,
+            "select count(*) from partner where lower(name) like 'added by early %'"
+        ),
+        20,
+        "{context}\nthe earlier script's changes are not in the failed copy"
+    );
+    assert_eq!(
+        count(
+            &mut client,
+            "select count(*) from partner where name = 'from the sql step'"
+        ),
+        0,
+        "{context}\nthe failed sql step's insert stayed"
+    );
+    assert_eq!(
+        count(&mut client, "select count(*) from release where v = '1.0'"),
+        1,
+        "{context}\nthe failed sql step's update stayed"
+    );
+}
