@@ -19,7 +19,9 @@ pub enum SandboxError {
     #[error("`{}` has no `fixture/` folder beside it", plan.display())]
     #[diagnostic(
         code(plan::sandbox::no_fixture),
-        help("--sandbox runs only plans that bring their own fixture (see plans/demo/README.md), so that a real plan's commands never run")
+        help(
+            "--sandbox runs only plans that bring their own fixture (see plans/demo/README.md), so that a real plan's commands never run"
+        )
     )]
     NoFixture { plan: PathBuf },
 
@@ -52,12 +54,16 @@ impl Sandbox {
         };
         let fixture = source.join("fixture");
         if !fixture.is_dir() {
-            return Err(SandboxError::NoFixture { plan: plan.to_path_buf() });
+            return Err(SandboxError::NoFixture {
+                plan: plan.to_path_buf(),
+            });
         }
         let folder = tempfile::Builder::new()
             .prefix("plan-sandbox-")
             .tempdir()
-            .map_err(|e| SandboxError::Folder { detail: e.to_string() })?;
+            .map_err(|e| SandboxError::Folder {
+                detail: e.to_string(),
+            })?;
         let copy = folder.path().join("plan");
         let copied = duct::cmd!("cp", "-a", "--", &source, &copy)
             .stdin_null()
@@ -65,7 +71,9 @@ impl Sandbox {
             .stderr_capture()
             .unchecked()
             .run()
-            .map_err(|e| SandboxError::Folder { detail: e.to_string() })?;
+            .map_err(|e| SandboxError::Folder {
+                detail: e.to_string(),
+            })?;
         if !copied.status.success() {
             return Err(SandboxError::Folder {
                 detail: String::from_utf8_lossy(&copied.stderr).trim().to_string(),
@@ -82,14 +90,21 @@ impl Sandbox {
         ));
         cluster.create_database(DATABASE)?;
         let mut files: Vec<PathBuf> = std::fs::read_dir(copy.join("fixture"))
-            .map_err(|e| SandboxError::Folder { detail: e.to_string() })?
+            .map_err(|e| SandboxError::Folder {
+                detail: e.to_string(),
+            })?
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.extension().is_some_and(|x| x == "sql"))
             .collect();
         files.sort();
         let env: Vec<(String, String)> = std::env::vars()
             .filter(|(k, _)| !k.starts_with("PG"))
-            .chain(cluster.libpq_env(DATABASE).iter().map(|(k, v)| (k.to_string(), v.clone())))
+            .chain(
+                cluster
+                    .libpq_env(DATABASE)
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.clone())),
+            )
             .collect();
         for file in files {
             let args: Vec<std::ffi::OsString> = ["-X", "-q", "-v", "ON_ERROR_STOP=1", "-f"]

@@ -26,9 +26,15 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, UsageError> {
         sandbox = Sandbox::start(&args.plan)?;
         (sandbox.plan_path().to_path_buf(), sandbox.target()?)
     } else {
-        let resolved = target::resolve_args(&args.target, &Env::from_process()).map_err(UsageError::from)?;
+        let resolved =
+            target::resolve_args(&args.target, &Env::from_process()).map_err(UsageError::from)?;
         (args.plan.clone(), resolved)
     };
+    if resolved.target.database == resolved.maintenance_db {
+        return Err(UsageError::TargetIsMaintenance {
+            database: resolved.maintenance_db.clone(),
+        });
+    }
     for warning in &resolved.warnings {
         eprintln!("warning: {warning}");
     }
@@ -63,7 +69,8 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, UsageError> {
         path: run_folder.clone(),
         source,
     })?;
-    let child_env = target::env_for_child(&resolved.target, &run_folder).map_err(UsageError::from)?;
+    let child_env =
+        target::env_for_child(&resolved.target, &run_folder).map_err(UsageError::from)?;
     let options = Options {
         run_id: run_id.clone(),
         run_folder,
@@ -107,8 +114,17 @@ fn refuse_to_run(analysis: &Analysis, args: &ApplyArgs) -> Result<Option<Exit>, 
         return Ok(Some(Exit::Failed));
     }
     if let Some(plan) = &analysis.plan {
-        let declared: Vec<&str> = plan.vars.iter().map(|(n, _)| n.as_str()).chain(["db"]).collect();
-        if let Some((name, _)) = args.vars.iter().find(|(n, _)| !declared.contains(&n.as_str())) {
+        let declared: Vec<&str> = plan
+            .vars
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .chain(["db"])
+            .collect();
+        if let Some((name, _)) = args
+            .vars
+            .iter()
+            .find(|(n, _)| !declared.contains(&n.as_str()))
+        {
             return Err(UsageError::UnknownVar {
                 name: name.clone(),
                 declared: declared.join(", "),
@@ -151,8 +167,12 @@ pub fn default_state_dir() -> PathBuf {
 /// Parses `NAME=VALUE` for `--var`.
 pub fn parse_var(text: &str) -> Result<(String, String), String> {
     match text.split_once('=') {
-        Some((name, value)) if crate::parse::is_var_name(name) => Ok((name.to_string(), value.to_string())),
-        Some((name, _)) => Err(format!("`{name}` is not a variable name (lower-case letters, digits, `_`)")),
+        Some((name, value)) if crate::parse::is_var_name(name) => {
+            Ok((name.to_string(), value.to_string()))
+        }
+        Some((name, _)) => Err(format!(
+            "`{name}` is not a variable name (lower-case letters, digits, `_`)"
+        )),
         None => Err("write --var NAME=VALUE".into()),
     }
 }
@@ -162,7 +182,8 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     if text == "0" {
         return Ok(Duration::ZERO);
     }
-    crate::resolve::parse_duration(text).ok_or_else(|| format!("`{text}` is not a duration such as 30s, 5m or 1h"))
+    crate::resolve::parse_duration(text)
+        .ok_or_else(|| format!("`{text}` is not a duration such as 30s, 5m or 1h"))
 }
 
 /// Parses a release for `--assume-release`.

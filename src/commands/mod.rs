@@ -39,8 +39,20 @@ pub enum UsageError {
     #[diagnostic(code(plan::unknown_var), help("the plan declares: {declared}"))]
     UnknownVar { name: String, declared: String },
 
+    #[error("the target database `{database}` is also the maintenance database")]
+    #[diagnostic(
+        code(plan::target_is_maintenance),
+        help(
+            "the lock lives in the maintenance database and a rollback renames the target: give another one with --maintenance-db"
+        )
+    )]
+    TargetIsMaintenance { database: String },
+
     #[error("the plan needs values that are not set: {what}")]
-    #[diagnostic(code(plan::missing_value), help("set them in the environment, or give them with --var NAME=VALUE"))]
+    #[diagnostic(
+        code(plan::missing_value),
+        help("set them in the environment, or give them with --var NAME=VALUE")
+    )]
     Missing { what: String },
 
     #[error(transparent)]

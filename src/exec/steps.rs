@@ -39,8 +39,16 @@ pub struct Setting<'a> {
     pub stopper: &'a Stopper,
 }
 
-pub fn run_command(setting: &Setting<'_>, step: &Step, command: &Command, prefix: &str) -> CommandOutcome {
-    let log = setting.run_folder.join("logs").join(format!("{prefix}{}.log", step.name));
+pub fn run_command(
+    setting: &Setting<'_>,
+    step: &Step,
+    command: &Command,
+    prefix: &str,
+) -> CommandOutcome {
+    let log = setting
+        .run_folder
+        .join("logs")
+        .join(format!("{prefix}{}.log", step.name));
     let mut outcome = CommandOutcome {
         attempts: 0,
         log: log.clone(),
