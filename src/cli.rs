@@ -12,7 +12,12 @@ use clap::{Parser, Subcommand, ValueEnum};
 /// check, start the new server. `plan lint` reviews it, `plan fmt` lays it
 /// out, `plan show` and `plan graph` show what will run, in which order.
 ///
-/// Exit codes: 0 success, 1 the plan has errors, 2 usage error.
+/// `plan apply` runs a plan against a database and rolls it back on any
+/// failure; `plan status` and `plan backups` show what it left.
+///
+/// Exit codes: 0 success, 1 the plan has errors (or apply failed and was
+/// rolled back), 2 usage error, 3 the rollback failed, 4 refused with
+/// nothing changed.
 #[derive(Debug, Parser)]
 #[command(name = "plan", version, max_term_width = 100)]
 pub struct Cli {
@@ -57,6 +62,61 @@ pub enum Command {
     /// 4 refused with nothing changed (lock held, wrong release, sessions
     /// connected).
     Apply(Box<ApplyArgs>),
+    /// Show a database's release, last runs, unfinished runs and kept
+    /// backups.
+    ///
+    /// Reads the history table in the database, `plan_runner.runs` in the
+    /// maintenance database, the snapshots on the server and the dumps in
+    /// the state dir's run folders. Changes nothing. Exit 0, or 2 when the
+    /// server cannot be reached.
+    Status(StatusArgs),
+    /// List the backups kept of a database, or prune them.
+    ///
+    /// Newest first; with --prune --keep N, remove all but the newest N.
+    /// A backup is a snapshot database on the server or a dump folder in a
+    /// run folder, with the copies of its `paths`. A backup of a run that
+    /// is still running (or whose runner died) is never removed. Exit 0, 1
+    /// when a backup could not be removed, 2 on a usage or connection
+    /// error.
+    Backups(BackupsArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Where the run folders are [default: as for apply].
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// How to print the status.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
+    pub format: OutputFormat,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct BackupsArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Where the run folders are [default: as for apply].
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Remove the kept backups beyond the newest --keep N.
+    #[arg(long, requires = "keep")]
+    pub prune: bool,
+    /// How many of the newest backups --prune keeps.
+    #[arg(long, value_name = "N", requires = "prune")]
+    pub keep: Option<usize>,
+    /// How to print the backups.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
+    pub format: OutputFormat,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// Text for people.
+    Human,
+    /// One JSON document (format_version 1, see docs/cli.md).
+    Json,
 }
 
 #[derive(Debug, clap::Args)]

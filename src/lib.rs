@@ -13,6 +13,7 @@ pub mod exit;
 pub mod fmt;
 pub mod graph;
 pub mod inventory;
+pub mod lint;
 pub mod parse;
 pub mod plan;
 pub mod resolve;
@@ -48,6 +49,8 @@ where
         Command::Show(args) => commands::show::run(args),
         Command::Graph(args) => commands::graph::run(args),
         Command::Apply(args) => commands::apply::run(args),
+        Command::Status(args) => commands::status::run(args),
+        Command::Backups(args) => commands::backups::run(args),
     };
     match result {
         Ok(exit) => exit,

@@ -163,6 +163,10 @@ pub struct Plan {
     pub release_query: Option<Text>,
     /// Every declared variable with its value, in file order.
     pub vars: Vec<(String, Text)>,
+    /// The database the steps change: the value of `${db}` (the target's
+    /// database unless the plan declares `db`); `None` when `db` itself
+    /// could not be resolved (already reported).
+    pub database: Option<Text>,
     pub steps: Vec<Step>,
     pub on_failure: Vec<Step>,
     /// The folder relative paths are resolved against.

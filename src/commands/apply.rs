@@ -62,7 +62,7 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, UsageError> {
     let (Some(plan), Some((main, failure))) = (&analysis.plan, &analysis.graphs) else {
         return Ok(Exit::Failed);
     };
-    let state_dir = args.state_dir.clone().unwrap_or_else(default_state_dir);
+    let state_dir = state_dir(args.state_dir.as_deref());
     let run_id = run::new_run_id();
     let run_folder = state_dir.join("runs").join(&run_id);
     std::fs::create_dir_all(run_folder.join("logs")).map_err(|source| UsageError::Write {
@@ -139,13 +139,23 @@ fn refuse_to_run(analysis: &Analysis, args: &ApplyArgs) -> Result<Option<Exit>, 
     Ok(None)
 }
 
-fn describe(resolved: &ResolvedTarget) -> String {
+/// How a target is shown: `acme (127.0.0.1:5432/acme)`.
+pub fn describe(resolved: &ResolvedTarget) -> String {
     let t = &resolved.target;
     let place = format!("{}:{}/{}", t.host, t.port, t.database);
     match &resolved.name {
         Some(name) => format!("{name} ({place})"),
         None => place,
     }
+}
+
+/// The state dir given, or the default; absolute, because the paths
+/// recorded in a run folder (dumps) are read later from elsewhere.
+pub fn state_dir(given: Option<&Path>) -> PathBuf {
+    let dir = given
+        .map(Path::to_path_buf)
+        .unwrap_or_else(default_state_dir);
+    std::path::absolute(&dir).unwrap_or(dir)
 }
 
 /// Where run folders go: `/var/lib/plan-runner` as root, else the user's

@@ -2,10 +2,12 @@
 //! files, printing diagnostics, and the errors that stop a command early.
 
 pub mod apply;
+pub mod backups;
 pub mod fmt;
 pub mod graph;
 pub mod lint;
 pub mod show;
+pub mod status;
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -63,6 +65,13 @@ pub enum UsageError {
     #[diagnostic(transparent)]
     Sandbox(#[from] crate::sandbox::SandboxError),
 
+    #[error("cannot {what}: {detail}")]
+    #[diagnostic(
+        code(plan::database),
+        help("check the connection settings (docs/connection.md) and that the server is up")
+    )]
+    Database { what: String, detail: String },
+
     #[error("cannot write `{}`", path.display())]
     #[diagnostic(code(plan::io))]
     Write {
@@ -70,6 +79,36 @@ pub enum UsageError {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// The target of `status`, `backups` (and `apply` without `--sandbox`),
+/// its warnings printed.
+pub fn resolve_target(
+    args: &crate::cli::TargetArgs,
+) -> Result<crate::db::target::ResolvedTarget, UsageError> {
+    let resolved = crate::db::target::resolve_args(args, &crate::db::target::Env::from_process())?;
+    for warning in &resolved.warnings {
+        eprintln!("warning: {warning}");
+    }
+    Ok(resolved)
+}
+
+/// A connection to `database` on the target's server, outside any run.
+pub fn connect(
+    resolved: &crate::db::target::ResolvedTarget,
+    database: &str,
+) -> Result<postgres::Client, UsageError> {
+    resolved
+        .target
+        .config_for(database)
+        .connect(postgres::NoTls)
+        .map_err(|e| UsageError::Database {
+            what: format!(
+                "connect to `{database}` on {}:{}",
+                resolved.target.host, resolved.target.port
+            ),
+            detail: crate::exec::sql::describe_error(&e),
+        })
 }
 
 /// The plan files named by `paths`: files as given, folders searched for

@@ -36,7 +36,9 @@ pub struct TableSum {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DatabaseProps {
     pub owner: String,
-    /// `datacl` as text; `None` means the default privileges.
+    /// `datacl` as text, its items sorted (granting the same privileges
+    /// again may list them in another order); `None` means the default
+    /// privileges.
     pub acl: Option<String>,
     /// Per-database settings (`ALTER DATABASE ... SET`), and per-role ones
     /// in this database, as `role:name=value` (role empty for all).
@@ -71,7 +73,11 @@ pub fn database_props(
     database: &str,
 ) -> Result<Option<DatabaseProps>, postgres::Error> {
     let row = client.query_opt(
-        "select pg_get_userbyid(d.datdba), d.datacl::text, d.datconnlimit,
+        "select pg_get_userbyid(d.datdba),
+                case when d.datacl is not null then
+                  coalesce((select array_agg(a order by a::text) from unnest(d.datacl) a), '{}')::text
+                end,
+                d.datconnlimit,
                 shobj_description(d.oid, 'pg_database'),
                 pg_encoding_to_char(d.encoding)::text, d.datcollate::text, d.datctype::text,
                 coalesce((select array_agg(coalesce(r.rolname, '') || ':' || cfg order by 1)

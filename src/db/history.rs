@@ -83,6 +83,12 @@ pub fn record(client: &mut Client, entry: &Entry) -> Result<(), postgres::Error>
     Ok(())
 }
 
+/// A timestamptz column as RFC 3339 in UTC, whatever the session's
+/// `DateStyle` and `TimeZone` (`::text` follows them, and is not RFC 3339).
+pub fn rfc3339(column: &str) -> String {
+    format!("to_char({column} at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')")
+}
+
 /// The last `n` runs, newest first.
 pub fn last(client: &mut Client, n: i64) -> Result<Vec<Entry>, postgres::Error> {
     let exists: bool = client
@@ -93,9 +99,13 @@ pub fn last(client: &mut Client, n: i64) -> Result<Vec<Entry>, postgres::Error> 
     }
     Ok(client
         .query(
-            "select run_id, plan, plan_sha256, from_release, to_release, started_at::text, ended_at::text,
-                    outcome, resumed, steps::text
-             from plan_runner.history order by ended_at desc limit $1",
+            &format!(
+                "select run_id, plan, plan_sha256, from_release, to_release, {}, {},
+                        outcome, resumed, steps::text
+                 from plan_runner.history order by ended_at desc limit $1",
+                rfc3339("started_at"),
+                rfc3339("ended_at")
+            ),
             &[&n],
         )?
         .into_iter()

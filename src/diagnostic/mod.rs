@@ -107,7 +107,8 @@ codes! {
     ShellStep = "W106", "shell-step", Warning, "a step runs through `sh -c`";
     LiteralSecret = "W107", "literal-secret", Warning, "a password written into the plan";
     SecretInArgv = "W108", "secret-in-argv", Warning, "a `secret()` passed as a command-line argument";
-    UnknownLintCode = "W109", "unknown-lint-code", Warning, "`# lint: allow(...)` names a code that does not exist";
+    UnknownLintCode = "W109", "unknown-lint-code", Warning, "`# lint: allow(...)` names a code that does not exist, or is not written as `allow(CODE, ...)`";
+    NotAllowable = "W110", "not-allowable", Warning, "`# lint: allow(...)` names a code that cannot be silenced";
 }
 
 impl Code {

@@ -38,7 +38,7 @@ pub enum BackupError {
         sessions: Vec<Session>,
     },
 
-    #[error("the database server refused: {}", crate::exec::sql::server_message(.0))]
+    #[error("the database server refused: {}", crate::exec::sql::describe_error(.0))]
     #[diagnostic(code(plan::backup::sql))]
     Sql(#[from] postgres::Error),
 
@@ -104,16 +104,24 @@ pub fn snapshot_name(database: &str, run_id: &str) -> String {
     fit_name(database, &format!("_pr_{run_id}"))
 }
 
-/// What names the copies of the `nth` backup of a run (from 1): the run id
-/// for the first, then `<run id>_<nth>`, so that a second backup of the
-/// same database or tree in one run neither collides with the first nor
-/// (for a tree, which `cp` would copy into the existing one) spoils it.
-fn copy_id(run_id: &str, nth: usize) -> String {
-    if nth <= 1 {
-        run_id.to_string()
-    } else {
-        format!("{run_id}_{nth}")
+/// The name of this run's next snapshot of `database`: `<db>_pr_<run id>`
+/// for the first, `<db>_pr2_<run id>` and so on for later ones (a plan may
+/// back a database up twice; a rollback restores the earliest).
+fn free_snapshot_name(
+    maintenance: &mut Client,
+    database: &str,
+    run_id: &str,
+) -> Result<String, postgres::Error> {
+    let mut name = snapshot_name(database, run_id);
+    let mut n = 2;
+    while maintenance
+        .query_opt("select 1 from pg_database where datname = $1", &[&name])?
+        .is_some()
+    {
+        name = fit_name(database, &format!("_pr{n}_{run_id}"));
+        n += 1;
     }
+    Ok(name)
 }
 
 fn failed_name(database: &str, run_id: &str) -> String {
@@ -124,12 +132,10 @@ fn restore_name(database: &str, run_id: &str) -> String {
     fit_name(database, &format!("_rs_{run_id}"))
 }
 
-/// Takes a backup of `database` and of `trees`, the `nth` of the run
-/// (from 1).
+/// Takes a backup of `database` and of `trees`.
 pub fn take(
     ctx: &mut Context<'_>,
     step: &str,
-    nth: usize,
     method: BackupMethod,
     database: &str,
     trees: &[PathBuf],
@@ -143,15 +149,12 @@ pub fn take(
     })?;
     let allowed = sessions::allows_connections(ctx.maintenance, database)?;
     let (copy, fingerprint, cost) = match method {
-        BackupMethod::Snapshot => {
-            let name = snapshot_name(database, &copy_id(ctx.run_id, nth));
-            snapshot(ctx, &name, database, &props, allowed)?
-        }
+        BackupMethod::Snapshot => snapshot(ctx, database, &props, allowed)?,
         BackupMethod::Dump => dump(ctx, step, database, &props)?,
     };
     let mut taken_trees = Vec::new();
     for tree in trees {
-        match paths::back_up(tree, &copy_id(ctx.run_id, nth)) {
+        match paths::back_up(tree, ctx.run_id) {
             Ok(t) => taken_trees.push(t),
             Err(e) => {
                 // Leave nothing half-made behind a failed backup.
@@ -214,12 +217,11 @@ fn be_alone(ctx: &mut Context<'_>, database: &str, allowed: bool) -> Result<bool
 
 fn snapshot(
     ctx: &mut Context<'_>,
-    name: &str,
     database: &str,
     props: &DatabaseProps,
     allowed: bool,
 ) -> Result<(String, Fingerprint, fingerprint::Cost), BackupError> {
-    let name = name.to_string();
+    let name = free_snapshot_name(ctx.maintenance, database, ctx.run_id)?;
     let blocked = be_alone(ctx, database, allowed)?;
     // FILE_COPY copies the files as they are (about the speed of `cp -r`);
     // the default WAL_LOG strategy of 15 writes every block to the WAL.
@@ -418,9 +420,11 @@ pub fn copy_props(
         let Some((name, value)) = assignment.split_once('=') else {
             continue;
         };
-        // List settings (search_path, DateStyle) are stored in their SQL
-        // form and must be given back as such; others as one literal.
-        let value = if value.contains(',') {
+        // Settings whose elements the server stores as quoted identifiers
+        // (search_path) are given back in that SQL form; every other one
+        // as one literal, even with commas in it (`DateStyle = 'ISO, DMY'`,
+        // `application_name = 'a, b'`), as pg_dump does.
+        let value = if is_identifier_list(name) {
             value.to_string()
         } else {
             quote_literal(value)
@@ -451,6 +455,21 @@ pub fn copy_props(
             .unwrap_or_else(|| "null".into())
     ));
     maintenance.batch_execute(&sql)
+}
+
+/// The settings the server stores as lists of quoted identifiers
+/// (`GUC_LIST_QUOTE`): the same list as pg_dump's.
+fn is_identifier_list(name: &str) -> bool {
+    [
+        "local_preload_libraries",
+        "search_path",
+        "session_preload_libraries",
+        "shared_preload_libraries",
+        "temp_tablespaces",
+        "unix_socket_directories",
+    ]
+    .iter()
+    .any(|list| list.eq_ignore_ascii_case(name))
 }
 
 /// Times of a rollback's parts, reported separately.

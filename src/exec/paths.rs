@@ -79,7 +79,15 @@ pub fn copy_path(path: &Path, run_id: &str, what: &str) -> PathBuf {
 
 /// Copies `path` beside itself and fingerprints the copy.
 pub fn back_up(path: &Path, run_id: &str) -> Result<TreeBackup, PathError> {
-    let copy = copy_path(path, run_id, "pr");
+    // A second backup of the same tree in one run needs a name of its own:
+    // `cp -a` onto the first copy's folder would copy *into* it, and the
+    // earliest backup, the one a rollback restores, would be damaged.
+    let mut copy = copy_path(path, run_id, "pr");
+    let mut n = 2;
+    while fs::symlink_metadata(&copy).is_ok() {
+        copy = copy_path(path, run_id, &format!("pr{n}"));
+        n += 1;
+    }
     if fs::symlink_metadata(path).is_err() {
         return Ok(TreeBackup {
             original: path.to_path_buf(),
@@ -257,6 +265,23 @@ mod tests {
         assert_eq!(manifest(&tree).unwrap(), before);
         assert_eq!(fs::read(tree.join("ab/file")).unwrap(), b"original");
         assert!(failed.join("new").exists());
+    }
+
+    #[test]
+    fn two_backups_of_one_tree_in_a_run_keep_the_first_intact() {
+        let dir = tempfile::tempdir().unwrap();
+        let tree = dir.path().join("filestore");
+        fs::create_dir_all(&tree).unwrap();
+        fs::write(tree.join("file"), b"first").unwrap();
+        let first = back_up(&tree, "r3").unwrap();
+        fs::write(tree.join("file"), b"second").unwrap();
+        let second = back_up(&tree, "r3").unwrap();
+        assert_ne!(first.copy, second.copy);
+        assert_eq!(manifest(&first.copy).unwrap(), first.manifest);
+        assert_eq!(fs::read(second.copy.join("file")).unwrap(), b"second");
+
+        restore(&first, "r3").unwrap();
+        assert_eq!(manifest(&tree).unwrap(), first.manifest);
     }
 
     #[test]

@@ -81,9 +81,14 @@ pub fn apply(
         taken: Vec::new(),
         maintenance: None,
         stopper: Stopper::new(),
+        redactor: Redactor::new(),
     };
+    for secret in steps::secrets(plan) {
+        run.redactor.learn(&secret);
+    }
     let exit = run.go(order, failure_order);
     run.redact_logs();
+    run.redact_report();
     run.report.ended_at = now();
     run.report.exit_code = exit.code();
     run.write_report();
@@ -99,6 +104,9 @@ struct Run<'a> {
     taken: Vec<Taken>,
     maintenance: Option<Client>,
     stopper: Stopper,
+    /// Every secret of the plan: a server's error or a check's mismatch
+    /// quotes the SQL's values, secrets included.
+    redactor: Redactor,
 }
 
 /// A run that ends before its first step: refused with nothing changed
@@ -288,7 +296,12 @@ impl Run<'_> {
                     }
                     None => (None, ""),
                 },
-                Err(e) => return Err(Early(Exit::Usage, format!("cannot read the history: {e}"))),
+                Err(e) => {
+                    return Err(Early(
+                        Exit::Usage,
+                        format!("cannot read the history: {}", sql::describe_error(&e)),
+                    ));
+                }
             }
         };
         let Some(release) = release else {
@@ -415,7 +428,7 @@ impl Run<'_> {
         report.seconds = started.elapsed().as_secs_f64();
         if let Err(e) = result {
             report.status = "failed".into();
-            report.error = Some(e);
+            report.error = Some(self.redactor.redact(&e).into_owned());
         }
         report
     }
@@ -478,13 +491,15 @@ impl Run<'_> {
         let trees: Vec<PathBuf> = b
             .paths
             .iter()
-            .map(|p| self.plan.folder.join(p.expose().unwrap_or_default()))
+            .map(|p| {
+                // Recorded absolute: `plan backups` and `plan recover` may run
+                // from another folder than this run.
+                let path = self.plan.folder.join(p.expose().unwrap_or_default());
+                std::path::absolute(&path).unwrap_or(path)
+            })
             .collect();
-        let nth = self.taken.len() + 1;
         let mut ctx = self.backup_context()?;
-        match backup::take(
-            &mut ctx, &step.name, nth, b.method, &database, &trees, b.keep,
-        ) {
+        match backup::take(&mut ctx, &step.name, b.method, &database, &trees, b.keep) {
             Ok(taken) => {
                 self.report.backups.push(BackupReport {
                     step: step.name.clone(),
@@ -572,7 +587,10 @@ impl Run<'_> {
             .connect(&self.opts.database)
             .and_then(|mut c| history::record(&mut c, &entry));
         if let Err(e) = result {
-            let note = format!("the run could not be recorded in the history table: {e}");
+            let note = format!(
+                "the run could not be recorded in the history table: {}",
+                sql::describe_error(&e)
+            );
             self.report.message = Some(match self.report.message.take() {
                 Some(m) => format!("{m}\n{note}"),
                 None => note,
@@ -766,6 +784,12 @@ impl Run<'_> {
                     if let Some(m) = self.maintenance.as_mut() {
                         backup::discard_copy(m, t.method, &t.copy);
                     }
+                    // Their file copies too: without the database copy no
+                    // listing would show them, and they would stay forever.
+                    // (A copy that was restored has been renamed away.)
+                    for tree in &t.trees {
+                        let _ = paths::remove(&tree.copy);
+                    }
                     self.set_backup_state(&t.copy, "dropped");
                 }
             }
@@ -795,17 +819,43 @@ impl Run<'_> {
     /// Children write their logs themselves; a secret they printed is
     /// replaced by `***` once they are gone.
     fn redact_logs(&self) {
-        let mut redactor = Redactor::new();
-        for secret in steps::secrets(self.plan) {
-            redactor.learn(&secret);
-        }
-        if redactor.is_empty() {
+        if self.redactor.is_empty() {
             return;
         }
         if let Ok(entries) = std::fs::read_dir(self.run_folder.join("logs")) {
             for entry in entries.flatten() {
-                let _ = redactor.redact_file(&entry.path());
+                let _ = self.redactor.redact_file(&entry.path());
             }
+        }
+    }
+
+    /// The report's free texts (messages from the server, release values)
+    /// with every secret hidden, before it is written or shown.
+    fn redact_report(&mut self) {
+        if self.redactor.is_empty() {
+            return;
+        }
+        let redactor = &self.redactor;
+        let hide = |text: &mut String| {
+            if let std::borrow::Cow::Owned(hidden) = redactor.redact(text) {
+                *text = hidden;
+            }
+        };
+        if let Some(m) = self.report.message.as_mut() {
+            hide(m);
+        }
+        for step in self
+            .report
+            .steps
+            .iter_mut()
+            .chain(self.report.on_failure.iter_mut())
+        {
+            step.error.iter_mut().for_each(hide);
+            step.last_lines.iter_mut().for_each(hide);
+        }
+        if let Some(r) = self.report.rollback.as_mut() {
+            r.error.iter_mut().for_each(hide);
+            r.differences.iter_mut().for_each(hide);
         }
     }
 

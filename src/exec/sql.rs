@@ -25,15 +25,15 @@ impl SqlError {
     /// The server's message with its detail and hint, for the report.
     pub fn describe(&self) -> String {
         match self {
-            SqlError::Server(e) => server_message(e),
+            SqlError::Server(e) => describe_error(e),
             other => other.to_string(),
         }
     }
 }
 
-/// A client error as the server put it, with its detail and hint:
-/// `postgres::Error` shows only "db error" for anything the server said.
-pub fn server_message(e: &postgres::Error) -> String {
+/// A server error as the server put it (severity, message, detail, hint):
+/// `postgres::Error` alone displays only "db error".
+pub fn describe_error(e: &postgres::Error) -> String {
     match e.as_db_error() {
         Some(db) => {
             let mut out = format!("{}: {}", db.severity(), db.message());

@@ -9,7 +9,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 
 use petgraph::Direction;
-use petgraph::algo::tarjan_scc;
+use petgraph::algo::kosaraju_scc;
 use petgraph::graph::{DiGraph, NodeIndex};
 
 use crate::diagnostic::{Code, Diagnostic};
@@ -128,7 +128,10 @@ fn topo_order(graph: &DiGraph<usize, usize>) -> Vec<usize> {
 
 fn cycles(graph: &DiGraph<usize, usize>, steps: &[Step]) -> Vec<Diagnostic> {
     let mut diagnostics = Vec::new();
-    for scc in tarjan_scc(graph) {
+    // Kosaraju, not Tarjan: petgraph's Tarjan recurses once per step of a
+    // chain and overflowed the stack on a 5,000-step plan; Kosaraju walks
+    // with an explicit stack.
+    for scc in kosaraju_scc(graph) {
         if scc.len() < 2 {
             continue;
         }

@@ -147,6 +147,9 @@ pub fn resolve(file: &ast::File, source: &Source, ctx: &Context) -> Resolved {
     let (steps, on_failure) = steps;
 
     let vars = scope.all(&mut diagnostics);
+    // After `all`, so a broken `db` declaration has already been reported
+    // and is only looked up from the cache here.
+    let database = scope.lookup(vars::DB, Span::default(), None, &mut Vec::new());
     let missing = std::mem::take(&mut scope.missing);
     diagnostics.sort_by_key(|d| (d.primary.span.start, d.code));
     diagnostics.dedup();
@@ -158,6 +161,7 @@ pub fn resolve(file: &ast::File, source: &Source, ctx: &Context) -> Resolved {
         description,
         release_query,
         vars,
+        database,
         steps,
         on_failure,
         folder: source.folder(),

@@ -1,6 +1,8 @@
 //! The integration tests: one binary, so the crate links once.
 
+mod apply;
 mod apply_failures;
+mod apply_support;
 mod cli;
 mod cli_basic;
 mod cluster;
@@ -8,6 +10,9 @@ mod docs;
 mod failure_support;
 mod fmt_props;
 mod inventory;
+mod lint;
+mod lint_docs;
 mod parse_fixtures;
 mod process;
+mod status;
 mod support;

@@ -1,0 +1,466 @@
+//! `plan backups`: the backups kept of one database, newest first: snapshot
+//! databases on the server (found by their comment, `db::kept`) and dump
+//! folders in the state dir's run folders (`runs/<id>/dump-<step>/`, with
+//! `backup-<step>.json` beside it), each with the copies of its `paths`.
+//! `--prune --keep N` removes all but the newest N, and never a backup of a
+//! run that `plan_runner.runs` says is still running (or whose runner died:
+//! its backups are what a recovery needs). `plan status` lists the same.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use postgres::Client;
+use serde::Serialize;
+
+use crate::cli::{BackupsArgs, OutputFormat};
+use crate::commands::{UsageError, connect, print, resolve_target};
+use crate::db::target::ResolvedTarget;
+use crate::db::{kept, runs};
+use crate::exec::backup::Taken;
+use crate::exec::paths;
+use crate::exit::Exit;
+use crate::plan::BackupMethod;
+
+/// A copy of one of a backup's `paths`.
+#[derive(Clone, Debug, Serialize)]
+pub struct KeptFiles {
+    pub path: PathBuf,
+    /// All files under it counted.
+    pub bytes: u64,
+}
+
+/// One kept backup.
+#[derive(Clone, Debug, Serialize)]
+pub struct Kept {
+    /// `snapshot` or `dump`.
+    pub method: BackupMethod,
+    /// The snapshot database's name, or the dump folder.
+    pub name: String,
+    /// The database it is a backup of.
+    pub database: String,
+    pub run_id: Option<String>,
+    /// The backup step that took it (from its `backup-<step>.json`).
+    pub step: Option<String>,
+    pub plan: Option<String>,
+    /// RFC 3339, UTC.
+    pub taken_at: Option<String>,
+    /// The size of the database copy: the snapshot database, or the files
+    /// of the dump folder.
+    pub bytes: u64,
+    /// The copies of the backup's `paths` that still exist.
+    pub paths: Vec<KeptFiles>,
+    /// The run's state in `plan_runner.runs` (`running`, `succeeded`,
+    /// `rolled_back`...), when it has a row there.
+    pub run_state: Option<String>,
+    /// Its run never ended (`running` with no end): not removable.
+    pub in_use: bool,
+    #[serde(skip)]
+    sort_key: Option<SystemTime>,
+}
+
+impl Kept {
+    /// `12 MB, run 2405..., plan "x", taken 2024-...`.
+    fn describe(&self) -> String {
+        let mut out = format!("{} {}", self.method.as_str(), self.name);
+        let _ = write!(out, " ({}", size(self.bytes));
+        if let Some(run) = &self.run_id {
+            let _ = write!(out, ", run {run}");
+        }
+        if let Some(plan) = &self.plan {
+            let _ = write!(out, ", plan \"{plan}\"");
+        }
+        if let Some(step) = &self.step {
+            let _ = write!(out, ", step {step}");
+        }
+        if let Some(at) = &self.taken_at {
+            let _ = write!(out, ", taken {at}");
+        }
+        out.push(')');
+        out
+    }
+
+    /// The lines `plan status` and `plan backups` print for it.
+    pub fn human(&self) -> String {
+        let mut out = format!("  {}", self.describe());
+        if self.in_use {
+            out.push_str(" [its run is unfinished]");
+        }
+        out.push('\n');
+        for p in &self.paths {
+            let _ = writeln!(
+                out,
+                "    with files {} ({})",
+                p.path.display(),
+                size(p.bytes)
+            );
+        }
+        out
+    }
+}
+
+/// A size for people: `512 kB`, `12.3 MB`, `1.2 GB`.
+pub fn size(bytes: u64) -> String {
+    let b = bytes as f64;
+    if b >= 1e9 {
+        format!("{:.1} GB", b / 1e9)
+    } else if b >= 1e6 {
+        format!("{:.1} MB", b / 1e6)
+    } else {
+        format!("{:.0} kB", (b / 1e3).ceil())
+    }
+}
+
+/// The backups kept of the target's database, newest first.
+pub fn list(
+    maintenance: &mut Client,
+    resolved: &ResolvedTarget,
+    state_dir: &Path,
+) -> Result<Vec<Kept>, postgres::Error> {
+    let database = &resolved.target.database;
+    let records = records(state_dir);
+    let mut found = Vec::new();
+    for snap in kept::list(maintenance, database)? {
+        let label = kept::parse_label(&snap.label);
+        let record = records
+            .iter()
+            .find(|r| r.taken.method == BackupMethod::Snapshot && r.taken.copy == snap.name);
+        let taken_at = label.taken.clone();
+        let mut kept = Kept {
+            method: BackupMethod::Snapshot,
+            name: snap.name.clone(),
+            database: database.clone(),
+            run_id: label.run_id.clone(),
+            step: record.map(|r| r.taken.step.clone()),
+            plan: label.plan.clone(),
+            sort_key: taken_at
+                .as_deref()
+                .and_then(|t| humantime::parse_rfc3339(t).ok())
+                .or(record.and_then(|r| r.written)),
+            taken_at,
+            bytes: u64::try_from(snap.bytes).unwrap_or(0),
+            paths: Vec::new(),
+            run_state: None,
+            in_use: false,
+        };
+        if let Some(r) = record {
+            add_paths(&mut kept, &r.taken);
+        }
+        found.push(kept);
+    }
+    let place = format!("{}:{}/", resolved.target.host, resolved.target.port);
+    for r in &records {
+        if r.taken.method != BackupMethod::Dump || &r.taken.database != database {
+            continue;
+        }
+        // The dump is where the run folder is now, whatever the state dir
+        // was called when it was written.
+        let folder = r.run_folder.join(format!("dump-{}", r.taken.step));
+        if !folder.is_dir() {
+            continue;
+        }
+        let run = runs::get(maintenance, &r.run_id)?;
+        let this_server = match &run {
+            Some(row) => &row.target == database,
+            None => r
+                .report_target
+                .as_deref()
+                .is_some_and(|t| t.contains(&place)),
+        };
+        if !this_server {
+            continue;
+        }
+        let mut kept = Kept {
+            method: BackupMethod::Dump,
+            name: folder.display().to_string(),
+            database: database.clone(),
+            run_id: Some(r.run_id.clone()),
+            step: Some(r.taken.step.clone()),
+            plan: r
+                .plan
+                .clone()
+                .or_else(|| run.as_ref().map(|row| row.plan.clone())),
+            taken_at: r
+                .written
+                .map(|t| humantime::format_rfc3339_millis(t).to_string()),
+            sort_key: r.written,
+            bytes: tree_size(&folder),
+            paths: Vec::new(),
+            run_state: None,
+            in_use: false,
+        };
+        add_paths(&mut kept, &r.taken);
+        found.push(kept);
+    }
+    for k in &mut found {
+        let row = match &k.run_id {
+            Some(run_id) => runs::get(maintenance, run_id)?,
+            None => None,
+        };
+        if let Some(row) = row {
+            k.in_use = row.state == "running" && row.ended_at.is_none();
+            k.run_state = Some(row.state);
+        }
+    }
+    found.sort_by(|a, b| {
+        b.sort_key
+            .cmp(&a.sort_key)
+            .then_with(|| b.run_id.cmp(&a.run_id))
+            .then_with(|| b.name.cmp(&a.name))
+    });
+    Ok(found)
+}
+
+fn add_paths(kept: &mut Kept, taken: &Taken) {
+    for tree in &taken.trees {
+        // A relative copy path was relative to a folder we no longer know.
+        if tree.copy.is_absolute() && std::fs::symlink_metadata(&tree.copy).is_ok() {
+            kept.paths.push(KeptFiles {
+                bytes: tree_size(&tree.copy),
+                path: tree.copy.clone(),
+            });
+        }
+    }
+}
+
+/// A `backup-<step>.json` found in a run folder.
+struct Record {
+    run_id: String,
+    run_folder: PathBuf,
+    taken: Taken,
+    /// When the file was written, right after the backup was taken.
+    written: Option<SystemTime>,
+    /// The run's plan and target, from its `report.json` (written when
+    /// the run ends).
+    plan: Option<String>,
+    report_target: Option<String>,
+}
+
+/// Every backup record under `<state dir>/runs/`. Unreadable ones are
+/// skipped: a listing must not fail on one damaged run folder.
+fn records(state_dir: &Path) -> Vec<Record> {
+    let mut out = Vec::new();
+    let Ok(runs) = std::fs::read_dir(state_dir.join("runs")) else {
+        return out;
+    };
+    for run in runs.flatten() {
+        let run_folder = run.path();
+        let run_id = run.file_name().to_string_lossy().into_owned();
+        let Ok(files) = std::fs::read_dir(&run_folder) else {
+            continue;
+        };
+        let report: Option<serde_json::Value> = std::fs::read(run_folder.join("report.json"))
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok());
+        let field = |name: &str| {
+            report
+                .as_ref()
+                .and_then(|r| r.get(name))
+                .and_then(|v| v.as_str())
+                .map(str::to_string)
+        };
+        for file in files.flatten() {
+            let name = file.file_name().to_string_lossy().into_owned();
+            if !(name.starts_with("backup-") && name.ends_with(".json")) {
+                continue;
+            }
+            let Ok(bytes) = std::fs::read(file.path()) else {
+                continue;
+            };
+            let Ok(taken) = serde_json::from_slice::<Taken>(&bytes) else {
+                continue;
+            };
+            out.push(Record {
+                run_id: run_id.clone(),
+                run_folder: run_folder.clone(),
+                taken,
+                written: file.metadata().and_then(|m| m.modified()).ok(),
+                plan: field("plan"),
+                report_target: field("target"),
+            });
+        }
+    }
+    out
+}
+
+/// The size of the files under `path` (links not followed).
+fn tree_size(path: &Path) -> u64 {
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return 0;
+    };
+    if !meta.is_dir() {
+        return meta.len();
+    }
+    std::fs::read_dir(path)
+        .map(|entries| entries.flatten().map(|e| tree_size(&e.path())).sum())
+        .unwrap_or(0)
+}
+
+/// What pruning did to one backup.
+#[derive(Clone, Debug, Serialize)]
+pub struct Removal {
+    #[serde(flatten)]
+    pub backup: Kept,
+    /// `removed`, `failed` or `in_use` (left alone).
+    pub outcome: String,
+    pub error: Option<String>,
+}
+
+/// Removes every backup after the first `keep` (the list is newest
+/// first), except those of unfinished runs.
+fn prune(maintenance: &mut Client, backups: &[Kept], keep: usize) -> Vec<Removal> {
+    let mut out = Vec::new();
+    for b in backups.iter().skip(keep) {
+        if b.in_use {
+            out.push(Removal {
+                backup: b.clone(),
+                outcome: "in_use".into(),
+                error: None,
+            });
+            continue;
+        }
+        let mut errors = Vec::new();
+        let removed = match b.method {
+            BackupMethod::Snapshot => kept::drop_snapshot(maintenance, &b.name)
+                .map_err(|e| crate::exec::sql::describe_error(&e)),
+            BackupMethod::Dump => paths::remove(Path::new(&b.name)).map_err(|e| e.to_string()),
+        };
+        if let Err(e) = removed {
+            errors.push(format!("{}: {e}", b.name));
+        }
+        // The files go only with their database copy: half a backup is of
+        // no use, but a database copy without its files is better than none.
+        if errors.is_empty() {
+            for p in &b.paths {
+                if let Err(e) = paths::remove(&p.path) {
+                    errors.push(format!("{}: {e}", p.path.display()));
+                }
+            }
+        }
+        out.push(Removal {
+            backup: b.clone(),
+            outcome: if errors.is_empty() {
+                "removed"
+            } else {
+                "failed"
+            }
+            .into(),
+            error: (!errors.is_empty()).then(|| errors.join("; ")),
+        });
+    }
+    out
+}
+
+#[derive(Serialize)]
+struct Document<'a> {
+    format_version: u32,
+    target: String,
+    database: &'a str,
+    /// What is kept now (after pruning, when --prune was given).
+    backups: Vec<&'a Kept>,
+    /// With --prune: what was removed, failed, or left alone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pruned: Option<&'a [Removal]>,
+}
+
+pub fn run(args: &BackupsArgs) -> Result<Exit, UsageError> {
+    let resolved = resolve_target(&args.target)?;
+    let state_dir = crate::commands::apply::state_dir(args.state_dir.as_deref());
+    let mut maintenance = connect(&resolved, &resolved.maintenance_db)?;
+    let backups =
+        list(&mut maintenance, &resolved, &state_dir).map_err(|e| UsageError::Database {
+            what: "list the kept backups".into(),
+            detail: crate::exec::sql::describe_error(&e),
+        })?;
+    let pruned = args
+        .prune
+        .then(|| prune(&mut maintenance, &backups, args.keep.unwrap_or(usize::MAX)));
+    let removed: Vec<&str> = pruned
+        .iter()
+        .flatten()
+        .filter(|r| r.outcome == "removed")
+        .map(|r| r.backup.name.as_str())
+        .collect();
+    let remaining: Vec<&Kept> = backups
+        .iter()
+        .filter(|b| !removed.contains(&b.name.as_str()))
+        .collect();
+    let target = crate::commands::apply::describe(&resolved);
+    let failed = pruned.iter().flatten().any(|r| r.outcome == "failed");
+    match args.format {
+        OutputFormat::Json => {
+            let doc = Document {
+                format_version: 1,
+                target,
+                database: &resolved.target.database,
+                backups: remaining,
+                pruned: pruned.as_deref(),
+            };
+            let mut text = serde_json::to_string_pretty(&doc).unwrap_or_default();
+            text.push('\n');
+            print(&text);
+        }
+        OutputFormat::Human => {
+            let mut out = String::new();
+            if let Some(pruned) = &pruned {
+                for r in pruned {
+                    match r.outcome.as_str() {
+                        "removed" => {
+                            let _ = writeln!(out, "removed {}", r.backup.describe());
+                            for p in &r.backup.paths {
+                                let _ = writeln!(out, "  and files {}", p.path.display());
+                            }
+                        }
+                        "in_use" => {
+                            let _ = writeln!(
+                                out,
+                                "left {}: its run is unfinished (running, or its runner died)",
+                                r.backup.describe()
+                            );
+                        }
+                        _ => {
+                            let _ = writeln!(
+                                out,
+                                "could not remove {}: {}",
+                                r.backup.describe(),
+                                r.error.as_deref().unwrap_or("?")
+                            );
+                        }
+                    }
+                }
+                if pruned.is_empty() {
+                    let _ = writeln!(out, "nothing to remove");
+                }
+                out.push('\n');
+            }
+            out.push_str(&human_list(&remaining, &target));
+            print(&out);
+        }
+    }
+    Ok(if failed { Exit::Failed } else { Exit::Success })
+}
+
+/// The kept backups as `plan status` and `plan backups` print them.
+pub fn human_list(backups: &[&Kept], target: &str) -> String {
+    if backups.is_empty() {
+        return format!("no backups kept of {target}\n");
+    }
+    let mut out = format!("backups kept of {target}, newest first:\n");
+    for b in backups {
+        out.push_str(&b.human());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::size;
+
+    #[test]
+    fn sizes_read_as_people_say_them() {
+        assert_eq!(size(0), "0 kB");
+        assert_eq!(size(1), "1 kB");
+        assert_eq!(size(12_345_678), "12.3 MB");
+        assert_eq!(size(4_200_000_000), "4.2 GB");
+    }
+}

@@ -1,0 +1,226 @@
+//! Lint: the rules of docs/lints.md run over an analysed file, `# lint:
+//! allow` comments applied, every finding returned as a value. Rendering
+//! lives in `output/`; nothing here prints, reads the environment or opens
+//! a database (the one file-system read is E027's existence check).
+
+pub mod output;
+pub mod rules;
+mod suppression;
+
+use crate::analysis::Analysis;
+use crate::ast::{self, Item};
+use crate::diagnostic::Diagnostic;
+use crate::graph::Graph;
+use crate::plan::{Plan, Step};
+use crate::source::Source;
+
+pub use rules::{RULES, Rule};
+
+/// What a rule may read about one file.
+pub struct Context<'a> {
+    pub source: &'a Source,
+    pub ast: &'a ast::File,
+    pub plan: &'a Plan,
+    /// The graph of `plan.steps`.
+    pub main: &'a Graph,
+    /// The graph of `plan.on_failure`.
+    pub failure: &'a Graph,
+    /// Whether every step of the file resolved. When one did not (an error
+    /// already reported), the graph lacks it, and a rule that follows paths
+    /// would see roots and dead ends that are not in the file.
+    pub complete: bool,
+    /// Every step block of the file (`on_failure` ones included), in file
+    /// order.
+    ast_steps: Vec<&'a ast::Step>,
+}
+
+impl<'a> Context<'a> {
+    /// The block a resolved step was built from.
+    pub fn ast_step(&self, step: &Step) -> Option<&'a ast::Step> {
+        let at = self
+            .ast_steps
+            .partition_point(|s| s.span.start < step.span.start);
+        self.ast_steps
+            .get(at)
+            .copied()
+            .filter(|s| s.span == step.span)
+    }
+
+    /// The plan block (there is one when the plan resolved).
+    pub fn plan_block(&self) -> Option<&'a ast::PlanBlock> {
+        self.ast.items.iter().find_map(|i| match i {
+            Item::Plan(p) => Some(p),
+            _ => None,
+        })
+    }
+
+    /// The main steps, then the `on_failure` ones.
+    pub fn all_steps(&self) -> impl Iterator<Item = &'a Step> + 'a {
+        self.plan.steps.iter().chain(&self.plan.on_failure)
+    }
+}
+
+/// Every step block of a file, in file order.
+fn ast_steps(file: &ast::File) -> Vec<&ast::Step> {
+    let mut steps: Vec<&ast::Step> = file
+        .items
+        .iter()
+        .flat_map(|item| match item {
+            Item::Step(s) => std::slice::from_ref(s),
+            Item::OnFailure(o) => o.steps.as_slice(),
+            _ => &[],
+        })
+        .collect();
+    steps.sort_by_key(|s| s.span.start);
+    steps
+}
+
+/// The findings about one file.
+#[derive(Clone, Debug)]
+pub struct FileReport {
+    pub source: Source,
+    /// Language errors and rule findings, in file order.
+    pub diagnostics: Vec<Diagnostic>,
+    /// How many rule findings a `# lint: allow` comment silenced.
+    pub allowed: usize,
+}
+
+impl FileReport {
+    pub fn errors(&self) -> usize {
+        self.diagnostics.iter().filter(|d| d.is_error()).count()
+    }
+
+    pub fn warnings(&self) -> usize {
+        self.diagnostics.len() - self.errors()
+    }
+}
+
+/// Lints an analysed file: its language errors, then every rule's findings
+/// that no `# lint: allow` silences, and the problems of those comments.
+pub fn lint(analysis: &Analysis) -> FileReport {
+    let mut diagnostics = analysis.diagnostics.clone();
+    let allows = suppression::Allows::collect(&analysis.source, &analysis.ast);
+    let mut allowed = 0;
+    if let (Some(plan), Some((main, failure))) = (&analysis.plan, &analysis.graphs) {
+        let ast_steps = ast_steps(&analysis.ast);
+        let cx = Context {
+            source: &analysis.source,
+            ast: &analysis.ast,
+            plan,
+            main,
+            failure,
+            complete: ast_steps.len() == plan.steps.len() + plan.on_failure.len(),
+            ast_steps,
+        };
+        for rule in RULES {
+            for finding in (rule.check)(&cx) {
+                debug_assert_eq!(finding.code, rule.code, "a rule reports its own code");
+                if allows.allows(&finding) {
+                    allowed += 1;
+                } else {
+                    diagnostics.push(finding);
+                }
+            }
+        }
+    }
+    diagnostics.extend(allows.diagnostics);
+    diagnostics.sort_by_key(|d| (d.primary.span.start, d.code));
+    FileReport {
+        source: analysis.source.clone(),
+        diagnostics,
+        allowed,
+    }
+}
+
+/// Test helpers shared by the rules' tests: lint a text, and show the
+/// result the way each output format shows it.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+    use crate::analysis::analyse;
+    use crate::diagnostic::Code;
+    use crate::diagnostic::human::Style;
+    use crate::resolve::Context as ResolveContext;
+
+    /// Lints `text` as a file named `name` (its folder is where relative
+    /// paths are looked for, from the crate's root).
+    pub fn lint_named(name: &str, text: &str) -> FileReport {
+        lint(&analyse(
+            Source::new(name, text),
+            &ResolveContext::default(),
+        ))
+    }
+
+    pub fn lint_text(text: &str) -> FileReport {
+        lint_named("test.plan", text)
+    }
+
+    /// The findings with this code.
+    pub fn with_code(report: &FileReport, code: Code) -> Vec<&Diagnostic> {
+        report
+            .diagnostics
+            .iter()
+            .filter(|d| d.code == code)
+            .collect()
+    }
+
+    pub fn human(report: &FileReport) -> String {
+        output::human::render(std::slice::from_ref(report), Style::plain(), false)
+    }
+
+    pub fn json(report: &FileReport) -> String {
+        output::json::render(std::slice::from_ref(report))
+    }
+
+    /// A plan that passes every rule, to build cases on: `steps` go
+    /// between the header and `on_failure`.
+    pub fn plan_with(steps: &str) -> String {
+        format!(
+            "plan \"t\" {{\n  from = \"1.0\"\n  to   = \"2.0\"\n  update_command = \"odoo -d ${{db}} -u ${{modules}} --stop-after-init\"\n}}\n\n{steps}\non_failure {{\n  start old_up {{\n    run = \"systemctl start odoo-1\"\n  }}\n}}\n"
+        )
+    }
+
+    /// The steps of the canonical migration, clean under every rule.
+    pub const CLEAN_STEPS: &str = r#"stop old_down {
+  run = "systemctl stop odoo-1"
+}
+
+backup before {
+  after = old_down
+}
+
+update all {
+  after   = before
+  modules = "all"
+  timeout = "2h"
+}
+
+check settled {
+  after  = all
+  sql    = "select count(*) from ir_module_module where state like 'to %'"
+  expect = "0"
+}
+"#;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::*;
+
+    #[test]
+    fn the_clean_base_plan_is_clean() {
+        let report = lint_text(&plan_with(CLEAN_STEPS));
+        assert!(report.diagnostics.is_empty(), "{:#?}", report.diagnostics);
+    }
+
+    #[test]
+    fn language_errors_are_reported_and_rules_still_run() {
+        // `s` is lost to its error, so `fix` looks like a root: path rules
+        // stay quiet rather than guess, per-step rules still speak.
+        let report = lint_text(&plan_with(&format!(
+            "{CLEAN_STEPS}\nstop s {{\n  run = \"a\"\n  retries = \"many\"\n}}\n\nsql fix {{\n  after = s\n  sql = \"update x set y = 1\"\n}}\n\nscript t {{\n  after = settled\n  run = \"a\"\n}}\n",
+        )));
+        let codes: Vec<&str> = report.diagnostics.iter().map(|d| d.code.as_str()).collect();
+        assert_eq!(codes, ["E023", "W105"]);
+    }
+}
