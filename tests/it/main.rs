@@ -1,12 +1,14 @@
 //! The integration tests: one binary, so the crate links once.
 
 mod apply;
+mod apply_failures;
 mod apply_support;
 mod cli;
 mod cli_basic;
 mod cluster;
 mod crash;
 mod docs;
+mod failure_support;
 mod fmt_props;
 mod inventory;
 mod lint;
