@@ -264,7 +264,9 @@ fn help_is_snapshotted() {
     let out = run(plan().arg("--help"));
     assert_eq!(out.code, 0);
     insta::assert_snapshot!("help", out.stdout);
-    for command in ["lint", "fmt", "show", "graph", "apply", "status", "backups", "recover"] {
+    for command in [
+        "lint", "fmt", "show", "graph", "apply", "status", "backups", "recover",
+    ] {
         let out = run(plan().args([command, "--help"]));
         assert_eq!(out.code, 0, "{command}");
         assert!(out.stdout.starts_with(char::is_uppercase), "{command}");
