@@ -1,1 +1,62 @@
-fn main() {}
+//! How long the stages that need no database take on a large plan: a
+//! generated 5,000-step migration. docs/performance.md records the figures
+//! and the command; the aim is parse + resolve under 10 ms.
+
+mod support;
+
+use std::hint::black_box;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use plan_runner::resolve::{self, Context};
+use plan_runner::source::Source;
+use plan_runner::{analysis, fmt, parse};
+
+const STEPS: usize = 5_000;
+
+fn stages(c: &mut Criterion) {
+    let source = Source::new("generated.plan", support::plan(STEPS));
+    let ctx = Context::default();
+    check(&source, &ctx);
+
+    let mut group = c.benchmark_group(format!("{STEPS}_steps"));
+    group.throughput(Throughput::Bytes(source.text().len() as u64));
+    group.bench_function("parse", |b| b.iter(|| parse::parse(black_box(&source))));
+    group.bench_function("parse+resolve", |b| {
+        b.iter(|| {
+            let parsed = parse::parse(black_box(&source));
+            resolve::resolve(&parsed.file, &source, &ctx)
+        })
+    });
+    group.bench_function("parse+resolve+graph", |b| {
+        b.iter(|| analysis::analyse(black_box(source.clone()), &ctx))
+    });
+    let parsed = parse::parse(&source);
+    group.bench_function("fmt", |b| {
+        b.iter(|| fmt::format(black_box(&parsed.file), &source))
+    });
+    group.finish();
+}
+
+/// A benchmark of an input that fails early would measure the wrong thing.
+fn check(source: &Source, ctx: &Context) {
+    let analysis = analysis::analyse(source.clone(), ctx);
+    let errors: Vec<_> = analysis
+        .diagnostics
+        .iter()
+        .filter(|d| d.is_error())
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "the generated plan has errors: {errors:#?}"
+    );
+    let steps = analysis.plan.as_ref().map_or(0, |p| p.steps.len());
+    assert_eq!(steps, STEPS, "the generated plan lost steps");
+    eprintln!(
+        "input: {} bytes, {} lines, {steps} steps",
+        source.text().len(),
+        source.text().lines().count()
+    );
+}
+
+criterion_group!(benches, stages);
+criterion_main!(benches);
