@@ -125,6 +125,7 @@ pub fn resolve(file: &ast::File, source: &Source, ctx: &Context) -> Resolved {
         scope: &mut scope,
         update_command,
         diagnostics: &mut diagnostics,
+        valid_patterns: Default::default(),
     };
     let main: Vec<&ast::Step> = file
         .items

@@ -1,7 +1,7 @@
 //! Steps: kinds, names, attributes by kind, `after` against the names that
 //! exist, and each kind's action.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use super::attrs::{Attrs, wrong_type};
 use super::parse_duration;
@@ -47,10 +47,33 @@ fn kinds_with(key: &str) -> Vec<&'static str> {
         .collect()
 }
 
+/// The step names of one graph: in file order for suggestions, and hashed,
+/// since every `after` of every step is looked up (a linear search made a
+/// 5,000-step plan quadratic).
+struct Names<'a> {
+    in_order: Vec<&'a str>,
+    set: HashSet<&'a str>,
+}
+
+impl<'a> Names<'a> {
+    fn new(steps: &[&'a ast::Step]) -> Self {
+        let in_order: Vec<&str> = steps.iter().map(|s| s.name.name.as_str()).collect();
+        let set = in_order.iter().copied().collect();
+        Names { in_order, set }
+    }
+
+    fn contains(&self, name: &str) -> bool {
+        self.set.contains(name)
+    }
+}
+
 pub struct StepBuilder<'s, 'a> {
     pub scope: &'s mut Scope<'a>,
     pub update_command: Option<&'a Str>,
     pub diagnostics: &'s mut Vec<Diagnostic>,
+    /// `fail_on_output` patterns already compiled once: a plan repeats the
+    /// same few, and compiling a regex costs more than reading a step.
+    pub valid_patterns: HashSet<String>,
 }
 
 impl StepBuilder<'_, '_> {
@@ -93,8 +116,8 @@ impl StepBuilder<'_, '_> {
                 seen.insert(name, step.name.span);
             }
         }
-        let main_names: Vec<&str> = main.iter().map(|s| s.name.name.as_str()).collect();
-        let failure_names: Vec<&str> = failure.iter().map(|s| s.name.name.as_str()).collect();
+        let main_names = Names::new(main);
+        let failure_names = Names::new(failure);
         let main_steps = main
             .iter()
             .filter_map(|s| self.step(s, &main_names, None))
@@ -107,7 +130,12 @@ impl StepBuilder<'_, '_> {
     }
 
     /// One step; `None` when it is too broken to run (already reported).
-    fn step(&mut self, step: &ast::Step, names: &[&str], outside: Option<&[&str]>) -> Option<Step> {
+    fn step(
+        &mut self,
+        step: &ast::Step,
+        names: &Names<'_>,
+        outside: Option<&Names<'_>>,
+    ) -> Option<Step> {
         let kind_name = step.kind.name.as_str();
         let Some(kind) = StepKind::from_name(kind_name) else {
             let kinds = StepKind::ALL.map(|k| k.as_str());
@@ -169,8 +197,14 @@ impl StepBuilder<'_, '_> {
             .map(|s| s.literal());
         let mut fail_on_output = attrs.string("fail_on_output", self.diagnostics).and_then(|s| {
             let pattern = s.literal();
+            if self.valid_patterns.contains(&pattern) {
+                return Some(pattern);
+            }
             match regex::Regex::new(&pattern) {
-                Ok(_) => Some(pattern),
+                Ok(_) => {
+                    self.valid_patterns.insert(pattern.clone());
+                    Some(pattern)
+                }
                 Err(error) => {
                     self.diagnostics.push(
                         Diagnostic::new(Code::BadRegex, s.span, "`fail_on_output` is not a valid regular expression")
@@ -208,8 +242,8 @@ impl StepBuilder<'_, '_> {
         &mut self,
         attrs: &Attrs<'_>,
         own: &str,
-        names: &[&str],
-        outside: Option<&[&str]>,
+        names: &Names<'_>,
+        outside: Option<&Names<'_>>,
     ) -> Option<Vec<After>> {
         let Some(attr) = attrs.get("after") else {
             return Some(Vec::new());
@@ -251,9 +285,9 @@ impl StepBuilder<'_, '_> {
                         .label("names the step it is in")
                         .help("`after` names the steps that must finish before this one; remove this name"),
                 );
-            } else if !names.contains(&name.as_str()) {
+            } else if !names.contains(&name) {
                 ok = false;
-                let d = if outside.is_some_and(|o| o.contains(&name.as_str())) {
+                let d = if outside.is_some_and(|o| o.contains(&name)) {
                     Diagnostic::new(
                         Code::FailureAfter,
                         span,
@@ -270,7 +304,7 @@ impl StepBuilder<'_, '_> {
                         format!("there is no step named `{name}`"),
                     )
                     .label("unknown step");
-                    match suggest(&name, names.iter().copied().filter(|n| *n != own)) {
+                    match suggest(&name, names.in_order.iter().copied().filter(|n| *n != own)) {
                         Some(near) => d.help(format!("did you mean `{near}`?")),
                         None => d.help("`after` names steps of this file"),
                     }
