@@ -4,6 +4,7 @@
 
 mod chunks;
 mod errors;
+mod fast;
 mod strings;
 mod tree;
 
@@ -86,6 +87,17 @@ pub fn parse(source: &Source) -> Parsed {
         );
         return parsed;
     }
+    if let Some((file, diagnostics)) = fast::parse(text) {
+        parsed.file = file;
+        parsed.diagnostics = diagnostics;
+        return parsed;
+    }
+    parse_with_pest(text, &mut parsed);
+    parsed
+}
+
+/// The definition of the language: every syntax error comes from here.
+fn parse_with_pest(text: &str, parsed: &mut Parsed) {
     match Grammar::parse(Rule::file, text) {
         Ok(pairs) => {
             let mut builder = tree::Builder {
@@ -94,9 +106,8 @@ pub fn parse(source: &Source) -> Parsed {
             };
             builder.items(pairs, &mut parsed.file);
         }
-        Err(_) => recover(text, &mut parsed),
+        Err(_) => recover(text, parsed),
     }
-    parsed
 }
 
 /// Parses each top-level block on its own and reports each one's error.
