@@ -1,13 +1,13 @@
 //! The attributes of one block: unknown and duplicate keys reported once,
 //! then typed access that reports a value of the wrong type.
 
-use std::collections::BTreeMap;
-
 use crate::ast::{Attr, Str, Value};
 use crate::diagnostic::{Code, Diagnostic, suggest};
 
+/// A block has a dozen attributes at most: a list searched in place costs
+/// less than a map built per step.
 pub struct Attrs<'a> {
-    map: BTreeMap<&'a str, &'a Attr>,
+    list: Vec<(&'a str, &'a Attr)>,
 }
 
 impl<'a> Attrs<'a> {
@@ -20,7 +20,7 @@ impl<'a> Attrs<'a> {
         elsewhere: impl Fn(&str) -> Option<String>,
         diagnostics: &mut Vec<Diagnostic>,
     ) -> Self {
-        let mut map: BTreeMap<&str, &Attr> = BTreeMap::new();
+        let mut list: Vec<(&str, &Attr)> = Vec::with_capacity(attrs.len());
         for attr in attrs {
             let key = attr.key.name.as_str();
             if !allowed.contains(&key) {
@@ -44,7 +44,7 @@ impl<'a> Attrs<'a> {
                 diagnostics.push(d);
                 continue;
             }
-            if let Some(first) = map.get(key) {
+            if let Some((_, first)) = list.iter().find(|(k, _)| *k == key) {
                 diagnostics.push(
                     Diagnostic::new(
                         Code::DuplicateAttribute,
@@ -57,17 +57,17 @@ impl<'a> Attrs<'a> {
                 );
                 continue;
             }
-            map.insert(key, attr);
+            list.push((key, attr));
         }
-        Attrs { map }
+        Attrs { list }
     }
 
     pub fn get(&self, key: &str) -> Option<&'a Attr> {
-        self.map.get(key).copied()
+        self.list.iter().find(|(k, _)| *k == key).map(|(_, a)| *a)
     }
 
     pub fn has(&self, key: &str) -> bool {
-        self.map.contains_key(key)
+        self.get(key).is_some()
     }
 
     /// The value of `key` if it is a string; a diagnostic if it is not.
@@ -82,11 +82,15 @@ impl<'a> Attrs<'a> {
         }
     }
 
+    /// Each attribute's span, in key order.
     pub fn spans(&self) -> Vec<(String, crate::source::Span)> {
-        self.map
+        let mut spans: Vec<_> = self
+            .list
             .iter()
             .map(|(k, a)| (k.to_string(), a.span))
-            .collect()
+            .collect();
+        spans.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        spans
     }
 }
 
