@@ -16,7 +16,7 @@ impl<'a> Attrs<'a> {
     pub fn collect(
         attrs: &'a [Attr],
         allowed: &[&'static str],
-        block: &str,
+        block: &dyn std::fmt::Display,
         elsewhere: impl Fn(&str) -> Option<String>,
         diagnostics: &mut Vec<Diagnostic>,
     ) -> Self {

@@ -115,7 +115,7 @@ pub fn resolve(file: &ast::File, source: &Source, ctx: &Context) -> Resolved {
         Attrs::collect(
             &b.attrs,
             PLAN_ATTRS,
-            "the `plan` block",
+            &"the `plan` block",
             |_| None,
             &mut Vec::new(),
         )
@@ -183,7 +183,7 @@ fn plan_header(
     let attrs = Attrs::collect(
         &block.attrs,
         PLAN_ATTRS,
-        "the `plan` block",
+        &"the `plan` block",
         |key| {
             steps::belongs_to_step(key)
                 .then(|| format!("`{key}` belongs in a step, not in the `plan` block"))

@@ -2,6 +2,8 @@
 //! exist, and each kind's action.
 
 use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::sync::LazyLock;
 
 use super::attrs::{Attrs, wrong_type};
 use super::parse_duration;
@@ -34,6 +36,30 @@ fn own_attrs(kind: StepKind) -> &'static [&'static str] {
     }
 }
 
+/// Every attribute of a kind, the common ones first (the order of "accepts:"
+/// lists and of suggestions); made once, not per step.
+fn allowed_attrs(kind: StepKind) -> &'static [&'static str] {
+    static ALLOWED: LazyLock<Vec<(StepKind, Vec<&'static str>)>> = LazyLock::new(|| {
+        StepKind::ALL
+            .iter()
+            .map(|&k| (k, COMMON.iter().chain(own_attrs(k)).copied().collect()))
+            .collect()
+    });
+    ALLOWED
+        .iter()
+        .find(|(k, _)| *k == kind)
+        .map_or(COMMON, |(_, allowed)| allowed)
+}
+
+/// "a `backup` step", written only when a message needs it.
+struct StepBlock(StepKind);
+
+impl fmt::Display for StepBlock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "a `{}` step", self.0)
+    }
+}
+
 /// Whether `key` is an attribute of some step kind.
 pub fn belongs_to_step(key: &str) -> bool {
     COMMON.contains(&key) || StepKind::ALL.iter().any(|k| own_attrs(*k).contains(&key))
@@ -45,6 +71,15 @@ fn kinds_with(key: &str) -> Vec<&'static str> {
         .filter(|k| own_attrs(**k).contains(&key))
         .map(|k| k.as_str())
         .collect()
+}
+
+/// A string's decoded text, borrowed when it is one plain run (as almost
+/// every duration is).
+fn plain(s: &Str) -> std::borrow::Cow<'_, str> {
+    match s.parts.as_slice() {
+        [ast::StrPart::Lit(text)] => std::borrow::Cow::Borrowed(text),
+        _ => std::borrow::Cow::Owned(s.literal()),
+    }
 }
 
 /// The step names of one graph: in file order for suggestions, and hashed,
@@ -152,12 +187,10 @@ impl StepBuilder<'_, '_> {
             self.diagnostics.push(d);
             return None;
         };
-        let allowed: Vec<&str> = COMMON.iter().chain(own_attrs(kind)).copied().collect();
-        let block = format!("a `{kind}` step");
         let attrs = Attrs::collect(
             &step.attrs,
-            &allowed,
-            &block,
+            allowed_attrs(kind),
+            &StepBlock(kind),
             |key| {
                 let kinds = kinds_with(key);
                 (!kinds.is_empty()).then(|| {
@@ -177,7 +210,7 @@ impl StepBuilder<'_, '_> {
         let after = self.after(&attrs, &name, names, outside);
         let d = &mut *self.diagnostics;
         let timeout = attrs.string("timeout", d).and_then(|s| {
-            let text = s.literal();
+            let text = plain(s);
             let parsed = parse_duration(&text);
             if parsed.is_none() {
                 d.push(
