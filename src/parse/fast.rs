@@ -1,6 +1,7 @@
 //! A direct reader for well-formed plans, tried before pest because pest
 //! costs several combinator calls (each with a stack probe) per character:
-//! a 5,000-step plan took about ten times the 10 ms budget.
+//! pest alone took several times the 10 ms budget for parsing and resolving
+//! a 5,000-step plan (docs/performance.md).
 //!
 //! It gives exactly the AST and diagnostics that the pest path gives, or
 //! nothing: at anything it is not sure of (any syntax error, anything
