@@ -16,6 +16,7 @@ pub fn format(file: &File, source: &Source) -> String {
         text: source.text(),
         comments: &file.comments,
         used: vec![false; file.comments.len()],
+        first_unused: 0,
     };
     printer.file(file);
     printer.out
@@ -26,6 +27,7 @@ struct Printer<'a> {
     text: &'a str,
     comments: &'a [Comment],
     used: Vec<bool>,
+    first_unused: usize,
 }
 
 impl Printer<'_> {
@@ -88,11 +90,19 @@ impl Printer<'_> {
         if from >= to {
             return false;
         }
-        let lines: Vec<&str> = self.text[from..to].split('\n').collect();
-        lines.len() > 2
-            && lines[1..lines.len() - 1]
-                .iter()
-                .any(|l| l.trim().is_empty())
+        // The lines strictly between the one `from` is on and the one `to`
+        // is on.
+        let mut lines = self.text[from..to].split('\n').skip(1);
+        let Some(mut line) = lines.next() else {
+            return false;
+        };
+        for next in lines {
+            if line.trim().is_empty() {
+                return true;
+            }
+            line = next;
+        }
+        false
     }
 
     /// Prints the unused comments that start before `pos`, each on its own
@@ -100,9 +110,14 @@ impl Printer<'_> {
     /// comments or between a comment and what follows.
     fn leading(&mut self, pos: usize, indent: &str, blank_ok: bool) {
         let mut last_end: Option<usize> = None;
-        for i in 0..self.comments.len() {
+        // Comments are in source order, and every one before `first_unused`
+        // is printed: a 5,000-step plan must not rescan them all per line.
+        for i in self.first_unused..self.comments.len() {
             let comment = &self.comments[i];
-            if self.used[i] || comment.span.start >= pos {
+            if comment.span.start >= pos {
+                break;
+            }
+            if self.used[i] {
                 continue;
             }
             if let Some(end) = last_end
@@ -117,6 +132,9 @@ impl Printer<'_> {
             self.out.push('\n');
             last_end = Some(comment.span.end);
         }
+        while self.used.get(self.first_unused) == Some(&true) {
+            self.first_unused += 1;
+        }
         if let Some(end) = last_end
             && pos != usize::MAX
             && blank_ok
@@ -126,6 +144,11 @@ impl Printer<'_> {
         }
     }
 
+    /// The index of the first comment that starts at or after `pos`.
+    fn first_from(&self, pos: usize) -> usize {
+        self.comments.partition_point(|c| c.span.start < pos)
+    }
+
     /// Appends ` # comment` when an unused comment follows `end` on the
     /// same source line; then ends the line.
     fn end_line(&mut self, end: usize) {
@@ -133,11 +156,10 @@ impl Printer<'_> {
             .find('\n')
             .map(|n| end + n)
             .unwrap_or(self.text.len());
-        if let Some(i) = (0..self.comments.len()).find(|&i| {
-            !self.used[i]
-                && self.comments[i].span.start >= end
-                && self.comments[i].span.start < line_end
-        }) {
+        let trailing = (self.first_from(end)..self.comments.len())
+            .take_while(|&i| self.comments[i].span.start < line_end)
+            .find(|&i| !self.used[i]);
+        if let Some(i) = trailing {
             self.used[i] = true;
             self.out.push(' ');
             self.out.push_str(&self.comments[i].text);
@@ -146,10 +168,9 @@ impl Printer<'_> {
     }
 
     fn has_comment_in(&self, span: Span) -> bool {
-        self.comments
-            .iter()
-            .enumerate()
-            .any(|(i, c)| !self.used[i] && c.span.start > span.start && c.span.start < span.end)
+        (self.first_from(span.start + 1)..self.comments.len())
+            .take_while(|&i| self.comments[i].span.start < span.end)
+            .any(|i| !self.used[i])
     }
 
     fn vars(&mut self, group: &[&VarDecl]) {

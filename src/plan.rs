@@ -82,7 +82,11 @@ impl Text {
 
     pub fn extend(&mut self, other: &Text) {
         for piece in &other.0 {
-            self.push(piece.clone());
+            match piece {
+                // Copied once, not cloned and then copied again.
+                Piece::Lit(text) => self.push_lit(text),
+                other => self.0.push(other.clone()),
+            }
         }
     }
 

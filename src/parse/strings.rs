@@ -10,78 +10,84 @@ use crate::source::Span;
 pub fn decode(body: &str, offset: usize, diagnostics: &mut Vec<Diagnostic>) -> Vec<StrPart> {
     let mut parts = Vec::new();
     let mut text = String::new();
-    let mut chars = body.char_indices().peekable();
-    while let Some((i, c)) = chars.next() {
-        match c {
-            '\\' => match chars.next() {
-                Some((_, '"')) => text.push('"'),
-                Some((_, '\\')) => text.push('\\'),
-                Some((_, 'n')) => text.push('\n'),
-                Some((_, 't')) => text.push('\t'),
-                Some((j, other)) => {
-                    let span = Span::new(offset + i, offset + j + other.len_utf8());
+    let mut i = 0;
+    // Only `\` and `$` mean anything: the runs between them are copied whole.
+    while let Some(n) = body.as_bytes()[i..]
+        .iter()
+        .position(|&b| b == b'\\' || b == b'$')
+    {
+        text.push_str(&body[i..i + n]);
+        i += n;
+        if body.as_bytes()[i] == b'\\' {
+            let Some(other) = body[i + 1..].chars().next() else {
+                // A lone backslash at the end (the grammar never gives one).
+                i += 1;
+                break;
+            };
+            match other {
+                '"' => text.push('"'),
+                '\\' => text.push('\\'),
+                'n' => text.push('\n'),
+                't' => text.push('\t'),
+                other => {
+                    let span = Span::new(offset + i, offset + i + 1 + other.len_utf8());
                     diagnostics.push(
                         Diagnostic::new(Code::BadString, span, format!("unknown escape `\\{other}`"))
                             .label("not an escape")
                             .help(r#"the escapes are `\"`, `\\`, `\n` and `\t`; write `\\` for a backslash"#),
                     );
                 }
-                None => {}
-            },
-            '$' if body[i..].starts_with("$${") => {
-                chars.next();
-                chars.next();
-                text.push_str("${");
             }
-            '$' if body[i..].starts_with("${") => {
-                chars.next();
-                let name_start = i + 2;
-                let rest = &body[name_start..];
-                let close = rest.find(['}', '"', '\n']);
-                match close.filter(|&end| rest[end..].starts_with('}')) {
-                    Some(len) => {
-                        let name = &rest[..len];
-                        let span = Span::new(offset + name_start, offset + name_start + len);
-                        if !is_var_name(name) {
-                            diagnostics.push(
-                                Diagnostic::new(
-                                    Code::BadString,
-                                    span,
-                                    format!("`${{{name}}}` does not name a variable"),
-                                )
-                                .label("not a variable name")
-                                .help("variable names use lower-case letters, digits and `_`; write `$${` for a literal `${`"),
-                            );
-                        }
-                        if !text.is_empty() {
-                            parts.push(StrPart::Lit(std::mem::take(&mut text)));
-                        }
-                        parts.push(StrPart::Var(Ident {
-                            name: name.to_string(),
-                            span,
-                        }));
-                        // Skip the name and the closing brace.
-                        while let Some(&(j, _)) = chars.peek() {
-                            if j > name_start + len {
-                                break;
-                            }
-                            chars.next();
-                        }
-                    }
-                    None => {
-                        let span = Span::new(offset + i, offset + i + 2);
+            i += 1 + other.len_utf8();
+        } else if body[i..].starts_with("$${") {
+            text.push_str("${");
+            i += 3;
+        } else if body[i..].starts_with("${") {
+            let name_start = i + 2;
+            let rest = &body[name_start..];
+            let close = rest.find(['}', '"', '\n']);
+            match close.filter(|&end| rest[end..].starts_with('}')) {
+                Some(len) => {
+                    let name = &rest[..len];
+                    let span = Span::new(offset + name_start, offset + name_start + len);
+                    if !is_var_name(name) {
                         diagnostics.push(
-                            Diagnostic::new(Code::BadString, span, "`${` is not closed by `}`")
-                                .label("opened here")
-                                .help("write `${name}` to use a variable, or `$${` for a literal `${`"),
+                            Diagnostic::new(
+                                Code::BadString,
+                                span,
+                                format!("`${{{name}}}` does not name a variable"),
+                            )
+                            .label("not a variable name")
+                            .help("variable names use lower-case letters, digits and `_`; write `$${` for a literal `${`"),
                         );
-                        text.push_str("${");
                     }
+                    if !text.is_empty() {
+                        parts.push(StrPart::Lit(std::mem::take(&mut text)));
+                    }
+                    parts.push(StrPart::Var(Ident {
+                        name: name.to_string(),
+                        span,
+                    }));
+                    // Past the name and the closing brace.
+                    i = name_start + len + 1;
+                }
+                None => {
+                    let span = Span::new(offset + i, offset + i + 2);
+                    diagnostics.push(
+                        Diagnostic::new(Code::BadString, span, "`${` is not closed by `}`")
+                            .label("opened here")
+                            .help("write `${name}` to use a variable, or `$${` for a literal `${`"),
+                    );
+                    text.push_str("${");
+                    i += 2;
                 }
             }
-            other => text.push(other),
+        } else {
+            text.push('$');
+            i += 1;
         }
     }
+    text.push_str(&body[i..]);
     if !text.is_empty() || parts.is_empty() {
         parts.push(StrPart::Lit(text));
     }

@@ -30,15 +30,14 @@ enum Quote {
 /// Splits segments into arguments.
 pub fn split(segs: &[Seg]) -> Result<Vec<Text>, WordError> {
     let mut words = Vec::new();
-    let mut word: Option<Text> = None;
+    let mut word = Word::default();
     let mut quote = Quote::None;
     for seg in segs {
         let text = match seg {
             Seg::Value(value) => {
-                let current = word.get_or_insert_with(Text::default);
-                current.extend(value);
-                // An empty value still makes an argument: `Text::default`
-                // above marks the word as started.
+                // An empty value still makes an argument: `extend` marks
+                // the word as started.
+                word.extend(value);
                 continue;
             }
             Seg::Lit(text) => text,
@@ -50,7 +49,7 @@ pub fn split(segs: &[Seg]) -> Result<Vec<Text>, WordError> {
                     if c == '\'' {
                         quote = Quote::None;
                     } else {
-                        push(&mut word, c);
+                        word.push(c);
                     }
                 }
                 Quote::Double => match c {
@@ -58,14 +57,14 @@ pub fn split(segs: &[Seg]) -> Result<Vec<Text>, WordError> {
                     '\\' => match chars.peek() {
                         Some(&next @ ('"' | '\\' | '$' | '`')) => {
                             chars.next();
-                            push(&mut word, next);
+                            word.push(next);
                         }
                         Some('\n') => {
                             chars.next();
                         }
-                        _ => push(&mut word, '\\'),
+                        _ => word.push('\\'),
                     },
-                    c => push(&mut word, c),
+                    c => word.push(c),
                 },
                 Quote::None => match c {
                     c if c.is_whitespace() => {
@@ -74,16 +73,16 @@ pub fn split(segs: &[Seg]) -> Result<Vec<Text>, WordError> {
                         }
                     }
                     '\'' => {
-                        word.get_or_insert_with(Text::default);
+                        word.start();
                         quote = Quote::Single;
                     }
                     '"' => {
-                        word.get_or_insert_with(Text::default);
+                        word.start();
                         quote = Quote::Double;
                     }
                     '\\' => match chars.next() {
                         Some('\n') | None => {}
-                        Some(next) => push(&mut word, next),
+                        Some(next) => word.push(next),
                     },
                     '|' | ';' | '&' | '<' | '>' | '`' => {
                         return Err(WordError::ShellSyntax(c.to_string()));
@@ -91,7 +90,7 @@ pub fn split(segs: &[Seg]) -> Result<Vec<Text>, WordError> {
                     '$' if chars.peek() == Some(&'(') => {
                         return Err(WordError::ShellSyntax("$(".into()));
                     }
-                    c => push(&mut word, c),
+                    c => word.push(c),
                 },
             }
         }
@@ -101,14 +100,49 @@ pub fn split(segs: &[Seg]) -> Result<Vec<Text>, WordError> {
         Quote::Double => return Err(WordError::UnclosedQuote('"')),
         Quote::None => {}
     }
-    words.extend(word);
+    words.extend(word.take());
     Ok(words)
 }
 
-fn push(word: &mut Option<Text>, c: char) {
-    let mut buf = [0; 4];
-    word.get_or_insert_with(Text::default)
-        .push_lit(c.encode_utf8(&mut buf));
+/// The argument being built. Plain characters collect in `pending` and
+/// join the text a run at once: one `Text` operation per character cost
+/// more than the rest of resolving a step.
+#[derive(Default)]
+struct Word {
+    /// `None` until something (even an empty quote) starts the argument.
+    text: Option<Text>,
+    pending: String,
+}
+
+impl Word {
+    fn start(&mut self) {
+        self.text.get_or_insert_with(Text::default);
+    }
+
+    fn push(&mut self, c: char) {
+        self.start();
+        self.pending.push(c);
+    }
+
+    fn flush(&mut self) {
+        if let Some(text) = &mut self.text {
+            text.push_lit(&self.pending);
+        }
+        self.pending.clear();
+    }
+
+    fn extend(&mut self, value: &Text) {
+        self.start();
+        self.flush();
+        if let Some(text) = &mut self.text {
+            text.extend(value);
+        }
+    }
+
+    fn take(&mut self) -> Option<Text> {
+        self.flush();
+        self.text.take()
+    }
 }
 
 /// `value` as one single-quoted `sh` word.

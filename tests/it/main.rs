@@ -3,6 +3,7 @@
 mod apply;
 mod apply_failures;
 mod apply_support;
+mod bench_plan;
 mod cli;
 mod cli_basic;
 mod cluster;
