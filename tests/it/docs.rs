@@ -433,7 +433,9 @@ fn show_document_in_cli_md_is_what_show_prints() {
 #[test]
 fn every_flag_in_help_is_in_cli_md() {
     let cli = read(&repo().join("docs/cli.md"));
-    for command in ["lint", "fmt", "show", "graph", "apply", "status", "backups"] {
+    for command in [
+        "lint", "fmt", "show", "graph", "apply", "status", "backups", "recover",
+    ] {
         let help = plan()
             .args([command, "--help"])
             .assert()
