@@ -156,10 +156,17 @@ impl Printer<'_> {
             .find('\n')
             .map(|n| end + n)
             .unwrap_or(self.text.len());
-        let trailing = (self.first_from(end)..self.comments.len())
-            .take_while(|&i| self.comments[i].span.start < line_end)
-            .find(|&i| !self.used[i]);
-        if let Some(i) = trailing {
+        // Only the first comment not yet printed may trail the line: one
+        // left behind (inside a header or a value) must come out before it,
+        // or fmt would reorder the file's comments.
+        while self.used.get(self.first_unused) == Some(&true) {
+            self.first_unused += 1;
+        }
+        let i = self.first_unused;
+        if i < self.comments.len()
+            && self.comments[i].span.start >= end
+            && self.comments[i].span.start < line_end
+        {
             self.used[i] = true;
             self.out.push(' ');
             self.out.push_str(&self.comments[i].text);
@@ -295,12 +302,17 @@ impl Printer<'_> {
                 self.out.push(']');
             }
             Value::Map(map) => {
+                let text = self.text;
                 let entries: Vec<(String, String)> = map
                     .entries
                     .iter()
                     .map(|e| {
+                        // A quoted key is printed as written, like every
+                        // string: re-quoting its decoded text would turn
+                        // `"$${"` into `"${"`, which does not parse.
                         let key = if e.quoted {
-                            quote(&e.key.name)
+                            text.get(e.key.span.start..e.key.span.end)
+                                .map_or_else(|| quote(&e.key.name), str::to_string)
                         } else {
                             e.key.name.clone()
                         };

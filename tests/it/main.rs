@@ -11,6 +11,7 @@ mod crash;
 mod docs;
 mod failure_support;
 mod fmt_props;
+mod fuzz_regressions;
 mod inventory;
 mod lint;
 mod lint_docs;

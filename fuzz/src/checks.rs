@@ -1,0 +1,170 @@
+//! The properties the fuzz targets check, as functions that panic when one
+//! does not hold. The main crate's regression tests include this very file
+//! (tests/it/fuzz_regressions.rs), so an input the fuzzer found is replayed
+//! by `cargo test` under exactly the checks that caught it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use plan_runner::analysis;
+use plan_runner::commands::show::Document;
+use plan_runner::diagnostic::Diagnostic;
+use plan_runner::diagnostic::human::{self, Style};
+use plan_runner::graph::{Graph, render};
+use plan_runner::resolve::{self, Context, Live};
+use plan_runner::source::{Source, Span};
+use plan_runner::{fmt, parse};
+
+/// Any bytes: read, parse, resolve and graph without a panic; every
+/// diagnostic points inside the text, on character boundaries, and renders;
+/// a plan that resolves can be shown and drawn. Resolution runs twice: as
+/// `lint` does (no environment) and as `apply` would (a live context), since
+/// the two take different paths through variables and secrets.
+pub fn check_analysis(data: &[u8]) {
+    let (source, not_utf8) = parse::from_bytes(Path::new("fuzz.plan"), data.to_vec());
+    if let Some(d) = &not_utf8 {
+        check_diagnostic(d, &source);
+    }
+    let analysis = analysis::analyse(source, &Context::default());
+    for d in &analysis.diagnostics {
+        check_diagnostic(d, &analysis.source);
+    }
+    if let (Some(plan), Some((main, failure))) = (&analysis.plan, &analysis.graphs) {
+        check_graph(main, plan.steps.len());
+        check_graph(failure, plan.on_failure.len());
+        let _ = render::dot(plan, main, failure);
+        let _ = render::mermaid(plan, main, failure);
+        let document = Document::new(plan, main, failure);
+        if let Err(error) = serde_json::to_string(&document) {
+            panic!("`show --format json` cannot serialize the plan: {error}");
+        }
+    }
+
+    let live = resolve::resolve(&analysis.ast, &analysis.source, &live_context());
+    for d in &live.diagnostics {
+        check_diagnostic(d, &analysis.source);
+    }
+}
+
+/// Bytes that parse without a diagnostic: `fmt`'s output parses without a
+/// diagnostic into the same tree (spans aside, comments included), and
+/// formatting it again changes nothing.
+pub fn check_fmt_roundtrip(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let source = Source::new("fuzz.plan", text);
+    let parsed = parse::parse(&source);
+    if !parsed.diagnostics.is_empty() {
+        return;
+    }
+    let once = fmt::format(&parsed.file, &source);
+    let formatted = Source::new("fuzz.plan", once.as_str());
+    let reparsed = parse::parse(&formatted);
+    if !reparsed.diagnostics.is_empty() {
+        let shown: Vec<String> = reparsed
+            .diagnostics
+            .iter()
+            .map(|d| format!("{}: {}", d.code, d.message))
+            .collect();
+        panic!(
+            "fmt's output does not parse cleanly: {shown:?}\n--- input\n{text}\n--- fmt\n{once}"
+        );
+    }
+    let before = tree(&parsed.file);
+    let after = tree(&reparsed.file);
+    assert!(
+        before == after,
+        "fmt changed the tree\n--- input\n{text}\n--- fmt\n{once}\n--- tree before\n{before}\n--- tree after\n{after}"
+    );
+    let twice = fmt::format(&reparsed.file, &formatted);
+    assert!(
+        twice == once,
+        "fmt is not idempotent\n--- input\n{text}\n--- fmt\n{once}\n--- fmt of fmt\n{twice}"
+    );
+}
+
+/// A diagnostic's spans lie in the text, on character boundaries, and it
+/// renders (as `lint` prints it) without a panic.
+pub fn check_diagnostic(diagnostic: &Diagnostic, source: &Source) {
+    let text = source.text();
+    let labels = std::iter::once(&diagnostic.primary).chain(&diagnostic.secondary);
+    for label in labels {
+        let Span { start, end } = label.span;
+        assert!(
+            start <= end && end <= text.len(),
+            "{} `{}`: span {start}..{end} is outside the text ({} bytes)",
+            diagnostic.code,
+            diagnostic.message,
+            text.len()
+        );
+        assert!(
+            text.is_char_boundary(start) && text.is_char_boundary(end),
+            "{} `{}`: span {start}..{end} splits a character",
+            diagnostic.code,
+            diagnostic.message
+        );
+    }
+    assert!(
+        !diagnostic.message.starts_with("internal error"),
+        "the parser met a tree it did not expect: {} at {:?}",
+        diagnostic.message,
+        diagnostic.primary.span
+    );
+    let _ = human::render(diagnostic, source, Style::plain(), false);
+}
+
+/// The order lists each step at most once, and a step only after every
+/// step it waits for.
+fn check_graph(graph: &Graph, steps: usize) {
+    let mut position = vec![None; steps];
+    for (n, &step) in graph.order.iter().enumerate() {
+        assert!(step < steps, "order names step {step} of {steps}");
+        assert!(position[step].is_none(), "order lists step {step} twice");
+        position[step] = Some(n);
+    }
+    assert_eq!(graph.levels.len(), steps, "one level per step");
+    for edge in graph.graph.raw_edges() {
+        let (before, after) = (graph.graph[edge.source()], graph.graph[edge.target()]);
+        if let (Some(b), Some(a)) = (position[before], position[after]) {
+            assert!(
+                b < a,
+                "step {after} is ordered before step {before} it waits for"
+            );
+        }
+    }
+}
+
+/// What a real run might see: values with spaces and quotes, a secret, and
+/// target fields, so substitution and word splitting meet awkward text.
+fn live_context() -> Context {
+    let env: HashMap<String, String> = [
+        ("OLD_SERVER", "/opt/old server/bin/openerp-server"),
+        ("NEW_SERVER", "/opt/new's \"server\"/bin/openerp-server"),
+        ("PGPASSWORD", "s3cr$t ${db}"),
+        ("HOME", ""),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let target: HashMap<String, String> = [
+        ("database", "prod db; rm -rf /"),
+        ("host", "localhost"),
+        ("port", "5432"),
+        ("user", "odoo"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    Context {
+        overrides: BTreeMap::from([("scripts".to_string(), "migrate/a b".to_string())]),
+        inventory: BTreeMap::from([("db".to_string(), "from inventory".to_string())]),
+        live: Some(Live { env, target }),
+    }
+}
+
+/// The tree as JSON: spans are not serialized, so equal text means equal
+/// shape.
+fn tree(file: &plan_runner::ast::File) -> String {
+    serde_json::to_string_pretty(file).unwrap_or_else(|error| panic!("AST to JSON: {error}"))
+}
