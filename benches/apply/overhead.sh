@@ -16,7 +16,9 @@
 # disk's flush latency, which is not the runner's overhead.
 #
 # Usage: benches/apply/overhead.sh
-# Settings (environment): STEPS=500 REPS=7 SKIP_BUILD=1.
+# Settings (environment): STEPS=500 REPS=7 RUN=true (the steps' command)
+#   BREAKDOWN=1 (the phases before the first step, under strace) SKIP_BUILD=1
+#   PLAN_BIN=target/release/plan (another build, to compare two versions).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -24,6 +26,9 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
 
 STEPS=${STEPS:-500}
+# What each step runs: a name looked up in PATH, as plans usually say.
+RUN=${RUN:-true}
+PLAN_BIN=${PLAN_BIN:-$release/plan}
 REPS=${REPS:-7}
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/apply-overhead.XXXXXX")
@@ -54,17 +59,17 @@ plan() {
     echo '}'
     echo
     echo 'stop s1 {'
-    echo '  run = "true"'
+    echo "  run = \"$RUN\""
     echo '}'
     for ((n = 2; n <= $1; n++)); do
-      printf '\nscript s%d {\n  after   = s%d\n  run     = "true"\n  timeout = "1m"\n}\n' "$n" $((n - 1))
+      printf '\nscript s%d {\n  after   = s%d\n  run     = "%s"\n  timeout = "1m"\n}\n' "$n" $((n - 1)) "$RUN"
     done
   } >"$2"
 }
 mkdir -p "$work/plan" "$work/one"
 plan "$STEPS" "$work/plan/overhead.plan"
 plan 1 "$work/one/overhead.plan"
-"$release/plan" lint "$work/plan/overhead.plan" >/dev/null
+"$PLAN_BIN" lint "$work/plan/overhead.plan" >/dev/null
 
 {
   echo '#!/usr/bin/env bash'
@@ -72,6 +77,9 @@ plan 1 "$work/one/overhead.plan"
 } >"$work/steps.sh"
 
 : >"$work/plan.t"
+: >"$work/plan_cpu.t"
+: >"$work/one_cpu.t"
+: >"$work/bash_cpu.t"
 : >"$work/one.t"
 : >"$work/bash.t"
 : >"$work/first.t"
@@ -81,7 +89,7 @@ db=0
 # apply PLAN TIMES FIRST: one `plan apply` on a fresh database; appends its
 # total time to TIMES and the time to its first step to FIRST.
 apply() {
-  local started total state log born
+  local started total state log born cpu
   db=$((db + 1))
   state=$work/state-$db
   q -c "create database o$db" postgres
@@ -89,8 +97,9 @@ apply() {
   # builds the server's per-database cache file (tens of ms), not the
   # runner's cost.
   q -Atc "select 1" "o$db" >/dev/null
+  cpu=$(children_cpu)
   started=$(now)
-  if ! "$release/plan" apply "$1" --database "o$db" --state-dir "$state" \
+  if ! "$PLAN_BIN" apply "$1" --database "o$db" --state-dir "$state" \
     --assume-release 1.0 >"$work/apply.out" 2>"$work/apply.err"; then
     cat "$work/apply.err" >&2
     echo "plan apply failed" >&2
@@ -98,6 +107,7 @@ apply() {
   fi
   total=$(elapsed "$started")
   echo "$total" >>"$2"
+  cpu_since "$cpu" >>"${2%.t}_cpu.t"
   log=$(echo "$state"/runs/*/logs/s1.log)
   born=$(stat -c %.9W "$log")
   awk -v a="$started" -v b="$born" 'BEGIN { printf "%.6f\n", b - a }' >>"$3"
@@ -106,18 +116,26 @@ apply() {
 }
 
 run_bash() {
-  local started
+  local started cpu
+  cpu=$(children_cpu)
   started=$(now)
   bash "$work/steps.sh"
   elapsed "$started" >>"$work/bash.t"
+  cpu_since "$cpu" >>"$work/bash_cpu.t"
 }
+
+# The CPU time (user + system, seconds) of this shell's finished children
+# and all they waited for: a run's CPU, which other work on the machine
+# does not inflate as it does wall time. In ticks of 10 ms.
+children_cpu() { awk '{ print ($16 + $17) / 100 }' "/proc/$$/stat"; }
+cpu_since() { awk -v a="$1" -v b="$(children_cpu)" 'BEGIN { printf "%.2f\n", b - a }'; }
 
 echo
 echo "== runs (load avg $(load))"
 # One untimed run of each first: the binary and the scripts in the page cache.
 apply "$work/plan/overhead.plan" /dev/null /dev/null
 run_bash
-: >"$work/bash.t"
+for f in plan one bash; do : >"$work/$f.t"; : >"$work/${f}_cpu.t"; done
 for ((i = 1; i <= REPS; i++)); do
   if ((i % 2)); then
     apply "$work/plan/overhead.plan" "$work/plan.t" "$work/first.t"
@@ -138,7 +156,9 @@ show() {
 }
 echo
 show "plan apply, $STEPS steps" "$work/plan.t"
+show "  its CPU time, with its steps' processes" "$work/plan_cpu.t"
 show "bash, $STEPS processes" "$work/bash.t"
+show "  its CPU time, with its processes" "$work/bash_cpu.t"
 show "plan apply, 1 step" "$work/one.t"
 show "start to first step ($STEPS-step plan)" "$work/first.t"
 show "start to first step (1-step plan)" "$work/first_one.t"
@@ -147,6 +167,9 @@ awk -v p="$median_plan" -v b="$median_bash" -v o="$median_one" -v n="$STEPS" -v 
   printf "  bash alone: %.2f ms per step\n", b / n * 1000
   printf "  marginal cost of a step in the runner: (plan %d - plan 1) / %d = %.2f ms, of which bash-equivalent process start %.2f ms\n", n, n - 1, (p - o) / (n - 1) * 1000, b / n * 1000
   printf "start to first step: %.1f ms (aim: under 50 ms)\n", f * 1000
+}'
+awk -v p="$median_plan_cpu" -v b="$median_bash_cpu" -v n="$STEPS" 'BEGIN {
+  printf "CPU overhead per step: (plan CPU - bash CPU) / %d = %.2f ms\n", n, (p - b) / n * 1000
 }'
 
 # Where the time to the first step goes: the same 1-step run under strace,
@@ -162,7 +185,7 @@ if [[ ${BREAKDOWN:-1} == 1 ]] && command -v strace >/dev/null; then
     q -c "create database o$db" postgres
     q -Atc "select 1" "o$db" >/dev/null
     strace -f --seccomp-bpf -ttt -e trace=execve,connect,openat -o "$work/trace" \
-      "$release/plan" apply "$work/one/overhead.plan" --database "o$db" \
+      "$PLAN_BIN" apply "$work/one/overhead.plan" --database "o$db" \
       --state-dir "$work/state-$db" --assume-release 1.0 >/dev/null 2>&1
     awk -v dir="$work" '
       NR == 1 { t0 = $2 }
