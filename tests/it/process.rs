@@ -636,3 +636,70 @@ fn a_relative_program_is_found_from_the_plan_folder_whatever_the_cwd() {
     assert!(run(&spec).outcome.succeeded(), "{}", log(&dir));
     assert!(log(&dir).contains("\nhello from script\n"));
 }
+
+// A bare program name is looked up by the runner itself (so the child can
+// be started without copying the runner's memory): the lookup must use the
+// step's PATH, keep the name as `argv[0]`, and leave relative PATH entries
+// to the child's folder, as `execvp` does.
+
+#[test]
+fn a_program_found_in_path_keeps_its_name_as_argv0() {
+    let dir = folder();
+    let run = run(&spec(&dir, argv(&["cat", "/proc/self/cmdline"])));
+    assert!(run.outcome.succeeded(), "{:?}", run.outcome);
+    assert!(
+        log(&dir).contains("cat\0/proc/self/cmdline\0"),
+        "{:?}",
+        log(&dir)
+    );
+}
+
+#[test]
+fn a_bare_name_is_looked_up_in_the_steps_path() {
+    let dir = folder();
+    let bin = dir.path().join("bin");
+    fs::create_dir(&bin).unwrap();
+    write_script(&dir, "bin/greet-from-path", "echo found in the step PATH");
+    let mut spec = spec(&dir, argv(&["greet-from-path"]));
+    let path = format!("{}:/usr/bin:/bin", bin.display());
+    spec.env = vec![("PATH".into(), Text::lit(&path))];
+    let run = run(&spec);
+    assert!(run.outcome.succeeded(), "{:?}\n{}", run.outcome, log(&dir));
+    assert!(
+        log(&dir).contains("\nfound in the step PATH\n"),
+        "{}",
+        log(&dir)
+    );
+}
+
+#[test]
+fn a_relative_path_entry_is_relative_to_the_steps_folder() {
+    let dir = folder();
+    fs::create_dir(dir.path().join("tools")).unwrap();
+    write_script(&dir, "tools/true", "echo the folder own true");
+    let mut spec = spec(&dir, argv(&["true"]));
+    // `tools` comes before /usr/bin: the folder's script wins.
+    spec.env = vec![("PATH".into(), Text::lit("tools:/usr/bin:/bin"))];
+    let run = run(&spec);
+    assert!(run.outcome.succeeded(), "{:?}\n{}", run.outcome, log(&dir));
+    assert!(
+        log(&dir).contains("\nthe folder own true\n"),
+        "{}",
+        log(&dir)
+    );
+}
+
+#[test]
+fn a_program_missing_from_path_still_fails_to_start() {
+    let dir = folder();
+    let result = process::run(
+        &spec(&dir, argv(&["no-such-program-plan-runner"])),
+        &Stopper::new(),
+        |_| {},
+    );
+    assert!(
+        matches!(result, Err(ProcessError::Spawn { .. })),
+        "{:?}",
+        result.map(|r| r.outcome)
+    );
+}
