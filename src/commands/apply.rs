@@ -53,14 +53,7 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, UsageError> {
     })?;
     let plan_sha256 = hex::encode(Sha256::digest(&bytes));
 
-    let ctx = Context {
-        overrides: args.vars.iter().cloned().collect(),
-        inventory: resolved.vars.clone(),
-        live: Some(Live {
-            env: std::env::vars().collect(),
-            target: resolved.target.plan_fields().into_iter().collect(),
-        }),
-    };
+    let ctx = crate::commands::apply::live_context(&args.vars, &resolved);
     let analysis = analyse_path(&plan_path, &ctx).map_err(|source| UsageError::Io {
         path: plan_path.clone(),
         source,
@@ -130,6 +123,19 @@ pub fn target_flags(args: &TargetArgs, resolved: &ResolvedTarget) -> String {
         flags.push_str(&format!(" --maintenance-db {m}"));
     }
     flags
+}
+
+/// What a real run resolves the plan with: `--var`, the inventory's vars,
+/// the environment and the target (apply and recover alike).
+pub fn live_context(vars: &[(String, String)], resolved: &ResolvedTarget) -> Context {
+    Context {
+        overrides: vars.iter().cloned().collect(),
+        inventory: resolved.vars.clone(),
+        live: Some(Live {
+            env: std::env::vars().collect(),
+            target: resolved.target.plan_fields().into_iter().collect(),
+        }),
+    }
 }
 
 /// Errors in the plan, values missing at apply time, `--var` for names the

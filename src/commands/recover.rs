@@ -21,7 +21,6 @@ use crate::exec::journal::{self, Record, Story};
 use crate::exec::run::recover::{Dead, recover};
 use crate::exec::run::{self, Options};
 use crate::exit::Exit;
-use crate::resolve::{Context, Live};
 
 pub fn run(args: &RecoverArgs) -> Result<Exit, UsageError> {
     let resolved =
@@ -183,14 +182,7 @@ pub fn run(args: &RecoverArgs) -> Result<Exit, UsageError> {
             ),
         );
     }
-    let ctx = Context {
-        overrides: args.vars.iter().cloned().collect(),
-        inventory: resolved.vars.clone(),
-        live: Some(Live {
-            env: std::env::vars().collect(),
-            target: resolved.target.plan_fields().into_iter().collect(),
-        }),
-    };
+    let ctx = crate::commands::apply::live_context(&args.vars, &resolved);
     let analysis = analyse_path(&plan_path, &ctx).map_err(|source| UsageError::Io {
         path: plan_path.clone(),
         source,

@@ -333,32 +333,13 @@ fn child_env(target: Vec<(String, String)>) -> Vec<(String, String)> {
 /// The path of a PostgreSQL client program: from `pg_config --bindir`, the
 /// Debian folders, else the PATH.
 pub fn pg_tool(name: &str) -> PathBuf {
-    let bindir = duct::cmd!("pg_config", "--bindir")
-        .stderr_null()
-        .read()
+    // The same installation the throwaway cluster uses, so that client and
+    // server versions match; else whatever the PATH offers.
+    crate::cluster::find_bindir(None)
         .ok()
-        .map(|s| PathBuf::from(s.trim()));
-    let debian = std::fs::read_dir("/usr/lib/postgresql").ok().map(|dirs| {
-        let mut found: Vec<PathBuf> = dirs
-            .filter_map(|d| d.ok().map(|d| d.path().join("bin")))
-            .collect();
-        found.sort_by_key(|p| std::cmp::Reverse(version_of(p)));
-        found
-    });
-    bindir
-        .into_iter()
-        .chain(debian.unwrap_or_default())
         .map(|dir| dir.join(name))
-        .find(|p| p.is_file())
+        .filter(|path| path.is_file())
         .unwrap_or_else(|| PathBuf::from(name))
-}
-
-fn version_of(bin: &Path) -> u32 {
-    bin.parent()
-        .and_then(|p| p.file_name())
-        .and_then(|n| n.to_str())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0)
 }
 
 /// Drops a copy that will not be used (a failed backup, or `keep = false`
