@@ -353,7 +353,7 @@ impl Cluster {
         }
         let mut client = self.connect("postgres")?;
         client
-            .batch_execute(&format!("CREATE DATABASE {}", quote_identifier(name)))
+            .batch_execute(&format!("CREATE DATABASE {}", crate::db::quote_ident(name)))
             .map_err(|source| ClusterError::CreateDatabase {
                 name: name.to_string(),
                 source,
@@ -849,11 +849,6 @@ fn libpq_quote(text: &str) -> String {
     format!("'{}'", text.replace('\\', r"\\").replace('\'', r"\'"))
 }
 
-/// An SQL identifier, quoted whatever it holds.
-fn quote_identifier(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -914,7 +909,7 @@ mod tests {
 
     #[test]
     fn quoting() {
-        assert_eq!(quote_identifier(r#"a"b"#), r#""a""b""#);
+        assert_eq!(crate::db::quote_ident(r#"a"b"#), r#""a""b""#);
         assert_eq!(libpq_quote(r"it's a \ path"), r"'it\'s a \\ path'");
     }
 

@@ -18,9 +18,15 @@ use sha2::{Digest, Sha256};
 
 use crate::db::quote::quote_ident;
 
-/// Schemas that are not the customer's data.
-const SKIP_SCHEMAS: &str = "n.nspname not in ('pg_catalog', 'information_schema', 'plan_runner') \
-     and n.nspname not like 'pg_toast%' and n.nspname not like 'pg_temp%'";
+/// Schemas that are not the customer's data (a literal, so that the SQL
+/// below can be assembled with `concat!`).
+macro_rules! skip_schemas {
+    () => {
+        "n.nspname not in ('pg_catalog', 'information_schema', 'plan_runner') \
+         and n.nspname not like 'pg_toast%' and n.nspname not like 'pg_temp%'"
+    };
+}
+const SKIP_SCHEMAS: &str = skip_schemas!();
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TableSum {
@@ -195,9 +201,12 @@ fn table_sum(client: &mut impl GenericClient, name: &str) -> Result<TableSum, po
 }
 
 /// One line per schema object, by name and definition, sorted.
-const SCHEMA_DESCRIPTION: &str = "
+const SCHEMA_DESCRIPTION: &str = concat!(
+    "
 select string_agg(line, E'\\n' order by line) from (
-  select 'schema ' || n.nspname as line from pg_namespace n where n.nspname not in ('pg_catalog', 'information_schema', 'plan_runner') and n.nspname not like 'pg_toast%' and n.nspname not like 'pg_temp%'
+  select 'schema ' || n.nspname as line from pg_namespace n where ",
+    skip_schemas!(),
+    "
   union all
   select 'column ' || n.nspname || '.' || c.relname || '.' || a.attname || ' ' || format_type(a.atttypid, a.atttypmod)
          || case when a.attnotnull then ' not null' else '' end
@@ -207,40 +216,53 @@ select string_agg(line, E'\\n' order by line) from (
   join pg_namespace n on n.oid = c.relnamespace
   left join pg_attrdef d on d.adrelid = a.attrelid and d.adnum = a.attnum
   where a.attnum > 0 and not a.attisdropped and c.relkind in ('r', 'p', 'v', 'm', 'f') and c.relpersistence <> 't'
-    and n.nspname not in ('pg_catalog', 'information_schema', 'plan_runner') and n.nspname not like 'pg_toast%' and n.nspname not like 'pg_temp%'
+    and ",
+    skip_schemas!(),
+    "
   union all
   select 'constraint ' || n.nspname || '.' || c.relname || '.' || co.conname || ' ' || pg_get_constraintdef(co.oid)
   from pg_constraint co
   join pg_class c on c.oid = co.conrelid
   join pg_namespace n on n.oid = c.relnamespace
-  where n.nspname not in ('pg_catalog', 'information_schema', 'plan_runner') and n.nspname not like 'pg_toast%' and n.nspname not like 'pg_temp%'
+  where ",
+    skip_schemas!(),
+    "
   union all
   select 'index ' || n.nspname || '.' || c.relname || ' ' || pg_get_indexdef(i.indexrelid)
   from pg_index i
   join pg_class c on c.oid = i.indexrelid
   join pg_namespace n on n.oid = c.relnamespace
-  where n.nspname not in ('pg_catalog', 'information_schema', 'plan_runner') and n.nspname not like 'pg_toast%' and n.nspname not like 'pg_temp%'
+  where ",
+    skip_schemas!(),
+    "
   union all
   select 'view ' || n.nspname || '.' || c.relname || ' ' || pg_get_viewdef(c.oid)
   from pg_class c
   join pg_namespace n on n.oid = c.relnamespace
   where c.relkind in ('v', 'm')
-    and n.nspname not in ('pg_catalog', 'information_schema', 'plan_runner') and n.nspname not like 'pg_toast%' and n.nspname not like 'pg_temp%'
+    and ",
+    skip_schemas!(),
+    "
   union all
   select 'function ' || n.nspname || '.' || p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ') ' || md5(coalesce(p.prosrc, ''))
   from pg_proc p
   join pg_namespace n on n.oid = p.pronamespace
-  where n.nspname not in ('pg_catalog', 'information_schema', 'plan_runner') and n.nspname not like 'pg_toast%' and n.nspname not like 'pg_temp%'
+  where ",
+    skip_schemas!(),
+    "
   union all
   select 'trigger ' || pg_get_triggerdef(t.oid)
   from pg_trigger t
   join pg_class c on c.oid = t.tgrelid
   join pg_namespace n on n.oid = c.relnamespace
   where not t.tgisinternal
-    and n.nspname not in ('pg_catalog', 'information_schema', 'plan_runner') and n.nspname not like 'pg_toast%' and n.nspname not like 'pg_temp%'
+    and ",
+    skip_schemas!(),
+    "
   union all
   select 'extension ' || e.extname || ' ' || e.extversion from pg_extension e
-) s";
+) s"
+);
 
 /// What differs between two fingerprints, in words; empty when equal.
 pub fn differences(before: &Fingerprint, after: &Fingerprint) -> Vec<String> {
