@@ -570,3 +570,77 @@ fn jobs_must_be_between_1_and_64() {
         assert!(applied.run_folder.is_none());
     }
 }
+
+#[test]
+fn recover_ends_every_group_a_dead_run_with_jobs_left() {
+    let db = setup("jobs_kill9");
+    let folder = PlanFolder::new(&FOUR_SLEEPERS.replace("sleep 1", "sleep 300"));
+    let before = support::fingerprint(&db);
+    let state = support::state_dir();
+    let mut runner = apply_command(
+        &db,
+        &folder.plan(),
+        state.path(),
+        &["--assume-release", "1.0", "--jobs", "4"],
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let run_folder = loop {
+        let started = support::run_folders(state.path())
+            .into_iter()
+            .next()
+            .filter(|f| {
+                journal::read(f).is_ok_and(|r| {
+                    r.entries
+                        .iter()
+                        .filter(|e| matches!(e.record, Record::ProcessStarted { .. }))
+                        .count()
+                        == 4
+                })
+            });
+        if let Some(f) = started {
+            break f;
+        }
+        assert!(
+            runner.try_wait().unwrap().is_none(),
+            "the runner ended early"
+        );
+        assert!(Instant::now() < deadline, "the four steps never started");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    runner.kill().unwrap();
+    runner.wait().unwrap();
+    let t = timeline(&run_folder);
+    let pids: Vec<u32> = ["a", "b", "c", "d"]
+        .iter()
+        .flat_map(|s| t.pids(s))
+        .collect();
+    assert_eq!(pids.len(), 4);
+    // The runner's death left its four steps running.
+    assert!(pids.iter().all(|&p| crate::support::process_running(p)));
+    let recovered = support::plan_command(&db)
+        .args([
+            "recover",
+            "--database",
+            &db.name,
+            "--grace",
+            "2s",
+            "--state-dir",
+        ])
+        .arg(state.path())
+        .output()
+        .unwrap();
+    assert_eq!(
+        recovered.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&recovered.stderr)
+    );
+    for pid in pids {
+        assert!(gone(pid), "process {pid} of the dead run is still running");
+    }
+    assert_eq!(support::fingerprint(&db), before);
+}

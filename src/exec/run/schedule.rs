@@ -225,7 +225,10 @@ pub(super) fn run(run: &mut Run<'_>, order: &[usize]) -> bool {
                 }
                 progress(&format!("▶ {} {}", step.kind, step.name));
                 if jobs == 1 || matches!(step.action, Action::Backup(_)) {
-                    let report = run.step(step, "");
+                    let report = match step.action {
+                        Action::Backup(_) => run.step(step, ""),
+                        _ => worker.step(step, ""),
+                    };
                     run.ended(
                         step,
                         pos,
@@ -340,7 +343,6 @@ impl Run<'_> {
         stop: &mut Option<Stop>,
         worker: &Worker<'_>,
     ) {
-        queue.ended(pos, report.status == "succeeded");
         if report.status == "succeeded" && self.journal.as_deref().is_some_and(Journal::is_broken) {
             report.status = "failed".into();
             report.error = Some(
@@ -382,6 +384,7 @@ impl Run<'_> {
                 .map(|e| format!(": {e}"))
                 .unwrap_or_default()
         ));
+        queue.ended(pos, report.status == "succeeded");
         if report.status != "succeeded" && stop.is_none() {
             *stop = Some(self.stop_running(queue, worker, format!("step `{}` failed", step.name)));
         }
@@ -393,8 +396,9 @@ impl Run<'_> {
     /// statements are cancelled. Does not wait for them.
     fn stop_running(&self, queue: &Queue, worker: &Worker<'_>, cause: String) -> Stop {
         let running = queue.running_now();
+        // The signal has already ended them, and said so.
         let by_signal = self.signals.interrupted().is_some();
-        if !running.is_empty() {
+        if !running.is_empty() && !by_signal {
             progress(&format!(
                 "{cause}: ending the {} other running step(s), then rolling back",
                 running.len()
