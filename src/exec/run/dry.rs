@@ -152,8 +152,8 @@ pub fn dry_run(
         // step took as long (docs/apply.md, "Steps at once").
         let _ = writeln!(
             out,
-            "\nsteps, in order, up to {} at once (--jobs): each batch starts when the one before has ended, if every step took as long; a step really starts as soon as the steps it waits for succeeded:",
-            opts.jobs
+            "\nsteps, in order, up to {} at once (--jobs {}):\n  (a batch: the steps that would start together if every step took as long)",
+            opts.jobs, opts.jobs
         );
         for (b, batch) in super::schedule::batches(&plan.steps, order, opts.jobs)
             .iter()
