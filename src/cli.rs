@@ -194,6 +194,10 @@ pub struct ApplyArgs {
     /// Time a step's processes get between SIGTERM and SIGKILL.
     #[arg(long, value_name = "DUR", default_value = "10s", value_parser = crate::commands::apply::parse_duration)]
     pub grace: std::time::Duration,
+    /// Run up to N independent steps at once (1 to 64); a backup still
+    /// runs alone, and the first failure ends the others.
+    #[arg(long, value_name = "N", default_value = "1", value_parser = crate::commands::apply::parse_jobs)]
+    pub jobs: usize,
     /// Change nothing: show the steps with their commands, the backups
     /// with their sizes and the free space for them, and what the run
     /// would find on the target (lock, release, sessions).

@@ -98,6 +98,7 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, UsageError> {
         grace: args.grace,
         target_flags: target_flags(&args.target, &resolved),
         no_rollback: args.no_rollback,
+        jobs: args.jobs,
     };
     if args.dry_run {
         let local = run::dry::is_local(&resolved.target.host);
@@ -239,6 +240,21 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     }
     crate::resolve::parse_duration(text)
         .ok_or_else(|| format!("`{text}` is not a duration such as 30s, 5m or 1h"))
+}
+
+/// Parses `--jobs N`: 1 to `MAX_JOBS`.
+pub fn parse_jobs(text: &str) -> Result<usize, String> {
+    let max = run::schedule::MAX_JOBS;
+    match text.trim().parse::<usize>() {
+        Ok(0) => Err(format!(
+            "0 would run nothing: --jobs 1 (the default) runs one step at a time, up to --jobs {max} run independent steps at once"
+        )),
+        Ok(n) if n <= max => Ok(n),
+        Ok(_) => Err(format!(
+            "at most {max} steps run at once (each holds a connection or a process group)"
+        )),
+        Err(_) => Err(format!("`{text}` is not a number of steps from 1 to {max}")),
+    }
 }
 
 /// Parses a release for `--assume-release`.

@@ -226,6 +226,8 @@ pub fn run(args: &RecoverArgs) -> Result<Exit, UsageError> {
         grace: args.grace,
         target_flags: target_flags(&args.target, &resolved),
         no_rollback: false,
+        // on_failure steps run one at a time (docs/apply.md).
+        jobs: 1,
     };
     drop(maintenance);
     let dead = Dead {

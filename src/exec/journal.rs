@@ -78,7 +78,8 @@ pub enum Record {
     },
     StepEnded {
         step: String,
-        /// `succeeded`, `failed`.
+        /// `succeeded`, `failed`; `interrupted` when another step running
+        /// beside it failed (`--jobs`).
         status: String,
         seconds: f64,
         #[serde(default, skip_serializing_if = "Option::is_none")]

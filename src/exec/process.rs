@@ -347,19 +347,29 @@ impl StepRun {
     }
 }
 
-/// A way to end a running step from another thread (a Ctrl-C or SIGTERM
-/// handler thread): its group gets SIGTERM, then SIGKILL after the grace
-/// period. Once stopped it stays stopped, and later `run`s with it start
-/// nothing; `on_failure` steps take a new one. Not for a signal handler
-/// itself (it takes a lock): call it from a thread that waits for signals.
+/// A way to end running steps from another thread (a Ctrl-C or SIGTERM
+/// handler thread, or the run when a sibling step failed): each running
+/// step's group gets SIGTERM, then SIGKILL after the grace period. Several
+/// steps may run with clones of one stopper at once (`--jobs`): a stop
+/// wakes them all. Once stopped it stays stopped, and later `run`s with it
+/// start nothing; `on_failure` steps take a new one. Not for a signal
+/// handler itself (it takes a lock): call it from a thread that waits for
+/// signals.
 #[derive(Clone, Debug, Default)]
 pub struct Stopper(Arc<StopState>);
 
 #[derive(Debug, Default)]
 struct StopState {
     stopped: AtomicBool,
-    /// Wakes the waiting attempt, if one is running.
-    waker: Mutex<Option<Sender<Event>>>,
+    /// Wakes the waiting attempts, one per running step, each under the
+    /// number `attach` gave it.
+    wakers: Mutex<Wakers>,
+}
+
+#[derive(Debug, Default)]
+struct Wakers {
+    next: u64,
+    attached: Vec<(u64, Sender<Event>)>,
 }
 
 impl Stopper {
@@ -369,8 +379,8 @@ impl Stopper {
 
     pub fn stop(&self) {
         self.0.stopped.store(true, Ordering::SeqCst);
-        let waker = self.0.waker.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(waker) = waker.as_ref() {
+        let wakers = self.0.wakers.lock().unwrap_or_else(PoisonError::into_inner);
+        for (_, waker) in &wakers.attached {
             let _ = waker.send(Event::Stop);
         }
     }
@@ -379,16 +389,28 @@ impl Stopper {
         self.0.stopped.load(Ordering::SeqCst)
     }
 
-    fn attach(&self, waker: Sender<Event>) {
-        *self.0.waker.lock().unwrap_or_else(PoisonError::into_inner) = Some(waker);
+    fn attach(&self, waker: Sender<Event>) -> u64 {
+        let id = {
+            let mut wakers = self.0.wakers.lock().unwrap_or_else(PoisonError::into_inner);
+            let id = wakers.next;
+            wakers.next += 1;
+            wakers.attached.push((id, waker));
+            id
+        };
         // A stop that came before the waker was in place must still wake.
         if self.is_stopped() {
             self.stop();
         }
+        id
     }
 
-    fn detach(&self) {
-        *self.0.waker.lock().unwrap_or_else(PoisonError::into_inner) = None;
+    fn detach(&self, id: u64) {
+        self.0
+            .wakers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .attached
+            .retain(|(n, _)| *n != id);
     }
 }
 
@@ -744,7 +766,7 @@ impl Prepared {
         });
 
         let (events, receiver) = mpsc::channel();
-        stopper.attach(events.clone());
+        let attached = stopper.attach(events.clone());
         let waiter = Arc::clone(&handle);
         // A thread blocked in waitpid, rather than polling: it wakes the
         // watcher the moment the child exits.
@@ -755,13 +777,13 @@ impl Prepared {
                 let _ = events.send(Event::Exited(status));
             });
         if let Err(source) = spawned {
-            stopper.detach();
+            stopper.detach(attached);
             signal_group(pgid, Signal::SIGKILL);
             let _ = handle.wait();
             return Err(ProcessError::Wait { source });
         }
         let ended = watch(&receiver, pgid, attempt_started, spec.timeout, spec.grace);
-        stopper.detach();
+        stopper.detach(attached);
         ended.map(|(status, failure)| (status, failure, pgid))
     }
 

@@ -35,7 +35,8 @@ pub struct Report {
 pub struct StepReport {
     pub name: String,
     pub kind: String,
-    /// `succeeded`, `failed`, `not_run`.
+    /// `succeeded`, `failed`, `not_run`; `interrupted` for a step ended
+    /// because another one running beside it failed (`--jobs`).
     pub status: String,
     pub seconds: f64,
     pub attempts: u32,
@@ -102,10 +103,18 @@ impl Report {
         }
         if !self.steps.is_empty() {
             let _ = writeln!(out, "\nsteps:");
+            // `interrupted` (a sibling of a failed step, --jobs) is wider.
+            let width = self
+                .steps
+                .iter()
+                .map(|s| s.status.len())
+                .max()
+                .unwrap_or(0)
+                .max(9);
             for s in &self.steps {
                 let _ = writeln!(
                     out,
-                    "  {:<9} {:<8} {:<28} {:>9}",
+                    "  {:<width$} {:<8} {:<28} {:>9}",
                     s.status,
                     s.kind,
                     s.name,

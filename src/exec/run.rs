@@ -1,14 +1,17 @@
 //! One `plan apply`: lock, release gate, steps in order, rollback on any
-//! failure with its proof, `on_failure`, history and report. Steps run one
-//! at a time here; the order comes from the graph. Each event is written
-//! to the run's journal (`exec::journal`) before the run goes on.
+//! failure with its proof, `on_failure`, history and report. The steps run
+//! in the order of the graph, up to `--jobs` at once (`schedule`). Each
+//! event is written to the run's journal (`exec::journal`) before the run
+//! goes on.
 
 pub mod dry;
 pub mod recover;
+pub mod schedule;
 
 pub use dry::dry_run;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use postgres::Client;
@@ -20,7 +23,7 @@ use crate::exec::journal::{Journal, Record};
 use crate::exec::process::Stopper;
 use crate::exec::redact::Redactor;
 use crate::exec::report::{BackupReport, Report, RollbackReport, StepReport};
-use crate::exec::signals::Watch;
+use crate::exec::signals::{Statements, Watch};
 use crate::exec::{paths, rollback, sql, steps};
 use crate::exit::Exit;
 use crate::plan::{Action, Check, Plan, Sql, Step};
@@ -52,6 +55,8 @@ pub struct Options {
     pub target_flags: String,
     /// On a failure, stop and leave everything as it is (`--no-rollback`).
     pub no_rollback: bool,
+    /// How many steps may run at once (`--jobs`, at least 1).
+    pub jobs: usize,
 }
 
 /// Runs the plan; returns the report (already written to the run folder)
@@ -115,6 +120,19 @@ impl<'a> Run<'a> {
         }
     }
 
+    /// What the steps other than backups need, owned, so that several of
+    /// them can run at once while the run goes on.
+    fn worker(&self) -> Worker<'a> {
+        Worker {
+            plan: self.plan,
+            opts: self.opts,
+            journal: self.journal.clone(),
+            redactor: self.redactor.clone(),
+            stopper: self.stopper.clone(),
+            statements: self.signals.statements(),
+        }
+    }
+
     /// Redacts the logs, writes the report and the journal's last record.
     fn finish(mut self, exit: Exit) -> (Report, Exit) {
         self.redact_logs();
@@ -143,8 +161,9 @@ struct Run<'a> {
     /// quotes the SQL's values, secrets included.
     redactor: Redactor,
     signals: Watch,
-    /// `None` until the run folder has one (a dry run never does).
-    journal: Option<Journal>,
+    /// `None` until the run folder has one (a dry run never does). Shared
+    /// with the steps running at once, which record their processes.
+    journal: Option<Arc<Journal>>,
     /// The session holding the target's lock: released only after the
     /// runs row is closed, so that no other runner ever sees this run as
     /// unfinished while it ends.
@@ -225,7 +244,7 @@ impl Run<'_> {
             pid: std::process::id(),
             runner_version: env!("CARGO_PKG_VERSION").into(),
         })?;
-        self.journal = Some(journal);
+        self.journal = Some(Arc::new(journal));
         Ok(())
     }
 
@@ -432,167 +451,23 @@ impl Run<'_> {
         ))
     }
 
-    /// Runs the steps in order; returns whether one failed.
+    /// Runs the steps in order, up to `--jobs` at once (`schedule`);
+    /// returns whether one failed.
     fn steps(&mut self, order: &[usize]) -> bool {
-        let mut failed = false;
-        for &i in order {
-            let step = &self.plan.steps[i];
-            if failed {
-                self.report.steps.push(not_run(step));
-                continue;
-            }
-            let cannot_go_on = if let Some(signal) = self.signals.interrupted() {
-                Some(format!("{signal} received: no more steps are launched"))
-            } else if !self.lock.as_mut().is_some_and(lock::still_held) {
-                Some("the connection holding the lock was lost: no more steps are launched".into())
-            } else if !self.journal(&Record::StepStarted {
-                step: step.name.clone(),
-                kind: step.kind.to_string(),
-                on_failure: false,
-            }) {
-                Some("the journal cannot be written: no more steps are launched".into())
-            } else {
-                None
-            };
-            if let Some(why) = cannot_go_on {
-                let mut r = not_run(step);
-                r.status = "failed".into();
-                r.error = Some(why);
-                self.report.steps.push(r);
-                failed = true;
-                continue;
-            }
-            progress(&format!("▶ {} {}", step.kind, step.name));
-            let mut report = self.step(step, "");
-            if report.status == "succeeded" && self.journal.as_ref().is_some_and(Journal::is_broken)
-            {
-                report.status = "failed".into();
-                report.error = Some(
-                    "the journal could not record this step's process: no more steps are launched"
-                        .into(),
-                );
-            }
-            let _ = self.journal(&Record::StepEnded {
-                step: step.name.clone(),
-                status: report.status.clone(),
-                seconds: report.seconds,
-                error: report.error.clone(),
-                on_failure: false,
-            });
-            progress(&format!(
-                "{} {} {} ({:.1} s){}",
-                if report.status == "succeeded" {
-                    "✓"
-                } else {
-                    "✗"
-                },
-                step.kind,
-                step.name,
-                report.seconds,
-                report
-                    .error
-                    .as_deref()
-                    .map(|e| format!(": {e}"))
-                    .unwrap_or_default()
-            ));
-            failed = report.status != "succeeded";
-            self.report.steps.push(report);
-        }
-        failed
+        schedule::run(self, order)
     }
 
     fn step(&mut self, step: &Step, prefix: &str) -> StepReport {
-        let started = Instant::now();
-        let mut report = StepReport {
-            name: step.name.clone(),
-            kind: step.kind.to_string(),
-            status: "succeeded".into(),
-            seconds: 0.0,
-            attempts: 1,
-            log: None,
-            error: None,
-            last_lines: Vec::new(),
-        };
-        let result: Result<(), String> = match &step.action {
-            Action::Backup(b) => self.backup(step, b),
-            Action::Sql(source) => self.sql_step(step, source),
-            Action::Check(Check::Sql { sql: query, expect }) => self.with_target(|c| {
-                sql::check(
-                    c,
-                    &query.expose().unwrap_or_default(),
-                    &expect.expose().unwrap_or_default(),
-                    step.timeout,
-                )
-                .map_err(|e| e.describe())
-            }),
-            Action::Command(command)
-            | Action::Check(Check::Command(command))
-            | Action::Update { command, .. } => {
-                let target_env = self.step_env();
-                let journal = self.journal.as_ref();
-                let on_spawn = |spawned: &crate::exec::process::Spawned| {
-                    if let Some(journal) = journal {
-                        journal.process_started(&step.name, spawned);
-                    }
-                };
-                let setting = steps::Setting {
-                    plan: self.plan,
-                    target_env: &target_env,
-                    run_folder: &self.run_folder,
-                    step_user: self.opts.step_user.as_deref(),
-                    grace: self.opts.grace,
-                    stopper: &self.stopper,
-                    on_spawn: &on_spawn,
-                };
-                let outcome = steps::run_command(&setting, step, command, prefix);
-                report.attempts = outcome.attempts;
-                report.log = Some(outcome.log.clone());
-                report.last_lines = outcome.last_lines.clone();
-                outcome.error.map_or(Ok(()), Err)
+        match &step.action {
+            // A backup changes the run's own state (the backups taken):
+            // it runs here, alone (`schedule`).
+            Action::Backup(b) => {
+                let started = Instant::now();
+                let result = self.backup(step, b);
+                conclude(fresh_report(step), started, result, &self.redactor)
             }
-        };
-        report.seconds = started.elapsed().as_secs_f64();
-        if let Err(e) = result {
-            report.status = "failed".into();
-            report.error = Some(self.redactor.redact(&e).into_owned());
+            _ => self.worker().step(step, prefix),
         }
-        report
-    }
-
-    fn step_env(&self) -> Vec<(String, String)> {
-        self.opts.connector.env_for(&self.opts.database)
-    }
-
-    fn with_target<T>(
-        &mut self,
-        f: impl FnOnce(&mut Client) -> Result<T, String>,
-    ) -> Result<T, String> {
-        let mut client = self
-            .opts
-            .connector
-            .connect(&self.opts.database)
-            .map_err(|e| sql::SqlError::from(e).describe())?;
-        // A signal cancels the statement, as it ends a command's group.
-        self.signals.cancel_with(Some(client.cancel_token()));
-        let result = if self.stopper.is_stopped() {
-            Err("interrupted".to_string())
-        } else {
-            f(&mut client)
-        };
-        self.signals.cancel_with(None);
-        result
-    }
-
-    fn sql_step(&mut self, step: &Step, source: &Sql) -> Result<(), String> {
-        let text = match source {
-            Sql::Inline(text) => text.expose().unwrap_or_default(),
-            Sql::File(path) => {
-                let path = self.plan.folder.join(path.expose().unwrap_or_default());
-                std::fs::read_to_string(&path)
-                    .map_err(|e| format!("cannot read {}: {e}", path.display()))?
-            }
-        };
-        self.with_target(|c| sql::run(c, &text, step.timeout).map_err(|e| e.describe()))
     }
 
     fn backup_context(&mut self) -> Result<backup::Context<'_>, String> {
@@ -1003,6 +878,129 @@ impl Run<'_> {
             let _ = std::fs::write(path, json);
         }
     }
+}
+
+/// Runs a step that is not a backup; shared by the steps running at once.
+struct Worker<'a> {
+    plan: &'a Plan,
+    opts: &'a Options,
+    journal: Option<Arc<Journal>>,
+    redactor: Redactor,
+    stopper: Stopper,
+    statements: Statements,
+}
+
+impl Worker<'_> {
+    fn step(&self, step: &Step, prefix: &str) -> StepReport {
+        let started = Instant::now();
+        let mut report = fresh_report(step);
+        let result: Result<(), String> = match &step.action {
+            Action::Backup(_) => Err("internal error: a backup runs on the run itself".into()),
+            Action::Sql(source) => self.sql_step(step, source),
+            Action::Check(Check::Sql { sql: query, expect }) => self.with_target(|c| {
+                sql::check(
+                    c,
+                    &query.expose().unwrap_or_default(),
+                    &expect.expose().unwrap_or_default(),
+                    step.timeout,
+                )
+                .map_err(|e| e.describe())
+            }),
+            Action::Command(command)
+            | Action::Check(Check::Command(command))
+            | Action::Update { command, .. } => {
+                let target_env = self.step_env();
+                let journal = self.journal.as_deref();
+                let on_spawn = |spawned: &crate::exec::process::Spawned| {
+                    if let Some(journal) = journal {
+                        journal.process_started(&step.name, spawned);
+                    }
+                };
+                let setting = steps::Setting {
+                    plan: self.plan,
+                    target_env: &target_env,
+                    run_folder: &self.opts.run_folder,
+                    step_user: self.opts.step_user.as_deref(),
+                    grace: self.opts.grace,
+                    stopper: &self.stopper,
+                    on_spawn: &on_spawn,
+                };
+                let outcome = steps::run_command(&setting, step, command, prefix);
+                report.attempts = outcome.attempts;
+                report.log = Some(outcome.log.clone());
+                report.last_lines = outcome.last_lines.clone();
+                outcome.error.map_or(Ok(()), Err)
+            }
+        };
+        conclude(report, started, result, &self.redactor)
+    }
+
+    fn step_env(&self) -> Vec<(String, String)> {
+        self.opts.connector.env_for(&self.opts.database)
+    }
+
+    /// Runs `f` on a connection of its own to the target: steps running
+    /// at once never share one.
+    fn with_target<T>(
+        &self,
+        f: impl FnOnce(&mut Client) -> Result<T, String>,
+    ) -> Result<T, String> {
+        let mut client = self
+            .opts
+            .connector
+            .connect(&self.opts.database)
+            .map_err(|e| sql::SqlError::from(e).describe())?;
+        // A signal, or a sibling's failure, cancels the statement, as it
+        // ends a command's group.
+        let registered = self.statements.add(client.cancel_token());
+        let result = if self.stopper.is_stopped() {
+            Err("interrupted".to_string())
+        } else {
+            f(&mut client)
+        };
+        self.statements.remove(registered);
+        result
+    }
+
+    fn sql_step(&self, step: &Step, source: &Sql) -> Result<(), String> {
+        let text = match source {
+            Sql::Inline(text) => text.expose().unwrap_or_default(),
+            Sql::File(path) => {
+                let path = self.plan.folder.join(path.expose().unwrap_or_default());
+                std::fs::read_to_string(&path)
+                    .map_err(|e| format!("cannot read {}: {e}", path.display()))?
+            }
+        };
+        self.with_target(|c| sql::run(c, &text, step.timeout).map_err(|e| e.describe()))
+    }
+}
+
+fn fresh_report(step: &Step) -> StepReport {
+    StepReport {
+        name: step.name.clone(),
+        kind: step.kind.to_string(),
+        status: "succeeded".into(),
+        seconds: 0.0,
+        attempts: 1,
+        log: None,
+        error: None,
+        last_lines: Vec::new(),
+    }
+}
+
+/// The step's time, and its error (redacted) when it failed.
+fn conclude(
+    mut report: StepReport,
+    started: Instant,
+    result: Result<(), String>,
+    redactor: &Redactor,
+) -> StepReport {
+    report.seconds = started.elapsed().as_secs_f64();
+    if let Err(e) = result {
+        report.status = "failed".into();
+        report.error = Some(redactor.redact(&e).into_owned());
+    }
+    report
 }
 
 /// Oldest and newest servers the runner supports (server_version_num).

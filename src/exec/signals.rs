@@ -1,6 +1,6 @@
 //! Signals during a run. Ctrl-C (SIGINT) and SIGTERM: launch nothing more
-//! and end the running step's process group (through its `Stopper`); the
-//! run then rolls back. Once the rollback has started, a further signal
+//! and end the running steps' process groups (through their `Stopper`)
+//! and cancel their SQL statements; the run then rolls back. Once the rollback has started, a further signal
 //! only says how long it has been going: abandoning a half-restored
 //! database is worse than waiting. SIGHUP (a closed SSH session) is
 //! ignored: a two-hour update goes on, writing to its log and journal.
@@ -36,8 +36,56 @@ struct State {
     signal: AtomicI32,
     phase: Mutex<Phase>,
     stopper: Stopper,
-    /// The SQL statement running now, if any: a signal cancels it.
-    cancel: Mutex<Option<CancelToken>>,
+    /// The SQL statements running now: a signal cancels them.
+    statements: Statements,
+}
+
+/// The SQL statements the run's steps are running now (several with
+/// `--jobs`), so that a signal or a sibling's failure can cancel them all.
+#[derive(Clone, Default)]
+pub struct Statements(Arc<Mutex<Running>>);
+
+#[derive(Default)]
+struct Running {
+    next: u64,
+    tokens: Vec<(u64, CancelToken)>,
+}
+
+impl Statements {
+    /// A statement is about to run on the connection `token` cancels;
+    /// returns what `remove` takes once it is over.
+    pub fn add(&self, token: CancelToken) -> u64 {
+        let mut running = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let id = running.next;
+        running.next += 1;
+        running.tokens.push((id, token));
+        id
+    }
+
+    pub fn remove(&self, id: u64) {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .tokens
+            .retain(|(n, _)| *n != id);
+    }
+
+    /// Asks the server to cancel every statement running now: each step
+    /// sees "canceling statement due to user request" and fails.
+    pub fn cancel_all(&self) {
+        let tokens: Vec<CancelToken> = self
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .tokens
+            .iter()
+            .map(|(_, t)| t.clone())
+            .collect();
+        // Outside the lock: cancelling opens a connection to the server.
+        for token in tokens {
+            let _ = token.cancel_query(NoTls);
+        }
+    }
 }
 
 /// Listens for signals while it lives.
@@ -57,7 +105,7 @@ impl Watch {
             signal: AtomicI32::new(0),
             phase: Mutex::new(Phase::Steps),
             stopper,
-            cancel: Mutex::new(None),
+            statements: Statements::default(),
         });
         let Ok(mut signals) = Signals::new([SIGINT, SIGTERM, SIGHUP]) else {
             return Watch {
@@ -90,7 +138,7 @@ impl Watch {
                 signal: AtomicI32::new(0),
                 phase: Mutex::new(Phase::Steps),
                 stopper: Stopper::new(),
-                cancel: Mutex::new(None),
+                statements: Statements::default(),
             }),
             handle: None,
             thread: None,
@@ -105,13 +153,9 @@ impl Watch {
         }
     }
 
-    /// The statement a signal must cancel from now on (`None`: none).
-    pub fn cancel_with(&self, token: Option<CancelToken>) {
-        *self
-            .state
-            .cancel
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = token;
+    /// Where the steps register the statements a signal must cancel.
+    pub fn statements(&self) -> Statements {
+        self.state.statements.clone()
     }
 
     /// From now on a signal does not stop anything: the rollback runs.
@@ -156,16 +200,8 @@ impl State {
                     ));
                 }
                 self.stopper.stop();
-                let token = self
-                    .cancel
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .clone();
-                if let Some(token) = token {
-                    // The step sees "canceling statement due to user
-                    // request" and fails; the run then rolls back.
-                    let _ = token.cancel_query(NoTls);
-                }
+                // The steps fail; the run then rolls back.
+                self.statements.cancel_all();
             }
         }
     }

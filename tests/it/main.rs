@@ -13,6 +13,7 @@ mod failure_support;
 mod fmt_props;
 mod fuzz_regressions;
 mod inventory;
+mod jobs;
 mod lint;
 mod lint_docs;
 mod parse_fixtures;

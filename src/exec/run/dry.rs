@@ -147,13 +147,48 @@ pub fn dry_run(
         ),
     }
 
-    let _ = writeln!(out, "\nsteps, in order:");
-    for (n, &i) in order.iter().enumerate() {
-        let step = &plan.steps[i];
-        describe_step(&mut out, n + 1, step, plan, &mut run, &data_directory);
+    if opts.jobs > 1 {
+        // Numbered as in the order; grouped as they would start if every
+        // step took as long (docs/apply.md, "Steps at once").
+        let _ = writeln!(
+            out,
+            "\nsteps, in order, up to {} at once (--jobs {}):\n  (a batch: the steps that would start together if every step took as long)",
+            opts.jobs, opts.jobs
+        );
+        for (b, batch) in super::schedule::batches(&plan.steps, order, opts.jobs)
+            .iter()
+            .enumerate()
+        {
+            let alone =
+                batch.len() == 1 && matches!(plan.steps[order[batch[0]]].action, Action::Backup(_));
+            let _ = writeln!(
+                out,
+                "  batch {}{}:",
+                b + 1,
+                if alone { " (a backup runs alone)" } else { "" }
+            );
+            for &pos in batch {
+                let step = &plan.steps[order[pos]];
+                describe_step(&mut out, pos + 1, step, plan, &mut run, &data_directory);
+            }
+        }
+    } else {
+        let _ = writeln!(out, "\nsteps, in order:");
+        for (n, &i) in order.iter().enumerate() {
+            let step = &plan.steps[i];
+            describe_step(&mut out, n + 1, step, plan, &mut run, &data_directory);
+        }
     }
     if !failure_order.is_empty() {
-        let _ = writeln!(out, "\non_failure (after a proved rollback), in order:");
+        let _ = writeln!(
+            out,
+            "\non_failure (after a proved rollback), in order{}:",
+            if opts.jobs > 1 {
+                ", one at a time whatever --jobs says"
+            } else {
+                ""
+            }
+        );
         for (n, &i) in failure_order.iter().enumerate() {
             let step = &plan.on_failure[i];
             describe_step(&mut out, n + 1, step, plan, &mut run, &data_directory);

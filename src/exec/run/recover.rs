@@ -5,6 +5,7 @@
 //! command around it (`commands::recover`) finds the run and the plan.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, killpg};
@@ -145,7 +146,7 @@ impl Run<'_> {
             let _ = std::fs::rename(&report, dead.folder.join("report-before-recovery.json"));
         }
         match Journal::open(dead.folder) {
-            Ok(journal) => self.journal = Some(journal),
+            Ok(journal) => self.journal = Some(Arc::new(journal)),
             Err(e) => {
                 self.report.outcome = "error".into();
                 self.report.message = Some(format!(
