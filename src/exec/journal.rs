@@ -192,22 +192,34 @@ impl Journal {
         self.write(record, false)
     }
 
+    /// Waits until every record written so far is on disk.
+    pub fn sync(&self) -> io::Result<()> {
+        let result = self
+            .file
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .sync_data();
+        if result.is_err() {
+            self.broken.store(true, Ordering::SeqCst);
+        }
+        result
+    }
+
     fn write(&self, record: &Record, sync: bool) -> io::Result<()> {
         let line = encode(&Entry {
             at: crate::exec::run::now(),
             record: record.clone(),
         })?;
-        let result =
-            {
-                let mut file = self
-                    .file
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                // One write per line: with O_APPEND, records from several
-                // threads never interleave.
-                file.write_all(line.as_bytes())
-                    .and_then(|()| if sync { file.sync_data() } else { Ok(()) })
-            };
+        let result = {
+            let mut file = self
+                .file
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            // One write per line: with O_APPEND, records from several
+            // threads never interleave.
+            file.write_all(line.as_bytes())
+                .and_then(|()| if sync { file.sync_data() } else { Ok(()) })
+        };
         if result.is_err() {
             self.broken.store(true, Ordering::SeqCst);
         }

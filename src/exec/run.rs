@@ -255,6 +255,14 @@ impl Run<'_> {
             .is_some_and(|j| j.append(record).is_ok())
     }
 
+    /// Writes a record that the next `journal` call makes durable (a
+    /// step's end: the next step's start follows it before anything runs).
+    fn note(&self, record: &Record) -> bool {
+        self.journal
+            .as_ref()
+            .is_some_and(|j| j.note(record).is_ok())
+    }
+
     fn early(&mut self, exit: Exit, message: String) -> Exit {
         self.report.outcome = match exit {
             Exit::Success => "nothing_to_do",
@@ -454,7 +462,15 @@ impl Run<'_> {
     /// Runs the steps in order, up to `--jobs` at once (`schedule`);
     /// returns whether one failed.
     fn steps(&mut self, order: &[usize]) -> bool {
-        schedule::run(self, order)
+        let failed = schedule::run(self, order);
+        // The last step's end was only noted: on disk before the run
+        // drops backups, rolls back or stops.
+        if let Some(journal) = &self.journal
+            && journal.sync().is_err()
+        {
+            return true;
+        }
+        failed
     }
 
     fn step(&mut self, step: &Step, prefix: &str) -> StepReport {

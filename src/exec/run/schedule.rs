@@ -361,7 +361,7 @@ impl Run<'_> {
                 None => format!("ended because {}", s.cause),
             });
         }
-        let _ = self.journal(&Record::StepEnded {
+        let _ = self.note(&Record::StepEnded {
             step: step.name.clone(),
             status: report.status.clone(),
             seconds: report.seconds,
