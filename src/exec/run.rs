@@ -5,6 +5,7 @@
 
 pub mod dry;
 pub mod recover;
+pub mod resume;
 
 pub use dry::dry_run;
 
@@ -92,6 +93,9 @@ impl<'a> Run<'a> {
                 exit_code: 0,
                 message: None,
                 run_folder: run_folder.clone(),
+                resumed: false,
+                resumed_at: None,
+                done_before_resume: Vec::new(),
                 steps: Vec::new(),
                 backups: Vec::new(),
                 rollback: None,
@@ -194,6 +198,12 @@ impl Run<'_> {
             return exit;
         }
         let failed = self.steps(order);
+        self.conclude(failed, failure_order)
+    }
+
+    /// After the steps: stop, roll back or succeed; close the runs row,
+    /// then free the lock.
+    fn conclude(&mut self, failed: bool, failure_order: &[usize]) -> Exit {
         let exit = if failed && self.opts.no_rollback {
             self.stop_without_rollback()
         } else if failed {
@@ -764,7 +774,7 @@ impl Run<'_> {
             started_at: self.report.started_at.clone(),
             ended_at: now(),
             outcome: outcome.into(),
-            resumed: false,
+            resumed: self.report.resumed,
             steps: serde_json::json!(self
                 .report
                 .steps
