@@ -723,10 +723,10 @@ impl Run<'_> {
             m.push_str(&format!("\nbackups kept: {}", copies.join(", ")));
         }
         m.push_str(&format!(
-            "\nthe run stays unfinished: other runs on `{}` are refused until `plan recover {} {}` restores the backups",
+            "\nthe run stays unfinished: other runs on `{}` are refused until `plan recover {plan} {flags}` restores the backups, or `plan apply {plan} {flags} --resume` goes on from the failed step",
             self.opts.database,
-            self.opts.plan_path.display(),
-            self.opts.target_flags
+            plan = self.opts.plan_path.display(),
+            flags = self.opts.target_flags
         ));
         progress("✗ stopping without a rollback (--no-rollback): see the summary below");
         self.add_message(&m);

@@ -240,6 +240,17 @@ fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
+fn wait_gone(pid: u32) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while process_running(pid) {
+        assert!(
+            Instant::now() < deadline,
+            "the dead run's step {pid} is still running"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 fn names(value: &serde_json::Value) -> Vec<String> {
     value
         .as_array()
@@ -253,6 +264,11 @@ fn names(value: &serde_json::Value) -> Vec<String> {
 fn stop_at_the_third_step(setup: &Setup) -> String {
     let stopped = setup.apply(&["--no-rollback"]);
     assert_eq!(stopped.status.code(), Some(1), "{}", stderr(&stopped));
+    assert!(
+        stderr(&stopped).contains("--resume"),
+        "{}",
+        stderr(&stopped)
+    );
     assert_eq!(setup.runs_log(), ["third"]);
     assert_eq!(setup.change_count(), 1);
     setup.run().1
@@ -392,14 +408,7 @@ fn resume_after_kill_9_in_the_third_step_ends_its_process_and_completes() {
     let text = stderr(&resumed);
     assert_eq!(resumed.status.code(), Some(0), "{text}");
     assert!(text.contains("ended process group"), "{text}");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while process_running(sleeper) {
-        assert!(
-            Instant::now() < deadline,
-            "the dead run's step is still running"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_gone(sleeper);
     // The third step had started and never ended: it ran again.
     assert_eq!(setup.runs_log(), ["third", "third", "last"]);
     assert_eq!(setup.change_count(), 1);
@@ -500,4 +509,84 @@ fn a_failure_after_resume_rolls_back_to_the_backup_taken_before_the_first_step()
     // And now it is a rolled-back run: not resumable.
     let refused = setup.apply(&["--resume"]);
     assert_eq!(refused.status.code(), Some(4), "{}", stderr(&refused));
+}
+
+/// Fails, or sleeps once `sleep` exists, or succeeds once `go` exists.
+const FAILS_THEN_SLEEPS: &str = "test -f go && exit 0; test -f sleep && sleep 300; exit 1";
+
+#[test]
+fn a_resumed_run_can_be_stopped_resumed_again_killed_and_recovered_to_the_first_backup() {
+    let setup = Setup::new("resume_again", FAILS_THEN_SLEEPS);
+    let before = setup.fingerprint();
+    let run_id = stop_at_the_third_step(&setup);
+    // Resumed with --no-rollback, it stops again at the same step.
+    let again = setup.apply(&["--resume", "--no-rollback"]);
+    assert_eq!(again.status.code(), Some(1), "{}", stderr(&again));
+    assert_eq!(setup.runs_log(), ["third", "third"]);
+    let refused = setup.apply(&[]);
+    let text = stderr(&refused);
+    assert_eq!(refused.status.code(), Some(4), "{text}");
+    assert!(text.contains("go on from step `third`"), "{text}");
+
+    // Resumed again, it is killed in the middle of the third step.
+    fs::write(setup.dir.path().join("sleep"), "").unwrap();
+    let mut runner = setup
+        .command(&["--resume"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (folder, _) = setup.run();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let sleeper = loop {
+        let read = journal::read(&folder).unwrap();
+        let resumes = read
+            .entries
+            .iter()
+            .filter(|e| matches!(e.record, Record::RunResumed { .. }))
+            .count();
+        let third = read.entries.iter().rev().find_map(|e| match &e.record {
+            Record::ProcessStarted { step, pid, .. } if step == "third" => Some(*pid),
+            _ => None,
+        });
+        if resumes == 2
+            && let Some(pid) = third
+            && process_running(pid)
+        {
+            break pid;
+        }
+        assert!(runner.try_wait().unwrap().is_none(), "the runner ended");
+        assert!(Instant::now() < deadline, "the third step never slept");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    kill(
+        Pid::from_raw(i32::try_from(runner.id()).unwrap()),
+        Signal::SIGKILL,
+    )
+    .unwrap();
+    runner.wait().unwrap();
+    assert!(folder.join("report-before-resume-2.json").is_file());
+    let refused = setup.apply(&[]);
+    let text = stderr(&refused);
+    assert_eq!(refused.status.code(), Some(4), "{text}");
+    assert!(text.contains("its runner died"), "{text}");
+    assert!(text.contains("running script step `third`"), "{text}");
+    assert!(
+        !text.contains("failed: exited"),
+        "the old failure is behind: {text}"
+    );
+
+    // recover takes it over like any dead run, back to the first backup.
+    let recovered = setup.recover();
+    let text = stderr(&recovered);
+    assert_eq!(recovered.status.code(), Some(0), "{text}");
+    assert!(text.contains("ended process group"), "{text}");
+    wait_gone(sleeper);
+    assert_eq!(
+        fingerprint::differences(&before, &setup.fingerprint()),
+        Vec::<String>::new()
+    );
+    assert_eq!(setup.change_count(), 0);
+    assert!(setup.on_failure_ran());
+    assert_eq!(setup.history(), [format!("{run_id} recovered true")]);
 }

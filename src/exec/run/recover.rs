@@ -201,6 +201,9 @@ impl Run<'_> {
             return Exit::Usage;
         }
         self.taken = dead.story.taken.clone();
+        // A run that `--resume` went on with stays a resumed run in its
+        // history row, whoever ends it.
+        self.report.resumed = dead.story.resumed > 0;
         self.report
             .backups
             .extend(self.taken.iter().map(taken_report));
