@@ -92,13 +92,18 @@ pub fn finish(client: &mut Client, run_id: &str, state: &str) -> Result<(), post
 
 /// Opens again a run that `plan apply --resume` takes over: `running`
 /// again, under this runner's host and pid (so that its lock's holder and
-/// a later check for a live runner name this process). Returns whether the
-/// row was there, unfinished.
-pub fn reopen(client: &mut Client, run_id: &str) -> Result<bool, postgres::Error> {
+/// a later check for a live runner name this process), with its run folder
+/// where it was found (`--state-dir` may have said it moved). Returns
+/// whether the row was there, unfinished.
+pub fn reopen(
+    client: &mut Client,
+    run_id: &str,
+    run_folder: &str,
+) -> Result<bool, postgres::Error> {
     let updated = client.execute(
-        "update plan_runner.runs set state = 'running', ended_at = null, host = $2, pid = $3
+        "update plan_runner.runs set state = 'running', ended_at = null, host = $2, pid = $3, run_folder = $4
          where run_id = $1 and state in ('running', 'stopped')",
-        &[&run_id, &hostname(), &(std::process::id() as i32)],
+        &[&run_id, &hostname(), &(std::process::id() as i32), &run_folder],
     )?;
     Ok(updated == 1)
 }

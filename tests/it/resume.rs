@@ -93,6 +93,11 @@ impl Setup {
     }
 
     fn command(&self, extra: &[&str]) -> Command {
+        self.command_in(self.state.path(), extra)
+    }
+
+    /// A command with its own state folder (another user's, say).
+    fn command_in(&self, state: &std::path::Path, extra: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_plan"));
         for (key, _) in std::env::vars() {
             if key.starts_with("PG") {
@@ -107,7 +112,7 @@ impl Setup {
             .arg(self.plan_path())
             .args(["--assume-release", "1.0", "--grace", "2s"])
             .args(["--database", &self.db.name, "--state-dir"])
-            .arg(self.state.path())
+            .arg(state)
             .args(extra)
             .stdin(Stdio::null());
         cmd
@@ -404,10 +409,19 @@ fn resume_after_kill_9_in_the_third_step_ends_its_process_and_completes() {
     let (_, run_id) = setup.run();
 
     setup.go();
-    let resumed = setup.apply(&["--resume"]);
+    // From another state folder: the runs table says where the run's is.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let resumed = setup
+        .command_in(elsewhere.path(), &["--resume"])
+        .output()
+        .unwrap();
     let text = stderr(&resumed);
     assert_eq!(resumed.status.code(), Some(0), "{text}");
     assert!(text.contains("ended process group"), "{text}");
+    assert!(
+        !elsewhere.path().join("runs").exists(),
+        "the resumed run kept its own folder"
+    );
     wait_gone(sleeper);
     // The third step had started and never ended: it ran again.
     assert_eq!(setup.runs_log(), ["third", "third", "last"]);
@@ -589,4 +603,49 @@ fn a_resumed_run_can_be_stopped_resumed_again_killed_and_recovered_to_the_first_
     assert_eq!(setup.change_count(), 0);
     assert!(setup.on_failure_ran());
     assert_eq!(setup.history(), [format!("{run_id} recovered true")]);
+}
+
+#[test]
+fn resume_is_refused_when_the_journal_cannot_be_found() {
+    let setup = Setup::new("resume_nojournal", FAILS);
+    let run_id = stop_at_the_third_step(&setup);
+    let (folder, _) = setup.run();
+    let moved = setup.state.path().join("moved");
+    fs::rename(&folder, &moved).unwrap();
+    setup.go();
+    let refused = setup.apply(&["--resume"]);
+    let text = stderr(&refused);
+    assert_eq!(refused.status.code(), Some(4), "{text}");
+    assert!(
+        text.contains(&format!("run {run_id} of")) && text.contains("journal cannot be read"),
+        "{text}"
+    );
+    assert!(text.contains("--state-dir"), "{text}");
+    assert_eq!(setup.runs_log(), ["third"], "nothing ran");
+    // Where the user says it is, it is found.
+    let other = tempfile::tempdir().unwrap();
+    fs::create_dir_all(other.path().join("runs")).unwrap();
+    fs::rename(&moved, other.path().join("runs").join(&run_id)).unwrap();
+    let resumed = setup
+        .command_in(other.path(), &["--resume"])
+        .output()
+        .unwrap();
+    assert_eq!(resumed.status.code(), Some(0), "{}", stderr(&resumed));
+    assert_eq!(setup.runs_log(), ["third", "third", "last"]);
+    // The runs table now says where the run folder is.
+    let folder: Option<String> = setup
+        .db
+        .cluster
+        .connect("postgres")
+        .unwrap()
+        .query_one(
+            "select run_folder from plan_runner.runs where run_id = $1",
+            &[&run_id],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        folder.map(PathBuf::from),
+        Some(other.path().join("runs").join(&run_id))
+    );
 }

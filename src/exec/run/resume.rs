@@ -165,7 +165,7 @@ impl Run<'_> {
             .maintenance
             .as_mut()
             .ok_or("no maintenance connection")?;
-        match runs::reopen(m, &run_id) {
+        match runs::reopen(m, &run_id, &u.folder.display().to_string()) {
             Ok(true) => {}
             Ok(false) => {
                 return Err(format!(
