@@ -257,7 +257,8 @@ pub(crate) fn run_folder(row: &RunRow, state_dir: Option<&Path>) -> Option<PathB
 }
 
 /// Why the run's runner may still be alive (same host, its pid a `plan`
-/// process whose journal's run_started names it): a runner that lost its
+/// process that the journal names as the run's last runner, the one that
+/// started it or the last to resume it): a runner that lost its
 /// lock connection is still rolling back, and must not be raced.
 pub(crate) fn runner_alive(row: &RunRow) -> Option<String> {
     if row.host != runs::hostname() {
