@@ -55,12 +55,15 @@ pub enum Command {
     /// takes a lock on the target, checks its release, runs the steps in
     /// order, and on a failure restores the run's backups, proves the
     /// restore with a fingerprint, and runs `on_failure`. Writes a report
-    /// into the run folder.
+    /// into the run folder. With --resume, goes on with the target's
+    /// unfinished run (its runner died, or --no-rollback stopped it)
+    /// instead of starting a new one.
     ///
     /// Exit codes: 0 success or nothing to do, 1 the plan failed and was
     /// rolled back (or has errors), 2 usage error, 3 the rollback failed,
     /// 4 refused with nothing changed (lock held, wrong release, sessions
-    /// connected, an unfinished run), 130 interrupted (Ctrl-C, SIGTERM) and
+    /// connected, an unfinished run; with --resume, nothing to resume or
+    /// a run that cannot be resumed), 130 interrupted (Ctrl-C, SIGTERM) and
     /// rolled back.
     Apply(Box<ApplyArgs>),
     /// Show a database's release, last runs, unfinished runs and kept
@@ -208,6 +211,12 @@ pub struct ApplyArgs {
     /// inventory marks `production: true`.
     #[arg(long)]
     pub no_rollback: bool,
+    /// Go on with the target's unfinished run (its runner died, or
+    /// --no-rollback stopped it) from its first step that did not end
+    /// successfully, with the same plan; the steps that did are not run
+    /// again, and a failure rolls back to that run's backups.
+    #[arg(long, conflicts_with_all = ["sandbox", "dry_run"])]
+    pub resume: bool,
 }
 
 #[derive(Debug, clap::Args)]

@@ -65,8 +65,28 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, UsageError> {
         return Ok(Exit::Failed);
     };
     let state_dir = state_dir(args.state_dir.as_deref());
-    let run_id = run::new_run_id();
-    let run_folder = state_dir.join("runs").join(&run_id);
+    // A resumed run keeps its id and its run folder.
+    let resuming = if args.resume {
+        match crate::commands::resume::find(args, &resolved, &plan_sha256, |w| {
+            eprint(&format!("{w}\n"))
+        }) {
+            Ok(unfinished) => Some(unfinished),
+            Err(crate::commands::resume::Refused(exit, text)) => {
+                eprint(&format!("{text}\n"));
+                return Ok(exit);
+            }
+        }
+    } else {
+        None
+    };
+    let (run_id, run_folder) = match &resuming {
+        Some(u) => (u.row.run_id.clone(), u.folder.clone()),
+        None => {
+            let run_id = run::new_run_id();
+            let run_folder = state_dir.join("runs").join(&run_id);
+            (run_id, run_folder)
+        }
+    };
     // A dry run writes nothing, not even its run folder: no child runs.
     let child_env = if args.dry_run {
         Vec::new()
@@ -106,7 +126,12 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, UsageError> {
         print(&text);
         return Ok(exit);
     }
-    let (report, exit) = run::apply(plan, &main.order, &failure.order, &options);
+    let (report, exit) = match resuming {
+        Some(unfinished) => {
+            run::resume::resume(plan, &main.order, &failure.order, &options, unfinished)
+        }
+        None => run::apply(plan, &main.order, &failure.order, &options),
+    };
     eprint(&report.human());
     Ok(exit)
 }

@@ -7,6 +7,7 @@ pub mod fmt;
 pub mod graph;
 pub mod lint;
 pub mod recover;
+pub mod resume;
 pub mod show;
 pub mod status;
 

@@ -17,7 +17,7 @@ use crate::db::lock;
 use crate::db::runs::{self, RunRow};
 use crate::db::target::{self, Env};
 use crate::exec::backup::SessionPolicy;
-use crate::exec::journal::{self, Record, Story};
+use crate::exec::journal::{self, Story};
 use crate::exec::run::recover::{Dead, recover};
 use crate::exec::run::{self, Options};
 use crate::exit::Exit;
@@ -244,7 +244,7 @@ pub fn run(args: &RecoverArgs) -> Result<Exit, UsageError> {
 /// The run's folder on this machine: under `--state-dir`, where the runs
 /// table says, or under the default state folder; the first that holds a
 /// journal.
-fn run_folder(row: &RunRow, state_dir: Option<&Path>) -> Option<PathBuf> {
+pub(crate) fn run_folder(row: &RunRow, state_dir: Option<&Path>) -> Option<PathBuf> {
     let mut candidates = Vec::new();
     if let Some(dir) = state_dir {
         candidates.push(dir.join("runs").join(&row.run_id));
@@ -259,9 +259,10 @@ fn run_folder(row: &RunRow, state_dir: Option<&Path>) -> Option<PathBuf> {
 }
 
 /// Why the run's runner may still be alive (same host, its pid a `plan`
-/// process whose journal's run_started names it): a runner that lost its
+/// process that the journal names as the run's last runner, the one that
+/// started it or the last to resume it): a runner that lost its
 /// lock connection is still rolling back, and must not be raced.
-fn runner_alive(row: &RunRow) -> Option<String> {
+pub(crate) fn runner_alive(row: &RunRow) -> Option<String> {
     if row.host != runs::hostname() {
         return None;
     }
@@ -273,8 +274,10 @@ fn runner_alive(row: &RunRow) -> Option<String> {
     }
     let folder = PathBuf::from(row.run_folder.as_deref()?);
     let story = Story::of(&journal::read(&folder).ok()?.entries);
-    match story.started {
-        Some(Record::RunStarted { pid: started, .. }) if started == pid => Some(format!(
+    // The runner that last drove the run: the one that started it, or the
+    // last `--resume`.
+    match story.runner {
+        Some((_, runner)) if runner == pid => Some(format!(
             "the runner of run {} (pid {pid}) is still alive but lost its lock: it is ending the run itself; wait for it",
             row.run_id
         )),

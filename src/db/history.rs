@@ -20,7 +20,8 @@ pub fn ensure(client: &mut Client) -> Result<(), postgres::Error> {
              outcome      text not null,
              resumed      boolean not null default false,
              steps        jsonb not null default '[]'
-         );",
+         );
+         alter table plan_runner.history add column if not exists resumed boolean not null default false;",
     )
 }
 
@@ -66,7 +67,7 @@ pub fn record(client: &mut Client, entry: &Entry) -> Result<(), postgres::Error>
              (run_id, plan, plan_sha256, from_release, to_release, started_at, ended_at, outcome, resumed, steps)
          values ($1, $2, $3, $4, $5, $6::text::timestamptz, $7::text::timestamptz, $8, $9, $10::text::jsonb)
          on conflict (run_id) do update set ended_at = excluded.ended_at, outcome = excluded.outcome,
-             steps = excluded.steps",
+             resumed = history.resumed or excluded.resumed, steps = excluded.steps",
         &[
             &entry.run_id,
             &entry.plan,

@@ -90,6 +90,41 @@ pub fn finish(client: &mut Client, run_id: &str, state: &str) -> Result<(), post
     Ok(())
 }
 
+/// Opens again a run that `plan apply --resume` takes over: `running`
+/// again, under this runner's host and pid (so that its lock's holder and
+/// a later check for a live runner name this process), with its run folder
+/// where it was found (`--state-dir` may have said it moved). Returns
+/// whether the row was there, unfinished.
+pub fn reopen(
+    client: &mut Client,
+    run_id: &str,
+    run_folder: &str,
+) -> Result<bool, postgres::Error> {
+    let updated = client.execute(
+        "update plan_runner.runs set state = 'running', ended_at = null, host = $2, pid = $3, run_folder = $4
+         where run_id = $1 and state in ('running', 'stopped')",
+        &[&run_id, &hostname(), &(std::process::id() as i32), &run_folder],
+    )?;
+    Ok(updated == 1)
+}
+
+/// The last run of `target` that got as far as its steps (not one that
+/// was refused or had nothing to do), finished or not.
+pub fn last_run(client: &mut Client, target: &str) -> Result<Option<RunRow>, postgres::Error> {
+    if !exists(client)? {
+        return Ok(None);
+    }
+    Ok(client
+        .query_opt(
+            &format!(
+                "{SELECT} where target = $1 and state not in ('refused', 'nothing_to_do', 'error')
+                 order by started_at desc, run_id desc limit 1"
+            ),
+            &[&target],
+        )?
+        .map(|row| from_row(&row)))
+}
+
 pub fn get(client: &mut Client, run_id: &str) -> Result<Option<RunRow>, postgres::Error> {
     if !exists(client)? {
         return Ok(None);

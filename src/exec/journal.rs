@@ -102,6 +102,15 @@ pub enum Record {
         host: String,
         pid: u32,
     },
+    /// `plan apply --resume` took this run over from its dead (or
+    /// `--no-rollback`-stopped) runner, and goes on with the steps not in
+    /// `done`: those ended successfully, and are not run again.
+    RunResumed {
+        host: String,
+        pid: u32,
+        #[serde(default)]
+        done: Vec<String>,
+    },
     RunEnded {
         /// The report's outcome: `succeeded`, `rolled_back`, `stopped`
         /// (`--no-rollback`), `recovered`, ...
@@ -342,6 +351,14 @@ pub struct Story {
     pub ended: Option<String>,
     /// `(plan_path, plan_sha256)` of `run_started`.
     pub plan: Option<(PathBuf, String)>,
+    /// The host and pid of the runner that last drove the run (the one
+    /// that started it, or the last to resume it).
+    pub runner: Option<(String, u32)>,
+    /// How many times the run was resumed.
+    pub resumed: usize,
+    /// Each main step's last status (`succeeded`, `failed`) and seconds,
+    /// by name.
+    pub ended_steps: Vec<(String, String, f64)>,
 }
 
 impl Story {
@@ -353,9 +370,12 @@ impl Story {
                 r @ Record::RunStarted {
                     plan_path,
                     plan_sha256,
+                    host,
+                    pid,
                     ..
                 } => {
                     story.plan = Some((plan_path.clone(), plan_sha256.clone()));
+                    story.runner = Some((host.clone(), *pid));
                     story.started = Some(r.clone());
                 }
                 Record::BackupStarted {
@@ -390,8 +410,15 @@ impl Story {
                     step,
                     status,
                     error,
-                    ..
+                    seconds,
+                    on_failure,
                 } => {
+                    if !on_failure {
+                        story.ended_steps.retain(|(s, _, _)| s != step);
+                        story
+                            .ended_steps
+                            .push((step.clone(), status.clone(), *seconds));
+                    }
                     if status == "failed" {
                         story
                             .failed
@@ -407,6 +434,17 @@ impl Story {
                 Record::RollbackStarted { .. } => story.rollback_started = true,
                 Record::RollbackEnded { proved, .. } => story.rollback_ended = Some(*proved),
                 Record::RecoveryStarted { .. } => {}
+                Record::RunResumed { host, pid, .. } => {
+                    // What the dead runner left was dealt with by the one
+                    // resuming: its steps in flight run again, its groups
+                    // were ended, its failure is behind.
+                    story.runner = Some((host.clone(), *pid));
+                    story.resumed += 1;
+                    story.running.clear();
+                    groups.clear();
+                    story.failed.clear();
+                    story.ended = None;
+                }
                 Record::RunEnded { outcome, .. } => story.ended = Some(outcome.clone()),
             }
         }

@@ -25,6 +25,14 @@ pub struct Report {
     pub exit_code: u8,
     pub message: Option<String>,
     pub run_folder: PathBuf,
+    /// Whether `plan apply --resume` went on with this run after its
+    /// runner died or `--no-rollback` stopped it.
+    pub resumed: bool,
+    /// When it was last resumed.
+    pub resumed_at: Option<String>,
+    /// The steps that had ended successfully before the resume and were
+    /// not run again (at the user's word). They are in `steps` too.
+    pub done_before_resume: Vec<String>,
     pub steps: Vec<StepReport>,
     pub backups: Vec<BackupReport>,
     pub rollback: Option<RollbackReport>,
@@ -101,6 +109,13 @@ impl Report {
         if let Some(m) = &self.message {
             let _ = writeln!(out, "{m}");
         }
+        if let Some(at) = &self.resumed_at {
+            let _ = writeln!(
+                out,
+                "resumed at {at}: {} step(s) done before were not run again",
+                self.done_before_resume.len()
+            );
+        }
         if !self.steps.is_empty() {
             let _ = writeln!(out, "\nsteps:");
             // `interrupted` (a sibling of a failed step, --jobs) is wider.
@@ -114,7 +129,7 @@ impl Report {
             for s in &self.steps {
                 let _ = writeln!(
                     out,
-                    "  {:<width$} {:<8} {:<28} {:>9}",
+                    "  {:<width$} {:<8} {:<28} {:>9}{}",
                     s.status,
                     s.kind,
                     s.name,
@@ -122,6 +137,11 @@ impl Report {
                         String::new()
                     } else {
                         secs(s.seconds)
+                    },
+                    if self.done_before_resume.contains(&s.name) {
+                        "  (before the resume)"
+                    } else {
+                        ""
                     }
                 );
             }

@@ -6,6 +6,7 @@
 
 pub mod dry;
 pub mod recover;
+pub mod resume;
 pub mod schedule;
 
 pub use dry::dry_run;
@@ -97,6 +98,9 @@ impl<'a> Run<'a> {
                 exit_code: 0,
                 message: None,
                 run_folder: run_folder.clone(),
+                resumed: false,
+                resumed_at: None,
+                done_before_resume: Vec::new(),
                 steps: Vec::new(),
                 backups: Vec::new(),
                 rollback: None,
@@ -213,6 +217,12 @@ impl Run<'_> {
             return exit;
         }
         let failed = self.steps(order);
+        self.conclude(failed, failure_order)
+    }
+
+    /// After the steps: stop, roll back or succeed; close the runs row,
+    /// then free the lock.
+    fn conclude(&mut self, failed: bool, failure_order: &[usize]) -> Exit {
         let exit = if failed && self.opts.no_rollback {
             self.stop_without_rollback()
         } else if failed {
@@ -604,10 +614,10 @@ impl Run<'_> {
             m.push_str(&format!("\nbackups kept: {}", copies.join(", ")));
         }
         m.push_str(&format!(
-            "\nthe run stays unfinished: other runs on `{}` are refused until `plan recover {} {}` restores the backups",
+            "\nthe run stays unfinished: other runs on `{}` are refused until `plan recover {plan} {flags}` restores the backups, or `plan apply {plan} {flags} --resume` goes on from the failed step",
             self.opts.database,
-            self.opts.plan_path.display(),
-            self.opts.target_flags
+            plan = self.opts.plan_path.display(),
+            flags = self.opts.target_flags
         ));
         progress("✗ stopping without a rollback (--no-rollback): see the summary below");
         self.add_message(&m);
@@ -655,7 +665,7 @@ impl Run<'_> {
             started_at: self.report.started_at.clone(),
             ended_at: now(),
             outcome: outcome.into(),
-            resumed: false,
+            resumed: self.report.resumed,
             steps: serde_json::json!(self
                 .report
                 .steps

@@ -18,5 +18,6 @@ mod lint;
 mod lint_docs;
 mod parse_fixtures;
 mod process;
+mod resume;
 mod status;
 mod support;

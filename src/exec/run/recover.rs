@@ -14,6 +14,7 @@ use postgres::Client;
 
 use super::{Run, now, progress};
 use crate::db::runs::{self, RunRow};
+use crate::exec::backup::Taken;
 use crate::exec::journal::{self, Group, Journal, Record, Story};
 use crate::exec::process::{self, Stopper};
 use crate::exec::report::{BackupReport, Report};
@@ -41,6 +42,8 @@ pub fn unfinished_message(row: &RunRow, target_flags: &str) -> String {
         row.run_id, row.plan, row.host, row.pid, row.started_at
     ));
     let here = row.host == runs::hostname();
+    // The step a resume would start with, when the run can be resumed.
+    let mut resumable_from = None;
     match row.run_folder.as_deref() {
         Some(folder) if here => match journal::read(Path::new(folder)) {
             Ok(contents) => {
@@ -49,6 +52,15 @@ pub fn unfinished_message(row: &RunRow, target_flags: &str) -> String {
                     m.push_str(&format!("\n  {line}"));
                 }
                 m.push_str(&format!("\n  run folder: {folder}"));
+                if super::resume::refusal(&story, &row.run_id).is_none()
+                    && contents.damaged.is_empty()
+                {
+                    resumable_from = Some(
+                        super::resume::next_step(&story)
+                            .map(|s| format!("step `{s}`"))
+                            .unwrap_or_else(|| "the first step that did not end".into()),
+                    );
+                }
             }
             Err(e) => m.push_str(&format!("\n  its journal cannot be read in {folder}: {e}")),
         },
@@ -58,12 +70,20 @@ pub fn unfinished_message(row: &RunRow, target_flags: &str) -> String {
         )),
         None => {}
     }
-    m.push_str(&format!(
-        "\nnothing was changed. To go on, restore the run's backups and run its on_failure steps:\n  plan recover {} {target_flags}",
-        row.plan
-    ));
-    if !here {
-        m.push_str(&format!(" (on host {})", row.host));
+    let recover = format!("plan recover {} {target_flags}", row.plan);
+    match resumable_from {
+        Some(from) => m.push_str(&format!(
+            "\nnothing was changed. Two ways on:\n  restore the run's backups and run its on_failure steps:\n    {recover}\n  or, if you know the steps that ended did their work, go on from {from} (those steps are not run again; a failure then rolls back to the run's backups):\n    plan apply {} {target_flags} --resume",
+            row.plan
+        )),
+        None => {
+            m.push_str(&format!(
+                "\nnothing was changed. To go on, restore the run's backups and run its on_failure steps:\n  {recover}"
+            ));
+            if !here {
+                m.push_str(&format!(" (on host {})", row.host));
+            }
+        }
     }
     m
 }
@@ -182,19 +202,12 @@ impl Run<'_> {
             return Exit::Usage;
         }
         self.taken = dead.story.taken.clone();
-        for t in &self.taken {
-            self.report.backups.push(BackupReport {
-                step: t.step.clone(),
-                method: t.method.as_str().into(),
-                database: t.database.clone(),
-                copy: t.copy.clone(),
-                paths: t.trees.iter().map(|tree| tree.original.clone()).collect(),
-                seconds: t.seconds,
-                fingerprint_seconds: t.fingerprint_seconds,
-                bytes: t.bytes,
-                state: "taken".into(),
-            });
-        }
+        // A run that `--resume` went on with stays a resumed run in its
+        // history row, whoever ends it.
+        self.report.resumed = dead.story.resumed > 0;
+        self.report
+            .backups
+            .extend(self.taken.iter().map(taken_report));
         let exit = if !self.restore_and_prove(&format!(
             "recovering run {} whose runner {}",
             dead.row.run_id,
@@ -223,11 +236,26 @@ impl Run<'_> {
     }
 }
 
+/// How a backup the dead run took shows in this run's report.
+pub(super) fn taken_report(t: &Taken) -> BackupReport {
+    BackupReport {
+        step: t.step.clone(),
+        method: t.method.as_str().into(),
+        database: t.database.clone(),
+        copy: t.copy.clone(),
+        paths: t.trees.iter().map(|tree| tree.original.clone()).collect(),
+        seconds: t.seconds,
+        fingerprint_seconds: t.fingerprint_seconds,
+        bytes: t.bytes,
+        state: "taken".into(),
+    }
+}
+
 /// Ends a process group the dead run left, if it is still the run's: its
 /// leader must be alive with the recorded start time, so that a pid the
 /// system has since given to another process is never signalled. Returns
 /// what was done, or `None` when nothing was left.
-fn end_group(group: &Group, grace: Duration) -> Option<String> {
+pub(super) fn end_group(group: &Group, grace: Duration) -> Option<String> {
     let leader = process::start_time(group.pid);
     let what = format!(
         "process group {} of step `{}` (pid {})",
