@@ -633,7 +633,15 @@ impl Run<'_> {
             })
             .collect();
         let copy = match b.method {
-            crate::plan::BackupMethod::Snapshot => backup::snapshot_name(&database, &self.run_id),
+            // The name `backup::take` will use (a second snapshot of the
+            // same database gets `_pr2_`): `plan recover` drops a half-made
+            // copy by the name recorded here, never a taken one.
+            crate::plan::BackupMethod::Snapshot => {
+                let run_id = self.run_id.clone();
+                let maintenance = self.maintenance().map_err(|e| e.to_string())?;
+                backup::free_snapshot_name(maintenance, &database, &run_id)
+                    .map_err(|e| e.to_string())?
+            }
             crate::plan::BackupMethod::Dump => self
                 .run_folder
                 .join(format!("dump-{}", step.name))

@@ -8,6 +8,7 @@ mod cli;
 mod cli_basic;
 mod cluster;
 mod crash;
+mod crash_kinds;
 mod docs;
 mod failure_support;
 mod fmt_props;
