@@ -21,7 +21,7 @@ use crate::exec::process::Stopper;
 use crate::exec::redact::Redactor;
 use crate::exec::report::{BackupReport, Report, RollbackReport, StepReport};
 use crate::exec::signals::Watch;
-use crate::exec::{paths, rollback, sql, steps};
+use crate::exec::{paths, rollback, space, sql, steps};
 use crate::exit::Exit;
 use crate::plan::{Action, Check, Plan, Sql, Step};
 use crate::version::Version;
@@ -105,6 +105,7 @@ impl<'a> Run<'a> {
             signals,
             journal: None,
             lock: None,
+            space_refused: false,
             redactor: {
                 let mut redactor = Redactor::new();
                 for secret in steps::secrets(plan) {
@@ -145,6 +146,9 @@ struct Run<'a> {
     signals: Watch,
     /// `None` until the run folder has one (a dry run never does).
     journal: Option<Journal>,
+    /// The first step, a backup, found no room for its copies: nothing
+    /// changed, and the run is refused (exit 4) rather than failed.
+    space_refused: bool,
     /// The session holding the target's lock: released only after the
     /// runs row is closed, so that no other runner ever sees this run as
     /// unfinished while it ends.
@@ -648,6 +652,13 @@ impl Run<'_> {
                 .display()
                 .to_string(),
         };
+        if let Err(refusal) = self.room_for(b, &database, &trees) {
+            // Nothing was copied yet: when no step ran before, nothing
+            // changed at all, and the run is refused rather than failed.
+            self.space_refused = self.report.steps.is_empty();
+            self.report.message = Some(refusal.clone());
+            return Err(refusal);
+        }
         if !self.journal(&Record::BackupStarted {
             step: step.name.clone(),
             method: b.method.as_str().into(),
@@ -693,6 +704,51 @@ impl Run<'_> {
             }
             Err(e) => Err(e.to_string()),
         }
+    }
+
+    /// Compares the sizes of the copies this backup will make with the
+    /// free space where they go (`exec::space`); says the figures in the
+    /// progress, and `Err` with them when they cannot fit.
+    fn room_for(
+        &mut self,
+        b: &crate::plan::Backup,
+        database: &str,
+        trees: &[PathBuf],
+    ) -> Result<(), String> {
+        let local = dry::is_local(self.opts.connector.host());
+        let run_folder = self.run_folder.clone();
+        let maintenance = self.maintenance().map_err(|e| e.to_string())?;
+        let size: i64 = maintenance
+            .query_opt("select pg_database_size($1)", &[&database])
+            .map_err(|e| sql::describe_error(&e))?
+            .map_or(0, |row| row.get(0));
+        let mut copies = vec![space::Copy {
+            what: format!("{} of `{database}`", b.method.as_str()),
+            size: u64::try_from(size).unwrap_or(0),
+            to: match b.method {
+                crate::plan::BackupMethod::Snapshot => {
+                    match space::data_directory(maintenance, local) {
+                        space::DataDirectory::Here(dir) => Ok(dir),
+                        space::DataDirectory::NotChecked(why) => Err(why),
+                    }
+                }
+                crate::plan::BackupMethod::Dump => Ok(run_folder),
+            },
+        }];
+        for tree in trees {
+            if let Some(size) = space::tree_size(tree) {
+                copies.push(space::Copy {
+                    what: format!("files {}", tree.display()),
+                    size,
+                    to: Ok(tree.parent().unwrap_or(Path::new("/")).to_path_buf()),
+                });
+            }
+        }
+        let verdict = space::check(&copies);
+        for line in &verdict.lines {
+            progress(&format!("  free space: {line}"));
+        }
+        verdict.refusal.map_or(Ok(()), Err)
     }
 
     fn set_backup_state(&mut self, copy: &str, state: &str) {
@@ -813,12 +869,18 @@ impl Run<'_> {
             return Exit::RollbackFailed;
         }
         self.record("rolled_back");
-        self.report.outcome = "rolled_back".into();
+        // A first backup without room: nothing was done at all.
+        self.report.outcome = if self.space_refused {
+            "refused"
+        } else {
+            "rolled_back"
+        }
+        .into();
         self.on_failure(failure_order);
         if interrupted.is_some() {
             self.add_message(&format!("the run was {reason}"));
             Exit::Interrupted
-        } else if sessions_refused {
+        } else if sessions_refused || self.space_refused {
             Exit::Refused
         } else {
             Exit::Failed

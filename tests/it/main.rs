@@ -12,6 +12,7 @@ mod crash_kinds;
 mod docs;
 mod failure_support;
 mod fmt_props;
+mod free_space;
 mod fuzz_regressions;
 mod inventory;
 mod lint;
