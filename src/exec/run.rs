@@ -659,11 +659,19 @@ impl Run<'_> {
             self.report.message = Some(refusal.clone());
             return Err(refusal);
         }
+        let blocks_connections = b.method == crate::plan::BackupMethod::Snapshot
+            && self.opts.sessions.terminate
+            && self
+                .maintenance()
+                .ok()
+                .and_then(|m| crate::db::sessions::allows_connections(m, &database).ok())
+                .unwrap_or(false);
         if !self.journal(&Record::BackupStarted {
             step: step.name.clone(),
             method: b.method.as_str().into(),
             database: database.clone(),
             copy,
+            blocks_connections,
         }) {
             return Err("the journal cannot be written: the backup was not started".into());
         }

@@ -542,3 +542,123 @@ fn kill_9_during_a_dump_rollback() {
         kill_9_during_the_rollback("dump", Duration::from_millis(ms));
     }
 }
+
+/// The window a kill rarely hits, made by hand: the rollback swapped the
+/// databases (the failed one aside, the snapshot renamed into place, not
+/// yet given its properties: it still refuses connections) and the trees,
+/// then died. Recover sees the failed copies, finishes, proves: exit 0.
+#[test]
+fn recover_finishes_a_restore_cut_short_after_its_swap() {
+    let probe = crate::support::shared_cluster().bin("psql");
+    let (slow, _) = slow_step("script_run", &probe);
+    let setup = Setup::new("k9_swapped", &plan("snapshot", true, &slow));
+    write_slow_script(&setup);
+    make_big(&setup, 1_000);
+    let tree = setup.plan_dir.path().join("files");
+    let before = setup.fingerprint();
+    let tree_before = read_tree(&tree);
+    let mut runner = setup.spawn_apply();
+    let started = setup.plan_dir.path().join("started.script_run");
+    wait_until(&mut runner, "the step's change", || started.exists());
+    signal(&runner, Signal::SIGKILL);
+    runner.wait().unwrap();
+    fs::write(tree.join("d0/f0"), "changed by the run").unwrap();
+    let id = run_id(&setup.run_folder().unwrap());
+    let taken = records(&setup)
+        .into_iter()
+        .find_map(|r| match r {
+            Record::BackupTaken { taken } => Some(taken),
+            _ => None,
+        })
+        .unwrap();
+    // The rollback's swap, as `backup::restore` and `paths::restore` do it.
+    let db = &setup.db.name;
+    let failed = plan_runner::exec::backup::failed_name(db, &id);
+    let mut maintenance = setup.db.cluster.connect("postgres").unwrap();
+    maintenance
+        .batch_execute(&format!(
+            "begin; alter database \"{db}\" rename to \"{failed}\"; alter database \"{}\" rename to \"{db}\"; commit",
+            taken.copy
+        ))
+        .unwrap();
+    let tree_aside = plan_runner::exec::paths::copy_path(&taken.trees[0].original, &id, "failed");
+    fs::rename(&taken.trees[0].original, &tree_aside).unwrap();
+    fs::rename(&taken.trees[0].copy, &taken.trees[0].original).unwrap();
+
+    let recovered = setup.recover();
+    let text = stderr(&recovered);
+    assert_eq!(recovered.status.code(), Some(0), "{text}");
+    assert_eq!(
+        fingerprint::differences(&before, &setup.fingerprint()),
+        Vec::<String>::new(),
+        "{text}"
+    );
+    assert_eq!(read_tree(&tree), tree_before, "{text}");
+    assert!(setup.on_failure_ran());
+    assert_eq!(
+        databases_like(&setup, &format!("{db}_")),
+        Vec::<String>::new(),
+        "the failed copy is dropped once the restore is proved"
+    );
+    assert!(!tree_aside.exists(), "the tree moved aside is removed");
+}
+
+/// `--terminate-connections` blocks connections to the target while its
+/// snapshot ends the other sessions: a runner killed then leaves it
+/// refusing connections, and recover allows them again. The runner is
+/// frozen (SIGSTOP) as soon as the journal shows the backup started, the
+/// block is made by hand as the runner would make it, then the kill.
+#[test]
+fn recover_allows_connections_a_killed_snapshot_had_blocked() {
+    let slow = "script slow {\n  after = change\n  run = \"sleep 300\"\n  timeout = \"10m\"\n}";
+    let setup = Setup::new("k9_blocked", &plan("snapshot", false, slow));
+    make_big(&setup, 200_000);
+    let before = setup.fingerprint();
+    let plan = setup.plan();
+    let mut runner = setup
+        .command(&setup.apply_args(plan.to_str().unwrap(), &["--terminate-connections"]))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until(&mut runner, "the backup starting", || {
+        records(&setup)
+            .iter()
+            .any(|r| matches!(r, Record::BackupStarted { .. }))
+    });
+    signal(&runner, Signal::SIGSTOP);
+    let started = records(&setup);
+    assert!(
+        started.iter().any(|r| matches!(
+            r,
+            Record::BackupStarted {
+                blocks_connections: true,
+                ..
+            }
+        )),
+        "the journal does not say the backup may block connections: {started:?}"
+    );
+    assert!(
+        !started
+            .iter()
+            .any(|r| matches!(r, Record::BackupTaken { .. })),
+        "the backup ended before the runner was frozen: the test tests nothing"
+    );
+    let db = &setup.db.name;
+    let mut maintenance = setup.db.cluster.connect("postgres").unwrap();
+    maintenance
+        .batch_execute(&format!("alter database \"{db}\" allow_connections false"))
+        .unwrap();
+    signal(&runner, Signal::SIGKILL);
+    runner.wait().unwrap();
+
+    let recovered = setup.recover();
+    let text = stderr(&recovered);
+    assert_eq!(recovered.status.code(), Some(0), "{text}");
+    assert!(text.contains("accepts connections again"), "{text}");
+    assert_eq!(
+        fingerprint::differences(&before, &setup.fingerprint()),
+        Vec::<String>::new(),
+        "{text}"
+    );
+}

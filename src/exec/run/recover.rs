@@ -265,6 +265,20 @@ impl Run<'_> {
             },
             Err(e) => notes.push(format!("could not end the dead run's server sessions: {e}")),
         }
+        for (step, database) in &story.blocking {
+            let Ok(m) = self.maintenance() else { break };
+            if crate::db::sessions::allows_connections(m, database).ok() == Some(false) {
+                match crate::db::sessions::set_allow_connections(m, database, true) {
+                    Ok(()) => notes.push(format!(
+                        "`{database}` accepts connections again (backup `{step}` had blocked them to end the other sessions)"
+                    )),
+                    Err(e) => notes.push(format!(
+                        "`{database}` still refuses connections (backup `{step}` blocked them) and they could not be allowed again: {}",
+                        crate::exec::sql::describe_error(&e)
+                    )),
+                }
+            }
+        }
         for h in &half_made {
             let removed = match h.kind {
                 HalfMade::Snapshot => self.maintenance().map_err(|e| e.to_string()).and_then(|m| {
