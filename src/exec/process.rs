@@ -1157,6 +1157,29 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_leader_that_exited_stays_unreaped_until_its_group_was_signalled() {
+        let handle = duct::cmd!("sh", "-c", "exit 3")
+            .before_spawn(|command| {
+                command.process_group(0);
+                Ok(())
+            })
+            .unchecked()
+            .start()
+            .unwrap();
+        let pid = handle.pids()[0];
+        let pgid = Pid::from_raw(i32::try_from(pid).unwrap());
+        let status = wait_unreaped(pgid).unwrap();
+        assert_eq!(status.code(), Some(3));
+        // A zombie still: its pid, and so the group's number, are taken,
+        // and the group can be signalled without reaching anyone else.
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        assert!(stat.contains(") Z "), "{stat}");
+        assert_eq!(killpg(pgid, None), Ok(()));
+        Leader(handle).reap();
+        assert!(std::fs::metadata(format!("/proc/{pid}")).is_err());
+    }
+
+    #[test]
     fn in_path_finds_executables_only_in_absolute_entries() {
         let dir = tempfile::tempdir().unwrap();
         let (a, b) = (dir.path().join("a"), dir.path().join("b"));

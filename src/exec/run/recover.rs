@@ -236,13 +236,10 @@ impl Run<'_> {
         // and outlive it; each names in its arguments a copy that carries
         // the run id, which nothing else does.
         let mut names: Vec<String> = half_made.iter().map(|h| h.name.clone()).collect();
+        // A rollback's pg_restore loads into `<db>_rs_<run id>`.
         for t in &story.taken {
             if t.method == crate::plan::BackupMethod::Dump {
                 names.push(backup::restore_name(&t.database, &run_id));
-                names.push(t.copy.clone());
-            }
-            for tree in &t.trees {
-                names.push(tree.copy.display().to_string());
             }
         }
         let mut notes = Vec::new();
