@@ -341,7 +341,8 @@ fn databases_like(setup: &Setup, prefix: &str) -> Vec<String> {
 }
 
 /// What may be left of the run's copies: databases named after the target
-/// and the run, dump folders, tree copies.
+/// and the run, a partial dump, tree copies. (A finished dump folder is
+/// the run's backup, kept in its run folder like a kept snapshot.)
 fn leftovers(setup: &Setup, folder: &Path, id: &str) -> Vec<String> {
     let mut left: Vec<String> = databases_like(setup, &format!("{}_", setup.db.name))
         .into_iter()
@@ -350,7 +351,7 @@ fn leftovers(setup: &Setup, folder: &Path, id: &str) -> Vec<String> {
     for dir in [folder, setup.plan_dir.path()] {
         for entry in fs::read_dir(dir).unwrap().flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
-            if name.starts_with("dump-") || name.starts_with(".files.") {
+            if name.ends_with(".partial") || name.starts_with(".files.") {
                 left.push(entry.path().display().to_string());
             }
         }
