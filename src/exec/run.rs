@@ -726,21 +726,28 @@ impl Run<'_> {
         let local = dry::is_local(self.opts.connector.host());
         let run_folder = self.run_folder.clone();
         let maintenance = self.maintenance().map_err(|e| e.to_string())?;
-        let size: i64 = maintenance
+        // Without the privilege to read the size (CONNECT on it, or
+        // pg_read_all_stats), the copy is "not checked" rather than refused.
+        let size = maintenance
             .query_opt("select pg_database_size($1)", &[&database])
-            .map_err(|e| sql::describe_error(&e))?
-            .map_or(0, |row| row.get(0));
+            .map(|row| row.map_or(0, |row| row.get::<_, i64>(0)))
+            .map_err(|e| format!("its size cannot be read: {}", sql::describe_error(&e)));
         let mut copies = vec![space::Copy {
             what: format!("{} of `{database}`", b.method.as_str()),
-            size: u64::try_from(size).unwrap_or(0),
-            to: match b.method {
-                crate::plan::BackupMethod::Snapshot => {
-                    match space::data_directory(maintenance, local) {
-                        space::DataDirectory::Here(dir) => Ok(dir),
-                        space::DataDirectory::NotChecked(why) => Err(why),
+            size: size
+                .as_ref()
+                .map_or(0, |size| u64::try_from(*size).unwrap_or(0)),
+            to: match size {
+                Err(why) => Err(why),
+                Ok(_) => match b.method {
+                    crate::plan::BackupMethod::Snapshot => {
+                        match space::data_directory(maintenance, local) {
+                            space::DataDirectory::Here(dir) => Ok(dir),
+                            space::DataDirectory::NotChecked(why) => Err(why),
+                        }
                     }
-                }
-                crate::plan::BackupMethod::Dump => Ok(run_folder),
+                    crate::plan::BackupMethod::Dump => Ok(run_folder),
+                },
             },
         }];
         for tree in trees {
