@@ -27,6 +27,11 @@ impl Connector {
         self.target.config_for(database).connect(NoTls)
     }
 
+    /// Where the server is: whether its disk can be seen from here.
+    pub fn host(&self) -> &crate::db::target::Host {
+        &self.target.host
+    }
+
     /// The child environment for a process working on `database`.
     pub fn env_for(&self, database: &str) -> Vec<(String, String)> {
         let mut env = self.child_env.clone();

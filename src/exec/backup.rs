@@ -107,7 +107,7 @@ pub fn snapshot_name(database: &str, run_id: &str) -> String {
 /// The name of this run's next snapshot of `database`: `<db>_pr_<run id>`
 /// for the first, `<db>_pr2_<run id>` and so on for later ones (a plan may
 /// back a database up twice; a rollback restores the earliest).
-fn free_snapshot_name(
+pub fn free_snapshot_name(
     maintenance: &mut Client,
     database: &str,
     run_id: &str,
@@ -124,11 +124,13 @@ fn free_snapshot_name(
     Ok(name)
 }
 
-fn failed_name(database: &str, run_id: &str) -> String {
+/// What a rollback renames the failed database to.
+pub fn failed_name(database: &str, run_id: &str) -> String {
     fit_name(database, &format!("_failed_{run_id}"))
 }
 
-fn restore_name(database: &str, run_id: &str) -> String {
+/// The database a dump is loaded into before it is renamed into place.
+pub fn restore_name(database: &str, run_id: &str) -> String {
     fit_name(database, &format!("_rs_{run_id}"))
 }
 
@@ -513,9 +515,22 @@ pub fn restore(
     ))?;
     tx.commit()?;
     times.renaming_s = started.elapsed().as_secs_f64();
-    copy_props(ctx.maintenance, &taken.fingerprint.database, database, None)?;
-    sessions::set_allow_connections(ctx.maintenance, database, taken.allowed_connections)?;
+    finish_restore(ctx, taken)?;
     Ok(exists.then_some(failed))
+}
+
+/// Gives the database renamed into place the properties and the
+/// connection setting it had when it was backed up (a snapshot carries the
+/// backup's label and refuses connections).
+pub fn finish_restore(ctx: &mut Context<'_>, taken: &Taken) -> Result<(), BackupError> {
+    copy_props(
+        ctx.maintenance,
+        &taken.fingerprint.database,
+        &taken.database,
+        None,
+    )?;
+    sessions::set_allow_connections(ctx.maintenance, &taken.database, taken.allowed_connections)?;
+    Ok(())
 }
 
 /// Restores a dump into a new database under a temporary name.

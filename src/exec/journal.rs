@@ -57,6 +57,11 @@ pub enum Record {
         method: String,
         database: String,
         copy: String,
+        /// The snapshot may block connections to `database` while it ends
+        /// the other sessions (`--terminate-connections`): if the runner
+        /// dies then, they stay blocked until a recovery allows them.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        blocks_connections: bool,
     },
     BackupTaken {
         taken: Taken,
@@ -339,6 +344,9 @@ pub struct Story {
     pub taken: Vec<Taken>,
     /// Backups started and never taken: (step, method, copy).
     pub unfinished_backups: Vec<(String, String, String)>,
+    /// Of those, (step, database) where the backup may have left the
+    /// database refusing connections.
+    pub blocking: Vec<(String, String)>,
     /// Steps started and never ended, with when they started.
     pub running: Vec<(String, String, String)>,
     /// The process groups of the steps in `running`.
@@ -379,14 +387,24 @@ impl Story {
                     story.started = Some(r.clone());
                 }
                 Record::BackupStarted {
-                    step, method, copy, ..
-                } => story
-                    .unfinished_backups
-                    .push((step.clone(), method.clone(), copy.clone())),
+                    step,
+                    method,
+                    copy,
+                    database,
+                    blocks_connections,
+                } => {
+                    story
+                        .unfinished_backups
+                        .push((step.clone(), method.clone(), copy.clone()));
+                    if *blocks_connections {
+                        story.blocking.push((step.clone(), database.clone()));
+                    }
+                }
                 Record::BackupTaken { taken } => {
                     story
                         .unfinished_backups
                         .retain(|(s, _, _)| s != &taken.step);
+                    story.blocking.retain(|(s, _)| s != &taken.step);
                     story.taken.push(taken.clone());
                 }
                 Record::StepStarted { step, kind, .. } => {
@@ -426,6 +444,7 @@ impl Story {
                     }
                     story.running.retain(|(s, _, _)| s != step);
                     story.unfinished_backups.retain(|(s, _, _)| s != step);
+                    story.blocking.retain(|(s, _)| s != step);
                     // A step that ended has no process of its own left
                     // running, except what it meant to leave (a server
                     // that a `start` step launched).

@@ -13,5 +13,6 @@ pub mod report;
 pub mod rollback;
 pub mod run;
 pub mod signals;
+pub mod space;
 pub mod sql;
 pub mod steps;

@@ -465,7 +465,7 @@ pub fn run(
         let output_at = log.metadata().map_err(log_error)?.len();
 
         let attempt_started = Instant::now();
-        let (status, ended, pgid) =
+        let (status, ended, pgid, leader) =
             prepared.attempt(spec, &log, stopper, attempt, &mut on_spawn)?;
         let termination = match status.code() {
             Some(code) => Termination::Code(code),
@@ -487,10 +487,11 @@ pub fn run(
             },
         };
         if failure.is_some() {
-            // The leader is gone; what it left in its group goes with it
-            // (see the module doc).
+            // The leader has exited; what it left in its group goes with
+            // it (see the module doc). It is not reaped yet: see `Leader`.
             signal_group(pgid, Signal::SIGKILL);
         }
+        leader.reap();
         let ended_as = match &failure {
             None => termination.to_string(),
             Some(failure) => format!("{termination}, failed: {failure}"),
@@ -702,7 +703,7 @@ impl Prepared {
         stopper: &Stopper,
         attempt: u32,
         on_spawn: &mut impl FnMut(&Spawned),
-    ) -> Result<(ExitStatus, Option<Failure>, Pid), ProcessError> {
+    ) -> Result<(ExitStatus, Option<Failure>, Pid, Leader), ProcessError> {
         let log_error = |source| ProcessError::Log {
             path: spec.log.clone(),
             source,
@@ -738,7 +739,7 @@ impl Prepared {
             expression = expression.dir(&self.cwd);
         }
         let handle = match expression.start() {
-            Ok(handle) => Arc::new(handle),
+            Ok(handle) => handle,
             Err(source) => {
                 let line = format!("--- cannot start: {source}\n");
                 write_line(log, &self.redactor.redact(&line)).map_err(log_error)?;
@@ -767,14 +768,12 @@ impl Prepared {
 
         let (events, receiver) = mpsc::channel();
         let attached = stopper.attach(events.clone());
-        let waiter = Arc::clone(&handle);
-        // A thread blocked in waitpid, rather than polling: it wakes the
-        // watcher the moment the child exits.
+        // A thread blocked in waitid, rather than polling: it wakes the
+        // watcher the moment the child exits, and leaves it unreaped.
         let spawned = std::thread::Builder::new()
             .name(format!("wait-{pid}"))
             .spawn(move || {
-                let status = waiter.wait().map(|output| output.status);
-                let _ = events.send(Event::Exited(status));
+                let _ = events.send(Event::Exited(wait_unreaped(pgid)));
             });
         if let Err(source) = spawned {
             stopper.detach(attached);
@@ -784,7 +783,14 @@ impl Prepared {
         }
         let ended = watch(&receiver, pgid, attempt_started, spec.timeout, spec.grace);
         stopper.detach(attached);
-        ended.map(|(status, failure)| (status, failure, pgid))
+        let leader = Leader(handle);
+        match ended {
+            Ok((status, failure)) => Ok((status, failure, pgid, leader)),
+            Err(e) => {
+                leader.reap();
+                Err(e)
+            }
+        }
     }
 
     fn finish(&self, spec: &ProcessSpec, outcome: Outcome, last_attempt_at: u64) -> StepRun {
@@ -866,10 +872,44 @@ fn watch(
     }
 }
 
+/// A step's leader that has exited (or is being given up on) and is not
+/// reaped yet. While it is an unreaped zombie its pid stays taken, and
+/// with it the number of its group: a `killpg` can only reach this step's
+/// processes. Once reaped, an empty group's number is free, and the next
+/// process to get that pid and lead a group of its own (any PostgreSQL
+/// backend does, and any other step) would receive a late `killpg`.
+struct Leader(duct::Handle);
+
+impl Leader {
+    fn reap(self) {
+        let _ = self.0.wait();
+    }
+}
+
+/// Waits until the process `pid` exits, without reaping it (`WNOWAIT`):
+/// its exit status, as `waitpid` would give it.
+fn wait_unreaped(pid: Pid) -> io::Result<ExitStatus> {
+    use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid};
+    loop {
+        match waitid(Id::Pid(pid), WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT) {
+            Ok(WaitStatus::Exited(_, code)) => {
+                return Ok(ExitStatus::from_raw((code & 0xff) << 8));
+            }
+            Ok(WaitStatus::Signaled(_, signal, core)) => {
+                return Ok(ExitStatus::from_raw(
+                    signal as i32 | if core { 0x80 } else { 0 },
+                ));
+            }
+            // Only exits were asked for; anything else, wait again.
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
 /// Signals every process of the group. A group already empty is not an
-/// error. The leader has been reaped when this runs after its exit, but
-/// Linux does not reuse a number still in use as a group id, so the signal
-/// reaches only what is left of this step.
+/// error. It runs only while the group's leader is alive or an unreaped
+/// zombie (`Leader`), so the number cannot name another group.
 fn signal_group(pgid: Pid, signal: Signal) {
     if pgid.as_raw() > 1 {
         let _ = killpg(pgid, signal);
@@ -1137,6 +1177,29 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_leader_that_exited_stays_unreaped_until_its_group_was_signalled() {
+        let handle = duct::cmd!("sh", "-c", "exit 3")
+            .before_spawn(|command| {
+                command.process_group(0);
+                Ok(())
+            })
+            .unchecked()
+            .start()
+            .unwrap();
+        let pid = handle.pids()[0];
+        let pgid = Pid::from_raw(i32::try_from(pid).unwrap());
+        let status = wait_unreaped(pgid).unwrap();
+        assert_eq!(status.code(), Some(3));
+        // A zombie still: its pid, and so the group's number, are taken,
+        // and the group can be signalled without reaching anyone else.
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        assert!(stat.contains(") Z "), "{stat}");
+        assert_eq!(killpg(pgid, None), Ok(()));
+        Leader(handle).reap();
+        assert!(std::fs::metadata(format!("/proc/{pid}")).is_err());
+    }
 
     #[test]
     fn in_path_finds_executables_only_in_absolute_entries() {

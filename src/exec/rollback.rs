@@ -6,12 +6,13 @@
 //! those are, and what follows, is the caller's.
 
 use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use crate::db::fingerprint;
 use crate::db::quote::quote_ident;
 use crate::exec::backup::{self, Context, Taken};
-use crate::exec::paths;
+use crate::exec::paths::{self, TreeBackup};
 use crate::exec::report::RollbackReport;
 use crate::plan::BackupMethod;
 
@@ -58,7 +59,7 @@ pub fn roll_back(ctx: &mut Context<'_>, taken: &[Taken], keep_failed: bool) -> R
         let started = Instant::now();
         for tree in &t.trees {
             if seen_tree.insert(tree.original.clone()) {
-                match paths::restore(tree, ctx.run_id) {
+                match restore_tree(tree, ctx.run_id) {
                     Ok(aside) => {
                         report
                             .restored
@@ -149,6 +150,17 @@ fn restore_database(
     t: &Taken,
     times: &mut backup::RestoreTimes,
 ) -> Result<Option<String>, String> {
+    let failed = backup::failed_name(&t.database, ctx.run_id);
+    if fingerprint::database_props(ctx.maintenance, &failed)
+        .map_err(|e| e.to_string())?
+        .is_some()
+    {
+        // An earlier rollback of this run renamed the failed database
+        // aside and the backup into place (both in one transaction), then
+        // died: finish what it left undone; the proof judges the content.
+        backup::finish_restore(ctx, t).map_err(|e| e.to_string())?;
+        return Ok(Some(failed));
+    }
     if t.method == BackupMethod::Snapshot {
         let present = fingerprint::database_props(ctx.maintenance, &t.copy)
             .map_err(|e| e.to_string())?
@@ -168,4 +180,23 @@ fn restore_database(
         }
     }
     backup::restore(ctx, t, times).map_err(|e| e.to_string())
+}
+
+/// Restores one tree, finishing what an earlier rollback of this run left
+/// half done (it died between its two renames, or after them): the tree
+/// moved aside is then already at its `failed` name.
+fn restore_tree(tree: &TreeBackup, run_id: &str) -> Result<Option<PathBuf>, paths::PathError> {
+    let failed = paths::copy_path(&tree.original, run_id, "failed");
+    let exists = |p: &Path| std::fs::symlink_metadata(p).is_ok();
+    if !exists(&failed) || exists(&tree.original) && exists(&tree.copy) {
+        return paths::restore(tree, run_id);
+    }
+    if tree.existed && exists(&tree.copy) {
+        std::fs::rename(&tree.copy, &tree.original).map_err(|source| paths::PathError::Rename {
+            from: tree.copy.clone(),
+            to: tree.original.clone(),
+            source,
+        })?;
+    }
+    Ok(Some(failed))
 }

@@ -25,7 +25,7 @@ use crate::exec::process::Stopper;
 use crate::exec::redact::Redactor;
 use crate::exec::report::{BackupReport, Report, RollbackReport, StepReport};
 use crate::exec::signals::{Statements, Watch};
-use crate::exec::{paths, rollback, sql, steps};
+use crate::exec::{paths, rollback, space, sql, steps};
 use crate::exit::Exit;
 use crate::plan::{Action, Check, Plan, Sql, Step};
 use crate::version::Version;
@@ -114,6 +114,7 @@ impl<'a> Run<'a> {
             signals,
             journal: None,
             lock: None,
+            space_refused: false,
             redactor: {
                 let mut redactor = Redactor::new();
                 for secret in steps::secrets(plan) {
@@ -168,6 +169,9 @@ struct Run<'a> {
     /// `None` until the run folder has one (a dry run never does). Shared
     /// with the steps running at once, which record their processes.
     journal: Option<Arc<Journal>>,
+    /// The first step, a backup, found no room for its copies: nothing
+    /// changed, and the run is refused (exit 4) rather than failed.
+    space_refused: bool,
     /// The session holding the target's lock: released only after the
     /// runs row is closed, so that no other runner ever sees this run as
     /// unfinished while it ends.
@@ -534,18 +538,44 @@ impl Run<'_> {
             })
             .collect();
         let copy = match b.method {
-            crate::plan::BackupMethod::Snapshot => backup::snapshot_name(&database, &self.run_id),
+            // The name `backup::take` will use (a second snapshot of the
+            // same database gets `_pr2_`): `plan recover` drops a half-made
+            // copy by the name recorded here, never a taken one.
+            crate::plan::BackupMethod::Snapshot => {
+                let run_id = self.run_id.clone();
+                let maintenance = self.maintenance().map_err(|e| e.to_string())?;
+                backup::free_snapshot_name(maintenance, &database, &run_id)
+                    .map_err(|e| e.to_string())?
+            }
             crate::plan::BackupMethod::Dump => self
                 .run_folder
                 .join(format!("dump-{}", step.name))
                 .display()
                 .to_string(),
         };
+        if let Err(refusal) = self.room_for(b, &database, &trees) {
+            // Nothing was copied yet: when no backup was taken before,
+            // no step that changes data has run (W101), so nothing changed
+            // at all, and the run is refused rather than failed. (Step
+            // reports are only gathered when the scheduler ends: they
+            // cannot tell.)
+            self.space_refused = self.taken.is_empty();
+            self.report.message = Some(refusal.clone());
+            return Err(refusal);
+        }
+        let blocks_connections = b.method == crate::plan::BackupMethod::Snapshot
+            && self.opts.sessions.terminate
+            && self
+                .maintenance()
+                .ok()
+                .and_then(|m| crate::db::sessions::allows_connections(m, &database).ok())
+                .unwrap_or(false);
         if !self.journal(&Record::BackupStarted {
             step: step.name.clone(),
             method: b.method.as_str().into(),
             database: database.clone(),
             copy,
+            blocks_connections,
         }) {
             return Err("the journal cannot be written: the backup was not started".into());
         }
@@ -586,6 +616,58 @@ impl Run<'_> {
             }
             Err(e) => Err(e.to_string()),
         }
+    }
+
+    /// Compares the sizes of the copies this backup will make with the
+    /// free space where they go (`exec::space`); says the figures in the
+    /// progress, and `Err` with them when they cannot fit.
+    fn room_for(
+        &mut self,
+        b: &crate::plan::Backup,
+        database: &str,
+        trees: &[PathBuf],
+    ) -> Result<(), String> {
+        let local = dry::is_local(self.opts.connector.host());
+        let run_folder = self.run_folder.clone();
+        let maintenance = self.maintenance().map_err(|e| e.to_string())?;
+        // Without the privilege to read the size (CONNECT on it, or
+        // pg_read_all_stats), the copy is "not checked" rather than refused.
+        let size = maintenance
+            .query_opt("select pg_database_size($1)", &[&database])
+            .map(|row| row.map_or(0, |row| row.get::<_, i64>(0)))
+            .map_err(|e| format!("its size cannot be read: {}", sql::describe_error(&e)));
+        let mut copies = vec![space::Copy {
+            what: format!("{} of `{database}`", b.method.as_str()),
+            size: size
+                .as_ref()
+                .map_or(0, |size| u64::try_from(*size).unwrap_or(0)),
+            to: match size {
+                Err(why) => Err(why),
+                Ok(_) => match b.method {
+                    crate::plan::BackupMethod::Snapshot => {
+                        match space::data_directory(maintenance, local) {
+                            space::DataDirectory::Here(dir) => Ok(dir),
+                            space::DataDirectory::NotChecked(why) => Err(why),
+                        }
+                    }
+                    crate::plan::BackupMethod::Dump => Ok(run_folder),
+                },
+            },
+        }];
+        for tree in trees {
+            if let Some(size) = space::tree_size(tree) {
+                copies.push(space::Copy {
+                    what: format!("files {}", tree.display()),
+                    size,
+                    to: Ok(tree.parent().unwrap_or(Path::new("/")).to_path_buf()),
+                });
+            }
+        }
+        let verdict = space::check(&copies);
+        for line in &verdict.lines {
+            progress(&format!("  free space: {line}"));
+        }
+        verdict.refusal.map_or(Ok(()), Err)
     }
 
     fn set_backup_state(&mut self, copy: &str, state: &str) {
@@ -706,12 +788,18 @@ impl Run<'_> {
             return Exit::RollbackFailed;
         }
         self.record("rolled_back");
-        self.report.outcome = "rolled_back".into();
+        // A first backup without room: nothing was done at all.
+        self.report.outcome = if self.space_refused {
+            "refused"
+        } else {
+            "rolled_back"
+        }
+        .into();
         self.on_failure(failure_order);
         if interrupted.is_some() {
             self.add_message(&format!("the run was {reason}"));
             Exit::Interrupted
-        } else if sessions_refused {
+        } else if sessions_refused || self.space_refused {
             Exit::Refused
         } else {
             Exit::Failed

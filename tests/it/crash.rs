@@ -73,14 +73,14 @@ on_failure {
 }
 "#;
 
-struct Setup {
-    db: TestDatabase,
-    plan_dir: TempDir,
-    state: TempDir,
+pub struct Setup {
+    pub db: TestDatabase,
+    pub plan_dir: TempDir,
+    pub state: TempDir,
 }
 
 impl Setup {
-    fn new(label: &str, plan: &str) -> Setup {
+    pub fn new(label: &str, plan: &str) -> Setup {
         let db = support::database(label);
         db.connect()
             .batch_execute(
@@ -97,16 +97,16 @@ impl Setup {
         }
     }
 
-    fn plan(&self) -> PathBuf {
+    pub fn plan(&self) -> PathBuf {
         self.plan_dir.path().join("test.plan")
     }
 
-    fn command(&self, args: &[&str]) -> Command {
+    pub fn command(&self, args: &[&str]) -> Command {
         self.command_in(self.state.path(), args)
     }
 
     /// A command with its own state folder (another user's, say).
-    fn command_in(&self, state: &std::path::Path, args: &[&str]) -> Command {
+    pub fn command_in(&self, state: &std::path::Path, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_plan"));
         for (key, _) in std::env::vars() {
             if key.starts_with("PG") {
@@ -124,13 +124,13 @@ impl Setup {
         cmd
     }
 
-    fn apply_args<'a>(&'a self, plan: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    pub fn apply_args<'a>(&'a self, plan: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
         let mut args = vec!["apply", plan, "--assume-release", "1.0", "--grace", "2s"];
         args.extend_from_slice(extra);
         args
     }
 
-    fn apply(&self, extra: &[&str]) -> Output {
+    pub fn apply(&self, extra: &[&str]) -> Output {
         let plan = self.plan();
         let plan = plan.to_str().unwrap();
         self.command(&self.apply_args(plan, extra))
@@ -139,7 +139,7 @@ impl Setup {
     }
 
     /// Starts `plan apply` in the background.
-    fn spawn_apply(&self) -> Child {
+    pub fn spawn_apply(&self) -> Child {
         let plan = self.plan();
         let plan = plan.to_str().unwrap();
         self.command(&self.apply_args(plan, &[]))
@@ -149,11 +149,11 @@ impl Setup {
             .unwrap()
     }
 
-    fn recover(&self) -> Output {
+    pub fn recover(&self) -> Output {
         self.command(&["recover"]).output().unwrap()
     }
 
-    fn fingerprint(&self) -> Fingerprint {
+    pub fn fingerprint(&self) -> Fingerprint {
         let mut maintenance = self.db.cluster.connect("postgres").unwrap();
         let props = fingerprint::database_props(&mut maintenance, &self.db.name)
             .unwrap()
@@ -161,7 +161,7 @@ impl Setup {
         fingerprint::take(&mut self.db.connect(), props).unwrap().0
     }
 
-    fn history(&self) -> Vec<String> {
+    pub fn history(&self) -> Vec<String> {
         let mut client = self.db.connect();
         plan_runner::db::history::last(&mut client, 100)
             .unwrap()
@@ -170,7 +170,7 @@ impl Setup {
             .collect()
     }
 
-    fn has_table(&self, name: &str) -> bool {
+    pub fn has_table(&self, name: &str) -> bool {
         self.db
             .connect()
             .query_one("select to_regclass($1) is not null", &[&name])
@@ -178,12 +178,12 @@ impl Setup {
             .get(0)
     }
 
-    fn on_failure_ran(&self) -> bool {
+    pub fn on_failure_ran(&self) -> bool {
         self.plan_dir.path().join("on_failure_ran").exists()
     }
 
     /// The one run folder under the state folder.
-    fn run_folder(&self) -> Option<PathBuf> {
+    pub fn run_folder(&self) -> Option<PathBuf> {
         fs::read_dir(self.state.path().join("runs"))
             .ok()?
             .flatten()
@@ -193,7 +193,7 @@ impl Setup {
 
     /// Waits for the journal to record the `slow` step's process; returns
     /// its pid.
-    fn wait_for_slow_step(&self, runner: &mut Child) -> u32 {
+    pub fn wait_for_slow_step(&self, runner: &mut Child) -> u32 {
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
             if let Some(folder) = self.run_folder() {
@@ -219,15 +219,15 @@ impl Setup {
     }
 }
 
-fn stderr(output: &Output) -> String {
+pub fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
-fn stdout(output: &Output) -> String {
+pub fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
-fn wait_gone(pid: u32) -> bool {
+pub fn wait_gone(pid: u32) -> bool {
     let deadline = Instant::now() + Duration::from_secs(10);
     while process_running(pid) {
         if Instant::now() > deadline {
@@ -238,7 +238,7 @@ fn wait_gone(pid: u32) -> bool {
     true
 }
 
-fn signal(child: &Child, signal: Signal) {
+pub fn signal(child: &Child, signal: Signal) {
     kill(Pid::from_raw(i32::try_from(child.id()).unwrap()), signal).unwrap();
 }
 

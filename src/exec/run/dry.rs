@@ -4,7 +4,7 @@
 //! in a read-only transaction.
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use postgres::Client;
 
@@ -14,6 +14,7 @@ use crate::db::{lock, runs, sessions};
 use crate::exec::process::Stopper;
 use crate::exec::run::Options;
 use crate::exec::signals::Watch;
+use crate::exec::space::{self, DataDirectory, bytes, data_directory, tree_size};
 use crate::exit::Exit;
 use crate::plan::{Action, BackupMethod, Check, Command, Plan, Sql, Step, Text};
 use crate::resolve::words::shell_quote;
@@ -215,24 +216,6 @@ fn privileges(maintenance: &mut Client) -> Result<(bool, String), postgres::Erro
     Ok((row.get(0), row.get(1)))
 }
 
-/// Where the server keeps its files, when it is on this machine and says.
-enum DataDirectory {
-    Here(PathBuf),
-    NotChecked(String),
-}
-
-fn data_directory(maintenance: &mut Client, local_server: bool) -> DataDirectory {
-    if !local_server {
-        return DataDirectory::NotChecked("the server is on another host".into());
-    }
-    match maintenance.query_one("show data_directory", &[]) {
-        Ok(row) => DataDirectory::Here(PathBuf::from(row.get::<_, String>(0))),
-        Err(_) => DataDirectory::NotChecked(
-            "the server does not show its data directory to this user".into(),
-        ),
-    }
-}
-
 /// A connection to the target in which nothing can be written.
 fn read_only_target(opts: &Options) -> Result<Client, String> {
     let mut client = opts
@@ -381,60 +364,17 @@ fn shell_word(arg: &str) -> String {
 }
 
 /// Free space on the file system holding `path` (or its nearest existing
-/// folder), compared with `needed`.
+/// folder), compared with `needed` and its margin.
 fn free_line(path: &Path, needed: Option<u64>) -> String {
-    let existing = path
-        .ancestors()
-        .find(|p| p.exists())
-        .unwrap_or(Path::new("/"));
-    match nix::sys::statvfs::statvfs(existing) {
-        Ok(stat) => {
-            let free = stat.blocks_available().saturating_mul(stat.fragment_size());
+    match space::free(path) {
+        Ok((_, free)) => {
             let verdict = match needed {
-                Some(n) if n > free => " — NOT ENOUGH",
+                Some(n) if space::with_margin(n) > free => " — NOT ENOUGH (with the margin)",
                 _ => "",
             };
             format!("{} free{verdict}", bytes(free))
         }
         Err(e) => format!("free space not checked ({e})"),
-    }
-}
-
-/// The bytes of the files below `path`; `None` when it does not exist.
-fn tree_size(path: &Path) -> Option<u64> {
-    let meta = std::fs::symlink_metadata(path).ok()?;
-    if !meta.is_dir() {
-        return Some(meta.len());
-    }
-    let mut total = 0;
-    let mut stack = vec![path.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            match entry.file_type() {
-                Ok(t) if t.is_dir() => stack.push(entry.path()),
-                Ok(_) => total += entry.metadata().map_or(0, |m| m.len()),
-                Err(_) => {}
-            }
-        }
-    }
-    Some(total)
-}
-
-fn bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
-    let mut value = n as f64;
-    let mut unit = 0;
-    while value >= 1000.0 && unit + 1 < UNITS.len() {
-        value /= 1000.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{n} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
     }
 }
 

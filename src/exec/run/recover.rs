@@ -20,6 +20,7 @@ use crate::exec::process::{self, Stopper};
 use crate::exec::report::{BackupReport, Report};
 use crate::exec::run::Options;
 use crate::exec::signals::Watch;
+use crate::exec::{backup, paths};
 use crate::exit::Exit;
 use crate::plan::Plan;
 
@@ -201,6 +202,7 @@ impl Run<'_> {
             ));
             return Exit::Usage;
         }
+        self.clear_leftovers(&dead.story);
         self.taken = dead.story.taken.clone();
         // A run that `--resume` went on with stays a resumed run in its
         // history row, whoever ends it.
@@ -249,6 +251,249 @@ pub(super) fn taken_report(t: &Taken) -> BackupReport {
         bytes: t.bytes,
         state: "taken".into(),
     }
+}
+
+impl Run<'_> {
+    /// Ends what the dead runner itself left working, beside its steps'
+    /// groups (the tools it ran, its sessions on the server), then removes
+    /// the half-made copies of a backup it did not finish. Each thing done
+    /// is said in the progress and the report.
+    fn clear_leftovers(&mut self, story: &Story) {
+        let run_id = self.run_id.clone();
+        let half_made = half_made_copies(self.plan, story, &run_id);
+        // pg_dump, cp and pg_restore ran in the runner's own process group
+        // and outlive it; each names in its arguments a copy that carries
+        // the run id, which nothing else does.
+        let mut names: Vec<String> = half_made.iter().map(|h| h.name.clone()).collect();
+        // A rollback's pg_restore loads into `<db>_rs_<run id>`.
+        for t in &story.taken {
+            if t.method == crate::plan::BackupMethod::Dump {
+                names.push(backup::restore_name(&t.database, &run_id));
+            }
+        }
+        let mut notes = Vec::new();
+        let ended = end_writers(&names);
+        if !ended.is_empty() {
+            notes.push(format!(
+                "ended the dead run's processes {ended:?} (pg_dump, pg_restore or cp working on its copies)"
+            ));
+        }
+        let application = format!("{}/{run_id}", crate::db::target::APPLICATION_NAME);
+        match self.maintenance() {
+            Ok(m) => match end_sessions(m, &application) {
+                Ok(0) => {}
+                Ok(n) => notes.push(format!(
+                    "ended {n} server session(s) of the dead run ({application}: a statement or a copy still running)"
+                )),
+                Err(e) => notes.push(format!(
+                    "could not end the dead run's server sessions ({application}): {e}"
+                )),
+            },
+            Err(e) => notes.push(format!("could not end the dead run's server sessions: {e}")),
+        }
+        for (step, database) in &story.blocking {
+            let Ok(m) = self.maintenance() else { break };
+            if crate::db::sessions::allows_connections(m, database).ok() == Some(false) {
+                match crate::db::sessions::set_allow_connections(m, database, true) {
+                    Ok(()) => notes.push(format!(
+                        "`{database}` accepts connections again (backup `{step}` had blocked them to end the other sessions)"
+                    )),
+                    Err(e) => notes.push(format!(
+                        "`{database}` still refuses connections (backup `{step}` blocked them) and they could not be allowed again: {}",
+                        crate::exec::sql::describe_error(&e)
+                    )),
+                }
+            }
+        }
+        for h in &half_made {
+            let removed = match h.kind {
+                HalfMade::Snapshot => self.maintenance().map_err(|e| e.to_string()).and_then(|m| {
+                    let existed = crate::db::fingerprint::database_props(m, &h.name)
+                        .map_err(|e| e.to_string())?
+                        .is_some();
+                    if existed {
+                        m.batch_execute(&format!(
+                            "drop database if exists {}",
+                            crate::db::quote::quote_ident(&h.name)
+                        ))
+                        .map_err(|e| crate::exec::sql::describe_error(&e))?;
+                    }
+                    Ok(existed)
+                }),
+                HalfMade::Files => {
+                    let path = Path::new(&h.name);
+                    let existed = std::fs::symlink_metadata(path).is_ok();
+                    paths::remove(path)
+                        .map(|()| existed)
+                        .map_err(|e| e.to_string())
+                }
+            };
+            match removed {
+                Ok(true) => notes.push(format!(
+                    "removed the half-made copy {} of backup `{}` (its runner died while taking it)",
+                    h.name, h.step
+                )),
+                Ok(false) => {}
+                Err(e) => notes.push(format!(
+                    "the half-made copy {} of backup `{}` could not be removed ({e}): remove it by hand",
+                    h.name, h.step
+                )),
+            }
+        }
+        for note in notes {
+            progress(&note);
+            self.add_message(&note);
+        }
+    }
+}
+
+/// What a backup the runner did not finish may have left.
+enum HalfMade {
+    /// A database (the server may still have been creating it).
+    Snapshot,
+    /// A dump folder or a tree's copy.
+    Files,
+}
+
+struct HalfMadeCopy {
+    step: String,
+    kind: HalfMade,
+    name: String,
+}
+
+/// The copies a backup started and never taken may have left: the
+/// snapshot by the name the journal recorded, the dump folder and its
+/// `.partial`, the copies of its trees. Never one a taken backup uses.
+fn half_made_copies(plan: &Plan, story: &Story, run_id: &str) -> Vec<HalfMadeCopy> {
+    let taken_dbs: Vec<&str> = story
+        .taken
+        .iter()
+        .flat_map(|t| [t.copy.as_str(), t.database.as_str()])
+        .collect();
+    let taken_trees: Vec<&Path> = story
+        .taken
+        .iter()
+        .flat_map(|t| t.trees.iter().map(|tree| tree.copy.as_path()))
+        .collect();
+    let mut out = Vec::new();
+    for (step, method, copy) in &story.unfinished_backups {
+        let mut push = |kind, name: String| {
+            out.push(HalfMadeCopy {
+                step: step.clone(),
+                kind,
+                name,
+            });
+        };
+        match method.as_str() {
+            "snapshot" if !taken_dbs.contains(&copy.as_str()) => {
+                push(HalfMade::Snapshot, copy.clone());
+            }
+            "dump" => {
+                push(HalfMade::Files, format!("{copy}.partial"));
+                if !story.taken.iter().any(|t| &t.copy == copy) {
+                    push(HalfMade::Files, copy.clone());
+                }
+            }
+            _ => {}
+        }
+        let Some(backup) = plan.steps.iter().find_map(|s| match &s.action {
+            crate::plan::Action::Backup(b) if &s.name == step => Some(b),
+            _ => None,
+        }) else {
+            continue;
+        };
+        for p in &backup.paths {
+            let path = plan.folder.join(p.expose().unwrap_or_default());
+            let path = std::path::absolute(&path).unwrap_or(path);
+            // `paths::back_up` takes the first free of `pr`, `pr2`, ...
+            for n in 1..10 {
+                let what = if n == 1 {
+                    "pr".to_string()
+                } else {
+                    format!("pr{n}")
+                };
+                let candidate = paths::copy_path(&path, run_id, &what);
+                if taken_trees.contains(&candidate.as_path()) {
+                    continue;
+                }
+                if std::fs::symlink_metadata(&candidate).is_err() {
+                    break;
+                }
+                push(HalfMade::Files, candidate.display().to_string());
+            }
+        }
+    }
+    out
+}
+
+/// Kills (SIGKILL) the live processes one of whose arguments is exactly
+/// one of `names`, and waits for them to be gone; returns their pids.
+fn end_writers(names: &[String]) -> Vec<u32> {
+    if names.is_empty() {
+        return Vec::new();
+    }
+    let own = std::process::id();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let found: Vec<u32> = entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| pid != own)
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|bytes| {
+                bytes
+                    .split(|&b| b == 0)
+                    .any(|arg| names.iter().any(|n| n.as_bytes() == arg))
+            })
+        })
+        .collect();
+    for &pid in &found {
+        if let Ok(raw) = i32::try_from(pid) {
+            let _ = nix::sys::signal::kill(Pid::from_raw(raw), Signal::SIGKILL);
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while found.iter().any(|&pid| alive(pid)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    found
+}
+
+/// Whether `pid` is a live process (a zombie is not).
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rfind(')')
+            .and_then(|i| stat.get(i + 1..))
+            .and_then(|rest| rest.split_whitespace().next())
+            .is_some_and(|state| !matches!(state, "Z" | "X"))
+    })
+}
+
+/// Ends the server sessions named `application` (the dead run's: a
+/// `CREATE DATABASE` of a snapshot, a sql step's statement, pg_dump's
+/// connections) and waits up to 10 s for them to go; returns how many
+/// there were.
+fn end_sessions(maintenance: &mut Client, application: &str) -> Result<u64, postgres::Error> {
+    let n = maintenance.execute(
+        "select pg_terminate_backend(pid) from pg_stat_activity
+         where application_name = $1 and pid <> pg_backend_pid()",
+        &[&application],
+    )?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        let left: i64 = maintenance
+            .query_one(
+                "select count(*) from pg_stat_activity where application_name = $1 and pid <> pg_backend_pid()",
+                &[&application],
+            )?
+            .get(0);
+        if left == 0 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(n)
 }
 
 /// Ends a process group the dead run left, if it is still the run's: its

@@ -328,6 +328,7 @@ mod tests {
             method: "snapshot".into(),
             database: "acme".into(),
             copy: "acme_pr_r".into(),
+            blocks_connections: false,
         })]);
         assert!(refusal(&backing_up, "r").unwrap().contains("acme_pr_r"));
     }
