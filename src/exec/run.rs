@@ -18,6 +18,7 @@ use crate::db::{history, lock, runs};
 use crate::exec::backup::{self, BackupError, SessionPolicy, Taken};
 use crate::exec::journal::{Journal, Record};
 use crate::exec::process::Stopper;
+use crate::exec::progress::Progress;
 use crate::exec::redact::Redactor;
 use crate::exec::report::{BackupReport, Report, RollbackReport, StepReport};
 use crate::exec::signals::Watch;
@@ -73,6 +74,10 @@ impl<'a> Run<'a> {
     fn new(plan: &'a Plan, opts: &'a Options, stopper: Stopper, signals: Watch) -> Run<'a> {
         let run_id = opts.run_id.clone();
         let run_folder = opts.run_folder.clone();
+        let mut redactor = Redactor::new();
+        for secret in steps::secrets(plan) {
+            redactor.learn(&secret);
+        }
         Run {
             plan,
             opts,
@@ -105,18 +110,15 @@ impl<'a> Run<'a> {
             signals,
             journal: None,
             lock: None,
-            redactor: {
-                let mut redactor = Redactor::new();
-                for secret in steps::secrets(plan) {
-                    redactor.learn(&secret);
-                }
-                redactor
-            },
+            progress: Progress::start(&redactor),
+            redactor,
         }
     }
 
     /// Redacts the logs, writes the report and the journal's last record.
     fn finish(mut self, exit: Exit) -> (Report, Exit) {
+        // The summary comes next, on a terminal without spinners.
+        self.progress.finish();
         self.redact_logs();
         self.redact_report();
         self.report.ended_at = now();
@@ -142,6 +144,8 @@ struct Run<'a> {
     /// Every secret of the plan: a server's error or a check's mismatch
     /// quotes the SQL's values, secrets included.
     redactor: Redactor,
+    /// What stderr shows while the run goes.
+    progress: Progress,
     signals: Watch,
     /// `None` until the run folder has one (a dry run never does).
     journal: Option<Journal>,
@@ -176,7 +180,7 @@ impl Run<'_> {
                 ),
             );
         }
-        progress(&format!(
+        self.progress.message(&format!(
             "run {} of \"{}\" ({} -> {}) on {}; run folder {}",
             self.run_id,
             self.plan.name,
@@ -186,7 +190,7 @@ impl Run<'_> {
             self.run_folder.display()
         ));
         for (name, value) in &self.plan.vars {
-            progress(&format!("  var {name} = {value}"));
+            self.progress.message(&format!("  var {name} = {value}"));
         }
         if let Err(Early(exit, message)) = self.prepare() {
             let exit = self.early(exit, message);
@@ -417,7 +421,7 @@ impl Run<'_> {
         }
         if from.is_prefix_of(&release) || Version::parse(release.trim()).is_some_and(|v| &v == from)
         {
-            progress(&format!(
+            self.progress.message(&format!(
                 "`{}` is at {release} (by {source}): migrating {from} -> {to}",
                 self.opts.database
             ));
@@ -462,7 +466,8 @@ impl Run<'_> {
                 failed = true;
                 continue;
             }
-            progress(&format!("▶ {} {}", step.kind, step.name));
+            self.progress
+                .step_started(&step.name, &step.kind.to_string());
             let mut report = self.step(step, "");
             if report.status == "succeeded" && self.journal.as_ref().is_some_and(Journal::is_broken)
             {
@@ -479,22 +484,12 @@ impl Run<'_> {
                 error: report.error.clone(),
                 on_failure: false,
             });
-            progress(&format!(
-                "{} {} {} ({:.1} s){}",
-                if report.status == "succeeded" {
-                    "✓"
-                } else {
-                    "✗"
-                },
-                step.kind,
-                step.name,
+            self.progress.step_ended(
+                &step.name,
+                &report.status,
                 report.seconds,
-                report
-                    .error
-                    .as_deref()
-                    .map(|e| format!(": {e}"))
-                    .unwrap_or_default()
-            ));
+                report.error.as_deref(),
+            );
             failed = report.status != "succeeded";
             self.report.steps.push(report);
         }
@@ -528,6 +523,8 @@ impl Run<'_> {
             Action::Command(command)
             | Action::Check(Check::Command(command))
             | Action::Update { command, .. } => {
+                self.progress
+                    .step_log(&step.name, &steps::log_path(&self.run_folder, step, prefix));
                 let target_env = self.step_env();
                 let journal = self.journal.as_ref();
                 let on_spawn = |spawned: &crate::exec::process::Spawned| {
@@ -718,7 +715,8 @@ impl Run<'_> {
             self.opts.plan_path.display(),
             self.opts.target_flags
         ));
-        progress("✗ stopping without a rollback (--no-rollback): see the summary below");
+        self.progress
+            .message("✗ stopping without a rollback (--no-rollback): see the summary below");
         self.add_message(&m);
         if self.signals.interrupted().is_some() {
             Exit::Interrupted
@@ -834,7 +832,7 @@ impl Run<'_> {
         let _ = self.journal(&Record::RollbackStarted {
             reason: reason.into(),
         });
-        progress(&format!("rolling back ({reason})"));
+        self.progress.message(&format!("rolling back ({reason})"));
         let rollback = self.roll_back();
         let _ = self.journal(&Record::RollbackEnded {
             proved: rollback.proved,
@@ -926,7 +924,8 @@ impl Run<'_> {
         self.stopper = Stopper::new();
         for &i in order {
             let step = &self.plan.on_failure[i];
-            progress(&format!("▶ on_failure {} {}", step.kind, step.name));
+            self.progress
+                .step_started(&step.name, &format!("on_failure {}", step.kind));
             let _ = self.journal(&Record::StepStarted {
                 step: step.name.clone(),
                 kind: step.kind.to_string(),
@@ -940,16 +939,12 @@ impl Run<'_> {
                 error: report.error.clone(),
                 on_failure: true,
             });
-            progress(&format!(
-                "{} on_failure {} ({})",
-                if report.status == "succeeded" {
-                    "✓"
-                } else {
-                    "✗"
-                },
-                step.name,
-                report.status
-            ));
+            self.progress.step_ended(
+                &step.name,
+                &report.status,
+                report.seconds,
+                report.error.as_deref(),
+            );
             self.report.on_failure.push(report);
         }
     }
@@ -1045,15 +1040,6 @@ pub fn new_run_id() -> String {
 
 pub fn now() -> String {
     humantime::format_rfc3339_millis(SystemTime::now()).to_string()
-}
-
-/// Progress on stderr, one timestamped line per event.
-pub fn progress(line: &str) {
-    use std::io::Write;
-    let stamp = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
-    let time = stamp.get(11..19).unwrap_or("");
-    // A closed terminal (SIGHUP) must not stop the run.
-    let _ = writeln!(std::io::stderr(), "[{time}] {line}");
 }
 
 /// Run folders hold logs and dumps: readable by their owner only.

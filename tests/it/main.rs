@@ -17,5 +17,6 @@ mod lint;
 mod lint_docs;
 mod parse_fixtures;
 mod process;
+mod progress;
 mod status;
 mod support;
