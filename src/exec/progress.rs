@@ -118,8 +118,10 @@ impl Progress {
     /// terminal, plain otherwise. Secrets known to `redactor` never show.
     pub fn start(redactor: &Redactor) -> Progress {
         let gone = Arc::new(AtomicBool::new(false));
-        let live = std::io::stderr().is_terminal()
-            && std::env::var_os("TERM").is_none_or(|term| term != "dumb");
+        let live = is_live(
+            std::io::stderr().is_terminal(),
+            std::env::var_os("TERM").as_deref(),
+        );
         let sink = if live {
             let term = Guarded {
                 term: console::Term::buffered_stderr(),
@@ -129,7 +131,7 @@ impl Progress {
                 MultiProgress::with_draw_target(ProgressDrawTarget::term_like(Box::new(term)));
             Sink::Live {
                 multi,
-                color: std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+                color: std::env::var_os("NO_COLOR").is_none(),
             }
         } else {
             Sink::Plain(Mutex::new(Box::new(std::io::stderr())))
@@ -544,6 +546,11 @@ impl TermLike for Guarded {
     }
 }
 
+/// Whether stderr gets spinners: a terminal that can move its cursor.
+fn is_live(terminal: bool, term: Option<&std::ffi::OsStr>) -> bool {
+    terminal && term.is_none_or(|term| term != "dumb")
+}
+
 /// `PLAN_RUNNER_QUIET_INTERVAL`: seconds (`90`) or a duration (`2m`);
 /// with a warning when it is not one.
 fn quiet_interval(value: Option<&str>) -> (Duration, Option<String>) {
@@ -927,6 +934,15 @@ mod tests {
         assert_eq!(d, DEFAULT_QUIET_INTERVAL);
         assert!(warning.is_some_and(|w| w.contains("`soon`")));
         assert!(quiet_interval(Some("0")).1.is_some());
+    }
+
+    #[test]
+    fn spinners_only_on_a_terminal_that_is_not_dumb() {
+        use std::ffi::OsStr;
+        assert!(is_live(true, Some(OsStr::new("xterm-256color"))));
+        assert!(is_live(true, None));
+        assert!(!is_live(true, Some(OsStr::new("dumb"))));
+        assert!(!is_live(false, Some(OsStr::new("xterm"))));
     }
 
     #[test]
