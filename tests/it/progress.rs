@@ -301,3 +301,37 @@ fn on_a_terminal_a_spinner_shows_the_step_and_a_hangup_does_not_stop_the_run() {
     let log = std::fs::read_to_string(made[0].join("logs/slow.log")).expect("the step's log");
     assert!(log.contains("done waiting"), "{log}");
 }
+
+#[test]
+fn a_closed_pipe_on_stderr_does_not_stop_the_run() {
+    let db = database("progress_pipe");
+    let folder = PlanFolder::new(&plan("sleep 1"));
+    assert_lints_clean(&db, &folder);
+    let state = crate::apply_support::state_dir();
+    let before = run_folders(state.path());
+    let mut child = apply_command(
+        &db,
+        &folder.plan(),
+        state.path(),
+        &["--assume-release", "1.0"],
+    )
+    .env("PROGRESS_TEST_HIDDEN", SECRET)
+    .env("PLAN_RUNNER_QUIET_INTERVAL", "200ms")
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("`plan` starts");
+    // The reader goes away (`plan apply ... 2>&1 | tee log` and tee is
+    // killed): every later write gets EPIPE.
+    drop(child.stderr.take());
+    let status = wait_with_deadline(&mut child, Duration::from_secs(90));
+    assert_eq!(status.code(), Some(0), "{status}");
+    let made: Vec<PathBuf> = run_folders(state.path())
+        .difference(&before)
+        .cloned()
+        .collect();
+    assert_eq!(made.len(), 1, "{made:?}");
+    let report = report(&made[0]);
+    assert_eq!(report["outcome"], "succeeded", "{report:#}");
+    assert_eq!(report["exit_code"], 0, "{report:#}");
+}
