@@ -181,7 +181,24 @@ impl Progress {
     /// A step started; `kind` is what the lines show before its name
     /// (`update`, `on_failure start`).
     pub fn step_started(&self, name: &str, kind: &str) {
-        let label = format!("{kind} {name}");
+        self.begin(name, format!("{kind} {name}"), true);
+    }
+
+    /// Something long that is not a step (the rollback): its spinner or
+    /// heartbeats, without a start or an end line, since the caller says
+    /// what it did. `key` must not be a step's name.
+    pub fn activity_started(&self, key: &str, label: &str) {
+        self.begin(key, label.to_string(), false);
+    }
+
+    /// Ends what `activity_started` began.
+    pub fn activity_ended(&self, key: &str) {
+        if let Some(step) = self.shared.take(key) {
+            self.shared.clear_bar(&step);
+        }
+    }
+
+    fn begin(&self, name: &str, label: String, announce: bool) {
         let now = Instant::now();
         let bar = match &self.shared.sink {
             Sink::Live { multi, color } => {
@@ -199,7 +216,9 @@ impl Progress {
                 Some(bar)
             }
             Sink::Plain(_) => {
-                self.shared.println(&format!("▶ {label}"));
+                if announce {
+                    self.shared.println(&format!("▶ {label}"));
+                }
                 None
             }
         };
@@ -243,24 +262,13 @@ impl Progress {
 
     /// A step ended: its spinner goes, its permanent line stays.
     pub fn step_ended(&self, name: &str, status: &str, seconds: f64, error: Option<&str>) {
-        let step = {
-            let mut running = self.shared.running();
-            running
-                .iter()
-                .position(|r| r.name == name)
-                .map(|i| running.remove(i))
-        };
-        let label = match &step {
-            Some(step) => step.label.clone(),
+        let label = match self.shared.take(name) {
+            Some(step) => {
+                self.shared.clear_bar(&step);
+                step.label
+            }
             None => name.to_string(),
         };
-        if let (Some(bar), Sink::Live { multi, .. }) = (
-            step.as_ref().and_then(|s| s.bar.as_ref()),
-            &self.shared.sink,
-        ) {
-            bar.finish_and_clear();
-            multi.remove(bar);
-        }
         let succeeded = status == "succeeded";
         let mark = match (&self.shared.sink, succeeded) {
             (Sink::Live { color: true, .. }, true) => "\x1b[32m✓\x1b[0m",
@@ -320,6 +328,19 @@ pub fn message(line: &str) {
 impl Shared {
     fn running(&self) -> MutexGuard<'_, Vec<Running>> {
         lock(&self.running)
+    }
+
+    fn take(&self, name: &str) -> Option<Running> {
+        let mut running = self.running();
+        let at = running.iter().position(|r| r.name == name)?;
+        Some(running.remove(at))
+    }
+
+    fn clear_bar(&self, step: &Running) {
+        if let (Some(bar), Sink::Live { multi, .. }) = (&step.bar, &self.sink) {
+            bar.finish_and_clear();
+            multi.remove(bar);
+        }
     }
 
     fn println(&self, line: &str) {
@@ -810,6 +831,26 @@ mod tests {
             !text.contains("hunter2") && !text.contains("earlier"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn an_activity_has_heartbeats_but_no_start_or_end_line() {
+        let out = Captured::default();
+        let progress = Progress::plain(
+            Box::new(out.clone()),
+            &Redactor::new(),
+            Duration::from_millis(100),
+        );
+        progress.activity_started("(rollback)", "rolling back");
+        std::thread::sleep(Duration::from_millis(400));
+        progress.activity_ended("(rollback)");
+        let after = out.text().len();
+        std::thread::sleep(Duration::from_millis(300));
+        progress.finish();
+        let text = out.text();
+        assert!(text.contains("] still running: rolling back ("), "{text}");
+        assert!(!text.contains('▶') && !text.contains('✓'), "{text}");
+        assert_eq!(text.len(), after, "nothing after its end: {text}");
     }
 
     #[test]

@@ -833,7 +833,10 @@ impl Run<'_> {
             reason: reason.into(),
         });
         self.progress.message(&format!("rolling back ({reason})"));
+        // A restore takes as long as a big step: it must not look frozen.
+        self.progress.activity_started("(rollback)", "rolling back");
         let rollback = self.roll_back();
+        self.progress.activity_ended("(rollback)");
         let _ = self.journal(&Record::RollbackEnded {
             proved: rollback.proved,
             restored: rollback.restored.clone(),
