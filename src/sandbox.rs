@@ -80,9 +80,9 @@ impl Sandbox {
             });
         }
         let plan_copy = copy.join(plan.file_name().unwrap_or_default());
-        crate::exec::run::progress("sandbox: starting a throwaway PostgreSQL cluster");
+        crate::exec::progress::message("sandbox: starting a throwaway PostgreSQL cluster");
         let cluster = Cluster::start(cluster::Options::default())?;
-        crate::exec::run::progress(&format!(
+        crate::exec::progress::message(&format!(
             "sandbox: PostgreSQL on port {}, socket in {}; plan folder copied to {}",
             cluster.port(),
             cluster.host(),

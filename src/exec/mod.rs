@@ -8,6 +8,7 @@ pub mod backup;
 pub mod journal;
 pub mod paths;
 pub mod process;
+pub mod progress;
 pub mod redact;
 pub mod report;
 pub mod rollback;

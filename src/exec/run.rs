@@ -22,6 +22,7 @@ use crate::db::{history, lock, runs};
 use crate::exec::backup::{self, BackupError, SessionPolicy, Taken};
 use crate::exec::journal::{Journal, Record};
 use crate::exec::process::Stopper;
+use crate::exec::progress::Progress;
 use crate::exec::redact::Redactor;
 use crate::exec::report::{BackupReport, Report, RollbackReport, StepReport};
 use crate::exec::signals::{Statements, Watch};
@@ -79,6 +80,10 @@ impl<'a> Run<'a> {
     fn new(plan: &'a Plan, opts: &'a Options, stopper: Stopper, signals: Watch) -> Run<'a> {
         let run_id = opts.run_id.clone();
         let run_folder = opts.run_folder.clone();
+        let mut redactor = Redactor::new();
+        for secret in steps::secrets(plan) {
+            redactor.learn(&secret);
+        }
         Run {
             plan,
             opts,
@@ -115,13 +120,8 @@ impl<'a> Run<'a> {
             journal: None,
             lock: None,
             space_refused: false,
-            redactor: {
-                let mut redactor = Redactor::new();
-                for secret in steps::secrets(plan) {
-                    redactor.learn(&secret);
-                }
-                redactor
-            },
+            progress: Progress::start(&redactor),
+            redactor,
         }
     }
 
@@ -135,11 +135,14 @@ impl<'a> Run<'a> {
             redactor: self.redactor.clone(),
             stopper: self.stopper.clone(),
             statements: self.signals.statements(),
+            progress: self.progress.clone(),
         }
     }
 
     /// Redacts the logs, writes the report and the journal's last record.
     fn finish(mut self, exit: Exit) -> (Report, Exit) {
+        // The summary comes next, on a terminal without spinners.
+        self.progress.finish();
         self.redact_logs();
         self.redact_report();
         self.report.ended_at = now();
@@ -165,6 +168,8 @@ struct Run<'a> {
     /// Every secret of the plan: a server's error or a check's mismatch
     /// quotes the SQL's values, secrets included.
     redactor: Redactor,
+    /// What stderr shows while the run goes.
+    progress: Progress,
     signals: Watch,
     /// `None` until the run folder has one (a dry run never does). Shared
     /// with the steps running at once, which record their processes.
@@ -203,7 +208,7 @@ impl Run<'_> {
                 ),
             );
         }
-        progress(&format!(
+        self.progress.message(&format!(
             "run {} of \"{}\" ({} -> {}) on {}; run folder {}",
             self.run_id,
             self.plan.name,
@@ -213,7 +218,7 @@ impl Run<'_> {
             self.run_folder.display()
         ));
         for (name, value) in &self.plan.vars {
-            progress(&format!("  var {name} = {value}"));
+            self.progress.message(&format!("  var {name} = {value}"));
         }
         if let Err(Early(exit, message)) = self.prepare() {
             let exit = self.early(exit, message);
@@ -458,7 +463,7 @@ impl Run<'_> {
         }
         if from.is_prefix_of(&release) || Version::parse(release.trim()).is_some_and(|v| &v == from)
         {
-            progress(&format!(
+            self.progress.message(&format!(
                 "`{}` is at {release} (by {source}): migrating {from} -> {to}",
                 self.opts.database
             ));
@@ -665,7 +670,7 @@ impl Run<'_> {
         }
         let verdict = space::check(&copies);
         for line in &verdict.lines {
-            progress(&format!("  free space: {line}"));
+            self.progress.message(&format!("  free space: {line}"));
         }
         verdict.refusal.map_or(Ok(()), Err)
     }
@@ -701,7 +706,8 @@ impl Run<'_> {
             plan = self.opts.plan_path.display(),
             flags = self.opts.target_flags
         ));
-        progress("✗ stopping without a rollback (--no-rollback): see the summary below");
+        self.progress
+            .message("✗ stopping without a rollback (--no-rollback): see the summary below");
         self.add_message(&m);
         if self.signals.interrupted().is_some() {
             Exit::Interrupted
@@ -823,8 +829,11 @@ impl Run<'_> {
         let _ = self.journal(&Record::RollbackStarted {
             reason: reason.into(),
         });
-        progress(&format!("rolling back ({reason})"));
+        self.progress.message(&format!("rolling back ({reason})"));
+        // A restore takes as long as a big step: it must not look frozen.
+        self.progress.activity_started("(rollback)", "rolling back");
         let rollback = self.roll_back();
+        self.progress.activity_ended("(rollback)");
         let _ = self.journal(&Record::RollbackEnded {
             proved: rollback.proved,
             restored: rollback.restored.clone(),
@@ -915,7 +924,8 @@ impl Run<'_> {
         self.stopper = Stopper::new();
         for &i in order {
             let step = &self.plan.on_failure[i];
-            progress(&format!("▶ on_failure {} {}", step.kind, step.name));
+            self.progress
+                .step_started(&step.name, &format!("on_failure {}", step.kind));
             let _ = self.journal(&Record::StepStarted {
                 step: step.name.clone(),
                 kind: step.kind.to_string(),
@@ -929,16 +939,12 @@ impl Run<'_> {
                 error: report.error.clone(),
                 on_failure: true,
             });
-            progress(&format!(
-                "{} on_failure {} ({})",
-                if report.status == "succeeded" {
-                    "✓"
-                } else {
-                    "✗"
-                },
-                step.name,
-                report.status
-            ));
+            self.progress.step_ended(
+                &step.name,
+                &report.status,
+                report.seconds,
+                report.error.as_deref(),
+            );
             self.report.on_failure.push(report);
         }
     }
@@ -1002,6 +1008,7 @@ struct Worker<'a> {
     redactor: Redactor,
     stopper: Stopper,
     statements: Statements,
+    progress: Progress,
 }
 
 impl Worker<'_> {
@@ -1023,6 +1030,10 @@ impl Worker<'_> {
             Action::Command(command)
             | Action::Check(Check::Command(command))
             | Action::Update { command, .. } => {
+                self.progress.step_log(
+                    &step.name,
+                    &steps::log_path(&self.opts.run_folder, step, prefix),
+                );
                 let target_env = self.step_env();
                 let journal = self.journal.as_deref();
                 let on_spawn = |spawned: &crate::exec::process::Spawned| {
@@ -1157,15 +1168,6 @@ pub fn new_run_id() -> String {
 
 pub fn now() -> String {
     humantime::format_rfc3339_millis(SystemTime::now()).to_string()
-}
-
-/// Progress on stderr, one timestamped line per event.
-pub fn progress(line: &str) {
-    use std::io::Write;
-    let stamp = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
-    let time = stamp.get(11..19).unwrap_or("");
-    // A closed terminal (SIGHUP) must not stop the run.
-    let _ = writeln!(std::io::stderr(), "[{time}] {line}");
 }
 
 /// Run folders hold logs and dumps: readable by their owner only.

@@ -20,7 +20,7 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::{Handle, Signals};
 
 use crate::exec::process::Stopper;
-use crate::exec::run::progress;
+use crate::exec::progress::message as progress;
 
 /// Where the run is, as far as a signal is concerned.
 #[derive(Clone, Copy, Debug)]

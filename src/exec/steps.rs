@@ -41,16 +41,21 @@ pub struct Setting<'a> {
     pub on_spawn: &'a dyn Fn(&Spawned),
 }
 
+/// Where a command step's output goes: `prefix` tells `on_failure` steps'
+/// logs apart.
+pub fn log_path(run_folder: &Path, step: &Step, prefix: &str) -> PathBuf {
+    run_folder
+        .join("logs")
+        .join(format!("{prefix}{}.log", step.name))
+}
+
 pub fn run_command(
     setting: &Setting<'_>,
     step: &Step,
     command: &Command,
     prefix: &str,
 ) -> CommandOutcome {
-    let log = setting
-        .run_folder
-        .join("logs")
-        .join(format!("{prefix}{}.log", step.name));
+    let log = log_path(setting.run_folder, step, prefix);
     let mut outcome = CommandOutcome {
         attempts: 0,
         log: log.clone(),

@@ -20,6 +20,7 @@ mod lint;
 mod lint_docs;
 mod parse_fixtures;
 mod process;
+mod progress;
 mod resume;
 mod status;
 mod support;

@@ -12,7 +12,7 @@ use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use postgres::Client;
 
-use super::{Run, now, progress};
+use super::{Run, now};
 use crate::db::runs::{self, RunRow};
 use crate::exec::backup::Taken;
 use crate::exec::journal::{self, Group, Journal, Record, Story};
@@ -181,16 +181,16 @@ impl Run<'_> {
             host: runs::hostname(),
             pid: std::process::id(),
         });
-        progress(&format!(
+        self.progress.message(&format!(
             "recovering run {} of \"{}\" on {} (state `{}`, started {})",
             dead.row.run_id, self.plan.name, self.opts.target, dead.row.state, dead.row.started_at
         ));
         for line in story_lines(&dead.story) {
-            progress(&format!("  {line}"));
+            self.progress.message(&format!("  {line}"));
         }
         for group in &dead.story.groups {
             if let Some(note) = end_group(group, self.opts.grace) {
-                progress(&note);
+                self.progress.message(&note);
                 self.add_message(&note);
             }
         }
@@ -341,7 +341,7 @@ impl Run<'_> {
             }
         }
         for note in notes {
-            progress(&note);
+            self.progress.message(&note);
             self.add_message(&note);
         }
     }

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use postgres::Client;
 
 use super::recover::{end_group, taken_report};
-use super::{Run, now, progress};
+use super::{Run, now};
 use crate::db::runs::{self, RunRow};
 use crate::exec::journal::{Journal, Record, Story};
 use crate::exec::process::Stopper;
@@ -125,7 +125,7 @@ impl Run<'_> {
         let journal = Journal::open(&u.folder)
             .map_err(|e| format!("cannot write the journal in {}: {e}", u.folder.display()))?;
         self.journal = Some(std::sync::Arc::new(journal));
-        progress(&format!(
+        self.progress.message(&format!(
             "resuming run {} of \"{}\" on {} (state `{}`, started {}); run folder {}",
             u.row.run_id,
             self.plan.name,
@@ -138,7 +138,7 @@ impl Run<'_> {
         // be gone before it runs again.
         for group in &u.story.groups {
             if let Some(note) = end_group(group, self.opts.grace) {
-                progress(&note);
+                self.progress.message(&note);
                 self.add_message(&note);
             }
         }
@@ -220,13 +220,15 @@ impl Run<'_> {
             }
         }
         match remaining.first() {
-            Some(&i) => progress(&format!(
+            Some(&i) => self.progress.message(&format!(
                 "{} step(s) done before are not run again; going on from {} {}",
                 self.report.done_before_resume.len(),
                 self.plan.steps[i].kind,
                 self.plan.steps[i].name
             )),
-            None => progress("every step had ended successfully: finishing the run"),
+            None => self
+                .progress
+                .message("every step had ended successfully: finishing the run"),
         }
         let failed = self.steps(&remaining);
         Ok(self.conclude(failed, failure_order))

@@ -21,7 +21,7 @@ use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::mpsc;
 
-use super::{Run, Worker, not_run, progress};
+use super::{Run, Worker, not_run};
 use crate::db::lock;
 use crate::exec::journal::{Journal, Record};
 use crate::exec::report::StepReport;
@@ -223,7 +223,8 @@ pub(super) fn run(run: &mut Run<'_>, order: &[usize]) -> bool {
                     stop = Some(run.stop_running(&queue, &worker, why));
                     break;
                 }
-                progress(&format!("▶ {} {}", step.kind, step.name));
+                run.progress
+                    .step_started(&step.name, &step.kind.to_string());
                 if jobs == 1 || matches!(step.action, Action::Backup(_)) {
                     let report = match step.action {
                         Action::Backup(_) => run.step(step, ""),
@@ -368,22 +369,12 @@ impl Run<'_> {
             error: report.error.clone(),
             on_failure: false,
         });
-        progress(&format!(
-            "{} {} {} ({:.1} s){}",
-            if report.status == "succeeded" {
-                "✓"
-            } else {
-                "✗"
-            },
-            step.kind,
-            step.name,
+        self.progress.step_ended(
+            &step.name,
+            &report.status,
             report.seconds,
-            report
-                .error
-                .as_deref()
-                .map(|e| format!(": {e}"))
-                .unwrap_or_default()
-        ));
+            report.error.as_deref(),
+        );
         queue.ended(pos, report.status == "succeeded");
         if report.status != "succeeded" && stop.is_none() {
             *stop = Some(self.stop_running(queue, worker, format!("step `{}` failed", step.name)));
@@ -399,7 +390,7 @@ impl Run<'_> {
         // The signal has already ended them, and said so.
         let by_signal = self.signals.interrupted().is_some();
         if !running.is_empty() && !by_signal {
-            progress(&format!(
+            self.progress.message(&format!(
                 "{cause}: ending the {} other running step(s), then rolling back",
                 running.len()
             ));
