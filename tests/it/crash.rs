@@ -569,6 +569,9 @@ fn dry_run_changes_nothing() {
         "on_failure",
         "sessions on",
         "lock: free",
+        "privileges: may create databases",
+        "privileges: may rename and drop",
+        "privileges: may end other sessions",
         "nothing was changed",
     ] {
         assert!(out.contains(expected), "missing {expected:?} in:\n{out}");
@@ -583,6 +586,39 @@ fn dry_run_changes_nothing() {
         setup.run_folder().is_none(),
         "a dry run writes no run folder"
     );
+}
+
+#[test]
+fn dry_run_says_what_a_plain_role_may_not_do() {
+    let setup = Setup::new("dryrole", SLEEPING_PLAN);
+    let role = format!("{}_plain", setup.db.name);
+    let mut maintenance = setup.db.cluster.connect("postgres").unwrap();
+    maintenance
+        .batch_execute(&format!(
+            "create role \"{role}\" login nosuperuser nocreatedb"
+        ))
+        .unwrap();
+    let plan = setup.plan();
+    let output = setup
+        .command(&setup.apply_args(plan.to_str().unwrap(), &["--dry-run"]))
+        .env("PGUSER", &role)
+        .output()
+        .unwrap();
+    let out = stdout(&output);
+    for expected in [
+        format!("`{role}` may NOT create databases"),
+        format!("`{role}` does NOT own `{}`", setup.db.name),
+        format!("`{role}` may end only its own role's sessions"),
+    ] {
+        assert!(
+            out.contains(&expected),
+            "missing {expected:?} in:\n{out}\n{}",
+            stderr(&output)
+        );
+    }
+    maintenance
+        .batch_execute(&format!("drop role \"{role}\""))
+        .unwrap();
 }
 
 #[test]

@@ -91,17 +91,46 @@ pub fn dry_run(
         },
         Err(e) => refuse(&mut out, format!("cannot look for the lock's holder: {e}")),
     }
-    match privileges(maintenance) {
-        Ok((true, _)) => {
+    match privileges(maintenance, &opts.database) {
+        Ok(p) => {
             let _ = writeln!(
                 out,
-                "  privileges: may create databases (snapshots, restores)"
+                "{}",
+                if p.superuser || p.create_db {
+                    "  privileges: may create databases (snapshots, restores)".to_string()
+                } else {
+                    format!(
+                        "  privileges: `{}` may NOT create databases: a snapshot or a restore would fail",
+                        p.user
+                    )
+                }
             );
-        }
-        Ok((false, user)) => {
             let _ = writeln!(
                 out,
-                "  privileges: `{user}` may NOT create databases: a snapshot or a restore would fail"
+                "{}",
+                if p.superuser || p.owns_target {
+                    format!(
+                        "  privileges: may rename and drop `{}` (a rollback swaps it with its backup)",
+                        opts.database
+                    )
+                } else {
+                    format!(
+                        "  privileges: `{}` does NOT own `{}`: a rollback could not rename it (make it the owner, or run as a superuser)",
+                        p.user, opts.database
+                    )
+                }
+            );
+            let _ = writeln!(
+                out,
+                "{}",
+                if p.superuser || p.signal_backend {
+                    "  privileges: may end other sessions (--terminate-connections, and a rollback's sessions on the target)".to_string()
+                } else {
+                    format!(
+                        "  privileges: `{}` may end only its own role's sessions (neither superuser nor in pg_signal_backend): --terminate-connections and a rollback cannot end the sessions of other roles",
+                        p.user
+                    )
+                }
             );
         }
         Err(e) => {
@@ -207,13 +236,35 @@ pub fn dry_run(
     (out, exit)
 }
 
-/// Whether the user may create databases, and who it is.
-fn privileges(maintenance: &mut Client) -> Result<(bool, String), postgres::Error> {
+/// What the run's role may do that a run needs.
+struct Privileges {
+    user: String,
+    superuser: bool,
+    create_db: bool,
+    /// Member of `pg_signal_backend`: may end other roles' sessions
+    /// (superusers' excepted).
+    signal_backend: bool,
+    /// Owns the target (or is a member of its owner): a rollback renames
+    /// it, which only its owner may.
+    owns_target: bool,
+}
+
+fn privileges(maintenance: &mut Client, database: &str) -> Result<Privileges, postgres::Error> {
     let row = maintenance.query_one(
-        "select rolcreatedb or rolsuper, rolname::text from pg_roles where rolname = current_user",
-        &[],
+        "select r.rolname::text, r.rolsuper, r.rolcreatedb, \
+                pg_has_role(current_user, 'pg_signal_backend', 'MEMBER'), \
+                coalesce((select pg_has_role(current_user, d.datdba, 'MEMBER') \
+                          from pg_database d where d.datname = $1), false) \
+         from pg_roles r where r.rolname = current_user",
+        &[&database],
     )?;
-    Ok((row.get(0), row.get(1)))
+    Ok(Privileges {
+        user: row.get(0),
+        superuser: row.get(1),
+        create_db: row.get(2),
+        signal_backend: row.get(3),
+        owns_target: row.get(4),
+    })
 }
 
 /// A connection to the target in which nothing can be written.
