@@ -11,11 +11,14 @@
 //! is the allocator's work, not reading the plan, and would otherwise be a
 //! third of every figure.
 
+#[path = "support/cpu.rs"]
+mod cpu_time;
 mod support;
 
 use std::hint::black_box;
 
-use criterion::measurement::{Measurement, ValueFormatter};
+use cpu_time::CpuTime;
+use criterion::measurement::Measurement;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use plan_runner::resolve::{self, Context};
 use plan_runner::source::Source;
@@ -40,6 +43,11 @@ fn stages<M: Measurement>(c: &mut Criterion<M>, suffix: &str) {
     group.throughput(Throughput::Bytes(source.text().len() as u64));
     group.bench_function("parse", |b| {
         b.iter_with_large_drop(|| parse::parse(black_box(&source)))
+    });
+    // The path of a file that grammar/fast.pest does not accept (and of
+    // every file before it existed): grammar/plan.pest alone.
+    group.bench_function("parse_plan_pest", |b| {
+        b.iter_with_large_drop(|| parse::parse_with_plan_grammar(black_box(&source)))
     });
     group.bench_function("parse+resolve", |b| {
         b.iter_with_large_drop(|| {
@@ -77,85 +85,6 @@ fn check(source: &Source, ctx: &Context) {
         source.text().len(),
         source.text().lines().count()
     );
-}
-
-/// The CPU time of the calling thread, in nanoseconds.
-struct CpuTime;
-
-fn thread_cpu_ns() -> u64 {
-    let mut now = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `now` is a valid, writable timespec for the duration of the
-    // call, and CLOCK_THREAD_CPUTIME_ID is supported on Linux.
-    let status = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) };
-    assert_eq!(status, 0, "the thread's CPU clock cannot be read");
-    now.tv_sec as u64 * 1_000_000_000 + now.tv_nsec as u64
-}
-
-impl Measurement for CpuTime {
-    type Intermediate = u64;
-    type Value = u64;
-
-    fn start(&self) -> u64 {
-        thread_cpu_ns()
-    }
-
-    fn end(&self, start: u64) -> u64 {
-        thread_cpu_ns().saturating_sub(start)
-    }
-
-    fn add(&self, a: &u64, b: &u64) -> u64 {
-        a + b
-    }
-
-    fn zero(&self) -> u64 {
-        0
-    }
-
-    fn to_f64(&self, value: &u64) -> f64 {
-        *value as f64
-    }
-
-    fn formatter(&self) -> &dyn ValueFormatter {
-        &Millis
-    }
-}
-
-/// Shows nanoseconds as milliseconds, and bytes per iteration as MiB/s.
-struct Millis;
-
-impl ValueFormatter for Millis {
-    fn scale_values(&self, _typical: f64, values: &mut [f64]) -> &'static str {
-        for v in values {
-            *v /= 1e6;
-        }
-        "ms"
-    }
-
-    fn scale_throughputs(
-        &self,
-        _typical: f64,
-        throughput: &Throughput,
-        values: &mut [f64],
-    ) -> &'static str {
-        let (per_iteration, unit) = match throughput {
-            Throughput::Bytes(n) | Throughput::BytesDecimal(n) => {
-                (*n as f64 / 1_048_576.0, "MiB/s")
-            }
-            Throughput::Elements(n) | Throughput::Bits(n) => (*n as f64, "elem/s"),
-            Throughput::ElementsAndBytes { elements, .. } => (*elements as f64, "elem/s"),
-        };
-        for v in values {
-            *v = per_iteration / (*v / 1e9);
-        }
-        unit
-    }
-
-    fn scale_for_machines(&self, _values: &mut [f64]) -> &'static str {
-        "ns"
-    }
 }
 
 criterion_group!(wall_clock, wall);

@@ -4,6 +4,7 @@
 
 mod chunks;
 mod errors;
+mod fast;
 mod strings;
 mod tree;
 
@@ -21,6 +22,7 @@ use crate::source::{Source, Span};
 
 #[derive(pest_derive::Parser)]
 #[grammar = "../grammar/plan.pest"]
+#[grammar = "../grammar/fast.pest"]
 struct Grammar;
 
 /// The AST of a file and what was wrong with it. `file` holds every block
@@ -71,21 +73,82 @@ const CALL_LIMIT: usize = 500_000_000;
 
 /// Parses a plan's text.
 pub fn parse(source: &Source) -> Parsed {
+    let text = source.text();
+    if let Some(empty) = empty(text) {
+        return empty;
+    }
+    fast(text).unwrap_or_else(|| with_plan_grammar(text))
+}
+
+/// What `parse` gives, read with grammar/plan.pest alone: the reference
+/// that grammar/fast.pest must agree with. For tests and the fuzzer, which
+/// compare the two; `parse` itself takes this path only for files that
+/// fast.pest does not accept.
+#[doc(hidden)]
+pub fn parse_with_plan_grammar(source: &Source) -> Parsed {
+    let text = source.text();
+    empty(text).unwrap_or_else(|| with_plan_grammar(text))
+}
+
+fn set_call_limit() {
     static LIMIT: Once = Once::new();
     LIMIT.call_once(|| pest::set_call_limit(NonZeroUsize::new(CALL_LIMIT)));
+}
 
-    let text = source.text();
+/// The one diagnostic of a file with nothing in it.
+fn empty(text: &str) -> Option<Parsed> {
+    if !text.trim().is_empty() {
+        return None;
+    }
+    Some(Parsed {
+        file: File::default(),
+        diagnostics: vec![
+            Diagnostic::new(Code::EmptyFile, Span::new(0, text.len()), "the file is empty")
+                .help("a plan starts with `plan \"NAME\" { from = \"X\" to = \"Y\" }` and lists its steps"),
+        ],
+    })
+}
+
+/// The file read with grammar/fast.pest, or `None` when that grammar does
+/// not accept it (a syntax error: plan.pest's `file` then says which).
+fn fast(text: &str) -> Option<Parsed> {
+    if has_stray_controls(text) {
+        return None;
+    }
+    set_call_limit();
+    let pairs = Grammar::parse(Rule::fast_file, text).ok()?;
     let mut parsed = Parsed {
         file: File::default(),
         diagnostics: Vec::new(),
     };
-    if text.trim().is_empty() {
-        parsed.diagnostics.push(
-            Diagnostic::new(Code::EmptyFile, Span::new(0, text.len()), "the file is empty")
-                .help("a plan starts with `plan \"NAME\" { from = \"X\" to = \"Y\" }` and lists its steps"),
-        );
-        return parsed;
-    }
+    fast::read(
+        text,
+        pairs.tokens(),
+        &mut parsed.file,
+        &mut parsed.diagnostics,
+    )
+    .ok()?;
+    Some(parsed)
+}
+
+/// Whether the text holds a control character other than tab, line feed
+/// and carriage return, anywhere. fast.pest skips every character from tab
+/// to space as whitespace, which is plan.pest's whitespace only in a text
+/// without these.
+fn has_stray_controls(text: &str) -> bool {
+    let stray = |b: u8| b < b' ' && !matches!(b, b'\t' | b'\n' | b'\r');
+    // In blocks without an early exit, so that the compiler vectorises it.
+    text.as_bytes()
+        .chunks(64)
+        .any(|block| block.iter().fold(false, |found, &b| found | stray(b)))
+}
+
+fn with_plan_grammar(text: &str) -> Parsed {
+    set_call_limit();
+    let mut parsed = Parsed {
+        file: File::default(),
+        diagnostics: Vec::new(),
+    };
     match Grammar::parse(Rule::file, text) {
         Ok(pairs) => {
             let mut builder = tree::Builder {
