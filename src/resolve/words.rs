@@ -2,15 +2,17 @@
 //! (quotes and backslashes), with no shell: a substituted value is inserted
 //! into the word being built and is never split or interpreted.
 
+use std::rc::Rc;
+
 use crate::plan::Text;
 
 /// One piece of a string after interpolation.
 #[derive(Clone, Debug)]
-pub enum Seg {
+pub enum Seg<'s> {
     /// Text written in the plan: subject to word splitting.
-    Lit(String),
+    Lit(&'s str),
     /// A variable's value: opaque.
-    Value(Text),
+    Value(Rc<Text>),
 }
 
 /// Why a command could not be split.
@@ -28,7 +30,11 @@ enum Quote {
 }
 
 /// Splits segments into arguments.
-pub fn split(segs: &[Seg]) -> Result<Vec<Text>, WordError> {
+///
+/// Plain text between two characters that mean something is copied into
+/// the argument in one piece (`text[run..i]`): copying it a character at a
+/// time cost more than the rest of resolving a step.
+pub fn split(segs: &[Seg<'_>]) -> Result<Vec<Text>, WordError> {
     let mut words = Vec::new();
     let mut word = Word::default();
     let mut quote = Quote::None;
@@ -40,60 +46,81 @@ pub fn split(segs: &[Seg]) -> Result<Vec<Text>, WordError> {
                 word.extend(value);
                 continue;
             }
-            Seg::Lit(text) => text,
+            Seg::Lit(text) => *text,
         };
-        let mut chars = text.chars().peekable();
-        while let Some(c) = chars.next() {
+        // The start of the plain text not yet added to `word`.
+        let mut run = 0;
+        let mut chars = text.char_indices().peekable();
+        while let Some((i, c)) = chars.next() {
             match quote {
                 Quote::Single => {
                     if c == '\'' {
+                        word.push_str(&text[run..i]);
+                        run = i + 1;
                         quote = Quote::None;
-                    } else {
-                        word.push(c);
                     }
                 }
                 Quote::Double => match c {
-                    '"' => quote = Quote::None,
+                    '"' => {
+                        word.push_str(&text[run..i]);
+                        run = i + 1;
+                        quote = Quote::None;
+                    }
                     '\\' => match chars.peek() {
-                        Some(&next @ ('"' | '\\' | '$' | '`')) => {
+                        // The escaped character starts the next run.
+                        Some(&(next, '"' | '\\' | '$' | '`')) => {
+                            word.push_str(&text[run..i]);
+                            run = next;
                             chars.next();
-                            word.push(next);
                         }
-                        Some('\n') => {
+                        Some(&(next, '\n')) => {
+                            word.push_str(&text[run..i]);
+                            run = next + 1;
                             chars.next();
                         }
-                        _ => word.push('\\'),
+                        // Any other backslash is itself: it stays in the run.
+                        _ => {}
                     },
-                    c => word.push(c),
+                    _ => {}
                 },
                 Quote::None => match c {
                     c if c.is_whitespace() => {
+                        word.push_str(&text[run..i]);
+                        run = i + c.len_utf8();
                         if let Some(done) = word.take() {
                             words.push(done);
                         }
                     }
-                    '\'' => {
+                    '\'' | '"' => {
+                        word.push_str(&text[run..i]);
+                        run = i + 1;
                         word.start();
-                        quote = Quote::Single;
+                        quote = if c == '"' {
+                            Quote::Double
+                        } else {
+                            Quote::Single
+                        };
                     }
-                    '"' => {
-                        word.start();
-                        quote = Quote::Double;
+                    '\\' => {
+                        word.push_str(&text[run..i]);
+                        run = match chars.next() {
+                            Some((next, '\n')) => next + 1,
+                            // The escaped character starts the next run.
+                            Some((next, _)) => next,
+                            None => text.len(),
+                        };
                     }
-                    '\\' => match chars.next() {
-                        Some('\n') | None => {}
-                        Some(next) => word.push(next),
-                    },
                     '|' | ';' | '&' | '<' | '>' | '`' => {
                         return Err(WordError::ShellSyntax(c.to_string()));
                     }
-                    '$' if chars.peek() == Some(&'(') => {
+                    '$' if chars.peek().map(|&(_, c)| c) == Some('(') => {
                         return Err(WordError::ShellSyntax("$(".into()));
                     }
-                    c => word.push(c),
+                    _ => {}
                 },
             }
         }
+        word.push_str(&text[run..]);
     }
     match quote {
         Quote::Single => return Err(WordError::UnclosedQuote('\'')),
@@ -104,43 +131,30 @@ pub fn split(segs: &[Seg]) -> Result<Vec<Text>, WordError> {
     Ok(words)
 }
 
-/// The argument being built. Plain characters collect in `pending` and
-/// join the text a run at once: one `Text` operation per character cost
-/// more than the rest of resolving a step.
+/// The argument being built.
 #[derive(Default)]
 struct Word {
     /// `None` until something (even an empty quote) starts the argument.
     text: Option<Text>,
-    pending: String,
 }
 
 impl Word {
-    fn start(&mut self) {
-        self.text.get_or_insert_with(Text::default);
+    fn start(&mut self) -> &mut Text {
+        // Most arguments are one literal: one piece, one allocation.
+        self.text.get_or_insert_with(|| Text(Vec::with_capacity(1)))
     }
 
-    fn push(&mut self, c: char) {
-        self.start();
-        self.pending.push(c);
-    }
-
-    fn flush(&mut self) {
-        if let Some(text) = &mut self.text {
-            text.push_lit(&self.pending);
+    fn push_str(&mut self, run: &str) {
+        if !run.is_empty() {
+            self.start().push_lit(run);
         }
-        self.pending.clear();
     }
 
     fn extend(&mut self, value: &Text) {
-        self.start();
-        self.flush();
-        if let Some(text) = &mut self.text {
-            text.extend(value);
-        }
+        self.start().extend(value);
     }
 
     fn take(&mut self) -> Option<Text> {
-        self.flush();
         self.text.take()
     }
 }
@@ -157,8 +171,8 @@ pub fn sql_quote(value: &str) -> String {
 }
 
 /// Joins segments into one text, quoting each value with `quote`.
-pub fn join_quoted(segs: &[Seg], quote: fn(&str) -> String) -> Text {
-    let mut out = Text::default();
+pub fn join_quoted(segs: &[Seg<'_>], quote: fn(&str) -> String) -> Text {
+    let mut out = Text(Vec::with_capacity(1));
     for seg in segs {
         match seg {
             Seg::Lit(text) => out.push_lit(text),
@@ -169,8 +183,8 @@ pub fn join_quoted(segs: &[Seg], quote: fn(&str) -> String) -> Text {
 }
 
 /// Joins segments into one text as they are.
-pub fn join(segs: &[Seg]) -> Text {
-    let mut out = Text::default();
+pub fn join(segs: &[Seg<'_>]) -> Text {
+    let mut out = Text(Vec::with_capacity(1));
     for seg in segs {
         match seg {
             Seg::Lit(text) => out.push_lit(text),
@@ -192,12 +206,12 @@ mod tests {
             .collect()
     }
 
-    fn lit(s: &str) -> Seg {
-        Seg::Lit(s.into())
+    fn lit(s: &str) -> Seg<'_> {
+        Seg::Lit(s)
     }
 
-    fn val(s: &str) -> Seg {
-        Seg::Value(Text::lit(s))
+    fn val(s: &str) -> Seg<'static> {
+        Seg::Value(Rc::new(Text::lit(s)))
     }
 
     #[test]
