@@ -4,6 +4,8 @@
 //! machine blur it. `cargo bench --bench alloc`; figures in
 //! docs/performance.md.
 
+#[path = "support/clean.rs"]
+mod clean;
 mod support;
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -59,7 +61,7 @@ fn count<T>(stage: &str, f: impl FnOnce() -> T) -> T {
     let allocs = ALLOCS.load(Ordering::Relaxed) - a0;
     let bytes = BYTES.load(Ordering::Relaxed) - b0;
     println!(
-        "{stage:<28} {allocs:>9} allocations {:>7.1} per step {:>10} bytes",
+        "{stage:<26} {allocs:>9} allocations {:>7.1} per step {:>10} bytes",
         allocs as f64 / STEPS as f64,
         bytes
     );
@@ -67,20 +69,29 @@ fn count<T>(stage: &str, f: impl FnOnce() -> T) -> T {
 }
 
 fn main() {
-    // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing
-    // that matters here either: the run is short, so always do it.
-    let source = Source::new("generated.plan", support::plan(STEPS));
+    println!("benches/parse.rs's plan (support::plan):");
+    stages(support::plan(STEPS));
+    println!("benches/lint.rs's plan (clean::plan):");
+    stages(clean::plan(STEPS));
+}
+
+/// Each stage in turn on one plan text, then the whole of `plan lint`.
+fn stages(text: String) {
+    let source = Source::new("generated.plan", text);
     let ctx = Context::default();
-    let parsed = count("parse", || parse::parse(&source));
-    let resolved = count("resolve", || resolve::resolve(&parsed.file, &source, &ctx));
+    let parsed = count("  parse", || parse::parse(&source));
+    let resolved = count("  resolve", || {
+        resolve::resolve(&parsed.file, &source, &ctx)
+    });
     let plan = resolved.plan.as_ref().expect("the generated plan resolves");
     assert_eq!(plan.steps.len(), STEPS, "the generated plan lost steps");
-    count("graph", || {
+    count("  graph", || {
         (Graph::build(&plan.steps), Graph::build(&plan.on_failure))
     });
-    let analysis = count("analyse (parse..graph)", || {
+    let analysis = count("  analyse (parse..graph)", || {
         analysis::analyse(source.clone(), &ctx)
     });
     assert!(!analysis.has_errors(), "the generated plan has errors");
-    count("lint rules", || lint(&analysis));
+    let report = count("  lint rules", || lint(&analysis));
+    println!("  ({} lint findings)", report.diagnostics.len());
 }

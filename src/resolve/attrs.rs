@@ -120,11 +120,14 @@ impl<'a> Attrs<'a> {
 
     /// Each attribute's span, by key.
     pub fn spans(&self) -> Vec<(&'static str, Span)> {
-        self.allowed
-            .iter()
-            .zip(&self.found)
-            .filter_map(|(key, attr)| attr.map(|a| (*key, a.span)))
-            .collect()
+        let mut spans = Vec::with_capacity(self.found.iter().flatten().count());
+        spans.extend(
+            self.allowed
+                .iter()
+                .zip(&self.found)
+                .filter_map(|(key, attr)| attr.map(|a| (*key, a.span))),
+        );
+        spans
     }
 }
 

@@ -127,6 +127,7 @@ pub fn resolve(file: &ast::File, source: &Source, ctx: &Context) -> Resolved {
         diagnostics: &mut diagnostics,
         segs: Vec::new(),
         patterns: Default::default(),
+        texts: Default::default(),
     };
     let main: Vec<&ast::Step> = file
         .items

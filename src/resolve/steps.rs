@@ -115,6 +115,8 @@ pub struct StepBuilder<'s, 'a> {
     /// label if it is not valid: compiling a regex costs more than the rest
     /// of a step, and plans repeat the same pattern.
     pub patterns: NameMap<&'a str, Option<String>>,
+    /// Builds every text of the plan, reusing its buffers.
+    pub texts: words::Builder,
 }
 
 impl<'a> StepBuilder<'_, 'a> {
@@ -202,7 +204,7 @@ impl<'a> StepBuilder<'_, 'a> {
 
     /// `s` with its variables substituted, as one text.
     fn joined(&mut self, s: &'a Str) -> Option<Text> {
-        self.with_segs(s, None, |_, segs| Some(words::join(segs)))
+        self.with_segs(s, None, |this, segs| Some(this.texts.join(segs)))
     }
 
     /// One step; `None` when it is too broken to run (already reported).
@@ -527,7 +529,7 @@ impl<'a> StepBuilder<'_, 'a> {
     }
 
     fn split(&mut self, segs: &[Seg<'_>], span: Span) -> Option<Vec<Text>> {
-        match words::split(segs) {
+        match self.texts.split(segs) {
             Ok(argv) if argv.is_empty() => {
                 self.diagnostics.push(
                     Diagnostic::new(Code::MissingCommand, span, "the command is empty")
@@ -587,8 +589,10 @@ impl<'a> StepBuilder<'_, 'a> {
             }
             (None, Some(_)) => {
                 let s = attrs.string("shell", self.diagnostics)?;
-                self.with_segs(s, modules, |_, segs| {
-                    Some(Command::Shell(words::join_quoted(segs, words::shell_quote)))
+                self.with_segs(s, modules, |this, segs| {
+                    Some(Command::Shell(
+                        this.texts.join_quoted(segs, words::shell_quote),
+                    ))
                 })
             }
             (None, None) => {
@@ -610,8 +614,8 @@ impl<'a> StepBuilder<'_, 'a> {
     }
 
     fn sql_text(&mut self, s: &'a Str) -> Option<Text> {
-        self.with_segs(s, None, |_, segs| {
-            Some(words::join_quoted(segs, words::sql_quote))
+        self.with_segs(s, None, |this, segs| {
+            Some(this.texts.join_quoted(segs, words::sql_quote))
         })
     }
 
