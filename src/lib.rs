@@ -14,6 +14,7 @@ pub mod fmt;
 pub mod graph;
 pub mod inventory;
 pub mod lint;
+pub mod names;
 pub mod parse;
 pub mod plan;
 pub mod resolve;

@@ -252,15 +252,16 @@ pub struct Step {
     pub span: Span,
     pub name_span: Span,
     pub kind_span: Span,
-    /// Each attribute's span, by name.
-    pub attr_spans: Vec<(String, Span)>,
+    /// Each attribute's span, by name (the names are the language's own
+    /// keys, so none is copied per step).
+    pub attr_spans: Vec<(&'static str, Span)>,
 }
 
 impl Step {
     pub fn attr_span(&self, name: &str) -> Option<Span> {
         self.attr_spans
             .iter()
-            .find(|(n, _)| n == name)
+            .find(|(n, _)| *n == name)
             .map(|(_, s)| *s)
     }
 }

@@ -8,6 +8,8 @@ pub mod render;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 
+use crate::names::NameMap;
+
 use petgraph::Direction;
 use petgraph::algo::kosaraju_scc;
 use petgraph::graph::{DiGraph, NodeIndex};
@@ -34,11 +36,12 @@ impl Graph {
     pub fn build(steps: &[Step]) -> (Graph, Vec<Diagnostic>) {
         let mut graph = DiGraph::with_capacity(steps.len(), steps.len());
         let nodes: Vec<NodeIndex> = (0..steps.len()).map(|i| graph.add_node(i)).collect();
-        let index: HashMap<&str, usize> = steps
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (s.name.as_str(), i))
-            .collect();
+        let mut index: NameMap<&str, usize> = NameMap::default();
+        index.reserve(steps.len());
+        // Of two steps with one name (reported by resolve), the last wins.
+        for (i, s) in steps.iter().enumerate() {
+            index.insert(s.name.as_str(), i);
+        }
         for (i, step) in steps.iter().enumerate() {
             for (n, after) in step.after.iter().enumerate() {
                 if let Some(&j) = index.get(after.name.as_str())
@@ -48,8 +51,14 @@ impl Graph {
                 }
             }
         }
-        let diagnostics = cycles(&graph, steps);
         let order = topo_order(&graph);
+        // Kahn's order leaves out exactly the steps on or behind a cycle:
+        // when it holds every step there is none to look for.
+        let diagnostics = if order.len() == steps.len() {
+            Vec::new()
+        } else {
+            cycles(&graph, steps)
+        };
         let mut levels = vec![0; steps.len()];
         for &i in &order {
             levels[i] = graph

@@ -1,29 +1,39 @@
 //! The attributes of one block: unknown and duplicate keys reported once,
 //! then typed access that reports a value of the wrong type.
 
-use std::collections::BTreeMap;
+use std::borrow::Cow;
 
-use crate::ast::{Attr, Str, Value};
+use crate::ast::{Attr, Str, StrPart, Value};
 use crate::diagnostic::{Code, Diagnostic, suggest};
+use crate::source::Span;
 
+/// More than any block accepts (a step: 8 common + 4 of its kind).
+const MAX: usize = 16;
+
+/// A block's attributes, each at the position of its key in the block's
+/// list of allowed keys: no map is built per block.
 pub struct Attrs<'a> {
-    map: BTreeMap<&'a str, &'a Attr>,
+    allowed: &'static [&'static str],
+    found: [Option<&'a Attr>; MAX],
 }
 
 impl<'a> Attrs<'a> {
-    /// `block` names the block in messages ("a `backup` step"); `elsewhere`
-    /// says where a key that is not allowed here does belong, if anywhere.
+    /// `block` names the block in messages ("a `backup` step"), built only
+    /// when there is a message; `elsewhere` says where a key that is not
+    /// allowed here does belong, if anywhere.
     pub fn collect(
         attrs: &'a [Attr],
-        allowed: &[&'static str],
-        block: &str,
+        allowed: &'static [&'static str],
+        block: impl Fn() -> String,
         elsewhere: impl Fn(&str) -> Option<String>,
         diagnostics: &mut Vec<Diagnostic>,
     ) -> Self {
-        let mut map: BTreeMap<&str, &Attr> = BTreeMap::new();
+        assert!(allowed.len() <= MAX, "a block accepts at most {MAX} keys");
+        let mut found = [None; MAX];
         for attr in attrs {
             let key = attr.key.name.as_str();
-            if !allowed.contains(&key) {
+            let Some(at) = allowed.iter().position(|a| *a == key) else {
+                let block = block();
                 let mut d = Diagnostic::new(
                     Code::UnknownAttribute,
                     attr.key.span,
@@ -43,8 +53,9 @@ impl<'a> Attrs<'a> {
                 };
                 diagnostics.push(d);
                 continue;
-            }
-            if let Some(first) = map.get(key) {
+            };
+            if let Some(first) = found[at] {
+                let first: &Attr = first;
                 diagnostics.push(
                     Diagnostic::new(
                         Code::DuplicateAttribute,
@@ -57,17 +68,18 @@ impl<'a> Attrs<'a> {
                 );
                 continue;
             }
-            map.insert(key, attr);
+            found[at] = Some(attr);
         }
-        Attrs { map }
+        Attrs { allowed, found }
     }
 
     pub fn get(&self, key: &str) -> Option<&'a Attr> {
-        self.map.get(key).copied()
+        let at = self.allowed.iter().position(|a| *a == key)?;
+        self.found[at]
     }
 
     pub fn has(&self, key: &str) -> bool {
-        self.map.contains_key(key)
+        self.get(key).is_some()
     }
 
     /// The value of `key` if it is a string; a diagnostic if it is not.
@@ -87,7 +99,7 @@ impl<'a> Attrs<'a> {
     pub fn literal(&self, key: &str, diagnostics: &mut Vec<Diagnostic>) -> Option<&'a Str> {
         let s = self.string(key, diagnostics)?;
         if let Some(var) = s.parts.iter().find_map(|p| match p {
-            crate::ast::StrPart::Var(ident) => Some(ident),
+            StrPart::Var(ident) => Some(ident),
             _ => None,
         }) {
             diagnostics.push(
@@ -106,11 +118,16 @@ impl<'a> Attrs<'a> {
         Some(s)
     }
 
-    pub fn spans(&self) -> Vec<(String, crate::source::Span)> {
-        self.map
-            .iter()
-            .map(|(k, a)| (k.to_string(), a.span))
-            .collect()
+    /// Each attribute's span, by key.
+    pub fn spans(&self) -> Vec<(&'static str, Span)> {
+        let mut spans = Vec::with_capacity(self.found.iter().flatten().count());
+        spans.extend(
+            self.allowed
+                .iter()
+                .zip(&self.found)
+                .filter_map(|(key, attr)| attr.map(|a| (*key, a.span))),
+        );
+        spans
     }
 }
 
@@ -131,4 +148,14 @@ pub fn wrong_type(key: &str, expected: &str, found: &Value) -> Diagnostic {
         "retries" => "write a whole number, such as retries = 2".to_string(),
         _ => format!("write `{key} = \"...\"`"),
     })
+}
+
+/// The decoded text of a string taken as written, borrowed when it is one
+/// piece (most are): the common case allocates nothing.
+pub fn plain(s: &Str) -> Cow<'_, str> {
+    match s.parts.as_slice() {
+        [] => Cow::Borrowed(""),
+        [StrPart::Lit(text)] => Cow::Borrowed(text),
+        _ => Cow::Owned(s.literal()),
+    }
 }

@@ -115,7 +115,7 @@ pub fn resolve(file: &ast::File, source: &Source, ctx: &Context) -> Resolved {
         Attrs::collect(
             &b.attrs,
             PLAN_ATTRS,
-            "the `plan` block",
+            || "the `plan` block".to_string(),
             |_| None,
             &mut Vec::new(),
         )
@@ -125,6 +125,9 @@ pub fn resolve(file: &ast::File, source: &Source, ctx: &Context) -> Resolved {
         scope: &mut scope,
         update_command,
         diagnostics: &mut diagnostics,
+        segs: Vec::new(),
+        patterns: Default::default(),
+        texts: Default::default(),
     };
     let main: Vec<&ast::Step> = file
         .items
@@ -149,7 +152,9 @@ pub fn resolve(file: &ast::File, source: &Source, ctx: &Context) -> Resolved {
     let vars = scope.all(&mut diagnostics);
     // After `all`, so a broken `db` declaration has already been reported
     // and is only looked up from the cache here.
-    let database = scope.lookup(vars::DB, Span::default(), None, &mut Vec::new());
+    let database = scope
+        .lookup(vars::DB, Span::default(), None, &mut Vec::new())
+        .map(std::rc::Rc::unwrap_or_clone);
     let missing = std::mem::take(&mut scope.missing);
     diagnostics.sort_by_key(|d| (d.primary.span.start, d.code));
     diagnostics.dedup();
@@ -186,7 +191,7 @@ fn plan_header(
     let attrs = Attrs::collect(
         &block.attrs,
         PLAN_ATTRS,
-        "the `plan` block",
+        || "the `plan` block".to_string(),
         |key| {
             steps::belongs_to_step(key)
                 .then(|| format!("`{key}` belongs in a step, not in the `plan` block"))
@@ -239,9 +244,10 @@ fn plan_header(
         .string("description", diagnostics)
         .map(|s| s.literal());
     let release_query = attrs.string("release_query", diagnostics).and_then(|s| {
+        let mut segs = Vec::new();
         scope
-            .interpolate(s, None, diagnostics)
-            .map(|segs| words::join_quoted(&segs, words::sql_quote))
+            .interpolate(s, None, diagnostics, &mut segs)
+            .then(|| words::join_quoted(&segs, words::sql_quote))
     });
     // Only its type is checked here: it is bound per `update` step.
     let _ = attrs.string("update_command", diagnostics);

@@ -1,19 +1,21 @@
 //! Steps: kinds, names, attributes by kind, `after` against the names that
 //! exist, and each kind's action.
 
-use std::collections::{HashMap, HashSet};
+use std::fmt::Write as _;
+use std::rc::Rc;
 
-use super::attrs::{Attrs, wrong_type};
+use super::attrs::{Attrs, plain, wrong_type};
 use super::parse_duration;
 use super::vars::{Scope, fix_name};
 use super::words::{self, Seg, WordError};
 use crate::ast::{self, Str, Value};
 use crate::diagnostic::{Code, Diagnostic, suggest};
+use crate::names::NameMap;
 use crate::parse::is_var_name;
 use crate::plan::*;
 use crate::source::Span;
 
-const COMMON: &[&str] = &[
+const COMMON: [&str; 8] = [
     "after",
     "timeout",
     "retries",
@@ -24,13 +26,53 @@ const COMMON: &[&str] = &[
     "description",
 ];
 
+const BACKUP: [&str; 4] = ["method", "database", "paths", "keep"];
+const COMMAND: [&str; 2] = ["run", "shell"];
+const SQL: [&str; 2] = ["sql", "file"];
+const UPDATE: [&str; 2] = ["modules", "run"];
+const CHECK: [&str; 3] = ["sql", "expect", "run"];
+
 fn own_attrs(kind: StepKind) -> &'static [&'static str] {
     match kind {
-        StepKind::Backup => &["method", "database", "paths", "keep"],
-        StepKind::Stop | StepKind::Start | StepKind::Script => &["run", "shell"],
-        StepKind::Sql => &["sql", "file"],
-        StepKind::Update => &["modules", "run"],
-        StepKind::Check => &["sql", "expect", "run"],
+        StepKind::Backup => &BACKUP,
+        StepKind::Stop | StepKind::Start | StepKind::Script => &COMMAND,
+        StepKind::Sql => &SQL,
+        StepKind::Update => &UPDATE,
+        StepKind::Check => &CHECK,
+    }
+}
+
+/// The common keys, then a kind's own: each kind's list is built once, at
+/// compile time, not per step.
+const fn with_common<const N: usize, const M: usize>(own: [&'static str; N]) -> [&'static str; M] {
+    assert!(M == COMMON.len() + N, "M is the length of both lists");
+    let mut out = [""; M];
+    let mut i = 0;
+    while i < COMMON.len() {
+        out[i] = COMMON[i];
+        i += 1;
+    }
+    while i < M {
+        out[i] = own[i - COMMON.len()];
+        i += 1;
+    }
+    out
+}
+
+const BACKUP_ALL: [&str; 12] = with_common(BACKUP);
+const COMMAND_ALL: [&str; 10] = with_common(COMMAND);
+const SQL_ALL: [&str; 10] = with_common(SQL);
+const UPDATE_ALL: [&str; 10] = with_common(UPDATE);
+const CHECK_ALL: [&str; 11] = with_common(CHECK);
+
+/// Every key a step of `kind` accepts.
+fn allowed(kind: StepKind) -> &'static [&'static str] {
+    match kind {
+        StepKind::Backup => &BACKUP_ALL,
+        StepKind::Stop | StepKind::Start | StepKind::Script => &COMMAND_ALL,
+        StepKind::Sql => &SQL_ALL,
+        StepKind::Update => &UPDATE_ALL,
+        StepKind::Check => &CHECK_ALL,
     }
 }
 
@@ -47,22 +89,51 @@ fn kinds_with(key: &str) -> Vec<&'static str> {
         .collect()
 }
 
+/// Where the steps with one name are.
+#[derive(Clone, Copy)]
+struct Named {
+    /// The first step with this name.
+    first: Span,
+    in_main: bool,
+    in_failure: bool,
+}
+
+/// The step names of a file, looked up once per `after` entry.
+struct Names<'a> {
+    map: NameMap<&'a str, Named>,
+    main: Vec<&'a str>,
+    failure: Vec<&'a str>,
+}
+
 pub struct StepBuilder<'s, 'a> {
     pub scope: &'s mut Scope<'a>,
     pub update_command: Option<&'a Str>,
     pub diagnostics: &'s mut Vec<Diagnostic>,
+    /// A buffer for the segments of one string at a time.
+    pub segs: Vec<Seg<'a>>,
+    /// Each `fail_on_output` pattern already checked, with the error's
+    /// label if it is not valid: compiling a regex costs more than the rest
+    /// of a step, and plans repeat the same pattern.
+    pub patterns: NameMap<&'a str, Option<String>>,
+    /// Builds every text of the plan, reusing its buffers.
+    pub texts: words::Builder,
 }
 
-impl StepBuilder<'_, '_> {
+impl<'a> StepBuilder<'_, 'a> {
     /// Builds the main steps and the `on_failure` steps.
     pub fn build_all(
         &mut self,
-        main: &[&ast::Step],
-        failure: &[&ast::Step],
+        main: &[&'a ast::Step],
+        failure: &[&'a ast::Step],
     ) -> (Vec<Step>, Vec<Step>) {
         // Names are unique across the whole file.
-        let mut seen: HashMap<&str, Span> = HashMap::new();
-        for step in main.iter().chain(failure) {
+        let mut names = Names {
+            map: NameMap::default(),
+            main: main.iter().map(|s| s.name.name.as_str()).collect(),
+            failure: failure.iter().map(|s| s.name.name.as_str()).collect(),
+        };
+        names.map.reserve(main.len() + failure.len());
+        for (n, step) in main.iter().chain(failure).enumerate() {
             let name = step.name.name.as_str();
             if !is_var_name(name) {
                 self.diagnostics.push(
@@ -78,46 +149,66 @@ impl StepBuilder<'_, '_> {
                     )),
                 );
             }
-            if let Some(first) = seen.get(name) {
-                self.diagnostics.push(
-                    Diagnostic::new(
-                        Code::DuplicateStep,
-                        step.name.span,
-                        format!("two steps are named `{name}`"),
-                    )
-                    .label("second step with this name")
-                    .also(*first, "first step with this name")
-                    .help("step names are unique in a file: rename one of them"),
-                );
-            } else {
-                seen.insert(name, step.name.span);
+            let in_main = n < main.len();
+            match names.map.get_mut(name) {
+                Some(named) => {
+                    self.diagnostics.push(
+                        Diagnostic::new(
+                            Code::DuplicateStep,
+                            step.name.span,
+                            format!("two steps are named `{name}`"),
+                        )
+                        .label("second step with this name")
+                        .also(named.first, "first step with this name")
+                        .help("step names are unique in a file: rename one of them"),
+                    );
+                    named.in_main |= in_main;
+                    named.in_failure |= !in_main;
+                }
+                None => {
+                    names.map.insert(
+                        name,
+                        Named {
+                            first: step.name.span,
+                            in_main,
+                            in_failure: !in_main,
+                        },
+                    );
+                }
             }
         }
-        let main_names: Vec<&str> = main.iter().map(|s| s.name.name.as_str()).collect();
-        let failure_names: Vec<&str> = failure.iter().map(|s| s.name.name.as_str()).collect();
-        // Looked up once per `after` entry: a set keeps a 5,000-step plan
-        // from comparing every name with every other.
-        let main_known: HashSet<&str> = main_names.iter().copied().collect();
-        let failure_known: HashSet<&str> = failure_names.iter().copied().collect();
-        let main_steps = main
-            .iter()
-            .filter_map(|s| self.step(s, &main_names, &main_known, None))
-            .collect();
-        let failure_steps = failure
-            .iter()
-            .filter_map(|s| self.step(s, &failure_names, &failure_known, Some(&main_names)))
-            .collect();
+        let mut main_steps = Vec::with_capacity(main.len());
+        main_steps.extend(main.iter().filter_map(|s| self.step(s, &names, false)));
+        let mut failure_steps = Vec::with_capacity(failure.len());
+        failure_steps.extend(failure.iter().filter_map(|s| self.step(s, &names, true)));
         (main_steps, failure_steps)
     }
 
-    /// One step; `None` when it is too broken to run (already reported).
-    fn step(
+    /// Interpolates `s` into the builder's buffer and hands the segments to
+    /// `f`; `None` when a variable could not be resolved (already reported).
+    fn with_segs<R>(
         &mut self,
-        step: &ast::Step,
-        names: &[&str],
-        known: &HashSet<&str>,
-        outside: Option<&[&str]>,
-    ) -> Option<Step> {
+        s: &'a Str,
+        modules: Option<&Rc<Text>>,
+        f: impl FnOnce(&mut Self, &[Seg<'a>]) -> Option<R>,
+    ) -> Option<R> {
+        let mut segs = std::mem::take(&mut self.segs);
+        let ok = self
+            .scope
+            .interpolate(s, modules, self.diagnostics, &mut segs);
+        let out = if ok { f(self, &segs) } else { None };
+        segs.clear();
+        self.segs = segs;
+        out
+    }
+
+    /// `s` with its variables substituted, as one text.
+    fn joined(&mut self, s: &'a Str) -> Option<Text> {
+        self.with_segs(s, None, |this, segs| Some(this.texts.join(segs)))
+    }
+
+    /// One step; `None` when it is too broken to run (already reported).
+    fn step(&mut self, step: &'a ast::Step, names: &Names<'_>, failure: bool) -> Option<Step> {
         let kind_name = step.kind.name.as_str();
         let Some(kind) = StepKind::from_name(kind_name) else {
             let kinds = StepKind::ALL.map(|k| k.as_str());
@@ -134,12 +225,10 @@ impl StepBuilder<'_, '_> {
             self.diagnostics.push(d);
             return None;
         };
-        let allowed: Vec<&str> = COMMON.iter().chain(own_attrs(kind)).copied().collect();
-        let block = format!("a `{kind}` step");
         let attrs = Attrs::collect(
             &step.attrs,
-            &allowed,
-            &block,
+            allowed(kind),
+            || format!("a `{kind}` step"),
             |key| {
                 let kinds = kinds_with(key);
                 (!kinds.is_empty()).then(|| {
@@ -155,11 +244,11 @@ impl StepBuilder<'_, '_> {
             },
             self.diagnostics,
         );
-        let name = step.name.name.clone();
-        let after = self.after(&attrs, &name, names, known, outside);
+        let name = step.name.name.as_str();
+        let after = self.after(&attrs, name, names, failure);
         let d = &mut *self.diagnostics;
         let timeout = attrs.literal("timeout", d).and_then(|s| {
-            let text = s.literal();
+            let text = plain(s);
             let parsed = parse_duration(&text);
             if parsed.is_none() {
                 d.push(
@@ -175,31 +264,30 @@ impl StepBuilder<'_, '_> {
         let cwd = self.text_attr(&attrs, "cwd");
         let user = self.text_attr(&attrs, "user");
         let description = match attrs.string("description", self.diagnostics) {
-            Some(s) => {
-                Some(words::join(&self.scope.interpolate(s, None, self.diagnostics)?).to_string())
-            }
+            // The redacted text, written straight into one string.
+            Some(s) => Some(self.with_segs(s, None, |_, segs| {
+                let mut out = String::new();
+                for seg in segs {
+                    match seg {
+                        Seg::Lit(text) => out.push_str(text),
+                        Seg::Value(value) => {
+                            let _ = write!(out, "{value}");
+                        }
+                    }
+                }
+                Some(out)
+            })?),
             None => None,
         };
-        let mut fail_on_output = attrs.literal("fail_on_output", self.diagnostics).and_then(|s| {
-            let pattern = s.literal();
-            match regex::Regex::new(&pattern) {
-                Ok(_) => Some(pattern),
-                Err(error) => {
-                    self.diagnostics.push(
-                        Diagnostic::new(Code::BadRegex, s.span, "`fail_on_output` is not a valid regular expression")
-                            .label(error.to_string().lines().last().unwrap_or("invalid").trim().trim_start_matches("error: ").to_string())
-                            .help("write a regular expression (Rust regex syntax), such as \" (ERROR|CRITICAL) \""),
-                    );
-                    None
-                }
-            }
-        });
+        let mut fail_on_output = attrs
+            .literal("fail_on_output", self.diagnostics)
+            .and_then(|s| self.pattern(s));
         let action = self.action(kind, step, &attrs)?;
         if kind == StepKind::Update && !attrs.has("fail_on_output") {
             fail_on_output = Some(UPDATE_FAIL_ON_OUTPUT.to_string());
         }
         Some(Step {
-            name,
+            name: name.to_string(),
             kind,
             after: after?,
             action,
@@ -217,35 +305,56 @@ impl StepBuilder<'_, '_> {
         })
     }
 
+    /// `fail_on_output`, checked once per distinct pattern.
+    fn pattern(&mut self, s: &'a Str) -> Option<String> {
+        let pattern = plain(s);
+        let error = match self.patterns.get(pattern.as_ref()) {
+            Some(error) => error.clone(),
+            None => {
+                let error = regex::Regex::new(&pattern).err().map(|error| {
+                    error
+                        .to_string()
+                        .lines()
+                        .last()
+                        .unwrap_or("invalid")
+                        .trim()
+                        .trim_start_matches("error: ")
+                        .to_string()
+                });
+                // Only a borrowed pattern can be a key; the rare pattern
+                // with escapes is checked each time.
+                if let std::borrow::Cow::Borrowed(key) = pattern {
+                    self.patterns.insert(key, error.clone());
+                }
+                error
+            }
+        };
+        match error {
+            None => Some(pattern.into_owned()),
+            Some(label) => {
+                self.diagnostics.push(
+                    Diagnostic::new(Code::BadRegex, s.span, "`fail_on_output` is not a valid regular expression")
+                        .label(label)
+                        .help("write a regular expression (Rust regex syntax), such as \" (ERROR|CRITICAL) \""),
+                );
+                None
+            }
+        }
+    }
+
     fn after(
         &mut self,
-        attrs: &Attrs<'_>,
+        attrs: &Attrs<'a>,
         own: &str,
-        names: &[&str],
-        known: &HashSet<&str>,
-        outside: Option<&[&str]>,
+        names: &Names<'_>,
+        failure: bool,
     ) -> Option<Vec<After>> {
         let Some(attr) = attrs.get("after") else {
             return Some(Vec::new());
         };
-        let entries: Vec<(String, Span)> = match &attr.value {
-            Value::Name(i) => vec![(i.name.clone(), i.span)],
-            Value::Str(s) => vec![(s.literal(), s.span)],
-            Value::List(list) => {
-                let mut out = Vec::new();
-                for item in &list.items {
-                    match item {
-                        Value::Name(i) => out.push((i.name.clone(), i.span)),
-                        Value::Str(s) => out.push((s.literal(), s.span)),
-                        other => {
-                            self.diagnostics
-                                .push(wrong_type("after", "a step's name", other));
-                            return None;
-                        }
-                    }
-                }
-                out
-            }
+        let items = match &attr.value {
+            Value::List(list) => list.items.as_slice(),
+            Value::Name(_) | Value::Str(_) => std::slice::from_ref(&attr.value),
             other => {
                 self.diagnostics.push(wrong_type(
                     "after",
@@ -255,9 +364,23 @@ impl StepBuilder<'_, '_> {
                 return None;
             }
         };
+        // An entry of the wrong type is the only thing reported then.
+        if let Some(other) = items
+            .iter()
+            .find(|item| !matches!(item, Value::Name(_) | Value::Str(_)))
+        {
+            self.diagnostics
+                .push(wrong_type("after", "a step's name", other));
+            return None;
+        }
         let mut ok = true;
-        let mut after = Vec::new();
-        for (name, span) in entries {
+        let mut after = Vec::with_capacity(items.len());
+        for item in items {
+            let (name, span) = match item {
+                Value::Name(i) => (i.name.clone(), i.span),
+                Value::Str(s) => (s.literal(), s.span),
+                _ => continue,
+            };
             if name == own {
                 ok = false;
                 self.diagnostics.push(
@@ -265,9 +388,14 @@ impl StepBuilder<'_, '_> {
                         .label("names the step it is in")
                         .help("`after` names the steps that must finish before this one; remove this name"),
                 );
-            } else if !known.contains(name.as_str()) {
+            } else if !names
+                .map
+                .get(name.as_str())
+                .is_some_and(|n| if failure { n.in_failure } else { n.in_main })
+            {
                 ok = false;
-                let d = if outside.is_some_and(|o| o.contains(&name.as_str())) {
+                let in_main = names.map.get(name.as_str()).is_some_and(|n| n.in_main);
+                let d = if failure && in_main {
                     Diagnostic::new(
                         Code::FailureAfter,
                         span,
@@ -284,7 +412,8 @@ impl StepBuilder<'_, '_> {
                         format!("there is no step named `{name}`"),
                     )
                     .label("unknown step");
-                    match suggest(&name, names.iter().copied().filter(|n| *n != own)) {
+                    let candidates = if failure { &names.failure } else { &names.main };
+                    match suggest(&name, candidates.iter().copied().filter(|n| *n != own)) {
                         Some(near) => d.help(format!("did you mean `{near}`?")),
                         None => d.help("`after` names steps of this file"),
                     }
@@ -296,7 +425,7 @@ impl StepBuilder<'_, '_> {
         ok.then_some(after)
     }
 
-    fn retries(&mut self, attrs: &Attrs<'_>) -> Option<u32> {
+    fn retries(&mut self, attrs: &Attrs<'a>) -> Option<u32> {
         let Some(attr) = attrs.get("retries") else {
             return Some(0);
         };
@@ -327,7 +456,7 @@ impl StepBuilder<'_, '_> {
         }
     }
 
-    fn env(&mut self, attrs: &Attrs<'_>) -> Option<Vec<(String, Text)>> {
+    fn env(&mut self, attrs: &Attrs<'a>) -> Option<Vec<(String, Text)>> {
         let Some(attr) = attrs.get("env") else {
             return Some(Vec::new());
         };
@@ -369,10 +498,7 @@ impl StepBuilder<'_, '_> {
                 continue;
             }
             let value = match &entry.value {
-                Value::Str(s) => self
-                    .scope
-                    .interpolate(s, None, self.diagnostics)
-                    .map(|segs| words::join(&segs)),
+                Value::Str(s) => self.joined(s),
                 Value::Number(n) => Some(Text::lit(&n.text)),
                 other => {
                     self.diagnostics.push(wrong_type(key, "a string", other));
@@ -388,24 +514,22 @@ impl StepBuilder<'_, '_> {
     }
 
     /// An optional string attribute, interpolated into plain text.
-    fn text_attr(&mut self, attrs: &Attrs<'_>, key: &str) -> Option<Option<Text>> {
+    fn text_attr(&mut self, attrs: &Attrs<'a>, key: &str) -> Option<Option<Text>> {
         match attrs.get(key) {
             None => Some(None),
             Some(_) => {
                 let s = attrs.string(key, self.diagnostics)?;
-                let segs = self.scope.interpolate(s, None, self.diagnostics)?;
-                Some(Some(words::join(&segs)))
+                self.joined(s).map(Some)
             }
         }
     }
 
-    fn argv(&mut self, s: &Str, modules: Option<&str>) -> Option<Vec<Text>> {
-        let segs = self.scope.interpolate(s, modules, self.diagnostics)?;
-        self.split(&segs, s.span)
+    fn argv(&mut self, s: &'a Str, modules: Option<&Rc<Text>>) -> Option<Vec<Text>> {
+        self.with_segs(s, modules, |this, segs| this.split(segs, s.span))
     }
 
-    fn split(&mut self, segs: &[Seg], span: Span) -> Option<Vec<Text>> {
-        match words::split(segs) {
+    fn split(&mut self, segs: &[Seg<'_>], span: Span) -> Option<Vec<Text>> {
+        match self.texts.split(segs) {
             Ok(argv) if argv.is_empty() => {
                 self.diagnostics.push(
                     Diagnostic::new(Code::MissingCommand, span, "the command is empty")
@@ -442,9 +566,9 @@ impl StepBuilder<'_, '_> {
 
     fn command(
         &mut self,
-        step: &ast::Step,
-        attrs: &Attrs<'_>,
-        modules: Option<&str>,
+        step: &'a ast::Step,
+        attrs: &Attrs<'a>,
+        modules: Option<&Rc<Text>>,
     ) -> Option<Command> {
         match (attrs.get("run"), attrs.get("shell")) {
             (Some(_), Some(shell)) => {
@@ -465,11 +589,11 @@ impl StepBuilder<'_, '_> {
             }
             (None, Some(_)) => {
                 let s = attrs.string("shell", self.diagnostics)?;
-                let segs = self.scope.interpolate(s, modules, self.diagnostics)?;
-                Some(Command::Shell(words::join_quoted(
-                    &segs,
-                    words::shell_quote,
-                )))
+                self.with_segs(s, modules, |this, segs| {
+                    Some(Command::Shell(
+                        this.texts.join_quoted(segs, words::shell_quote),
+                    ))
+                })
             }
             (None, None) => {
                 self.diagnostics.push(
@@ -489,12 +613,13 @@ impl StepBuilder<'_, '_> {
         }
     }
 
-    fn sql_text(&mut self, s: &Str) -> Option<Text> {
-        let segs = self.scope.interpolate(s, None, self.diagnostics)?;
-        Some(words::join_quoted(&segs, words::sql_quote))
+    fn sql_text(&mut self, s: &'a Str) -> Option<Text> {
+        self.with_segs(s, None, |this, segs| {
+            Some(this.texts.join_quoted(segs, words::sql_quote))
+        })
     }
 
-    fn action(&mut self, kind: StepKind, step: &ast::Step, attrs: &Attrs<'_>) -> Option<Action> {
+    fn action(&mut self, kind: StepKind, step: &'a ast::Step, attrs: &Attrs<'a>) -> Option<Action> {
         match kind {
             StepKind::Stop | StepKind::Start | StepKind::Script => {
                 self.command(step, attrs, None).map(Action::Command)
@@ -519,8 +644,7 @@ impl StepBuilder<'_, '_> {
                 }
                 (None, Some(_)) => {
                     let s = attrs.string("file", self.diagnostics)?;
-                    let segs = self.scope.interpolate(s, None, self.diagnostics)?;
-                    Some(Action::Sql(Sql::File(words::join(&segs))))
+                    self.joined(s).map(|t| Action::Sql(Sql::File(t)))
                 }
                 (None, None) => {
                     self.diagnostics.push(
@@ -540,7 +664,7 @@ impl StepBuilder<'_, '_> {
         }
     }
 
-    fn backup(&mut self, attrs: &Attrs<'_>) -> Option<Backup> {
+    fn backup(&mut self, attrs: &Attrs<'a>) -> Option<Backup> {
         let method = match attrs.literal("method", self.diagnostics) {
             None if attrs.has("method") => return None,
             None => BackupMethod::Snapshot,
@@ -586,11 +710,7 @@ impl StepBuilder<'_, '_> {
                         self.diagnostics.push(wrong_type("paths", "a string", item));
                         return None;
                     };
-                    out.push(words::join(&self.scope.interpolate(
-                        s,
-                        None,
-                        self.diagnostics,
-                    )?));
+                    out.push(self.joined(s)?);
                 }
                 out
             }
@@ -614,7 +734,7 @@ impl StepBuilder<'_, '_> {
         })
     }
 
-    fn update(&mut self, step: &ast::Step, attrs: &Attrs<'_>) -> Option<Action> {
+    fn update(&mut self, step: &'a ast::Step, attrs: &Attrs<'a>) -> Option<Action> {
         let Some(attr) = attrs.get("modules") else {
             self.diagnostics.push(
                 Diagnostic::new(
@@ -635,7 +755,7 @@ impl StepBuilder<'_, '_> {
                 attrs.literal("modules", self.diagnostics);
                 return None;
             }
-            Value::Str(s) if s.literal() == "all" => Vec::new(),
+            Value::Str(s) if plain(s) == "all" => Vec::new(),
             Value::Str(s) => s
                 .literal()
                 .split(',')
@@ -691,7 +811,7 @@ impl StepBuilder<'_, '_> {
         } else {
             Modules::Named(names.into_iter().map(|(n, _)| n).collect())
         };
-        let joined = modules.joined();
+        let joined = Rc::new(Text::lit(modules.joined()));
         let command = if attrs.has("run") || attrs.has("shell") {
             self.command(step, attrs, Some(&joined))?
         } else if let Some(template) = self.update_command {
@@ -707,7 +827,7 @@ impl StepBuilder<'_, '_> {
         Some(Action::Update { modules, command })
     }
 
-    fn check(&mut self, step: &ast::Step, attrs: &Attrs<'_>) -> Option<Action> {
+    fn check(&mut self, step: &'a ast::Step, attrs: &Attrs<'a>) -> Option<Action> {
         let name = &step.name.name;
         match (attrs.get("sql"), attrs.get("run"), attrs.get("expect")) {
             (Some(_), Some(run), _) => {
@@ -722,9 +842,7 @@ impl StepBuilder<'_, '_> {
                 let sql = attrs.string("sql", self.diagnostics)?;
                 let sql = self.sql_text(sql)?;
                 let expect = match &expect.value {
-                    Value::Str(s) => {
-                        words::join(&self.scope.interpolate(s, None, self.diagnostics)?)
-                    }
+                    Value::Str(s) => self.joined(s)?,
                     Value::Number(n) => Text::lit(&n.text),
                     other => {
                         self.diagnostics.push(wrong_type(

@@ -2,12 +2,13 @@
 //! default), order independence with cycle detection, and interpolation of
 //! `${name}` into segments.
 
-use std::collections::{BTreeMap, HashMap};
+use std::rc::Rc;
 
 use super::Context;
 use super::words::Seg;
 use crate::ast::{Expr, Str, StrPart, VarDecl};
 use crate::diagnostic::{Code, Diagnostic, suggest};
+use crate::names::NameMap;
 use crate::parse::is_var_name;
 use crate::plan::{Piece, Secret, Text};
 
@@ -19,16 +20,27 @@ pub const MODULES: &str = "modules";
 pub const DB: &str = "db";
 
 enum State {
+    Unresolved,
     Resolving,
-    Done(Text),
+    /// Shared by every use: a variable used in every step is computed once
+    /// and never copied.
+    Done(Rc<Text>),
     Failed,
 }
 
 /// The variables of one plan and their values, computed on demand.
 pub struct Scope<'a> {
-    decls: BTreeMap<&'a str, &'a VarDecl>,
-    states: HashMap<String, State>,
-    stack: Vec<String>,
+    /// The accepted declarations, in file order.
+    decls: Vec<&'a VarDecl>,
+    /// A declaration's index by name.
+    index: NameMap<&'a str, usize>,
+    /// Per declaration.
+    states: Vec<State>,
+    /// The declarations being computed, outermost first.
+    stack: Vec<usize>,
+    /// `target.database`, the value of `${db}` when the plan does not
+    /// declare `db`.
+    default_db: Option<Rc<Text>>,
     ctx: &'a Context,
     /// Values a live run needs but the environment does not hold.
     pub missing: Vec<String>,
@@ -36,7 +48,8 @@ pub struct Scope<'a> {
 
 impl<'a> Scope<'a> {
     pub fn new(decls: &[&'a VarDecl], ctx: &'a Context, diagnostics: &mut Vec<Diagnostic>) -> Self {
-        let mut map: BTreeMap<&str, &VarDecl> = BTreeMap::new();
+        let mut index: NameMap<&str, usize> = NameMap::default();
+        let mut accepted: Vec<&VarDecl> = Vec::with_capacity(decls.len());
         for decl in decls {
             let name = decl.name.name.as_str();
             if !is_var_name(name) {
@@ -61,7 +74,8 @@ impl<'a> Scope<'a> {
                 );
                 continue;
             }
-            if let Some(first) = map.get(name) {
+            if let Some(&first) = index.get(name) {
+                let first: &VarDecl = accepted[first];
                 diagnostics.push(
                     Diagnostic::new(
                         Code::DuplicateVariable,
@@ -74,28 +88,57 @@ impl<'a> Scope<'a> {
                 );
                 continue;
             }
-            map.insert(name, decl);
+            index.insert(name, accepted.len());
+            accepted.push(decl);
         }
         Scope {
-            decls: map,
-            states: HashMap::new(),
+            states: accepted.iter().map(|_| State::Unresolved).collect(),
+            decls: accepted,
+            index,
             stack: Vec::new(),
+            default_db: None,
             ctx,
             missing: Vec::new(),
         }
     }
 
+    /// The declared names in name order (the order of `Plan::vars`, and
+    /// of the candidates for "did you mean").
+    fn sorted(&self) -> Vec<(&'a str, usize)> {
+        let mut names: Vec<(&str, usize)> = self
+            .decls
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (d.name.name.as_str(), i))
+            .collect();
+        names.sort_unstable();
+        names
+    }
+
     /// Every declared variable's value, in name order.
     pub fn all(&mut self, diagnostics: &mut Vec<Diagnostic>) -> Vec<(String, Text)> {
-        let names: Vec<&str> = self.decls.keys().copied().collect();
-        names
+        self.sorted()
             .into_iter()
-            .filter_map(|name| {
-                let decl = self.decls[name];
-                self.lookup(name, decl.name.span, None, diagnostics)
-                    .map(|v| (name.to_string(), v))
+            .filter_map(|(name, i)| {
+                let span = self.decls[i].name.span;
+                self.lookup(name, span, None, diagnostics)
+                    .map(|v| (name.to_string(), Rc::unwrap_or_clone(v)))
             })
             .collect()
+    }
+
+    /// A value given on the command line or by the inventory.
+    fn given(&self, name: &str, value: &str) -> Rc<Text> {
+        let secret = self
+            .index
+            .get(name)
+            .is_some_and(|&i| matches!(self.decls[i].expr, Expr::Secret { .. }));
+        // A value given for a secret stays a secret.
+        Rc::new(if secret {
+            Text(vec![Piece::Secret(Secret::new(name, value))])
+        } else {
+            Text::lit(value)
+        })
     }
 
     /// The value of `${name}` used at `span`; `modules` is the value of
@@ -104,24 +147,20 @@ impl<'a> Scope<'a> {
         &mut self,
         name: &str,
         span: crate::source::Span,
-        modules: Option<&str>,
+        modules: Option<&Rc<Text>>,
         diagnostics: &mut Vec<Diagnostic>,
-    ) -> Option<Text> {
+    ) -> Option<Rc<Text>> {
         if let Some(value) = self
             .ctx
             .overrides
             .get(name)
             .or_else(|| self.ctx.inventory.get(name))
         {
-            // A value given for a secret stays a secret.
-            return Some(match self.decls.get(name).map(|d| &d.expr) {
-                Some(Expr::Secret { .. }) => Text(vec![Piece::Secret(Secret::new(name, value))]),
-                _ => Text::lit(value),
-            });
+            return Some(self.given(name, value));
         }
         if name == MODULES {
             if let Some(modules) = modules {
-                return Some(Text::lit(modules));
+                return Some(Rc::clone(modules));
             }
             diagnostics.push(
                 Diagnostic::new(Code::UndefinedVariable, span, "`${modules}` is only known inside an update command")
@@ -130,24 +169,12 @@ impl<'a> Scope<'a> {
             );
             return None;
         }
-        // `--var` and the inventory set declared variables (and `db`); a
-        // name the plan does not declare is not a variable of this plan.
-        if (self.decls.contains_key(name) || name == DB)
-            && let Some(value) = self
-                .ctx
-                .overrides
-                .get(name)
-                .or_else(|| self.ctx.inventory.get(name))
-        {
-            // A value given for a secret stays a secret.
-            return Some(match self.decls.get(name).map(|d| &d.expr) {
-                Some(Expr::Secret { .. }) => Text(vec![Piece::Secret(Secret::new(name, value))]),
-                _ => Text::lit(value),
-            });
-        }
-        let Some(&decl) = self.decls.get(name) else {
+        let Some(&i) = self.index.get(name) else {
             if name == DB {
-                return Some(self.target("database"));
+                let db = self
+                    .default_db
+                    .get_or_insert_with(|| Rc::new(target(self.ctx, "database")));
+                return Some(Rc::clone(db));
             }
             let mut d = Diagnostic::new(
                 Code::UndefinedVariable,
@@ -155,7 +182,8 @@ impl<'a> Scope<'a> {
                 format!("variable `{name}` is not defined"),
             )
             .label("no such variable");
-            let names = self.decls.keys().copied().chain([DB]);
+            let sorted = self.sorted();
+            let names = sorted.iter().map(|(n, _)| *n).chain([DB]);
             d = match suggest(name, names) {
                 Some(near) => d.help(format!("did you mean `{near}`?")),
                 None => d.help(format!(
@@ -165,55 +193,60 @@ impl<'a> Scope<'a> {
             diagnostics.push(d);
             return None;
         };
-        match self.states.get(name) {
-            Some(State::Done(value)) => return Some(value.clone()),
-            Some(State::Failed) => return None,
-            Some(State::Resolving) => {
-                let start = self.stack.iter().position(|n| n == name).unwrap_or(0);
-                let mut chain: Vec<String> = self.stack[start..].to_vec();
-                chain.push(name.to_string());
+        match &self.states[i] {
+            State::Done(value) => return Some(Rc::clone(value)),
+            State::Failed => return None,
+            State::Resolving => {
+                let start = self.stack.iter().position(|&n| n == i).unwrap_or(0);
+                let mut chain: Vec<usize> = self.stack[start..].to_vec();
+                chain.push(i);
+                let names: Vec<&str> = chain
+                    .iter()
+                    .map(|&n| self.decls[n].name.name.as_str())
+                    .collect();
                 diagnostics.push(
                     Diagnostic::new(
                         Code::VariableCycle,
-                        decl.name.span,
+                        self.decls[i].name.span,
                         format!(
                             "variables refer to each other in a circle: {}",
-                            chain.join(" -> ")
+                            names.join(" -> ")
                         ),
                     )
                     .label("this variable's value depends on itself")
                     .also(span, "used here")
                     .help("give one of these variables a value that does not use the others"),
                 );
-                for n in &chain {
-                    self.states.insert(n.clone(), State::Failed);
+                for n in chain {
+                    self.states[n] = State::Failed;
                 }
                 return None;
             }
-            None => {}
+            State::Unresolved => {}
         }
-        self.states.insert(name.to_string(), State::Resolving);
-        self.stack.push(name.to_string());
-        let value = self.expr(&decl.expr, diagnostics);
+        let decl = self.decls[i];
+        self.states[i] = State::Resolving;
+        self.stack.push(i);
+        let value = self.expr(&decl.expr, diagnostics).map(Rc::new);
         self.stack.pop();
-        let state = match &value {
-            Some(v) => State::Done(v.clone()),
-            None => State::Failed,
-        };
         // A cycle found below may already have marked this one failed.
-        if !matches!(self.states.get(name), Some(State::Failed)) {
-            self.states.insert(name.to_string(), state);
-        } else {
+        if matches!(self.states[i], State::Failed) {
             return None;
         }
+        self.states[i] = match &value {
+            Some(v) => State::Done(Rc::clone(v)),
+            None => State::Failed,
+        };
         value
     }
 
     fn expr(&mut self, expr: &Expr, diagnostics: &mut Vec<Diagnostic>) -> Option<Text> {
         match expr {
-            Expr::Str(s) => self
-                .interpolate(s, None, diagnostics)
-                .map(|segs| super::words::join(&segs)),
+            Expr::Str(s) => {
+                let mut segs = Vec::new();
+                self.interpolate(s, None, diagnostics, &mut segs)
+                    .then(|| super::words::join(&segs))
+            }
             Expr::Number(n) => Some(Text::lit(&n.text)),
             Expr::Env { name, default, .. } => {
                 let key = name.literal();
@@ -267,25 +300,25 @@ impl<'a> Scope<'a> {
 
     /// The value of `target.FIELD`.
     pub fn target(&self, field: &str) -> Text {
-        match self.ctx.live.as_ref().and_then(|l| l.target.get(field)) {
-            Some(value) => Text::lit(value),
-            None => Text(vec![Piece::Placeholder(format!("<target.{field}>"))]),
-        }
+        target(self.ctx, field)
     }
 
-    /// The segments of a string: literal text and variables' values.
-    /// `None` when a variable could not be resolved (already reported).
-    pub fn interpolate(
+    /// Fills `segs` with the segments of a string: literal text and
+    /// variables' values. `false` when a variable could not be resolved
+    /// (already reported). The caller's buffer is reused from string to
+    /// string: most strings of a plan need it for a moment only.
+    pub fn interpolate<'s>(
         &mut self,
-        s: &Str,
-        modules: Option<&str>,
+        s: &'s Str,
+        modules: Option<&Rc<Text>>,
         diagnostics: &mut Vec<Diagnostic>,
-    ) -> Option<Vec<Seg>> {
-        let mut segs = Vec::with_capacity(s.parts.len());
+        segs: &mut Vec<Seg<'s>>,
+    ) -> bool {
+        segs.clear();
         let mut ok = true;
         for part in &s.parts {
             match part {
-                StrPart::Lit(text) => segs.push(Seg::Lit(text.clone())),
+                StrPart::Lit(text) => segs.push(Seg::Lit(text)),
                 StrPart::Var(ident) => {
                     match self.lookup(&ident.name, ident.span, modules, diagnostics) {
                         Some(value) => segs.push(Seg::Value(value)),
@@ -294,7 +327,14 @@ impl<'a> Scope<'a> {
                 }
             }
         }
-        ok.then_some(segs)
+        ok
+    }
+}
+
+fn target(ctx: &Context, field: &str) -> Text {
+    match ctx.live.as_ref().and_then(|l| l.target.get(field)) {
+        Some(value) => Text::lit(value),
+        None => Text(vec![Piece::Placeholder(format!("<target.{field}>"))]),
     }
 }
 

@@ -149,7 +149,12 @@ fn text(s: &Str, findings: &mut Vec<Diagnostic>) {
 /// A literal value given to a name that says it is a secret; whether one
 /// was found.
 fn named(name: &str, s: &Str, findings: &mut Vec<Diagnostic>) -> bool {
-    let literal = !s.has_vars() && !s.literal().trim().is_empty();
+    // Without `${}`, the text is the parts end to end: it is blank when
+    // every part is.
+    let literal = !s.has_vars()
+        && s.parts
+            .iter()
+            .any(|p| matches!(p, StrPart::Lit(text) if !text.trim().is_empty()));
     if literal && SECRET_NAME.is_match(name) {
         findings.push(finding(s.span, name));
         return true;
