@@ -11,6 +11,11 @@ mod clean;
 #[path = "support/cpu.rs"]
 mod cpu;
 
+/// The allocator the `plan` binary uses (src/main.rs), so that the
+/// figures are the binary's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::hint::black_box;
 use std::path::PathBuf;
 
