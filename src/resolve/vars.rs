@@ -150,11 +150,17 @@ impl<'a> Scope<'a> {
         modules: Option<&Rc<Text>>,
         diagnostics: &mut Vec<Diagnostic>,
     ) -> Option<Rc<Text>> {
-        if let Some(value) = self
-            .ctx
-            .overrides
-            .get(name)
-            .or_else(|| self.ctx.inventory.get(name))
+        // `--var` and the inventory set only what the plan declares, and
+        // `db` (docs/language.md): an inventory's `modules`, or a value
+        // for a name the plan uses without declaring it, must not stand
+        // in for the runner's binding or for the "not defined" error.
+        let settable = name == DB || self.index.contains_key(name);
+        if settable
+            && let Some(value) = self
+                .ctx
+                .overrides
+                .get(name)
+                .or_else(|| self.ctx.inventory.get(name))
         {
             return Some(self.given(name, value));
         }

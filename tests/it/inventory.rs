@@ -184,3 +184,50 @@ fn top_level_of_the_wrong_shape_says_what_to_write() {
     );
     assert!(!rendered.contains("RawInventory"), "{rendered}");
 }
+
+/// An inventory's `vars` set only what the plan declares (and `db`): its
+/// `modules` does not replace an update's modules, and a name the plan
+/// uses without declaring stays an error.
+#[test]
+fn inventory_vars_set_only_declared_variables() {
+    use plan_runner::analysis;
+    use plan_runner::diagnostic::Code;
+    use plan_runner::plan::{Action, Command};
+    use plan_runner::resolve::Context;
+    use plan_runner::source::Source;
+
+    let ctx = Context {
+        inventory: [("modules", "evil"), ("tools", "/srv/tools"), ("stray", "x")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        ..Context::default()
+    };
+    let plan = "plan \"p\" {\n  from = \"1.0\"\n  to = \"2.0\"\n}\n\nvar tools = \"/opt/tools\"\n\nbackup b {\n}\n\nupdate u {\n  after = b\n  modules = [\"sale\"]\n  run = \"${tools}/server --update=${modules}\"\n}\n";
+    let analysis = analysis::analyse(Source::new("p.plan", plan), &ctx);
+    assert!(!analysis.has_errors(), "{:?}", analysis.diagnostics);
+    let resolved = analysis.plan.expect("a plan");
+    let Action::Update {
+        command: Command::Argv(argv),
+        ..
+    } = &resolved.steps[1].action
+    else {
+        panic!("an update with an argv: {:?}", resolved.steps[1].action);
+    };
+    let words: Vec<String> = argv
+        .iter()
+        .map(|w| w.expose().unwrap_or_default())
+        .collect();
+    assert_eq!(words, ["/srv/tools/server", "--update=sale"]);
+
+    let undeclared = plan.replace("${tools}/server", "${stray}/server");
+    let analysis = analysis::analyse(Source::new("p.plan", undeclared.as_str()), &ctx);
+    assert!(
+        analysis
+            .diagnostics
+            .iter()
+            .any(|d| d.code == Code::UndefinedVariable),
+        "{:?}",
+        analysis.diagnostics
+    );
+}
