@@ -684,3 +684,68 @@ fn no_rollback_is_refused_on_production() {
     assert!(!setup.has_table("changed"));
     assert!(setup.run_folder().is_none());
 }
+
+/// Another OS user, with a state folder of its own that cannot see the dead
+/// run's journal, still sees the unfinished run (through
+/// `plan_runner.runs`) and refuses. Switching users needs root (CI runs
+/// as root): this test fails, rather than skips, without it.
+#[test]
+fn another_os_user_with_another_state_dir_sees_the_unfinished_run() {
+    use std::os::unix::process::CommandExt;
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "this test runs `plan apply` as another OS user: run the tests as root (CI does)"
+    );
+    // The throwaway cluster's own server account: it exists on every
+    // machine the tests run on as root, and may use the cluster's socket.
+    let other = nix::unistd::User::from_name("plan-runner-pg")
+        .unwrap()
+        .expect("the cluster's server account `plan-runner-pg`");
+    let setup = Setup::new("otheruser", SLEEPING_PLAN);
+    let mut runner = setup.spawn_apply();
+    let sleeper = setup.wait_for_slow_step(&mut runner);
+    signal(&runner, Signal::SIGKILL);
+    runner.wait().unwrap();
+    let run_id = setup
+        .run_folder()
+        .unwrap()
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+
+    let state = tempfile::tempdir().unwrap();
+    nix::unistd::chown(state.path(), Some(other.uid), Some(other.gid)).unwrap();
+    // The plan must be readable by the other user: a copy of its own.
+    let plan = state.path().join("test.plan");
+    fs::copy(setup.plan(), &plan).unwrap();
+    nix::unistd::chown(&plan, Some(other.uid), Some(other.gid)).unwrap();
+    let refused = setup
+        .command_in(
+            &state.path().join("state"),
+            &setup.apply_args(plan.to_str().unwrap(), &[]),
+        )
+        .uid(other.uid.as_raw())
+        .gid(other.gid.as_raw())
+        .env("HOME", state.path())
+        .current_dir(state.path())
+        .output()
+        .unwrap();
+    let text = stderr(&refused);
+    assert_eq!(refused.status.code(), Some(4), "{text}");
+    assert!(text.contains("unfinished run"), "{text}");
+    assert!(text.contains(&run_id), "{text}");
+    assert!(
+        !state
+            .path()
+            .join("state")
+            .join("runs")
+            .join(&run_id)
+            .exists(),
+        "the other user's state folder never had the dead run's journal"
+    );
+
+    let recovered = setup.recover();
+    assert_eq!(recovered.status.code(), Some(0), "{}", stderr(&recovered));
+    assert!(wait_gone(sleeper), "the dead run's step is still running");
+}
