@@ -5,7 +5,7 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use plan_runner::db::fingerprint::{self, DatabaseProps, Fingerprint};
@@ -64,17 +64,7 @@ pub fn state_dir() -> TempDir {
 /// `plan` with libpq's environment pointing at the test cluster and
 /// nothing else of the developer's PG* settings.
 pub fn plan_command(db: &TestDatabase) -> Command {
-    let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("plan"));
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("PG") {
-            cmd.env_remove(&name);
-        }
-    }
-    cmd.env("PGHOST", db.cluster.host())
-        .env("PGPORT", db.cluster.port().to_string())
-        .env("PGUSER", db.cluster.user())
-        .stdin(Stdio::null());
-    cmd
+    crate::support::plan_command(db.cluster)
 }
 
 /// `plan apply PLAN --database DB --state-dir STATE ARGS...`, not started.

@@ -107,20 +107,10 @@ impl Setup {
 
     /// A command with its own state folder (another user's, say).
     pub fn command_in(&self, state: &std::path::Path, args: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_plan"));
-        for (key, _) in std::env::vars() {
-            if key.starts_with("PG") {
-                cmd.env_remove(key);
-            }
-        }
-        let cluster = self.db.cluster;
-        cmd.env("PGHOST", cluster.host())
-            .env("PGPORT", cluster.port().to_string())
-            .env("PGUSER", cluster.user())
-            .args(args)
+        let mut cmd = support::plan_command(self.db.cluster);
+        cmd.args(args)
             .args(["--database", &self.db.name, "--state-dir"])
-            .arg(state)
-            .stdin(Stdio::null());
+            .arg(state);
         cmd
     }
 

@@ -84,17 +84,8 @@ impl World {
     /// Runs `plan apply` on this world's database, the server coming from
     /// libpq's environment as a partner would set it.
     pub fn apply(&self, plan: &Path, extra: &[&str]) -> Applied {
-        let cluster = self.db.cluster;
-        let mut cmd = Command::cargo_bin("plan").expect("the plan binary");
-        for (name, _) in std::env::vars_os() {
-            if name.to_string_lossy().starts_with("PG") {
-                cmd.env_remove(&name);
-            }
-        }
-        cmd.env("PGHOST", cluster.host())
-            .env("PGPORT", cluster.port().to_string())
-            .env("PGUSER", cluster.user())
-            .arg("apply")
+        let mut cmd = Command::from_std(support::plan_command(self.db.cluster));
+        cmd.arg("apply")
             .arg(plan)
             .args(["--database", &self.db.name])
             .arg("--state-dir")

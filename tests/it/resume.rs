@@ -98,23 +98,13 @@ impl Setup {
 
     /// A command with its own state folder (another user's, say).
     fn command_in(&self, state: &std::path::Path, extra: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_plan"));
-        for (key, _) in std::env::vars() {
-            if key.starts_with("PG") {
-                cmd.env_remove(key);
-            }
-        }
-        let cluster = self.db.cluster;
-        cmd.env("PGHOST", cluster.host())
-            .env("PGPORT", cluster.port().to_string())
-            .env("PGUSER", cluster.user())
-            .arg("apply")
+        let mut cmd = support::plan_command(self.db.cluster);
+        cmd.arg("apply")
             .arg(self.plan_path())
             .args(["--assume-release", "1.0", "--grace", "2s"])
             .args(["--database", &self.db.name, "--state-dir"])
             .arg(state)
-            .args(extra)
-            .stdin(Stdio::null());
+            .args(extra);
         cmd
     }
 
@@ -123,16 +113,7 @@ impl Setup {
     }
 
     fn recover(&self) -> Output {
-        let cluster = self.db.cluster;
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_plan"));
-        for (key, _) in std::env::vars() {
-            if key.starts_with("PG") {
-                cmd.env_remove(key);
-            }
-        }
-        cmd.env("PGHOST", cluster.host())
-            .env("PGPORT", cluster.port().to_string())
-            .env("PGUSER", cluster.user())
+        support::plan_command(self.db.cluster)
             .args(["recover", "--database", &self.db.name, "--state-dir"])
             .arg(self.state.path())
             .output()

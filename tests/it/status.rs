@@ -12,17 +12,7 @@ use crate::support::{TestDatabase, database, shared_cluster};
 /// The built `plan`, pointed at the test cluster by libpq's variables
 /// only (the user's own PG* settings removed).
 fn plan() -> Command {
-    let cluster = shared_cluster();
-    let mut cmd = Command::cargo_bin("plan").expect("the plan binary is built");
-    for (name, _) in std::env::vars() {
-        if name.starts_with("PG") {
-            cmd.env_remove(name);
-        }
-    }
-    cmd.env("PGHOST", cluster.host())
-        .env("PGPORT", cluster.port().to_string())
-        .env("PGUSER", cluster.user());
-    cmd
+    Command::from_std(crate::support::plan_command(shared_cluster()))
 }
 
 /// A plan from `from` to `to`: a backup, then a change of data.

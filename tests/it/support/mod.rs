@@ -90,3 +90,20 @@ pub fn process_running(pid: u32) -> bool {
         Err(_) => false,
     }
 }
+
+/// The `plan` binary aimed at `cluster` through `PGHOST`, `PGPORT` and
+/// `PGUSER`, and at nothing else of the developer's `PG*` settings; stdin
+/// from /dev/null.
+pub fn plan_command(cluster: &Cluster) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_plan"));
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("PG") {
+            cmd.env_remove(&name);
+        }
+    }
+    cmd.env("PGHOST", cluster.host())
+        .env("PGPORT", cluster.port().to_string())
+        .env("PGUSER", cluster.user())
+        .stdin(std::process::Stdio::null());
+    cmd
+}
