@@ -215,10 +215,7 @@ pub(super) fn run(run: &mut Run<'_>, order: &[usize]) -> bool {
                 };
                 let step = &plan.steps[order[pos]];
                 if let Some(why) = run.cannot_launch(step) {
-                    let mut report = not_run(step);
-                    report.status = "failed".into();
-                    report.error = Some(why.clone());
-                    reports[pos] = Some(report);
+                    reports[pos] = Some(never_ran(step, why.clone()));
                     queue.ended(pos, false);
                     stop = Some(run.stop_running(&queue, &worker, why));
                     break;
@@ -248,18 +245,13 @@ pub(super) fn run(run: &mut Run<'_>, order: &[usize]) -> bool {
                     .spawn_scoped(scope, move || {
                         let report = catch_unwind(AssertUnwindSafe(|| shared.step(step, "")))
                             .unwrap_or_else(|_| {
-                                let mut report = not_run(step);
-                                report.status = "failed".into();
-                                report.error =
-                                    Some("internal error: the step's thread panicked".into());
-                                report
+                                never_ran(step, "internal error: the step's thread panicked".into())
                             });
                         let _ = sender.send((pos, report));
                     });
                 if let Err(e) = spawned {
-                    let mut report = not_run(step);
-                    report.status = "failed".into();
-                    report.error = Some(format!("cannot start a thread for the step: {e}"));
+                    let report =
+                        never_ran(step, format!("cannot start a thread for the step: {e}"));
                     run.ended(
                         step,
                         pos,
@@ -297,11 +289,10 @@ pub(super) fn run(run: &mut Run<'_>, order: &[usize]) -> bool {
         failed = true;
         if let Some(pos) = (0..order.len()).find(|&p| reports[p].is_none()) {
             let step = &plan.steps[order[pos]];
-            let mut report = not_run(step);
-            report.status = "failed".into();
-            report.error =
-                Some("internal error: the step waits for steps that do not run before it".into());
-            reports[pos] = Some(report);
+            reports[pos] = Some(never_ran(
+                step,
+                "internal error: the step waits for steps that do not run before it".into(),
+            ));
         }
     }
     for (pos, report) in reports.into_iter().enumerate() {
@@ -310,6 +301,14 @@ pub(super) fn run(run: &mut Run<'_>, order: &[usize]) -> bool {
             .push(report.unwrap_or_else(|| not_run(&plan.steps[order[pos]])));
     }
     failed
+}
+
+/// A step that failed without running: why it could not.
+fn never_ran(step: &Step, why: String) -> StepReport {
+    let mut report = not_run(step);
+    report.status = "failed".into();
+    report.error = Some(why);
+    report
 }
 
 impl Run<'_> {
