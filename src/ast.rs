@@ -6,6 +6,12 @@
 
 use serde::Serialize;
 
+/// Text taken from the plan: names, literals, numbers. Up to 24 bytes it is
+/// stored inline, with no allocation of its own; most names and many
+/// literals of a plan are that short, and a large plan has tens of
+/// thousands of them.
+pub type SmallString = compact_str::CompactString;
+
 use crate::source::Span;
 
 /// A whole file.
@@ -46,7 +52,7 @@ impl Item {
 /// A name as written, with where.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Ident {
-    pub name: String,
+    pub name: SmallString,
     #[serde(skip)]
     pub span: Span,
 }
@@ -182,7 +188,7 @@ impl Value {
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Number {
-    pub text: String,
+    pub text: SmallString,
     #[serde(skip)]
     pub span: Span,
 }
@@ -216,7 +222,7 @@ pub struct MapEntry {
 #[derive(Clone, Debug, Serialize)]
 pub struct Str {
     /// Exactly as written, quotes included (fmt prints it back unchanged).
-    pub raw: String,
+    pub raw: SmallString,
     pub parts: Vec<StrPart>,
     #[serde(skip)]
     pub span: Span,
@@ -249,7 +255,7 @@ impl Str {
 #[derive(Clone, Debug, Serialize)]
 pub enum StrPart {
     /// Decoded text (escapes and `$${` already turned into what they mean).
-    Lit(String),
+    Lit(SmallString),
     /// `${name}`; the span covers the name.
     Var(Ident),
 }

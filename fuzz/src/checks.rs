@@ -61,6 +61,14 @@ pub fn check_grammars_agree(source: &Source) {
         "the grammars disagree on {:?}\n--- parse ---\n{fast}\n--- plan.pest alone ---\n{reference}",
         source.text()
     );
+    // A large plan is cut into pieces and read on several threads: cut at
+    // every place a cut may fall, on two threads, the result is the same.
+    let pieces = shown(&parse::parse_in_pieces(source, 1, 2));
+    assert!(
+        pieces == reference,
+        "pieces disagree on {:?}\n--- in pieces ---\n{pieces}\n--- plan.pest alone ---\n{reference}",
+        source.text()
+    );
 }
 
 /// Bytes that parse without a diagnostic: `fmt`'s output parses without a

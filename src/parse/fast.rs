@@ -27,15 +27,18 @@ type Read<T> = Result<T, Unexpected>;
 /// `tree.rs` drops a block whose step is `plan NAME {`).
 type Block<T> = Read<Result<T, Diagnostic>>;
 
-/// Reads the tokens of a successful `fast_file` parse of `text` into `file`.
+/// Reads the tokens of a successful `fast_file` parse of the piece of
+/// `text` that starts at byte `base` into `file`.
 pub fn read(
     text: &str,
+    base: usize,
     tokens: Tokens<'_, Rule>,
     file: &mut File,
     diagnostics: &mut Vec<Diagnostic>,
 ) -> Read<()> {
     let mut reader = Reader {
         text,
+        base,
         tokens,
         peeked: None,
         comments: &mut file.comments,
@@ -76,6 +79,9 @@ struct Tok {
 
 struct Reader<'i, 'd> {
     text: &'i str,
+    /// Where the parsed piece starts in `text`: pest's offsets are the
+    /// piece's.
+    base: usize,
     tokens: Tokens<'i, Rule>,
     peeked: Option<Tok>,
     comments: &'d mut Vec<Comment>,
@@ -94,12 +100,12 @@ impl<'i> Reader<'i, '_> {
                 Token::Start { rule, pos } => Tok {
                     start: true,
                     rule,
-                    pos: pos.pos(),
+                    pos: self.base + pos.pos(),
                 },
                 Token::End { rule, pos } => Tok {
                     start: false,
                     rule,
-                    pos: pos.pos(),
+                    pos: self.base + pos.pos(),
                 },
             };
             if tok.rule != Rule::comment_text {
@@ -112,7 +118,7 @@ impl<'i> Reader<'i, '_> {
                     return None;
                 };
                 let start = tok.pos.checked_sub(1)?;
-                let end = pos.pos();
+                let end = self.base + pos.pos();
                 self.comments.push(Comment {
                     text: self.text.get(start..end)?.trim_end().to_string(),
                     span: Span::new(start, end),
@@ -192,7 +198,7 @@ impl<'i> Reader<'i, '_> {
             return Err(Unexpected);
         }
         Ok(Ident {
-            name: name.to_string(),
+            name: name.into(),
             span,
         })
     }
@@ -381,7 +387,7 @@ impl<'i> Reader<'i, '_> {
         let key = if quoted {
             let key = self.string()?;
             Ident {
-                name: key.literal(),
+                name: key.literal().into(),
                 span: key.span,
             }
         } else {
@@ -399,7 +405,7 @@ impl<'i> Reader<'i, '_> {
     fn number(&mut self) -> Read<Number> {
         let span = self.leaf(Rule::number)?;
         Ok(Number {
-            text: self.slice(span).to_string(),
+            text: self.slice(span).into(),
             span,
         })
     }
@@ -411,7 +417,7 @@ impl<'i> Reader<'i, '_> {
         let body = raw.get(1..raw.len().saturating_sub(1)).ok_or(Unexpected)?;
         Ok(Str {
             parts: strings::decode(body, span.start + 1, self.diagnostics),
-            raw: raw.to_string(),
+            raw: raw.into(),
             span,
         })
     }
@@ -421,7 +427,7 @@ impl<'i> Reader<'i, '_> {
 mod tests {
     use pest::Parser as _;
 
-    use super::super::{Grammar, Rule, fast, has_stray_controls, with_plan_grammar};
+    use super::super::{Grammar, Rule, fast, fast_with, has_stray_controls, with_plan_grammar};
 
     /// Every construct, with comments and odd spacing in every gap the
     /// grammar allows, keywords as step kinds and names, CRLF, escapes,
@@ -446,6 +452,10 @@ mod tests {
     fn agree(text: &str) -> Path {
         let plan_accepts = Grammar::parse(Rule::file, text).is_ok();
         let Some(fast) = fast(text) else {
+            assert!(
+                fast_with(text, 1, 3).is_none(),
+                "pieces accepted what the whole file refuses: {text:?}"
+            );
             return if plan_accepts {
                 Path::Slow
             } else {
@@ -457,11 +467,24 @@ mod tests {
             "the fast path accepted what plan.pest refuses: {text:?}"
         );
         let reference = with_plan_grammar(text);
+        let shown =
+            |parsed: &super::super::Parsed| format!("{:?}", (&parsed.file, &parsed.diagnostics));
         assert_eq!(
-            format!("{:?}", (&fast.file, &fast.diagnostics)),
-            format!("{:?}", (&reference.file, &reference.diagnostics)),
+            shown(&fast),
+            shown(&reference),
             "the two paths differ on {text:?}"
         );
+        // Cut into pieces at every `}` that starts a line, read by one
+        // thread and by three: the same again.
+        for threads in [1, 3] {
+            let pieces = fast_with(text, 1, threads)
+                .unwrap_or_else(|| panic!("pieces on {threads} threads refused {text:?}"));
+            assert_eq!(
+                shown(&pieces),
+                shown(&reference),
+                "pieces on {threads} threads differ on {text:?}"
+            );
+        }
         Path::Fast
     }
 

@@ -9,8 +9,10 @@ mod strings;
 mod tree;
 
 use std::num::NonZeroUsize;
+use std::ops::Range;
 use std::path::Path;
 use std::sync::Once;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use pest::Parser as _;
 
@@ -90,6 +92,17 @@ pub fn parse_with_plan_grammar(source: &Source) -> Parsed {
     empty(text).unwrap_or_else(|| with_plan_grammar(text))
 }
 
+/// What `parse` gives, with the fast path's pieces about `piece_bytes`
+/// long, read on `threads` threads: for tests and the fuzzer, which check
+/// that neither changes the result.
+#[doc(hidden)]
+pub fn parse_in_pieces(source: &Source, piece_bytes: usize, threads: usize) -> Parsed {
+    let text = source.text();
+    empty(text).unwrap_or_else(|| {
+        fast_with(text, piece_bytes, threads).unwrap_or_else(|| with_plan_grammar(text))
+    })
+}
+
 fn set_call_limit() {
     static LIMIT: Once = Once::new();
     LIMIT.call_once(|| pest::set_call_limit(NonZeroUsize::new(CALL_LIMIT)));
@@ -112,23 +125,142 @@ fn empty(text: &str) -> Option<Parsed> {
 /// The file read with grammar/fast.pest, or `None` when that grammar does
 /// not accept it (a syntax error: plan.pest's `file` then says which).
 fn fast(text: &str) -> Option<Parsed> {
+    let cores = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
+    let threads = cores.min(MAX_THREADS).min(text.len() / PARALLEL_BYTES);
+    fast_with(text, PIECE_BYTES, threads)
+}
+
+/// `fast` with the size of the pieces and the number of threads given: the
+/// result must not depend on either (the tests try many).
+fn fast_with(text: &str, piece_bytes: usize, threads: usize) -> Option<Parsed> {
     if has_stray_controls(text) {
         return None;
     }
     set_call_limit();
-    let pairs = Grammar::parse(Rule::fast_file, text).ok()?;
+    let pieces: Vec<_> = pieces(text, piece_bytes).collect();
+    // A cut that does not fall between blocks (inside a block whose `}`
+    // stands at the start of a line, or a string) leaves a piece that does
+    // not parse: the whole file is then read as one piece.
+    in_parallel(text, &pieces, threads).or_else(|| {
+        (pieces.len() > 1).then(|| fast_in_pieces(text, std::iter::once(0..text.len())))?
+    })
+}
+
+/// Below this size a plan is read on the calling thread alone: starting a
+/// thread costs about as much as reading this much text.
+const PARALLEL_BYTES: usize = 128 * 1024;
+
+/// Reads the pieces on up to `threads` threads and joins the results in
+/// file order. Each thread takes the next piece not yet taken, so a thread
+/// slowed by another process on its core does less, not the others wait
+/// for it. Pieces are independent: each is a whole pest parse.
+fn in_parallel(text: &str, pieces: &[Range<usize>], threads: usize) -> Option<Parsed> {
+    let threads = threads.min(pieces.len());
+    if threads <= 1 {
+        return fast_in_pieces(text, pieces.iter().cloned());
+    }
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let work = || {
+        let mut done = Vec::new();
+        while !failed.load(Ordering::Relaxed) {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(piece) = pieces.get(i) else { break };
+            match fast_in_pieces(text, std::iter::once(piece.clone())) {
+                Some(parsed) => done.push((i, parsed)),
+                None => failed.store(true, Ordering::Relaxed),
+            }
+        }
+        done
+    };
+    let mut done = std::thread::scope(|scope| {
+        let others: Vec<_> = (1..threads).map(|_| scope.spawn(work)).collect();
+        let mut done = work();
+        for other in others {
+            done.extend(
+                other
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            );
+        }
+        done
+    });
+    if failed.into_inner() {
+        return None;
+    }
+    done.sort_unstable_by_key(|(i, _)| *i);
+    let mut whole = Parsed {
+        file: File::default(),
+        diagnostics: Vec::new(),
+    };
+    whole
+        .file
+        .items
+        .reserve(done.iter().map(|(_, p)| p.file.items.len()).sum());
+    for (_, part) in done {
+        whole.file.items.extend(part.file.items);
+        whole.file.comments.extend(part.file.comments);
+        whole.diagnostics.extend(part.diagnostics);
+    }
+    Some(whole)
+}
+
+/// More threads than this gain nothing on a plan of a few megabytes.
+const MAX_THREADS: usize = 8;
+
+/// Reads the pieces of `text` one after another. `None` when any piece
+/// is not a sequence of whole blocks that fast.pest accepts.
+fn fast_in_pieces(text: &str, pieces: impl Iterator<Item = Range<usize>>) -> Option<Parsed> {
     let mut parsed = Parsed {
         file: File::default(),
         diagnostics: Vec::new(),
     };
-    fast::read(
-        text,
-        pairs.tokens(),
-        &mut parsed.file,
-        &mut parsed.diagnostics,
-    )
-    .ok()?;
+    for piece in pieces {
+        let pairs = Grammar::parse(Rule::fast_file, &text[piece.clone()]).ok()?;
+        fast::read(
+            text,
+            piece.start,
+            pairs.tokens(),
+            &mut parsed.file,
+            &mut parsed.diagnostics,
+        )
+        .ok()?;
+    }
     Some(parsed)
+}
+
+/// How much text pest reads at a time on the fast path. Pest keeps every
+/// token of a parse in one growing vector (40 bytes a token); a whole large
+/// plan makes it megabytes, copied as it grows and each time on fresh pages
+/// from the kernel, where a piece this size keeps it in the cache.
+const PIECE_BYTES: usize = 8 * 1024;
+
+/// Splits `text` into pieces of about `size` bytes, each cut at the start
+/// of the line after a `}` alone at the start of its line (where a
+/// top-level block normally ends).
+///
+/// A cut needs no proof that it lies between blocks: a line start never
+/// lies inside a comment, and a piece that ends inside a string or a block
+/// does not parse, so `fast` then reads the file whole. A piece that does
+/// parse ends with whole blocks, and reading on from its end is what
+/// reading the whole file would do there.
+fn pieces(text: &str, size: usize) -> impl Iterator<Item = Range<usize>> + '_ {
+    let mut start = 0;
+    std::iter::from_fn(move || {
+        if start >= text.len() {
+            return None;
+        }
+        // Byte-wise, as `start + size` may fall inside a character; the
+        // cut itself follows a `\n`, so it is a character boundary.
+        let from = (start + size).min(text.len());
+        let end = text.as_bytes()[from..]
+            .windows(3)
+            .position(|w| w == b"\n}\n")
+            .map_or(text.len(), |at| from + at + 3);
+        let piece = start..end;
+        start = end;
+        Some(piece)
+    })
 }
 
 /// Whether the text holds a control character other than tab, line feed

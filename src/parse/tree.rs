@@ -242,7 +242,7 @@ impl Builder<'_> {
             let key_span = self.span(&key);
             let text = self.string(key)?.literal();
             Ident {
-                name: text,
+                name: text.into(),
                 span: key_span,
             }
         } else {
@@ -258,14 +258,14 @@ impl Builder<'_> {
 
     fn ident(&self, pair: &Pair<'_, Rule>) -> Ident {
         Ident {
-            name: pair.as_str().to_string(),
+            name: pair.as_str().into(),
             span: self.span(pair),
         }
     }
 
     fn number(&self, pair: &Pair<'_, Rule>) -> Number {
         Number {
-            text: pair.as_str().to_string(),
+            text: pair.as_str().into(),
             span: self.span(pair),
         }
     }
@@ -280,7 +280,7 @@ impl Builder<'_> {
         let body_offset = self.span(&body).start;
         Ok(Str {
             parts: strings::decode(body.as_str(), body_offset, self.diagnostics),
-            raw,
+            raw: raw.into(),
             span,
         })
     }

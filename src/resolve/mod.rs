@@ -62,6 +62,19 @@ const PLAN_ATTRS: &[&str] = &[
 
 /// Resolves a parsed file.
 pub fn resolve(file: &ast::File, source: &Source, ctx: &Context) -> Resolved {
+    resolve_on(file, source, ctx, None)
+}
+
+/// `resolve` with the number of threads for the steps given (`None`: one
+/// per core for a large plan). The result must not depend on it; tests
+/// compare.
+#[doc(hidden)]
+pub fn resolve_on(
+    file: &ast::File,
+    source: &Source,
+    ctx: &Context,
+    threads: Option<usize>,
+) -> Resolved {
     let mut diagnostics = Vec::new();
     let decls: Vec<&ast::VarDecl> = file
         .items
@@ -121,6 +134,15 @@ pub fn resolve(file: &ast::File, source: &Source, ctx: &Context) -> Resolved {
         )
         .string("update_command", &mut Vec::new())
     });
+    // Every declaration is computed before the steps: the steps then only
+    // read the scope, and can be resolved on several threads. (A cycle is
+    // therefore found from the declaration first in name order.)
+    let vars = scope.all(&mut diagnostics);
+    // After `all`, so a broken `db` declaration has already been reported
+    // and is only looked up from the cache here.
+    let database = scope
+        .lookup(vars::DB, Span::default(), None, &mut Vec::new())
+        .map(std::sync::Arc::unwrap_or_clone);
     let mut builder = steps::StepBuilder {
         scope: &mut scope,
         update_command,
@@ -128,6 +150,7 @@ pub fn resolve(file: &ast::File, source: &Source, ctx: &Context) -> Resolved {
         segs: Vec::new(),
         patterns: Default::default(),
         texts: Default::default(),
+        threads,
     };
     let main: Vec<&ast::Step> = file
         .items
@@ -149,12 +172,6 @@ pub fn resolve(file: &ast::File, source: &Source, ctx: &Context) -> Resolved {
     let steps = builder.build_all(&main, &failure);
     let (steps, on_failure) = steps;
 
-    let vars = scope.all(&mut diagnostics);
-    // After `all`, so a broken `db` declaration has already been reported
-    // and is only looked up from the cache here.
-    let database = scope
-        .lookup(vars::DB, Span::default(), None, &mut Vec::new())
-        .map(std::rc::Rc::unwrap_or_clone);
     let missing = std::mem::take(&mut scope.missing);
     diagnostics.sort_by_key(|d| (d.primary.span.start, d.code));
     diagnostics.dedup();
@@ -216,7 +233,7 @@ fn plan_header(
         };
         let text = match &attr.value {
             Value::Str(_) => attrs.literal(key, diagnostics)?.literal(),
-            Value::Number(n) => n.text.clone(),
+            Value::Number(n) => n.text.to_string(),
             other => {
                 diagnostics.push(attrs::wrong_type(key, "a release such as \"6.0.0\"", other));
                 return None;

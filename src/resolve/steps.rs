@@ -2,7 +2,8 @@
 //! exist, and each kind's action.
 
 use std::fmt::Write as _;
-use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::attrs::{Attrs, plain, wrong_type};
 use super::parse_duration;
@@ -89,6 +90,16 @@ fn kinds_with(key: &str) -> Vec<&'static str> {
         .collect()
 }
 
+/// Below this many steps per thread, starting a thread costs more than it
+/// saves (a step takes about a microsecond).
+const PARALLEL_STEPS: usize = 1_000;
+
+/// More threads than this gain nothing on plans of a few thousand steps.
+const MAX_THREADS: usize = 8;
+
+/// How many consecutive steps a thread takes at a time.
+const RUN_STEPS: usize = 200;
+
 /// Where the steps with one name are.
 #[derive(Clone, Copy)]
 struct Named {
@@ -117,6 +128,9 @@ pub struct StepBuilder<'s, 'a> {
     pub patterns: NameMap<&'a str, Option<String>>,
     /// Builds every text of the plan, reusing its buffers.
     pub texts: words::Builder,
+    /// How many threads resolve the main steps; `None`: one per core, for
+    /// a plan large enough to gain from them.
+    pub threads: Option<usize>,
 }
 
 impl<'a> StepBuilder<'_, 'a> {
@@ -177,11 +191,78 @@ impl<'a> StepBuilder<'_, 'a> {
                 }
             }
         }
-        let mut main_steps = Vec::with_capacity(main.len());
-        main_steps.extend(main.iter().filter_map(|s| self.step(s, &names, false)));
+        let main_steps = self.steps_in_parallel(main, &names);
         let mut failure_steps = Vec::with_capacity(failure.len());
         failure_steps.extend(failure.iter().filter_map(|s| self.step(s, &names, true)));
         (main_steps, failure_steps)
+    }
+
+    /// The main steps, resolved on up to one thread per core when there
+    /// are many. Each step's result depends only on the step, the names
+    /// and the scope, whose variables are all computed by now (`resolve`),
+    /// so a copy of it gives what this one would. Each thread takes the
+    /// next run of steps not yet taken; the runs are joined in file order,
+    /// and the diagnostics are sorted by position afterwards anyway.
+    fn steps_in_parallel(&mut self, main: &[&'a ast::Step], names: &Names<'_>) -> Vec<Step> {
+        let threads = self.threads.unwrap_or_else(|| {
+            let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+            cores.min(MAX_THREADS).min(main.len() / PARALLEL_STEPS)
+        });
+        let mut steps = Vec::with_capacity(main.len());
+        if threads <= 1 {
+            steps.extend(main.iter().filter_map(|s| self.step(s, names, false)));
+            return steps;
+        }
+        let runs: Vec<&[&ast::Step]> = main.chunks(RUN_STEPS).collect();
+        let next = AtomicUsize::new(0);
+        let update_command = self.update_command;
+        let work = |mut scope: Scope<'a>| {
+            let mut diagnostics = Vec::new();
+            let mut builder = StepBuilder {
+                scope: &mut scope,
+                update_command,
+                diagnostics: &mut diagnostics,
+                segs: Vec::new(),
+                patterns: NameMap::default(),
+                texts: words::Builder::default(),
+                threads: Some(1),
+            };
+            let mut done = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(run) = runs.get(i) else { break };
+                let steps: Vec<Step> = run
+                    .iter()
+                    .filter_map(|s| builder.step(s, names, false))
+                    .collect();
+                done.push((i, steps));
+            }
+            (done, diagnostics)
+        };
+        let mut done = std::thread::scope(|scope| {
+            let others: Vec<_> = (1..threads)
+                .map(|_| {
+                    let copy = self.scope.detached();
+                    scope.spawn(move || work(copy))
+                })
+                .collect();
+            let mut all = vec![work(self.scope.detached())];
+            all.extend(others.into_iter().map(|h| {
+                h.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            }));
+            let mut done = Vec::with_capacity(runs.len());
+            for (runs, diagnostics) in all {
+                done.extend(runs);
+                self.diagnostics.extend(diagnostics);
+            }
+            done
+        });
+        done.sort_unstable_by_key(|(i, _)| *i);
+        for (_, run) in done {
+            steps.extend(run);
+        }
+        steps
     }
 
     /// Interpolates `s` into the builder's buffer and hands the segments to
@@ -189,7 +270,7 @@ impl<'a> StepBuilder<'_, 'a> {
     fn with_segs<R>(
         &mut self,
         s: &'a Str,
-        modules: Option<&Rc<Text>>,
+        modules: Option<&Arc<Text>>,
         f: impl FnOnce(&mut Self, &[Seg<'a>]) -> Option<R>,
     ) -> Option<R> {
         let mut segs = std::mem::take(&mut self.segs);
@@ -377,7 +458,7 @@ impl<'a> StepBuilder<'_, 'a> {
         let mut after = Vec::with_capacity(items.len());
         for item in items {
             let (name, span) = match item {
-                Value::Name(i) => (i.name.clone(), i.span),
+                Value::Name(i) => (i.name.to_string(), i.span),
                 Value::Str(s) => (s.literal(), s.span),
                 _ => continue,
             };
@@ -499,14 +580,14 @@ impl<'a> StepBuilder<'_, 'a> {
             }
             let value = match &entry.value {
                 Value::Str(s) => self.joined(s),
-                Value::Number(n) => Some(Text::lit(&n.text)),
+                Value::Number(n) => Some(Text::lit(n.text.as_str())),
                 other => {
                     self.diagnostics.push(wrong_type(key, "a string", other));
                     None
                 }
             };
             match value {
-                Some(v) => out.push((key.clone(), v)),
+                Some(v) => out.push((key.to_string(), v)),
                 None => ok = false,
             }
         }
@@ -524,7 +605,7 @@ impl<'a> StepBuilder<'_, 'a> {
         }
     }
 
-    fn argv(&mut self, s: &'a Str, modules: Option<&Rc<Text>>) -> Option<Vec<Text>> {
+    fn argv(&mut self, s: &'a Str, modules: Option<&Arc<Text>>) -> Option<Vec<Text>> {
         self.with_segs(s, modules, |this, segs| this.split(segs, s.span))
     }
 
@@ -568,7 +649,7 @@ impl<'a> StepBuilder<'_, 'a> {
         &mut self,
         step: &'a ast::Step,
         attrs: &Attrs<'a>,
-        modules: Option<&Rc<Text>>,
+        modules: Option<&Arc<Text>>,
     ) -> Option<Command> {
         match (attrs.get("run"), attrs.get("shell")) {
             (Some(_), Some(shell)) => {
@@ -766,7 +847,7 @@ impl<'a> StepBuilder<'_, 'a> {
                 for item in &list.items {
                     match item {
                         Value::Str(s) => out.push((s.literal(), s.span)),
-                        Value::Name(i) => out.push((i.name.clone(), i.span)),
+                        Value::Name(i) => out.push((i.name.to_string(), i.span)),
                         other => {
                             self.diagnostics
                                 .push(wrong_type("modules", "a module's name", other));
@@ -811,7 +892,7 @@ impl<'a> StepBuilder<'_, 'a> {
         } else {
             Modules::Named(names.into_iter().map(|(n, _)| n).collect())
         };
-        let joined = Rc::new(Text::lit(modules.joined()));
+        let joined = Arc::new(Text::lit(modules.joined()));
         let command = if attrs.has("run") || attrs.has("shell") {
             self.command(step, attrs, Some(&joined))?
         } else if let Some(template) = self.update_command {
@@ -843,7 +924,7 @@ impl<'a> StepBuilder<'_, 'a> {
                 let sql = self.sql_text(sql)?;
                 let expect = match &expect.value {
                     Value::Str(s) => self.joined(s)?,
-                    Value::Number(n) => Text::lit(&n.text),
+                    Value::Number(n) => Text::lit(n.text.as_str()),
                     other => {
                         self.diagnostics.push(wrong_type(
                             "expect",

@@ -2,7 +2,7 @@
 //! default), order independence with cycle detection, and interpolation of
 //! `${name}` into segments.
 
-use std::rc::Rc;
+use std::sync::Arc;
 
 use super::Context;
 use super::words::Seg;
@@ -24,11 +24,13 @@ enum State {
     Resolving,
     /// Shared by every use: a variable used in every step is computed once
     /// and never copied.
-    Done(Rc<Text>),
+    Done(Arc<Text>),
     Failed,
 }
 
-/// The variables of one plan and their values, computed on demand.
+/// The variables of one plan and their values, computed on demand. Once
+/// every declaration is computed (`all`), a lookup changes nothing, and a
+/// copy (`detached`) can resolve steps on another thread.
 pub struct Scope<'a> {
     /// The accepted declarations, in file order.
     decls: Vec<&'a VarDecl>,
@@ -40,7 +42,7 @@ pub struct Scope<'a> {
     stack: Vec<usize>,
     /// `target.database`, the value of `${db}` when the plan does not
     /// declare `db`.
-    default_db: Option<Rc<Text>>,
+    default_db: Option<Arc<Text>>,
     ctx: &'a Context,
     /// Values a live run needs but the environment does not hold.
     pub missing: Vec<String>,
@@ -122,19 +124,44 @@ impl<'a> Scope<'a> {
             .filter_map(|(name, i)| {
                 let span = self.decls[i].name.span;
                 self.lookup(name, span, None, diagnostics)
-                    .map(|v| (name.to_string(), Rc::unwrap_or_clone(v)))
+                    .map(|v| (name.to_string(), Arc::unwrap_or_clone(v)))
             })
             .collect()
     }
 
+    /// A copy for another thread, whose values share nothing with these:
+    /// every use of a variable counts a reference to its value, and two
+    /// cores counting on one value would wait on each other.
+    pub fn detached(&self) -> Scope<'a> {
+        let own = |value: &Arc<Text>| Arc::new(Text::clone(value));
+        Scope {
+            decls: self.decls.clone(),
+            index: self.index.clone(),
+            states: self
+                .states
+                .iter()
+                .map(|state| match state {
+                    State::Unresolved => State::Unresolved,
+                    State::Resolving => State::Resolving,
+                    State::Done(value) => State::Done(own(value)),
+                    State::Failed => State::Failed,
+                })
+                .collect(),
+            stack: self.stack.clone(),
+            default_db: self.default_db.as_ref().map(own),
+            ctx: self.ctx,
+            missing: Vec::new(),
+        }
+    }
+
     /// A value given on the command line or by the inventory.
-    fn given(&self, name: &str, value: &str) -> Rc<Text> {
+    fn given(&self, name: &str, value: &str) -> Arc<Text> {
         let secret = self
             .index
             .get(name)
             .is_some_and(|&i| matches!(self.decls[i].expr, Expr::Secret { .. }));
         // A value given for a secret stays a secret.
-        Rc::new(if secret {
+        Arc::new(if secret {
             Text(vec![Piece::Secret(Secret::new(name, value))])
         } else {
             Text::lit(value)
@@ -147,9 +174,9 @@ impl<'a> Scope<'a> {
         &mut self,
         name: &str,
         span: crate::source::Span,
-        modules: Option<&Rc<Text>>,
+        modules: Option<&Arc<Text>>,
         diagnostics: &mut Vec<Diagnostic>,
-    ) -> Option<Rc<Text>> {
+    ) -> Option<Arc<Text>> {
         // `--var` and the inventory set only what the plan declares, and
         // `db` (docs/language.md): an inventory's `modules`, or a value
         // for a name the plan uses without declaring it, must not stand
@@ -166,7 +193,7 @@ impl<'a> Scope<'a> {
         }
         if name == MODULES {
             if let Some(modules) = modules {
-                return Some(Rc::clone(modules));
+                return Some(Arc::clone(modules));
             }
             diagnostics.push(
                 Diagnostic::new(Code::UndefinedVariable, span, "`${modules}` is only known inside an update command")
@@ -179,8 +206,8 @@ impl<'a> Scope<'a> {
             if name == DB {
                 let db = self
                     .default_db
-                    .get_or_insert_with(|| Rc::new(target(self.ctx, "database")));
-                return Some(Rc::clone(db));
+                    .get_or_insert_with(|| Arc::new(target(self.ctx, "database")));
+                return Some(Arc::clone(db));
             }
             let mut d = Diagnostic::new(
                 Code::UndefinedVariable,
@@ -200,7 +227,7 @@ impl<'a> Scope<'a> {
             return None;
         };
         match &self.states[i] {
-            State::Done(value) => return Some(Rc::clone(value)),
+            State::Done(value) => return Some(Arc::clone(value)),
             State::Failed => return None,
             State::Resolving => {
                 let start = self.stack.iter().position(|&n| n == i).unwrap_or(0);
@@ -233,14 +260,14 @@ impl<'a> Scope<'a> {
         let decl = self.decls[i];
         self.states[i] = State::Resolving;
         self.stack.push(i);
-        let value = self.expr(&decl.expr, diagnostics).map(Rc::new);
+        let value = self.expr(&decl.expr, diagnostics).map(Arc::new);
         self.stack.pop();
         // A cycle found below may already have marked this one failed.
         if matches!(self.states[i], State::Failed) {
             return None;
         }
         self.states[i] = match &value {
-            Some(v) => State::Done(Rc::clone(v)),
+            Some(v) => State::Done(Arc::clone(v)),
             None => State::Failed,
         };
         value
@@ -253,7 +280,7 @@ impl<'a> Scope<'a> {
                 self.interpolate(s, None, diagnostics, &mut segs)
                     .then(|| super::words::join(&segs))
             }
-            Expr::Number(n) => Some(Text::lit(&n.text)),
+            Expr::Number(n) => Some(Text::lit(n.text.as_str())),
             Expr::Env { name, default, .. } => {
                 let key = name.literal();
                 if let Some(live) = &self.ctx.live
@@ -316,7 +343,7 @@ impl<'a> Scope<'a> {
     pub fn interpolate<'s>(
         &mut self,
         s: &'s Str,
-        modules: Option<&Rc<Text>>,
+        modules: Option<&Arc<Text>>,
         diagnostics: &mut Vec<Diagnostic>,
         segs: &mut Vec<Seg<'s>>,
     ) -> bool {
