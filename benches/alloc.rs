@@ -24,6 +24,16 @@ struct Counting;
 
 static ALLOCS: AtomicU64 = AtomicU64::new(0);
 static BYTES: AtomicU64 = AtomicU64::new(0);
+/// Bytes allocated and not yet freed, and the most there ever were: what
+/// a stage keeps, and how much memory it touches at its peak (fresh memory
+/// costs a page fault and the kernel's zeroing on first touch).
+static LIVE: AtomicU64 = AtomicU64::new(0);
+static PEAK: AtomicU64 = AtomicU64::new(0);
+
+fn grow(by: u64) {
+    let live = LIVE.fetch_add(by, Ordering::Relaxed) + by;
+    PEAK.fetch_max(live, Ordering::Relaxed);
+}
 
 // SAFETY: every call is forwarded unchanged to the system allocator; the
 // counters are only read, never used to decide anything.
@@ -31,11 +41,13 @@ unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         ALLOCS.fetch_add(1, Ordering::Relaxed);
         BYTES.fetch_add(layout.size() as u64, Ordering::Relaxed);
+        grow(layout.size() as u64);
         // SAFETY: the caller's contract is the system allocator's.
         unsafe { System.alloc(layout) }
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size() as u64, Ordering::Relaxed);
         // SAFETY: as above.
         unsafe { System.dealloc(ptr, layout) }
     }
@@ -43,6 +55,8 @@ unsafe impl GlobalAlloc for Counting {
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         ALLOCS.fetch_add(1, Ordering::Relaxed);
         BYTES.fetch_add(new_size as u64, Ordering::Relaxed);
+        LIVE.fetch_sub(layout.size() as u64, Ordering::Relaxed);
+        grow(new_size as u64);
         // SAFETY: as above.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -53,17 +67,23 @@ static GLOBAL: Counting = Counting;
 
 /// Runs `f` and prints the allocations (and reallocations) it made.
 fn count<T>(stage: &str, f: impl FnOnce() -> T) -> T {
-    let (a0, b0) = (
+    let (a0, b0, live0) = (
         ALLOCS.load(Ordering::Relaxed),
         BYTES.load(Ordering::Relaxed),
+        LIVE.load(Ordering::Relaxed),
     );
+    PEAK.store(live0, Ordering::Relaxed);
     let out = f();
     let allocs = ALLOCS.load(Ordering::Relaxed) - a0;
     let bytes = BYTES.load(Ordering::Relaxed) - b0;
+    let kept = LIVE.load(Ordering::Relaxed).saturating_sub(live0);
+    let peak = PEAK.load(Ordering::Relaxed) - live0;
     println!(
-        "{stage:<26} {allocs:>9} allocations {:>7.1} per step {:>10} bytes",
+        "{stage:<26} {allocs:>9} allocations {:>7.1} per step {:>10} bytes, {:>10} kept, {:>10} at peak",
         allocs as f64 / STEPS as f64,
-        bytes
+        bytes,
+        kept,
+        peak
     );
     out
 }
