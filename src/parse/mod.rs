@@ -12,13 +12,13 @@ use std::num::NonZeroUsize;
 use std::ops::Range;
 use std::path::Path;
 use std::sync::Once;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use pest::Parser as _;
 
 pub use strings::is_var_name;
 
 use crate::ast::File;
+use crate::cores;
 use crate::diagnostic::{Code, Diagnostic};
 use crate::source::{Source, Span};
 
@@ -125,9 +125,11 @@ fn empty(text: &str) -> Option<Parsed> {
 /// The file read with grammar/fast.pest, or `None` when that grammar does
 /// not accept it (a syntax error: plan.pest's `file` then says which).
 fn fast(text: &str) -> Option<Parsed> {
-    let cores = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
-    let threads = cores.min(MAX_THREADS).min(text.len() / PARALLEL_BYTES);
-    fast_with(text, PIECE_BYTES, threads)
+    fast_with(
+        text,
+        PIECE_BYTES,
+        cores::threads_for(text.len(), PARALLEL_BYTES),
+    )
 }
 
 /// `fast` with the size of the pieces and the number of threads given: the
@@ -150,53 +152,33 @@ fn fast_with(text: &str, piece_bytes: usize, threads: usize) -> Option<Parsed> {
 /// thread costs about as much as reading this much text.
 const PARALLEL_BYTES: usize = 128 * 1024;
 
-/// Reads the pieces on up to `threads` threads and joins the results in
-/// file order. Each thread takes the next piece not yet taken, so a thread
-/// slowed by another process on its core does less, not the others wait
-/// for it. Pieces are independent: each is a whole pest parse.
+/// Reads the pieces on up to `threads` threads (`crate::cores`) and joins
+/// the results in file order. Pieces are independent: each is a whole pest
+/// parse.
 fn in_parallel(text: &str, pieces: &[Range<usize>], threads: usize) -> Option<Parsed> {
     let threads = threads.min(pieces.len());
     if threads <= 1 {
         return fast_in_pieces(text, pieces.iter().cloned());
     }
-    let next = AtomicUsize::new(0);
-    let failed = AtomicBool::new(false);
-    let work = || {
+    let (done, failed) = cores::run(threads, pieces.len(), |queue| {
         let mut done = Vec::new();
-        while !failed.load(Ordering::Relaxed) {
-            let i = next.fetch_add(1, Ordering::Relaxed);
-            let Some(piece) = pieces.get(i) else { break };
-            match fast_in_pieces(text, std::iter::once(piece.clone())) {
+        while let Some(i) = queue.take() {
+            match fast_in_pieces(text, std::iter::once(pieces[i].clone())) {
                 Some(parsed) => done.push((i, parsed)),
-                None => failed.store(true, Ordering::Relaxed),
+                None => queue.stop(),
             }
         }
         done
-    };
-    let mut done = std::thread::scope(|scope| {
-        let others: Vec<_> = (1..threads).map(|_| scope.spawn(work)).collect();
-        let mut done = work();
-        for other in others {
-            done.extend(
-                other
-                    .join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
-            );
-        }
-        done
     });
-    if failed.into_inner() {
+    if failed {
         return None;
     }
+    let mut done: Vec<(usize, Parsed)> = done.into_iter().flatten().collect();
     done.sort_unstable_by_key(|(i, _)| *i);
     let mut whole = Parsed {
         file: File::default(),
         diagnostics: Vec::new(),
     };
-    whole
-        .file
-        .items
-        .reserve(done.iter().map(|(_, p)| p.file.items.len()).sum());
     for (_, part) in done {
         whole.file.items.extend(part.file.items);
         whole.file.comments.extend(part.file.comments);
@@ -204,9 +186,6 @@ fn in_parallel(text: &str, pieces: &[Range<usize>], threads: usize) -> Option<Pa
     }
     Some(whole)
 }
-
-/// More threads than this gain nothing on a plan of a few megabytes.
-const MAX_THREADS: usize = 8;
 
 /// Reads the pieces of `text` one after another. `None` when any piece
 /// is not a sequence of whole blocks that fast.pest accepts.

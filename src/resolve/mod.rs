@@ -143,15 +143,8 @@ pub fn resolve_on(
     let database = scope
         .lookup(vars::DB, Span::default(), None, &mut Vec::new())
         .map(std::sync::Arc::unwrap_or_clone);
-    let mut builder = steps::StepBuilder {
-        scope: &mut scope,
-        update_command,
-        diagnostics: &mut diagnostics,
-        segs: Vec::new(),
-        patterns: Default::default(),
-        texts: Default::default(),
-        threads,
-    };
+    let mut builder =
+        steps::StepBuilder::new(&mut scope, update_command, &mut diagnostics, threads);
     let main: Vec<&ast::Step> = file
         .items
         .iter()

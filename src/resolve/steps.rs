@@ -3,13 +3,13 @@
 
 use std::fmt::Write as _;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::attrs::{Attrs, plain, wrong_type};
 use super::parse_duration;
 use super::vars::{Scope, fix_name};
 use super::words::{self, Seg, WordError};
 use crate::ast::{self, Str, Value};
+use crate::cores;
 use crate::diagnostic::{Code, Diagnostic, suggest};
 use crate::names::NameMap;
 use crate::parse::is_var_name;
@@ -94,9 +94,6 @@ fn kinds_with(key: &str) -> Vec<&'static str> {
 /// saves (a step takes about a microsecond).
 const PARALLEL_STEPS: usize = 1_000;
 
-/// More threads than this gain nothing on plans of a few thousand steps.
-const MAX_THREADS: usize = 8;
-
 /// How many consecutive steps a thread takes at a time.
 const RUN_STEPS: usize = 200;
 
@@ -117,23 +114,39 @@ struct Names<'a> {
 }
 
 pub struct StepBuilder<'s, 'a> {
-    pub scope: &'s mut Scope<'a>,
-    pub update_command: Option<&'a Str>,
-    pub diagnostics: &'s mut Vec<Diagnostic>,
+    scope: &'s mut Scope<'a>,
+    update_command: Option<&'a Str>,
+    diagnostics: &'s mut Vec<Diagnostic>,
     /// A buffer for the segments of one string at a time.
-    pub segs: Vec<Seg<'a>>,
+    segs: Vec<Seg<'a>>,
     /// Each `fail_on_output` pattern already checked, with the error's
     /// label if it is not valid: compiling a regex costs more than the rest
     /// of a step, and plans repeat the same pattern.
-    pub patterns: NameMap<&'a str, Option<String>>,
+    patterns: NameMap<&'a str, Option<String>>,
     /// Builds every text of the plan, reusing its buffers.
-    pub texts: words::Builder,
+    texts: words::Builder,
     /// How many threads resolve the main steps; `None`: one per core, for
     /// a plan large enough to gain from them.
-    pub threads: Option<usize>,
+    threads: Option<usize>,
 }
 
-impl<'a> StepBuilder<'_, 'a> {
+impl<'s, 'a> StepBuilder<'s, 'a> {
+    pub fn new(
+        scope: &'s mut Scope<'a>,
+        update_command: Option<&'a Str>,
+        diagnostics: &'s mut Vec<Diagnostic>,
+        threads: Option<usize>,
+    ) -> Self {
+        StepBuilder {
+            scope,
+            update_command,
+            diagnostics,
+            segs: Vec::new(),
+            patterns: NameMap::default(),
+            texts: words::Builder::default(),
+            threads,
+        }
+    }
     /// Builds the main steps and the `on_failure` steps.
     pub fn build_all(
         &mut self,
@@ -204,60 +217,36 @@ impl<'a> StepBuilder<'_, 'a> {
     /// next run of steps not yet taken; the runs are joined in file order,
     /// and the diagnostics are sorted by position afterwards anyway.
     fn steps_in_parallel(&mut self, main: &[&'a ast::Step], names: &Names<'_>) -> Vec<Step> {
-        let threads = self.threads.unwrap_or_else(|| {
-            let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
-            cores.min(MAX_THREADS).min(main.len() / PARALLEL_STEPS)
-        });
+        let threads = self
+            .threads
+            .unwrap_or_else(|| cores::threads_for(main.len(), PARALLEL_STEPS));
         let mut steps = Vec::with_capacity(main.len());
         if threads <= 1 {
             steps.extend(main.iter().filter_map(|s| self.step(s, names, false)));
             return steps;
         }
         let runs: Vec<&[&ast::Step]> = main.chunks(RUN_STEPS).collect();
-        let next = AtomicUsize::new(0);
-        let update_command = self.update_command;
-        let work = |mut scope: Scope<'a>| {
+        let (scope, update_command) = (&*self.scope, self.update_command);
+        let (all, _) = cores::run(threads, runs.len(), |queue| {
+            let mut scope = scope.detached();
             let mut diagnostics = Vec::new();
-            let mut builder = StepBuilder {
-                scope: &mut scope,
-                update_command,
-                diagnostics: &mut diagnostics,
-                segs: Vec::new(),
-                patterns: NameMap::default(),
-                texts: words::Builder::default(),
-                threads: Some(1),
-            };
+            let mut builder =
+                StepBuilder::new(&mut scope, update_command, &mut diagnostics, Some(1));
             let mut done = Vec::new();
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(run) = runs.get(i) else { break };
-                let steps: Vec<Step> = run
+            while let Some(i) = queue.take() {
+                let run: Vec<Step> = runs[i]
                     .iter()
                     .filter_map(|s| builder.step(s, names, false))
                     .collect();
-                done.push((i, steps));
+                done.push((i, run));
             }
             (done, diagnostics)
-        };
-        let mut done = std::thread::scope(|scope| {
-            let others: Vec<_> = (1..threads)
-                .map(|_| {
-                    let copy = self.scope.detached();
-                    scope.spawn(move || work(copy))
-                })
-                .collect();
-            let mut all = vec![work(self.scope.detached())];
-            all.extend(others.into_iter().map(|h| {
-                h.join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-            }));
-            let mut done = Vec::with_capacity(runs.len());
-            for (runs, diagnostics) in all {
-                done.extend(runs);
-                self.diagnostics.extend(diagnostics);
-            }
-            done
         });
+        let mut done = Vec::with_capacity(runs.len());
+        for (runs, diagnostics) in all {
+            done.extend(runs);
+            self.diagnostics.extend(diagnostics);
+        }
         done.sort_unstable_by_key(|(i, _)| *i);
         for (_, run) in done {
             steps.extend(run);
