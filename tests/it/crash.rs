@@ -184,28 +184,13 @@ impl Setup {
     /// Waits for the journal to record the `slow` step's process; returns
     /// its pid.
     pub fn wait_for_slow_step(&self, runner: &mut Child) -> u32 {
-        let deadline = Instant::now() + Duration::from_secs(120);
-        loop {
-            if let Some(folder) = self.run_folder() {
-                let read = journal::read(&folder).unwrap();
-                for entry in &read.entries {
-                    if let Record::ProcessStarted { step, pid, .. } = &entry.record
-                        && step == "slow"
-                    {
-                        return *pid;
-                    }
-                }
-            }
-            if let Some(status) = runner.try_wait().unwrap() {
-                let mut err = String::new();
-                if let Some(mut e) = runner.stderr.take() {
-                    std::io::Read::read_to_string(&mut e, &mut err).unwrap();
-                }
-                panic!("the runner ended before the slow step ({status}):\n{err}");
-            }
-            assert!(Instant::now() < deadline, "the slow step never started");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        support::wait_for(runner, "the slow step started", || {
+            let read = journal::read(&self.run_folder()?).unwrap();
+            read.entries.iter().find_map(|entry| match &entry.record {
+                Record::ProcessStarted { step, pid, .. } if step == "slow" => Some(*pid),
+                _ => None,
+            })
+        })
     }
 }
 

@@ -130,18 +130,7 @@ fn records(setup: &Setup) -> Vec<Record> {
 
 /// Polls until `ready` says so; fails the test if the runner ends first.
 fn wait_until(runner: &mut Child, what: &str, mut ready: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(180);
-    while !ready() {
-        if let Some(status) = runner.try_wait().unwrap() {
-            let mut err = String::new();
-            if let Some(mut e) = runner.stderr.take() {
-                std::io::Read::read_to_string(&mut e, &mut err).unwrap();
-            }
-            panic!("the runner ended ({status}) before {what}:\n{err}");
-        }
-        assert!(Instant::now() < deadline, "never saw {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    crate::support::wait_for(runner, what, || ready().then_some(()));
 }
 
 /// The server sessions of run `run_id` that are still there.

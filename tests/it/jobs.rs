@@ -477,30 +477,7 @@ fn sigint_ends_every_running_step() {
     .stderr(Stdio::null())
     .spawn()
     .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let folder_of_run = loop {
-        let started = support::run_folders(state.path())
-            .into_iter()
-            .next()
-            .filter(|f| {
-                journal::read(f).is_ok_and(|r| {
-                    r.entries
-                        .iter()
-                        .filter(|e| matches!(e.record, Record::ProcessStarted { .. }))
-                        .count()
-                        == 4
-                })
-            });
-        if let Some(f) = started {
-            break f;
-        }
-        assert!(
-            runner.try_wait().unwrap().is_none(),
-            "the runner ended early"
-        );
-        assert!(Instant::now() < deadline, "the four steps never started");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let folder_of_run = four_started(&mut runner, state.path());
     kill(Pid::from_raw(runner.id() as i32), Signal::SIGINT).unwrap();
     let status = runner.wait().unwrap();
     assert_eq!(status.code(), Some(130));
@@ -587,30 +564,7 @@ fn recover_ends_every_group_a_dead_run_with_jobs_left() {
     .stderr(Stdio::null())
     .spawn()
     .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let run_folder = loop {
-        let started = support::run_folders(state.path())
-            .into_iter()
-            .next()
-            .filter(|f| {
-                journal::read(f).is_ok_and(|r| {
-                    r.entries
-                        .iter()
-                        .filter(|e| matches!(e.record, Record::ProcessStarted { .. }))
-                        .count()
-                        == 4
-                })
-            });
-        if let Some(f) = started {
-            break f;
-        }
-        assert!(
-            runner.try_wait().unwrap().is_none(),
-            "the runner ended early"
-        );
-        assert!(Instant::now() < deadline, "the four steps never started");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let run_folder = four_started(&mut runner, state.path());
     runner.kill().unwrap();
     runner.wait().unwrap();
     let t = timeline(&run_folder);
@@ -643,4 +597,20 @@ fn recover_ends_every_group_a_dead_run_with_jobs_left() {
         assert!(gone(pid), "process {pid} of the dead run is still running");
     }
     assert_eq!(support::fingerprint(&db), before);
+}
+
+/// Waits for the run's journal to record four step processes; returns the
+/// run's folder.
+fn four_started(runner: &mut std::process::Child, state: &Path) -> std::path::PathBuf {
+    crate::support::wait_for(runner, "the four steps started", || {
+        support::run_folders(state).into_iter().next().filter(|f| {
+            journal::read(f).is_ok_and(|r| {
+                r.entries
+                    .iter()
+                    .filter(|e| matches!(e.record, Record::ProcessStarted { .. }))
+                    .count()
+                    == 4
+            })
+        })
+    })
 }

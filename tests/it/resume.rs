@@ -358,9 +358,8 @@ fn resume_after_kill_9_in_the_third_step_ends_its_process_and_completes() {
         .spawn()
         .unwrap();
     // Wait for the third step's process.
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let sleeper = loop {
-        let pid = setup.run_folders().first().and_then(|folder| {
+    let sleeper = support::wait_for(&mut runner, "the third step started", || {
+        setup.run_folders().first().and_then(|folder| {
             journal::read(folder)
                 .ok()?
                 .entries
@@ -369,17 +368,8 @@ fn resume_after_kill_9_in_the_third_step_ends_its_process_and_completes() {
                     Record::ProcessStarted { step, pid, .. } if step == "third" => Some(*pid),
                     _ => None,
                 })
-        });
-        if let Some(pid) = pid {
-            break pid;
-        }
-        assert!(
-            runner.try_wait().unwrap().is_none(),
-            "the runner ended early"
-        );
-        assert!(Instant::now() < deadline, "the third step never started");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+        })
+    });
     kill(
         Pid::from_raw(i32::try_from(runner.id()).unwrap()),
         Signal::SIGKILL,
@@ -532,8 +522,7 @@ fn a_resumed_run_can_be_stopped_resumed_again_killed_and_recovered_to_the_first_
         .spawn()
         .unwrap();
     let (folder, _) = setup.run();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let sleeper = loop {
+    let sleeper = support::wait_for(&mut runner, "the third step sleeping", || {
         let read = journal::read(&folder).unwrap();
         let resumes = read
             .entries
@@ -544,16 +533,8 @@ fn a_resumed_run_can_be_stopped_resumed_again_killed_and_recovered_to_the_first_
             Record::ProcessStarted { step, pid, .. } if step == "third" => Some(*pid),
             _ => None,
         });
-        if resumes == 2
-            && let Some(pid) = third
-            && process_running(pid)
-        {
-            break pid;
-        }
-        assert!(runner.try_wait().unwrap().is_none(), "the runner ended");
-        assert!(Instant::now() < deadline, "the third step never slept");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+        third.filter(|&pid| resumes == 2 && process_running(pid))
+    });
     kill(
         Pid::from_raw(i32::try_from(runner.id()).unwrap()),
         Signal::SIGKILL,

@@ -107,3 +107,28 @@ pub fn plan_command(cluster: &Cluster) -> std::process::Command {
         .stdin(std::process::Stdio::null());
     cmd
 }
+
+/// Polls `probe` until it gives a value, and returns that value. Fails
+/// the test if the runner ends first (with its stderr, when piped) or if
+/// three minutes pass.
+pub fn wait_for<T>(
+    runner: &mut std::process::Child,
+    what: &str,
+    mut probe: impl FnMut() -> Option<T>,
+) -> T {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
+    loop {
+        if let Some(found) = probe() {
+            return found;
+        }
+        if let Some(status) = runner.try_wait().unwrap() {
+            let mut err = String::new();
+            if let Some(mut e) = runner.stderr.take() {
+                std::io::Read::read_to_string(&mut e, &mut err).unwrap();
+            }
+            panic!("the runner ended ({status}) before {what}:\n{err}");
+        }
+        assert!(std::time::Instant::now() < deadline, "never saw {what}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
