@@ -232,9 +232,7 @@ fn pieces(text: &str, size: usize) -> impl Iterator<Item = Range<usize>> + '_ {
         // Byte-wise, as `start + size` may fall inside a character; the
         // cut itself follows a `\n`, so it is a character boundary.
         let from = (start + size).min(text.len());
-        let end = text.as_bytes()[from..]
-            .windows(3)
-            .position(|w| w == b"\n}\n")
+        let end = memchr::memmem::find(&text.as_bytes()[from..], b"\n}\n")
             .map_or(text.len(), |at| from + at + 3);
         let piece = start..end;
         start = end;
