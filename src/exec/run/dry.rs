@@ -93,45 +93,40 @@ pub fn dry_run(
     }
     match privileges(maintenance, &opts.database) {
         Ok(p) => {
-            let _ = writeln!(
-                out,
-                "{}",
-                if p.superuser || p.create_db {
-                    "  privileges: may create databases (snapshots, restores)".to_string()
-                } else {
+            // What each privilege allows, and what its absence means.
+            let checks = [
+                (
+                    p.create_db,
+                    "may create databases (snapshots, restores)".to_string(),
                     format!(
-                        "  privileges: `{}` may NOT create databases: a snapshot or a restore would fail",
+                        "`{}` may NOT create databases: a snapshot or a restore would fail",
                         p.user
-                    )
-                }
-            );
-            let _ = writeln!(
-                out,
-                "{}",
-                if p.superuser || p.owns_target {
+                    ),
+                ),
+                (
+                    p.owns_target,
                     format!(
-                        "  privileges: may rename and drop `{}` (a rollback swaps it with its backup)",
+                        "may rename and drop `{}` (a rollback swaps it with its backup)",
                         opts.database
-                    )
-                } else {
+                    ),
                     format!(
-                        "  privileges: `{}` does NOT own `{}`: a rollback could not rename it (make it the owner, or run as a superuser)",
+                        "`{}` does NOT own `{}`: a rollback could not rename it (make it the owner, or run as a superuser)",
                         p.user, opts.database
-                    )
-                }
-            );
-            let _ = writeln!(
-                out,
-                "{}",
-                if p.superuser || p.signal_backend {
-                    "  privileges: may end other sessions (--terminate-connections, and a rollback's sessions on the target)".to_string()
-                } else {
+                    ),
+                ),
+                (
+                    p.signal_backend,
+                    "may end other sessions (--terminate-connections, and a rollback's sessions on the target)".to_string(),
                     format!(
-                        "  privileges: `{}` may end only its own role's sessions (neither superuser nor in pg_signal_backend): --terminate-connections and a rollback cannot end the sessions of other roles",
+                        "`{}` may end only its own role's sessions (neither superuser nor in pg_signal_backend): --terminate-connections and a rollback cannot end the sessions of other roles",
                         p.user
-                    )
-                }
-            );
+                    ),
+                ),
+            ];
+            for (granted, may, may_not) in checks {
+                let said = if p.superuser || granted { may } else { may_not };
+                let _ = writeln!(out, "  privileges: {said}");
+            }
         }
         Err(e) => {
             let _ = writeln!(out, "  privileges: not checked ({e})");
