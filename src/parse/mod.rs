@@ -175,9 +175,15 @@ fn in_parallel(text: &str, pieces: &[Range<usize>], threads: usize) -> Option<Pa
     }
     let mut done: Vec<(usize, Parsed)> = done.into_iter().flatten().collect();
     done.sort_unstable_by_key(|(i, _)| *i);
+    // Sized once: grown by doubling, the items of a large plan would be
+    // copied several times, each time onto fresh pages.
+    let count = |f: fn(&Parsed) -> usize| done.iter().map(|(_, part)| f(part)).sum::<usize>();
     let mut whole = Parsed {
-        file: File::default(),
-        diagnostics: Vec::new(),
+        file: File {
+            items: Vec::with_capacity(count(|p| p.file.items.len())),
+            comments: Vec::with_capacity(count(|p| p.file.comments.len())),
+        },
+        diagnostics: Vec::with_capacity(count(|p| p.diagnostics.len())),
     };
     for (_, part) in done {
         whole.file.items.extend(part.file.items);

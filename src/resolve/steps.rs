@@ -234,10 +234,8 @@ impl<'s, 'a> StepBuilder<'s, 'a> {
                 StepBuilder::new(&mut scope, update_command, &mut diagnostics, Some(1));
             let mut done = Vec::new();
             while let Some(i) = queue.take() {
-                let run: Vec<Step> = runs[i]
-                    .iter()
-                    .filter_map(|s| builder.step(s, names, false))
-                    .collect();
+                let mut run = Vec::with_capacity(runs[i].len());
+                run.extend(runs[i].iter().filter_map(|s| builder.step(s, names, false)));
                 done.push((i, run));
             }
             (done, diagnostics)
