@@ -12,10 +12,7 @@ pub fn decode(body: &str, offset: usize, diagnostics: &mut Vec<Diagnostic>) -> V
     let mut text = SmallString::default();
     let mut i = 0;
     // Only `\` and `$` mean anything: the runs between them are copied whole.
-    while let Some(n) = body.as_bytes()[i..]
-        .iter()
-        .position(|&b| b == b'\\' || b == b'$')
-    {
+    while let Some(n) = memchr::memchr2(b'\\', b'$', &body.as_bytes()[i..]) {
         text.push_str(&body[i..i + n]);
         i += n;
         if body.as_bytes()[i] == b'\\' {
