@@ -1,6 +1,7 @@
 //! Steps: kinds, names, attributes by kind, `after` against the names that
 //! exist, and each kind's action.
 
+use std::collections::hash_map::Entry;
 use std::fmt::Write as _;
 use std::sync::Arc;
 
@@ -177,8 +178,9 @@ impl<'s, 'a> StepBuilder<'s, 'a> {
                 );
             }
             let in_main = n < main.len();
-            match names.map.get_mut(name) {
-                Some(named) => {
+            match names.map.entry(name) {
+                Entry::Occupied(mut named) => {
+                    let named = named.get_mut();
                     self.diagnostics.push(
                         Diagnostic::new(
                             Code::DuplicateStep,
@@ -192,15 +194,12 @@ impl<'s, 'a> StepBuilder<'s, 'a> {
                     named.in_main |= in_main;
                     named.in_failure |= !in_main;
                 }
-                None => {
-                    names.map.insert(
-                        name,
-                        Named {
-                            first: step.name.span,
-                            in_main,
-                            in_failure: !in_main,
-                        },
-                    );
+                Entry::Vacant(slot) => {
+                    slot.insert(Named {
+                        first: step.name.span,
+                        in_main,
+                        in_failure: !in_main,
+                    });
                 }
             }
         }
