@@ -77,9 +77,22 @@ fn is_word(rule: Rule) -> bool {
     )
 }
 
-/// Whether a word rule's text is all plan.pest's `word` would take: the
-/// rules take everything up to a character that ends a name, and check
-/// only the first.
+/// The length of the name that the text of a word `rule` (or of
+/// plan.pest's `word`) holds; `None` when it holds more than plan.pest's
+/// `word` would take. The rules take everything up to a character that
+/// ends a name, and check only the first; a key's text is the key and then
+/// the whitespace up to its `=`.
+fn name_len(rule: Rule, text: &str) -> Option<usize> {
+    let name = if rule == Rule::key_word {
+        // fast.pest's whitespace: `'\t'..' '`.
+        text.trim_end_matches(|c| ('\t'..=' ').contains(&c))
+    } else {
+        text
+    };
+    is_name(name).then_some(name.len())
+}
+
+/// Whether every byte of `text` is one of plan.pest's `word_char`.
 fn is_name(text: &str) -> bool {
     text.bytes().all(|b| WORD_BYTES[usize::from(b)])
 }
@@ -201,7 +214,8 @@ impl<'i> Reader<'i, '_> {
                 (false, r) if r == rule => return Ok(()),
                 (true, r) if is_word(r) => name_start = tok.pos,
                 (false, r)
-                    if is_word(r) && !is_name(self.slice(Span::new(name_start, tok.pos))) =>
+                    if is_word(r)
+                        && name_len(r, self.slice(Span::new(name_start, tok.pos))).is_none() =>
                 {
                     return Err(Unexpected);
                 }
@@ -225,12 +239,10 @@ impl<'i> Reader<'i, '_> {
 
     fn ident(&mut self, rule: Rule) -> Read<Ident> {
         let span = self.leaf(rule)?;
-        let name = self.slice(span);
-        if !is_name(name) {
-            return Err(Unexpected);
-        }
+        let len = name_len(rule, self.slice(span)).ok_or(Unexpected)?;
+        let span = Span::new(span.start, span.start + len);
         Ok(Ident {
-            name: name.into(),
+            name: self.slice(span).into(),
             span,
         })
     }
@@ -464,7 +476,7 @@ mod tests {
     /// Every construct, with comments and odd spacing in every gap the
     /// grammar allows, keywords as step kinds and names, CRLF, escapes,
     /// trailing commas, and a `plan NAME {` step that is an error.
-    const TRICKY: &str = "# head\r\nplan \"p \\\"q\\\" ${db} $${x}\" { # c\n  from = \"1\" to=\"2.0\"\n}\nvar a = env(\"A\" , \"d\") # t\nvar b=secret( \"B\" )\nvar c = target.database\nvar n = -1.5\nvar s = \"x\\ty\\q\"\nvar e=env(\"E\")\nvar#c\nf #d\n=#e\n\"f\"\n\nbackup b1 {\n  after = [a, \"b\", ]\n  keep = false\n  paths = [\"/x\" # in list\n  ]\n  env = { A = \"1\", \"B C\" = 2 D = true, \"${x}\" = w, }\n  n = 1.2.3\n  e = []\n  m = {}\n  t = true_ish\n}\nvar x {\n}\nplan x { t = true_ish }\non_failure y { }\non_failure # c\n{ stop z { run = \"é\" } # e\n}\non_failure{}stop  a{}env b{}target c { d = target }\n# tail";
+    const TRICKY: &str = "# head\r\nplan \"p \\\"q\\\" ${db} $${x}\" { # c\n  from = \"1\" to=\"2.0\"\n}\nvar a = env(\"A\" , \"d\") # t\nvar b=secret( \"B\" )\nvar c = target.database\nvar n = -1.5\nvar s = \"x\\ty\\q\"\nvar e=env(\"E\")\nvar#c\nf\n=#e\n\"f\"\n\nbackup b1 {\n  after = [a, \"b\", ]\n  keep = false\n  paths = [\"/x\" # in list\n  ]\n  env = { A = \"1\", \"B C\" = 2 D = true, \"${x}\" = w, }\n  n = 1.2.3\n  e = []\n  m = {}\n  t = true_ish\n}\nvar x {\n}\nplan x { t = true_ish }\non_failure y { }\non_failure # c\n{ stop z { run = \"é\" } # e\n}\non_failure{}stop  a{}env b{}target c { d = target }\n# tail";
 
     /// How `parse` read a text.
     #[derive(Debug, PartialEq, Eq)]
@@ -555,7 +567,7 @@ mod tests {
         for text in [
             "var#c\nf#d\n=#e\n\"f\"",
             "stop a { after = b#c\n}",
-            "stop a {\n  after\t= b\n}",
+            "stop a {\n  after # c\n  = b\n}",
             "stop a {\r\n  after = b\r\n}\r\n",
             "stop a { after = [b\n] }",
             "stop a { env = { A = b\n} }",
