@@ -93,9 +93,12 @@ pub fn decode(body: &str, offset: usize, diagnostics: &mut Vec<Diagnostic>) -> V
 
 /// The naming rule shared by steps and variables: `[a-z_][a-z0-9_]*`.
 pub fn is_var_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_lowercase() || c == '_')
-        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+    // Byte-wise: a byte of a character outside ASCII matches no arm.
+    let bytes = name.as_bytes();
+    matches!(bytes.first(), Some(b'a'..=b'z' | b'_'))
+        && bytes
+            .iter()
+            .all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_'))
 }
 
 #[cfg(test)]
