@@ -75,11 +75,7 @@ const CALL_LIMIT: usize = 500_000_000;
 
 /// Parses a plan's text.
 pub fn parse(source: &Source) -> Parsed {
-    let text = source.text();
-    if let Some(empty) = empty(text) {
-        return empty;
-    }
-    fast(text).unwrap_or_else(|| with_plan_grammar(text))
+    parse_with(source, fast)
 }
 
 /// What `parse` gives, read with grammar/plan.pest alone: the reference
@@ -88,8 +84,7 @@ pub fn parse(source: &Source) -> Parsed {
 /// fast.pest does not accept.
 #[doc(hidden)]
 pub fn parse_with_plan_grammar(source: &Source) -> Parsed {
-    let text = source.text();
-    empty(text).unwrap_or_else(|| with_plan_grammar(text))
+    parse_with(source, |_| None)
 }
 
 /// What `parse` gives, with the fast path's pieces about `piece_bytes`
@@ -97,10 +92,14 @@ pub fn parse_with_plan_grammar(source: &Source) -> Parsed {
 /// that neither changes the result.
 #[doc(hidden)]
 pub fn parse_in_pieces(source: &Source, piece_bytes: usize, threads: usize) -> Parsed {
+    parse_with(source, |text| fast_with(text, piece_bytes, threads))
+}
+
+/// An empty file's diagnostic; else what `fast` reads; else, when it
+/// reads nothing, what plan.pest reads.
+fn parse_with(source: &Source, fast: impl FnOnce(&str) -> Option<Parsed>) -> Parsed {
     let text = source.text();
-    empty(text).unwrap_or_else(|| {
-        fast_with(text, piece_bytes, threads).unwrap_or_else(|| with_plan_grammar(text))
-    })
+    empty(text).unwrap_or_else(|| fast(text).unwrap_or_else(|| with_plan_grammar(text)))
 }
 
 fn set_call_limit() {
