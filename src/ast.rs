@@ -6,13 +6,13 @@
 
 use serde::Serialize;
 
+use crate::source::Span;
+
 /// Text taken from the plan: names, literals, numbers. Up to 24 bytes it is
 /// stored inline, with no allocation of its own; most names and many
 /// literals of a plan are that short, and a large plan has tens of
 /// thousands of them.
 pub type SmallString = compact_str::CompactString;
-
-use crate::source::Span;
 
 /// A whole file.
 #[derive(Clone, Debug, Default, Serialize)]
