@@ -1,8 +1,11 @@
 //! The command line (clap derive): commands, their flags and formats.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::version::Version;
 
 /// Run ERP version migrations (OpenERP / Odoo) as reviewed, linted,
 /// declarative plans.
@@ -111,11 +114,11 @@ pub struct RecoverArgs {
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
     /// Set a variable the plan declares, as the run had it (for on_failure).
-    #[arg(long = "var", value_name = "NAME=VALUE", value_parser = crate::commands::apply::parse_var)]
+    #[arg(long = "var", value_name = "NAME=VALUE", value_parser = parse_var)]
     pub vars: Vec<(String, String)>,
     /// Time the dead run's processes, and on_failure steps, get between
     /// SIGTERM and SIGKILL.
-    #[arg(long, value_name = "DUR", default_value = "10s", value_parser = crate::commands::apply::parse_duration)]
+    #[arg(long, value_name = "DUR", default_value = "10s", value_parser = parse_duration)]
     pub grace: std::time::Duration,
 }
 
@@ -169,7 +172,7 @@ pub struct ApplyArgs {
     #[arg(long, conflicts_with_all = ["target", "inventory", "database"])]
     pub sandbox: bool,
     /// How long to wait for another run's lock before giving up.
-    #[arg(long, value_name = "DUR", value_parser = crate::commands::apply::parse_duration)]
+    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
     pub lock_timeout: Option<std::time::Duration>,
     /// End other sessions connected to the database before a snapshot
     /// (new connections are blocked while it is copied).
@@ -177,7 +180,7 @@ pub struct ApplyArgs {
     pub terminate_connections: bool,
     /// How long a snapshot waits for other sessions to leave before it
     /// refuses.
-    #[arg(long, value_name = "DUR", default_value = "10s", value_parser = crate::commands::apply::parse_duration)]
+    #[arg(long, value_name = "DUR", default_value = "10s", value_parser = parse_duration)]
     pub wait_for_sessions: std::time::Duration,
     /// After a rollback, keep the failed database and files (renamed
     /// aside) for a post-mortem instead of dropping them.
@@ -188,18 +191,18 @@ pub struct ApplyArgs {
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
     /// Set a variable the plan declares (highest precedence).
-    #[arg(long = "var", value_name = "NAME=VALUE", value_parser = crate::commands::apply::parse_var)]
+    #[arg(long = "var", value_name = "NAME=VALUE", value_parser = parse_var)]
     pub vars: Vec<(String, String)>,
     /// Take the database to be at this release, whatever its history or
     /// release_query say.
-    #[arg(long, value_name = "X", value_parser = crate::commands::apply::parse_release)]
+    #[arg(long, value_name = "X", value_parser = parse_release)]
     pub assume_release: Option<crate::version::Version>,
     /// Time a step's processes get between SIGTERM and SIGKILL.
-    #[arg(long, value_name = "DUR", default_value = "10s", value_parser = crate::commands::apply::parse_duration)]
+    #[arg(long, value_name = "DUR", default_value = "10s", value_parser = parse_duration)]
     pub grace: std::time::Duration,
     /// Run up to N independent steps at once (1 to 64); a backup still
     /// runs alone, and the first failure ends the others.
-    #[arg(long, value_name = "N", default_value = "1", value_parser = crate::commands::apply::parse_jobs)]
+    #[arg(long, value_name = "N", default_value = "1", value_parser = parse_jobs)]
     pub jobs: usize,
     /// Change nothing: show the steps with their commands, the backups
     /// with their sizes and the free space for them, and what the run
@@ -297,7 +300,7 @@ pub enum GraphFormat {
 /// environment (`PGHOST`, `PGPORT`, `PGUSER`, `PGDATABASE`, `PGPASSWORD`,
 /// `PGPASSFILE`, `PGSSLMODE`) with `--database` on top. Flattened into
 /// `apply`, `recover`, `status` and `backups`; resolved by
-/// `db::target::resolve_args`.
+/// `crate::target::resolve_wanted`.
 #[derive(Clone, Debug, Default, clap::Args)]
 pub struct TargetArgs {
     /// The inventory target to work on (needs --inventory).
@@ -324,6 +327,60 @@ pub struct TargetArgs {
     /// every runner on the server [default: postgres].
     #[arg(long, value_name = "NAME")]
     pub maintenance_db: Option<String>,
+}
+
+impl TargetArgs {
+    /// What these flags ask the target resolver for.
+    pub fn wanted(&self) -> crate::target::Wanted<'_> {
+        crate::target::Wanted {
+            inventory: self.inventory.as_deref(),
+            target: self.target.as_deref(),
+            database: self.database.as_deref(),
+            maintenance_db: self.maintenance_db.as_deref(),
+        }
+    }
+}
+
+/// Parses `NAME=VALUE` for `--var`.
+pub fn parse_var(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((name, value)) if crate::parse::is_var_name(name) => {
+            Ok((name.to_string(), value.to_string()))
+        }
+        Some((name, _)) => Err(format!(
+            "`{name}` is not a variable name (lower-case letters, digits, `_`)"
+        )),
+        None => Err("write --var NAME=VALUE".into()),
+    }
+}
+
+/// Parses a duration such as `90s` or `15m` for a flag.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    if text == "0" {
+        return Ok(Duration::ZERO);
+    }
+    crate::resolve::parse_duration(text)
+        .ok_or_else(|| format!("`{text}` is not a duration such as 30s, 5m or 1h"))
+}
+
+/// Parses `--jobs N`: 1 to `MAX_JOBS`.
+pub fn parse_jobs(text: &str) -> Result<usize, String> {
+    let max = crate::exec::run::schedule::MAX_JOBS;
+    match text.trim().parse::<usize>() {
+        Ok(0) => Err(format!(
+            "0 would run nothing: --jobs 1 (the default) runs one step at a time, up to --jobs {max} run independent steps at once"
+        )),
+        Ok(n) if n <= max => Ok(n),
+        Ok(_) => Err(format!(
+            "at most {max} steps run at once (each holds a connection or a process group)"
+        )),
+        Err(_) => Err(format!("`{text}` is not a number of steps from 1 to {max}")),
+    }
+}
+
+/// Parses a release for `--assume-release`.
+pub fn parse_release(text: &str) -> Result<Version, String> {
+    Version::parse(text).ok_or_else(|| format!("`{text}` is not a release such as 6.0.0"))
 }
 
 #[cfg(test)]

@@ -17,14 +17,17 @@ pub mod exec;
 pub mod exit;
 pub mod fmt;
 pub mod graph;
-pub mod inventory;
 pub mod lint;
 pub mod names;
 pub mod parse;
+pub mod pg_programs;
 pub mod plan;
+pub mod quote;
 pub mod resolve;
 pub mod sandbox;
 pub mod source;
+pub mod target;
+pub mod units;
 pub mod version;
 
 use clap::Parser as _;

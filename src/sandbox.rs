@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use thiserror::Error;
 
 use crate::cluster::{self, Cluster, ClusterError};
-use crate::db::target::{self, Env, ResolvedTarget, Selection, TargetError};
+use crate::target::{self, Env, ResolvedTarget, Selection, TargetError};
 
 /// The sandbox's database.
 pub const DATABASE: &str = "demo";

@@ -2,7 +2,6 @@
 //! print the report. `--sandbox` does the same against a throwaway cluster
 //! seeded from the plan's `fixture/` folder.
 
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
@@ -12,13 +11,12 @@ use crate::cli::ApplyArgs;
 use crate::cli::TargetArgs;
 use crate::commands::{UsageError, eprint, print, report};
 use crate::db::connect::Connector;
-use crate::db::target::{self, Env, ResolvedTarget};
 use crate::exec::backup::SessionPolicy;
 use crate::exec::run::{self, Options};
 use crate::exit::Exit;
 use crate::resolve::{Context, Live};
 use crate::sandbox::Sandbox;
-use crate::version::Version;
+use crate::target::{self, Env, ResolvedTarget};
 
 pub fn run(args: &ApplyArgs) -> Result<Exit, UsageError> {
     // The sandbox (cluster and copied plan folder) lives until the end.
@@ -27,8 +25,8 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, UsageError> {
         sandbox = Sandbox::start(&args.plan)?;
         (sandbox.plan_path().to_path_buf(), sandbox.target()?)
     } else {
-        let resolved =
-            target::resolve_args(&args.target, &Env::from_process()).map_err(UsageError::from)?;
+        let resolved = target::resolve_wanted(&args.target.wanted(), &Env::from_process())
+            .map_err(UsageError::from)?;
         (args.plan.clone(), resolved)
     };
     if resolved.target.database == resolved.maintenance_db {
@@ -64,7 +62,7 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, UsageError> {
     let (Some(plan), Some((main, failure))) = (&analysis.plan, &analysis.graphs) else {
         return Ok(Exit::Failed);
     };
-    let state_dir = state_dir(args.state_dir.as_deref());
+    let state_dir = crate::commands::state_dir(args.state_dir.as_deref());
     // A resumed run keeps its id and its run folder.
     let resuming = if args.resume {
         match crate::commands::resume::find(args, &resolved, &plan_sha256, |w| {
@@ -95,7 +93,8 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, UsageError> {
             path: run_folder.clone(),
             source,
         })?;
-        target::env_for_child(&resolved.target, &run_folder).map_err(UsageError::from)?
+        crate::db::env_for_child(&resolved.target, &run_folder)
+            .map_err(|e| UsageError::from(target::TargetError::from(e)))?
     };
     let options = Options {
         run_id: run_id.clone(),
@@ -218,71 +217,4 @@ pub fn describe(resolved: &ResolvedTarget) -> String {
         Some(name) => format!("{name} ({place})"),
         None => place,
     }
-}
-
-/// The state dir given, or the default; absolute, because the paths
-/// recorded in a run folder (dumps) are read later from elsewhere.
-pub fn state_dir(given: Option<&Path>) -> PathBuf {
-    let dir = given
-        .map(Path::to_path_buf)
-        .unwrap_or_else(default_state_dir);
-    std::path::absolute(&dir).unwrap_or(dir)
-}
-
-/// Where run folders go: `/var/lib/plan-runner` as root, else the user's
-/// data folder (`$XDG_DATA_HOME/plan-runner` or
-/// `~/.local/share/plan-runner`).
-pub fn default_state_dir() -> PathBuf {
-    if nix::unistd::geteuid().is_root() {
-        return PathBuf::from("/var/lib/plan-runner");
-    }
-    if let Some(data) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
-        return Path::new(&data).join("plan-runner");
-    }
-    match std::env::var_os("HOME") {
-        Some(home) => Path::new(&home).join(".local/share/plan-runner"),
-        None => std::env::temp_dir().join("plan-runner"),
-    }
-}
-
-/// Parses `NAME=VALUE` for `--var`.
-pub fn parse_var(text: &str) -> Result<(String, String), String> {
-    match text.split_once('=') {
-        Some((name, value)) if crate::parse::is_var_name(name) => {
-            Ok((name.to_string(), value.to_string()))
-        }
-        Some((name, _)) => Err(format!(
-            "`{name}` is not a variable name (lower-case letters, digits, `_`)"
-        )),
-        None => Err("write --var NAME=VALUE".into()),
-    }
-}
-
-/// Parses a duration such as `90s` or `15m` for a flag.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    if text == "0" {
-        return Ok(Duration::ZERO);
-    }
-    crate::resolve::parse_duration(text)
-        .ok_or_else(|| format!("`{text}` is not a duration such as 30s, 5m or 1h"))
-}
-
-/// Parses `--jobs N`: 1 to `MAX_JOBS`.
-pub fn parse_jobs(text: &str) -> Result<usize, String> {
-    let max = run::schedule::MAX_JOBS;
-    match text.trim().parse::<usize>() {
-        Ok(0) => Err(format!(
-            "0 would run nothing: --jobs 1 (the default) runs one step at a time, up to --jobs {max} run independent steps at once"
-        )),
-        Ok(n) if n <= max => Ok(n),
-        Ok(_) => Err(format!(
-            "at most {max} steps run at once (each holds a connection or a process group)"
-        )),
-        Err(_) => Err(format!("`{text}` is not a number of steps from 1 to {max}")),
-    }
-}
-
-/// Parses a release for `--assume-release`.
-pub fn parse_release(text: &str) -> Result<Version, String> {
-    Version::parse(text).ok_or_else(|| format!("`{text}` is not a release such as 6.0.0"))
 }

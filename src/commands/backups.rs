@@ -15,12 +15,12 @@ use serde::Serialize;
 
 use crate::cli::{BackupsArgs, OutputFormat};
 use crate::commands::{UsageError, connect, print, resolve_target};
-use crate::db::target::ResolvedTarget;
 use crate::db::{kept, runs};
 use crate::exec::backup::Taken;
 use crate::exec::paths;
 use crate::exit::Exit;
 use crate::plan::BackupMethod;
+use crate::target::ResolvedTarget;
 
 /// A copy of one of a backup's `paths`.
 #[derive(Clone, Debug, Serialize)]
@@ -63,7 +63,7 @@ impl Kept {
     /// `12 MB, run 2405..., plan "x", taken 2024-...`.
     fn describe(&self) -> String {
         let mut out = format!("{} {}", self.method.as_str(), self.name);
-        let _ = write!(out, " ({}", size(self.bytes));
+        let _ = write!(out, " ({}", crate::units::bytes(self.bytes));
         if let Some(run) = &self.run_id {
             let _ = write!(out, ", run {run}");
         }
@@ -92,22 +92,10 @@ impl Kept {
                 out,
                 "    with files {} ({})",
                 p.path.display(),
-                size(p.bytes)
+                crate::units::bytes(p.bytes)
             );
         }
         out
-    }
-}
-
-/// A size for people: `512 kB`, `12.3 MB`, `1.2 GB`.
-pub fn size(bytes: u64) -> String {
-    let b = bytes as f64;
-    if b >= 1e9 {
-        format!("{:.1} GB", b / 1e9)
-    } else if b >= 1e6 {
-        format!("{:.1} MB", b / 1e6)
-    } else {
-        format!("{:.0} kB", (b / 1e3).ceil())
     }
 }
 
@@ -184,7 +172,7 @@ pub fn list(
                 .written
                 .map(|t| humantime::format_rfc3339_millis(t).to_string()),
             sort_key: r.written,
-            bytes: tree_size(&folder),
+            bytes: crate::exec::space::tree_size(&folder).unwrap_or(0),
             paths: Vec::new(),
             run_state: None,
             in_use: false,
@@ -216,7 +204,7 @@ fn add_paths(kept: &mut Kept, taken: &Taken) {
         // A relative copy path was relative to a folder we no longer know.
         if tree.copy.is_absolute() && std::fs::symlink_metadata(&tree.copy).is_ok() {
             kept.paths.push(KeptFiles {
-                bytes: tree_size(&tree.copy),
+                bytes: crate::exec::space::tree_size(&tree.copy).unwrap_or(0),
                 path: tree.copy.clone(),
             });
         }
@@ -281,19 +269,6 @@ fn records(state_dir: &Path) -> Vec<Record> {
         }
     }
     out
-}
-
-/// The size of the files under `path` (links not followed).
-fn tree_size(path: &Path) -> u64 {
-    let Ok(meta) = std::fs::symlink_metadata(path) else {
-        return 0;
-    };
-    if !meta.is_dir() {
-        return meta.len();
-    }
-    std::fs::read_dir(path)
-        .map(|entries| entries.flatten().map(|e| tree_size(&e.path())).sum())
-        .unwrap_or(0)
 }
 
 /// What pruning did to one backup.
@@ -365,7 +340,7 @@ struct Document<'a> {
 
 pub fn run(args: &BackupsArgs) -> Result<Exit, UsageError> {
     let resolved = resolve_target(&args.target)?;
-    let state_dir = crate::commands::apply::state_dir(args.state_dir.as_deref());
+    let state_dir = crate::commands::state_dir(args.state_dir.as_deref());
     let mut maintenance = connect(&resolved, &resolved.maintenance_db)?;
     let backups =
         list(&mut maintenance, &resolved, &state_dir).map_err(|e| UsageError::Database {
@@ -450,17 +425,4 @@ pub fn human_list(backups: &[&Kept], target: &str) -> String {
         out.push_str(&b.human());
     }
     out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::size;
-
-    #[test]
-    fn sizes_read_as_people_say_them() {
-        assert_eq!(size(0), "0 kB");
-        assert_eq!(size(1), "1 kB");
-        assert_eq!(size(12_345_678), "12.3 MB");
-        assert_eq!(size(4_200_000_000), "4.2 GB");
-    }
 }

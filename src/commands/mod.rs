@@ -61,7 +61,7 @@ pub enum UsageError {
 
     #[error(transparent)]
     #[diagnostic(transparent)]
-    Target(#[from] crate::db::target::TargetError),
+    Target(#[from] crate::target::TargetError),
 
     #[error(transparent)]
     #[diagnostic(transparent)]
@@ -96,8 +96,9 @@ pub enum UsageError {
 /// its warnings printed.
 pub fn resolve_target(
     args: &crate::cli::TargetArgs,
-) -> Result<crate::db::target::ResolvedTarget, UsageError> {
-    let resolved = crate::db::target::resolve_args(args, &crate::db::target::Env::from_process())?;
+) -> Result<crate::target::ResolvedTarget, UsageError> {
+    let resolved =
+        crate::target::resolve_wanted(&args.wanted(), &crate::target::Env::from_process())?;
     for warning in &resolved.warnings {
         eprintln!("warning: {warning}");
     }
@@ -106,7 +107,7 @@ pub fn resolve_target(
 
 /// A connection to `database` on the target's server, outside any run.
 pub fn connect(
-    resolved: &crate::db::target::ResolvedTarget,
+    resolved: &crate::target::ResolvedTarget,
     database: &str,
 ) -> Result<postgres::Client, UsageError> {
     resolved
@@ -120,6 +121,31 @@ pub fn connect(
             ),
             detail: crate::exec::sql::describe_error(&e),
         })
+}
+
+/// The state dir given, or the default; absolute, because the paths
+/// recorded in a run folder (dumps) are read later from elsewhere.
+pub fn state_dir(given: Option<&Path>) -> PathBuf {
+    let dir = given
+        .map(Path::to_path_buf)
+        .unwrap_or_else(default_state_dir);
+    std::path::absolute(&dir).unwrap_or(dir)
+}
+
+/// Where run folders go: `/var/lib/plan-runner` as root, else the user's
+/// data folder (`$XDG_DATA_HOME/plan-runner` or
+/// `~/.local/share/plan-runner`).
+pub fn default_state_dir() -> PathBuf {
+    if nix::unistd::geteuid().is_root() {
+        return PathBuf::from("/var/lib/plan-runner");
+    }
+    if let Some(data) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
+        return Path::new(&data).join("plan-runner");
+    }
+    match std::env::var_os("HOME") {
+        Some(home) => Path::new(&home).join(".local/share/plan-runner"),
+        None => std::env::temp_dir().join("plan-runner"),
+    }
 }
 
 /// The plan files named by `paths`: files as given, folders searched for

@@ -10,21 +10,22 @@ use sha2::{Digest, Sha256};
 
 use crate::analysis::analyse_path;
 use crate::cli::RecoverArgs;
-use crate::commands::apply::{default_state_dir, describe, target_flags};
+use crate::commands::apply::{describe, target_flags};
+use crate::commands::default_state_dir;
 use crate::commands::{UsageError, eprint, report};
 use crate::db::connect::Connector;
 use crate::db::lock;
 use crate::db::runs::{self, RunRow};
-use crate::db::target::{self, Env};
 use crate::exec::backup::SessionPolicy;
 use crate::exec::journal::{self, Story};
 use crate::exec::run::recover::{Dead, recover};
 use crate::exec::run::{self, Options};
 use crate::exit::Exit;
+use crate::target::{self, Env};
 
 pub fn run(args: &RecoverArgs) -> Result<Exit, UsageError> {
-    let resolved =
-        target::resolve_args(&args.target, &Env::from_process()).map_err(UsageError::from)?;
+    let resolved = target::resolve_wanted(&args.target.wanted(), &Env::from_process())
+        .map_err(UsageError::from)?;
     let database = resolved.target.database.clone();
     if database == resolved.maintenance_db {
         return Err(UsageError::TargetIsMaintenance {
@@ -205,7 +206,8 @@ pub fn run(args: &RecoverArgs) -> Result<Exit, UsageError> {
     let (Some(plan), Some((_, failure))) = (&analysis.plan, &analysis.graphs) else {
         return Ok(Exit::Failed);
     };
-    let child_env = target::env_for_child(&resolved.target, &folder).map_err(UsageError::from)?;
+    let child_env = crate::db::env_for_child(&resolved.target, &folder)
+        .map_err(|e| UsageError::from(target::TargetError::from(e)))?;
     let options = Options {
         run_id: row.run_id.clone(),
         run_folder: folder.clone(),

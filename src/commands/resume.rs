@@ -11,10 +11,10 @@ use crate::commands::recover::{run_folder, runner_alive};
 use crate::db::connect::Connector;
 use crate::db::lock;
 use crate::db::runs::{self, RunRow};
-use crate::db::target::ResolvedTarget;
 use crate::exec::journal::{self, Story};
 use crate::exec::run::resume::{Unfinished, refusal};
 use crate::exit::Exit;
+use crate::target::ResolvedTarget;
 
 /// Why `--resume` does not go on: the exit status and what to tell.
 pub struct Refused(pub Exit, pub String);

@@ -187,19 +187,6 @@ impl ShownStep {
     }
 }
 
-/// An argument as a person would type it in a shell.
-fn shell_word(arg: &str) -> String {
-    let plain = !arg.is_empty()
-        && arg
-            .chars()
-            .all(|c| c.is_alphanumeric() || "-_./=:,+@%<>*".contains(c));
-    if plain {
-        arg.to_string()
-    } else {
-        crate::resolve::words::shell_quote(arg)
-    }
-}
-
 fn human(doc: &Document) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "plan \"{}\": {} -> {}", doc.name, doc.from, doc.to);
@@ -224,7 +211,7 @@ fn human_steps(out: &mut String, steps: &[ShownStep]) {
         let _ = writeln!(out, "{head}");
         let pad = " ".repeat(width + 2);
         if let Some(argv) = &step.argv {
-            let line: Vec<String> = argv.iter().map(|a| shell_word(a)).collect();
+            let line: Vec<String> = argv.iter().map(|a| crate::quote::shell_word(a)).collect();
             let _ = writeln!(out, "{pad}run: {}", line.join(" "));
         }
         if let Some(shell) = &step.shell {
@@ -258,7 +245,7 @@ fn human_steps(out: &mut String, steps: &[ShownStep]) {
         }
         let mut limits = Vec::new();
         if let Some(t) = step.timeout_s {
-            limits.push(format!("timeout {}", crate::commands::show::duration(t)));
+            limits.push(format!("timeout {}", crate::resolve::duration::format(t)));
         }
         if step.retries > 0 {
             limits.push(format!("retries {}", step.retries));
@@ -273,20 +260,4 @@ fn human_steps(out: &mut String, steps: &[ShownStep]) {
             let _ = writeln!(out, "{pad}{}", limits.join(", "));
         }
     }
-}
-
-/// Seconds as `2h`, `15m`, `1h30m`, `90s`.
-pub fn duration(secs: u64) -> String {
-    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
-    let mut out = String::new();
-    if h > 0 {
-        let _ = write!(out, "{h}h");
-    }
-    if m > 0 {
-        let _ = write!(out, "{m}m");
-    }
-    if s > 0 || out.is_empty() {
-        let _ = write!(out, "{s}s");
-    }
-    out
 }

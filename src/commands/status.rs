@@ -52,7 +52,7 @@ struct Document {
 
 pub fn run(args: &StatusArgs) -> Result<Exit, UsageError> {
     let resolved = resolve_target(&args.target)?;
-    let state_dir = crate::commands::apply::state_dir(args.state_dir.as_deref());
+    let state_dir = crate::commands::state_dir(args.state_dir.as_deref());
     let database = resolved.target.database.clone();
     let failed = |what: &str| {
         let what = what.to_string();
@@ -125,16 +125,7 @@ fn short_time(t: &str) -> String {
 }
 
 fn seconds(s: Option<f64>) -> String {
-    match s {
-        None => "?".into(),
-        Some(s) if s < 60.0 => format!("{s:.1} s"),
-        Some(s) if s < 3600.0 => format!("{:.0} min {:.0} s", (s / 60.0).floor(), s % 60.0),
-        Some(s) => format!(
-            "{:.0} h {:.0} min",
-            (s / 3600.0).floor(),
-            (s % 3600.0) / 60.0
-        ),
-    }
+    s.map_or_else(|| "?".into(), crate::units::seconds)
 }
 
 fn human(doc: &Document) -> String {
@@ -246,7 +237,7 @@ mod tests {
         );
         assert_eq!(seconds(Some(3.25)), "3.2 s");
         assert_eq!(seconds(Some(95.0)), "1 min 35 s");
-        assert_eq!(seconds(Some(7300.0)), "2 h 2 min");
+        assert_eq!(seconds(Some(7300.0)), "2 h 01 min");
         assert_eq!(seconds(None), "?");
     }
 }

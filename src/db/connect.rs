@@ -4,7 +4,7 @@
 
 use postgres::{Client, NoTls};
 
-use crate::db::target::Target;
+use crate::db::conninfo::{Host, Target};
 
 /// Makes the run's connections to databases of the target's server.
 #[derive(Clone, Debug)]
@@ -28,7 +28,7 @@ impl Connector {
     }
 
     /// Where the server is: whether its disk can be seen from here.
-    pub fn host(&self) -> &crate::db::target::Host {
+    pub fn host(&self) -> &Host {
         &self.target.host
     }
 

@@ -16,7 +16,7 @@ use postgres::GenericClient;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::db::quote::quote_ident;
+use crate::quote::quote_ident;
 
 /// Schemas that are not the customer's data (a literal, so that the SQL
 /// below can be assembled with `concat!`).

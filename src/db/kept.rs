@@ -5,7 +5,7 @@
 use postgres::Client;
 use serde::Serialize;
 
-use crate::db::quote::quote_ident;
+use crate::quote::quote_ident;
 
 const PREFIX: &str = "plan-runner backup of ";
 
@@ -16,7 +16,7 @@ pub fn label(database: &str, run_id: &str, plan: &str, target: &str) -> String {
         serde_json::Value::String(database.into()),
         // Milliseconds: two runs in one second must still sort in order
         // for `plan backups --prune`.
-        humantime::format_rfc3339_millis(std::time::SystemTime::now())
+        crate::units::now_millis()
     )
 }
 

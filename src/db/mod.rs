@@ -1,20 +1,19 @@
-//! PostgreSQL as the runner sees it: which server and database a run is
-//! about (`target`, resolved once from flags, the inventory and libpq's
-//! environment), libpq's password file (`pgpass`), identifier quoting
-//! (`quote`), and everything the runner itself says to the server (not the
-//! steps' SQL): fingerprints, sessions, the lock, the history, the runs
-//! table, kept snapshots.
+//! PostgreSQL as the runner sees it: a connection's settings (`conninfo`),
+//! libpq's password file (`pgpass`), and
+//! everything the runner itself says to the server (not the steps' SQL):
+//! fingerprints, sessions, the lock, the history, the runs table, kept
+//! snapshots. Which target a run is about is decided above, in
+//! `crate::target`; nothing here imports it.
 
 pub mod connect;
+pub mod conninfo;
 pub mod fingerprint;
 pub mod history;
 pub mod kept;
 pub mod lock;
 pub mod pgpass;
-pub mod quote;
 pub mod runs;
 pub mod sessions;
-pub mod target;
 
-pub use quote::{check_identifier, quote_ident};
-pub use target::{Env, Host, ResolvedTarget, SslMode, Target, TargetError, env_for_child};
+pub use crate::quote::{check_identifier, quote_ident};
+pub use conninfo::{Host, SslMode, Target, env_for_child};

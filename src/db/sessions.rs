@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use postgres::Client;
 use serde::Serialize;
 
-use crate::db::quote::quote_ident;
+use crate::quote::quote_ident;
 
 /// A session connected to the target, as `pg_stat_activity` shows it. A
 /// killed client can leave its backend running a query: it is listed too.

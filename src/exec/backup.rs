@@ -15,10 +15,10 @@ use thiserror::Error;
 
 use crate::db::connect::Connector;
 use crate::db::fingerprint::{self, DatabaseProps, Fingerprint};
-use crate::db::quote::{fit_name, quote_ident, quote_literal};
 use crate::db::sessions::{self, Session};
 use crate::exec::paths::{self, PathError, TreeBackup};
 use crate::plan::BackupMethod;
+use crate::quote::{fit_name, quote_ident, quote_literal};
 
 #[derive(Debug, Error, miette::Diagnostic)]
 pub enum BackupError {
@@ -278,7 +278,7 @@ fn dump(
     let snapshot: String = tx.query_one("select pg_export_snapshot()", &[])?.get(0);
     let jobs = ctx.jobs.max(1).to_string();
     let handle = duct::cmd(
-        pg_tool("pg_dump"),
+        crate::pg_programs::client("pg_dump"),
         [
             "-Fd".into(),
             "-j".into(),
@@ -330,18 +330,6 @@ fn child_env(target: Vec<(String, String)>) -> Vec<(String, String)> {
         .collect();
     env.extend(target);
     env
-}
-
-/// The path of a PostgreSQL client program: from `pg_config --bindir`, the
-/// Debian folders, else the PATH.
-pub fn pg_tool(name: &str) -> PathBuf {
-    // The same installation the throwaway cluster uses, so that client and
-    // server versions match; else whatever the PATH offers.
-    crate::cluster::find_bindir(None)
-        .ok()
-        .map(|dir| dir.join(name))
-        .filter(|path| path.is_file())
-        .unwrap_or_else(|| PathBuf::from(name))
 }
 
 /// Drops a copy that will not be used (a failed backup, or `keep = false`
@@ -548,7 +536,7 @@ fn load_dump(ctx: &mut Context<'_>, taken: &Taken) -> Result<String, BackupError
         quote_literal(&props.ctype)
     ))?;
     let output = duct::cmd(
-        pg_tool("pg_restore"),
+        crate::pg_programs::client("pg_restore"),
         [
             "-j".to_string(),
             ctx.jobs.max(1).to_string(),

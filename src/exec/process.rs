@@ -35,7 +35,7 @@ use std::process::ExitStatus;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use miette::Diagnostic as MietteDiagnostic;
 use nix::sys::signal::{Signal, killpg};
@@ -45,7 +45,7 @@ use thiserror::Error;
 
 use crate::exec::redact::Redactor;
 use crate::plan::{Action, Check, Command, Step, Text};
-use crate::resolve::words::shell_quote;
+use crate::quote::{shell_quote, shell_word};
 
 /// How long a step has to end after SIGTERM before its group gets SIGKILL.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(10);
@@ -273,7 +273,9 @@ impl fmt::Display for Failure {
         match self {
             Failure::Exit(code) => write!(f, "exited with code {code}"),
             Failure::Signal(signal) => write!(f, "killed by signal {}", signal_name(*signal)),
-            Failure::Timeout(after) => write!(f, "timed out after {}", seconds(*after)),
+            Failure::Timeout(after) => {
+                write!(f, "timed out after {}", crate::units::duration(*after))
+            }
             Failure::Output(line) => write!(f, "its output matched `fail_on_output`: {line}"),
             Failure::Interrupted => f.write_str("interrupted"),
         }
@@ -456,7 +458,7 @@ pub fn run(
         last_attempt_at = log.metadata().map_err(log_error)?.len();
         let header = format!(
             "--- {} attempt {attempt} of {total}, in {}{}: {}\n",
-            utc(SystemTime::now()),
+            crate::units::timestamp(SystemTime::now()),
             prepared.cwd_shown,
             prepared.user_shown(),
             prepared.shown
@@ -498,9 +500,9 @@ pub fn run(
         };
         let footer = format!(
             "--- {} attempt {attempt} of {total} ended: {} after {}\n",
-            utc(SystemTime::now()),
+            crate::units::timestamp(SystemTime::now()),
             prepared.redactor.redact(&ended_as),
-            seconds(attempt_started.elapsed())
+            crate::units::duration(attempt_started.elapsed())
         );
         write_line(&log, &footer).map_err(log_error)?;
 
@@ -609,7 +611,7 @@ impl Prepared {
                     .collect::<Result<Vec<_>, _>>()?;
                 let shown = argv
                     .iter()
-                    .map(|arg| display_word(&arg.to_string()))
+                    .map(|arg| shell_word(&arg.to_string()))
                     .collect::<Vec<_>>()
                     .join(" ");
                 (program, args, shown)
@@ -1012,19 +1014,6 @@ fn expose(text: &Text, what: &str) -> Result<String, ProcessError> {
     })
 }
 
-/// A word as a shell would need it to read it back as one argument.
-fn display_word(word: &str) -> String {
-    let plain = !word.is_empty()
-        && word
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_-./=:,@%+".contains(c));
-    if plain {
-        word.to_string()
-    } else {
-        shell_quote(word)
-    }
-}
-
 /// Opens (or creates) the log for appending, readable by its owner only,
 /// also when an earlier run left it with a wider mode.
 fn open_log(path: &Path) -> Result<File, ProcessError> {
@@ -1140,40 +1129,6 @@ fn signal_name(signal: i32) -> String {
     }
 }
 
-fn seconds(duration: Duration) -> String {
-    format!("{:.3} s", duration.as_secs_f64())
-}
-
-/// `2024-05-01T12:00:00Z`: UTC, so logs from hosts in different zones
-/// compare directly.
-fn utc(time: SystemTime) -> String {
-    let secs = time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let days = i64::try_from(secs / 86_400).unwrap_or(0);
-    let rem = secs % 86_400;
-    let (year, month, day) = civil_from_days(days);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-/// The proleptic Gregorian date of a day count from 1970-01-01 (Howard
-/// Hinnant's `civil_from_days`).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1225,15 +1180,6 @@ mod tests {
     }
 
     #[test]
-    fn timestamps_are_utc_dates() {
-        assert_eq!(utc(UNIX_EPOCH), "1970-01-01T00:00:00Z");
-        let t = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-        assert_eq!(utc(t), "2023-11-14T22:13:20Z");
-        let leap = UNIX_EPOCH + Duration::from_secs(951_782_400);
-        assert_eq!(utc(leap), "2000-02-29T00:00:00Z");
-    }
-
-    #[test]
     fn the_runner_password_is_not_inherited_and_later_values_win() {
         let os = |a: &str, b: &str| (OsString::from(a), OsString::from(b));
         let env = child_env(
@@ -1249,14 +1195,6 @@ mod tests {
             env,
             vec![os("FOO", "2"), os("PATH", "/bin"), os("PGHOST", "target")]
         );
-    }
-
-    #[test]
-    fn plain_words_are_shown_bare_and_others_quoted() {
-        assert_eq!(display_word("--update=all"), "--update=all");
-        assert_eq!(display_word("a b"), "'a b'");
-        assert_eq!(display_word(""), "''");
-        assert_eq!(display_word("it's"), r"'it'\''s'");
     }
 
     #[test]

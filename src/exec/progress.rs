@@ -412,7 +412,7 @@ impl Shared {
                 let mut line = format!(
                     "still running: {} ({})",
                     step.label,
-                    human(now.duration_since(step.started))
+                    crate::units::duration(now.duration_since(step.started))
                 );
                 if let Some(last) = &step.line {
                     line.push_str("; last output: ");
@@ -596,19 +596,9 @@ fn quiet_interval(value: Option<&str>) -> (Duration, Option<String>) {
 
 /// `[12:03:07] line`, UTC as the journal and the logs.
 fn stamped(line: &str) -> String {
-    let stamp = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
+    let stamp = crate::units::timestamp(SystemTime::now());
     let time = stamp.get(11..19).unwrap_or("");
     format!("[{time}] {line}")
-}
-
-/// `45 s`, `12 min`, `2 h 05 min`.
-fn human(elapsed: Duration) -> String {
-    let secs = elapsed.as_secs();
-    match secs {
-        0..60 => format!("{secs} s"),
-        60..3600 => format!("{} min", secs / 60),
-        _ => format!("{} h {:02} min", secs / 3600, secs % 3600 / 60),
-    }
 }
 
 fn is_end(byte: u8) -> bool {
@@ -984,12 +974,5 @@ mod tests {
         assert!(is_live(true, None));
         assert!(!is_live(true, Some(OsStr::new("dumb"))));
         assert!(!is_live(false, Some(OsStr::new("xterm"))));
-    }
-
-    #[test]
-    fn elapsed_times_read_as_people_say_them() {
-        assert_eq!(human(Duration::from_secs(45)), "45 s");
-        assert_eq!(human(Duration::from_secs(12 * 60 + 59)), "12 min");
-        assert_eq!(human(Duration::from_secs(2 * 3600 + 5 * 60)), "2 h 05 min");
     }
 }

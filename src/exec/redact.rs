@@ -161,27 +161,27 @@ impl Redactor {
     }
 }
 
-/// The value of a word quoted by `resolve::words::shell_quote`, when
+/// The value of a word quoted by [`crate::quote::shell_quote`], when
 /// `quoted` is exactly such a word.
 fn unquote_shell(quoted: &str) -> Option<String> {
     let inner = quoted.strip_prefix('\'')?.strip_suffix('\'')?;
     let value = inner.replace(r"'\''", "'");
-    (crate::resolve::words::shell_quote(&value) == quoted).then_some(value)
+    (crate::quote::shell_quote(&value) == quoted).then_some(value)
 }
 
-/// The value of a literal quoted by `resolve::words::sql_quote`, when
+/// The value of a literal quoted by [`crate::quote::quote_literal`], when
 /// `quoted` is exactly such a literal.
 fn unquote_sql(quoted: &str) -> Option<String> {
     let inner = quoted.strip_prefix('\'')?.strip_suffix('\'')?;
     let value = inner.replace("''", "'");
-    (crate::resolve::words::sql_quote(&value) == quoted).then_some(value)
+    (crate::quote::quote_literal(&value) == quoted).then_some(value)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::plan::Secret;
-    use crate::resolve::words::{shell_quote, sql_quote};
+    use crate::quote::{quote_literal, shell_quote};
 
     fn secret_text(value: &str) -> Text {
         Text(vec![
@@ -212,7 +212,7 @@ mod tests {
     #[test]
     fn quoted_secrets_are_hidden_unquoted_too() {
         let raw = "it's s3cret";
-        for quoted in [shell_quote(raw), sql_quote(raw)] {
+        for quoted in [shell_quote(raw), quote_literal(raw)] {
             let mut r = Redactor::new();
             r.learn_text(&Text(vec![Piece::Secret(Secret::new(
                 "PW",

@@ -86,14 +86,6 @@ pub struct RollbackReport {
     pub error: Option<String>,
 }
 
-fn secs(s: f64) -> String {
-    if s < 1.0 {
-        format!("{:.0} ms", s * 1000.0)
-    } else {
-        format!("{s:.1} s")
-    }
-}
-
 impl Report {
     /// The summary printed at the end of a run.
     pub fn human(&self) -> String {
@@ -136,7 +128,7 @@ impl Report {
                     if s.status == "not_run" {
                         String::new()
                     } else {
-                        secs(s.seconds)
+                        crate::units::seconds(s.seconds)
                     },
                     if self.done_before_resume.contains(&s.name) {
                         "  (before the resume)"
@@ -154,8 +146,8 @@ impl Report {
                 b.method,
                 b.database,
                 b.copy,
-                secs(b.seconds),
-                secs(b.fingerprint_seconds),
+                crate::units::seconds(b.seconds),
+                crate::units::seconds(b.fingerprint_seconds),
                 b.bytes / 1_000_000,
                 match b.state.as_str() {
                     "kept" => ", kept",
@@ -194,20 +186,20 @@ impl Report {
                 } else {
                     r.restored.join(", ")
                 },
-                secs(r.blocking_s),
-                secs(r.terminating_s),
-                secs(r.renaming_s),
+                crate::units::seconds(r.blocking_s),
+                crate::units::seconds(r.terminating_s),
+                crate::units::seconds(r.renaming_s),
                 if r.loading_s > 0.0 {
-                    format!(", pg_restore {}", secs(r.loading_s))
+                    format!(", pg_restore {}", crate::units::seconds(r.loading_s))
                 } else {
                     String::new()
                 },
                 if r.paths_s > 0.0 {
-                    format!(", files {}", secs(r.paths_s))
+                    format!(", files {}", crate::units::seconds(r.paths_s))
                 } else {
                     String::new()
                 },
-                secs(r.proof_s),
+                crate::units::seconds(r.proof_s),
                 if r.proved {
                     "fingerprints equal"
                 } else {

@@ -10,11 +10,11 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use crate::db::fingerprint;
-use crate::db::quote::quote_ident;
 use crate::exec::backup::{self, Context, Taken};
 use crate::exec::paths::{self, TreeBackup};
 use crate::exec::report::RollbackReport;
 use crate::plan::BackupMethod;
+use crate::quote::quote_ident;
 
 /// What a rollback did, with the new state of each backup copy
 /// (`restored`, `dropped`) for the report.

@@ -1167,7 +1167,7 @@ pub fn new_run_id() -> String {
 }
 
 pub fn now() -> String {
-    humantime::format_rfc3339_millis(SystemTime::now()).to_string()
+    crate::units::now_millis()
 }
 
 /// Run folders hold logs and dumps: readable by their owner only.

@@ -6,6 +6,7 @@
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
+use crate::units::bytes;
 use postgres::Client;
 
 /// Room kept free beside a copy: 10 % of its size and 64 MiB more. A file
@@ -73,22 +74,6 @@ pub fn tree_size(path: &Path) -> Option<u64> {
         }
     }
     Some(total)
-}
-
-/// A size for people: `1.5 GB`.
-pub fn bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
-    let mut value = n as f64;
-    let mut unit = 0;
-    while value >= 1000.0 && unit + 1 < UNITS.len() {
-        value /= 1000.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{n} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
 }
 
 /// One copy a backup is about to make.

@@ -36,6 +36,23 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
     (total > Duration::ZERO).then_some(total)
 }
 
+/// Seconds as a plan writes them, the inverse of [`parse_duration`]:
+/// `2h`, `15m`, `1h30m`, `90s`.
+pub fn format(secs: u64) -> String {
+    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
+    let mut out = String::new();
+    if h > 0 {
+        out.push_str(&format!("{h}h"));
+    }
+    if m > 0 {
+        out.push_str(&format!("{m}m"));
+    }
+    if s > 0 || out.is_empty() {
+        out.push_str(&format!("{s}s"));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -64,5 +81,19 @@ mod tests {
         ] {
             assert_eq!(parse_duration(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn format_writes_what_parse_reads() {
+        for secs in [1, 59, 90, 900, 3600, 5400, 7322] {
+            let text = format(secs);
+            assert_eq!(
+                parse_duration(&text),
+                Some(Duration::from_secs(secs)),
+                "{text}"
+            );
+        }
+        assert_eq!(format(5400), "1h30m");
+        assert_eq!(format(0), "0s");
     }
 }

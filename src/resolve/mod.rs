@@ -4,7 +4,7 @@
 //! and reads the environment only through `Context`.
 
 mod attrs;
-mod duration;
+pub mod duration;
 mod steps;
 mod vars;
 pub mod words;
@@ -257,7 +257,7 @@ fn plan_header(
         let mut segs = Vec::new();
         scope
             .interpolate(s, None, diagnostics, &mut segs)
-            .then(|| words::join_quoted(&segs, words::sql_quote))
+            .then(|| words::join_quoted(&segs, crate::quote::quote_literal))
     });
     // Only its type is checked here: it is bound per `update` step.
     let _ = attrs.string("update_command", diagnostics);

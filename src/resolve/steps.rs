@@ -658,7 +658,7 @@ impl<'s, 'a> StepBuilder<'s, 'a> {
                 let s = attrs.string("shell", self.diagnostics)?;
                 self.with_segs(s, modules, |this, segs| {
                     Some(Command::Shell(
-                        this.texts.join_quoted(segs, words::shell_quote),
+                        this.texts.join_quoted(segs, crate::quote::shell_quote),
                     ))
                 })
             }
@@ -682,7 +682,7 @@ impl<'s, 'a> StepBuilder<'s, 'a> {
 
     fn sql_text(&mut self, s: &'a Str) -> Option<Text> {
         self.with_segs(s, None, |this, segs| {
-            Some(this.texts.join_quoted(segs, words::sql_quote))
+            Some(this.texts.join_quoted(segs, crate::quote::quote_literal))
         })
     }
 

@@ -281,17 +281,6 @@ impl Builder {
     }
 }
 
-/// `value` as one single-quoted `sh` word.
-pub fn shell_quote(value: &str) -> String {
-    format!("'{}'", value.replace('\'', r"'\''"))
-}
-
-/// `value` as one SQL string literal (standard_conforming_strings on, the
-/// default since PostgreSQL 9.1).
-pub fn sql_quote(value: &str) -> String {
-    format!("'{}'", value.replace('\'', "''"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -349,8 +338,8 @@ mod tests {
 
     #[test]
     fn quoting() {
-        assert_eq!(shell_quote("it's"), r"'it'\''s'");
-        assert_eq!(sql_quote("it's"), "'it''s'");
+        assert_eq!(crate::quote::shell_quote("it's"), r"'it'\''s'");
+        assert_eq!(crate::quote::quote_literal("it's"), "'it''s'");
     }
     #[test]
     fn unicode_whitespace_separates_and_escapes_keep_whole_characters() {
@@ -383,7 +372,7 @@ mod tests {
             Some("pq")
         );
         assert_eq!(
-            b.join_quoted(&[lit("x = "), val("it's")], sql_quote)
+            b.join_quoted(&[lit("x = "), val("it's")], crate::quote::quote_literal)
                 .as_literal()
                 .as_deref(),
             Some("x = 'it''s'")

@@ -6,8 +6,9 @@ use std::os::unix::fs::PermissionsExt;
 
 use miette::{GraphicalReportHandler, GraphicalTheme};
 use plan_runner::cli::TargetArgs;
-use plan_runner::db::target::{Env, Host, resolve_args};
-use plan_runner::inventory::{Inventory, InventoryError};
+use plan_runner::db::Host;
+use plan_runner::target::inventory::{Inventory, InventoryError};
+use plan_runner::target::{Env, resolve_wanted};
 
 fn render(error: &dyn miette::Diagnostic) -> String {
     let handler = GraphicalReportHandler::new_themed(GraphicalTheme::unicode_nocolor())
@@ -57,7 +58,7 @@ fn inventory_target_resolves_with_environment_below_it() {
         .with_os_user("alice")
         .with_var("PGHOST", "ignored.example")
         .with_var("PGPASSWORD", "from-env");
-    let resolved = resolve_args(&args, &env).unwrap();
+    let resolved = resolve_wanted(&args.wanted(), &env).unwrap();
     assert_eq!(resolved.name.as_deref(), Some("acme"));
     assert!(resolved.production);
     assert_eq!(
@@ -75,12 +76,13 @@ fn inventory_target_resolves_with_environment_below_it() {
     assert_eq!(resolved.vars["release"], "6.10");
     assert_eq!(resolved.maintenance_db, "postgres");
 
-    let test = resolve_args(
+    let test = resolve_wanted(
         &TargetArgs {
             target: Some("acme-test".to_string()),
             inventory: Some(path),
             ..TargetArgs::default()
-        },
+        }
+        .wanted(),
         &env,
     )
     .unwrap();
@@ -158,7 +160,7 @@ fn inventory_errors_reach_the_resolver_unchanged() {
         inventory: Some(path),
         ..TargetArgs::default()
     };
-    let error = resolve_args(&args, &Env::empty().with_os_user("alice")).unwrap_err();
+    let error = resolve_wanted(&args.wanted(), &Env::empty().with_os_user("alice")).unwrap_err();
     let rendered = render(&error);
     assert!(rendered.contains("no target `nope`"), "{rendered}");
     assert!(

@@ -9,15 +9,16 @@ use std::path::Path;
 use postgres::Client;
 
 use super::{Early, Run, SUPPORTED_MAX, SUPPORTED_MIN, server_version};
-use crate::db::target::Host;
+use crate::db::conninfo::Host;
 use crate::db::{lock, runs, sessions};
 use crate::exec::process::Stopper;
 use crate::exec::run::Options;
 use crate::exec::signals::Watch;
-use crate::exec::space::{self, DataDirectory, bytes, data_directory, tree_size};
+use crate::exec::space::{self, DataDirectory, data_directory, tree_size};
 use crate::exit::Exit;
 use crate::plan::{Action, BackupMethod, Check, Command, Plan, Sql, Step, Text};
-use crate::resolve::words::shell_quote;
+use crate::quote::{shell_quote, shell_word};
+use crate::units::bytes;
 
 /// Prints what `apply` would do. Exit 0 when the run would start, 4 when
 /// it would be refused, 2 when the server cannot be reached.
@@ -381,7 +382,7 @@ fn describe_step(
         let _ = writeln!(
             out,
             "{pad}timeout {}",
-            crate::commands::show::duration(t.as_secs())
+            crate::resolve::duration::format(t.as_secs())
         );
     }
 }
@@ -394,18 +395,6 @@ fn first_line(text: &Text) -> String {
         format!("{first} ...")
     } else {
         first
-    }
-}
-
-fn shell_word(arg: &str) -> String {
-    let plain = !arg.is_empty()
-        && arg
-            .chars()
-            .all(|c| c.is_alphanumeric() || "-_./=:,+@%*".contains(c));
-    if plain {
-        arg.to_string()
-    } else {
-        shell_quote(arg)
     }
 }
 

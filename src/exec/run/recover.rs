@@ -278,7 +278,7 @@ impl Run<'_> {
                 "ended the dead run's processes {ended:?} (pg_dump, pg_restore or cp working on its copies)"
             ));
         }
-        let application = format!("{}/{run_id}", crate::db::target::APPLICATION_NAME);
+        let application = format!("{}/{run_id}", crate::db::conninfo::APPLICATION_NAME);
         match self.maintenance() {
             Ok(m) => match end_sessions(m, &application) {
                 Ok(0) => {}
@@ -314,7 +314,7 @@ impl Run<'_> {
                     if existed {
                         m.batch_execute(&format!(
                             "drop database if exists {}",
-                            crate::db::quote::quote_ident(&h.name)
+                            crate::quote::quote_ident(&h.name)
                         ))
                         .map_err(|e| crate::exec::sql::describe_error(&e))?;
                     }

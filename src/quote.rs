@@ -1,11 +1,15 @@
-//! Identifiers in the runner's own SQL: the one quoting function, and the
-//! check against PostgreSQL's identifier length limit.
+//! Every quoting the runner does, each written once: SQL identifiers
+//! ([`quote_ident`], with the check against PostgreSQL's identifier length
+//! limit), SQL string literals ([`quote_literal`]), `sh` words
+//! ([`shell_quote`], and [`shell_word`] to show an argument as a shell
+//! reads it back) and libpq connection-string values ([`conninfo_quote`]).
 //!
-//! Values never go through here: they are bind parameters (`$1`), so no
-//! text from a plan, an inventory or the database is ever spliced into SQL
-//! as a value. The one exception is a utility statement that takes no
-//! parameters at all (`COMMENT ON DATABASE ... IS '...'`), for which
-//! [`quote_literal`] exists; nothing else may use it.
+//! The runner's own SQL passes values as bind parameters (`$1`). A literal
+//! is spliced only where there is no parameter to bind: utility statements
+//! (`COMMENT ON DATABASE ... IS '...'`, `CREATE DATABASE ... ENCODING`) and
+//! a plan's `${var}` inside its own `sql` text, where the value must stay
+//! one literal. [`quote_literal`] means the same whatever
+//! `standard_conforming_strings` is.
 
 use miette::Diagnostic;
 use thiserror::Error;
@@ -98,6 +102,31 @@ pub fn quote_literal(value: &str) -> String {
     out
 }
 
+/// `value` as one single-quoted `sh` word: nothing in it is syntax.
+pub fn shell_quote(value: &str) -> String {
+    format!("'{}'", value.replace('\'', r"'\''"))
+}
+
+/// An argument as a shell would need it to read it back as one word: as it
+/// is when it holds only characters no shell treats specially, else
+/// [`shell_quote`]d. Used wherever a command is shown (show, dry run, logs).
+pub fn shell_word(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-./=:,@%+".contains(c));
+    if plain {
+        word.to_string()
+    } else {
+        shell_quote(word)
+    }
+}
+
+/// A value in a libpq `key=value` connection string.
+pub fn conninfo_quote(value: &str) -> String {
+    format!("'{}'", value.replace('\\', r"\\").replace('\'', r"\'"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -188,5 +217,18 @@ mod fit_tests {
         assert!(check_identifier(&name).is_ok());
         assert!(name.ends_with("_pr_2611242318014a2f"));
         assert_eq!(fit_name("acme", "_pr_x"), "acme_pr_x");
+    }
+
+    #[test]
+    fn plain_words_are_shown_bare_and_others_quoted() {
+        assert_eq!(shell_word("--update=all"), "--update=all");
+        assert_eq!(shell_word("a b"), "'a b'");
+        assert_eq!(shell_word(""), "''");
+        assert_eq!(shell_word("it's"), r"'it'\''s'");
+    }
+
+    #[test]
+    fn conninfo_values_escape_quotes_and_backslashes() {
+        assert_eq!(conninfo_quote(r"it's a \ path"), r"'it\'s a \\ path'");
     }
 }

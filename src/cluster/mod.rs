@@ -4,6 +4,9 @@
 //! guard, or by a watchdog process when its owner dies without dropping it.
 //! It never touches a cluster it did not create.
 
+mod account;
+mod watchdog;
+
 use std::env;
 use std::fs;
 use std::io::{self, Write};
@@ -11,26 +14,21 @@ use std::net::TcpListener;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use miette::Diagnostic;
 use nix::sys::signal::{Signal, kill};
-use nix::unistd::{Pid, User, geteuid};
+use nix::unistd::Pid;
 use tempfile::TempDir;
 use thiserror::Error;
 
-use crate::version::Version;
+use account::{Account, server_account};
+use watchdog::Watchdog;
 
 /// The superuser `initdb` creates; every connection uses it.
 const SUPERUSER: &str = "postgres";
-
-/// The system account the server runs as when we are root.
-const SERVER_ACCOUNT: &str = "plan-runner-pg";
-
-/// The programs a folder must hold to be a server installation.
-const SERVER_PROGRAMS: [&str; 3] = ["initdb", "pg_ctl", "postgres"];
 
 /// How often a free port is picked again after another process took it
 /// between our probe and the server's bind.
@@ -47,61 +45,12 @@ const TAIL_LINES: usize = 20;
 /// of `sun_path`.
 const MAX_BASE_LEN: usize = 64;
 
-/// Runs after its owner is gone: the owner holds the write end of its stdin,
-/// which the kernel closes however the owner ends (drop, `exit`, panic,
-/// SIGKILL), so end-of-file is the signal and nothing polls while the owner
-/// lives. It then stops the postmaster (SIGQUIT is an immediate shutdown)
-/// and removes the folder. Idempotent: after a normal drop it finds nothing
-/// to do. `$1` is the folder, `$2` the data directory.
-///
-/// A process is treated as gone when it is a zombie: a postmaster whose
-/// `pg_ctl` exited is adopted by PID 1, which does not reap in every
-/// container. A pid is only signalled if its working directory is our data
-/// directory (the postmaster changes into it), so a stale pid file never
-/// makes us signal a stranger, which matters when we are root.
-const WATCHDOG: &str = r#"
-trap '' HUP INT
-folder=$1
-data=$2
-while read -r line; do :; done
-alive() {
-  [ -d /proc/self ] || { kill -0 "$1" 2>/dev/null; return; }
-  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
-  state=${stat##*) }
-  case $state in Z*|X*) return 1 ;; esac
-  return 0
-}
-ours() {
-  [ -d /proc/self ] || return 0
-  [ "$(readlink "/proc/$1/cwd" 2>/dev/null)" = "$data" ]
-}
-pid=$(head -n 1 "$data/postmaster.pid" 2>/dev/null)
-case $pid in
-  ''|*[!0-9]*) ;;
-  *)
-    if alive "$pid" && ours "$pid"; then
-      kill -QUIT "$pid" 2>/dev/null
-      n=0
-      while alive "$pid" && [ "$n" -lt 100 ]; do sleep 0.1; n=$((n + 1)); done
-      if alive "$pid"; then kill -KILL "$pid" 2>/dev/null; fi
-    fi
-    ;;
-esac
-rm -rf "$folder"
-"#;
-
 /// Why a throwaway cluster could not be started, used or stopped.
 #[derive(Debug, Error, Diagnostic)]
 pub enum ClusterError {
-    #[error("no PostgreSQL server programs (`initdb`, `pg_ctl`, `postgres`) found")]
-    #[diagnostic(
-        code(plan::cluster::no_binaries),
-        help(
-            "install the PostgreSQL server: `apt-get install postgresql` on Debian or Ubuntu \
-             (looked in {searched})"
-        )
-    )]
-    NoBinaries { searched: String },
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    NoBinaries(#[from] crate::pg_programs::NotFound),
 
     #[error("cannot find or create the system user `{user}` to run the server as")]
     #[diagnostic(
@@ -204,13 +153,6 @@ impl Default for Options {
     }
 }
 
-/// The account the server's programs run as, when not as ourselves.
-#[derive(Clone, Copy, Debug)]
-struct Account {
-    uid: u32,
-    gid: u32,
-}
-
 /// A running throwaway cluster. Dropping it stops the server and removes its
 /// folder; so does its watchdog if this process ends without dropping it.
 #[derive(Debug)]
@@ -232,7 +174,7 @@ pub struct Cluster {
 impl Cluster {
     /// Creates and starts a cluster; blocks until it accepts connections.
     pub fn start(options: Options) -> Result<Cluster, ClusterError> {
-        let bindir = find_bindir(options.bindir.as_deref())?;
+        let bindir = crate::pg_programs::find_bindir(options.bindir.as_deref())?;
         let account = server_account()?;
         let folder = make_folder(account)?;
         let root = fs::canonicalize(folder.path()).map_err(|source| ClusterError::Folder {
@@ -304,10 +246,10 @@ impl Cluster {
     pub fn connection_string(&self, database: &str) -> String {
         format!(
             "host={} port={} user={} dbname={}",
-            libpq_quote(&self.host),
+            crate::quote::conninfo_quote(&self.host),
             self.port,
-            libpq_quote(SUPERUSER),
-            libpq_quote(database)
+            crate::quote::conninfo_quote(SUPERUSER),
+            crate::quote::conninfo_quote(database)
         )
     }
 
@@ -530,177 +472,6 @@ impl Drop for Cluster {
     }
 }
 
-/// The detached process that cleans up after an owner that did not.
-#[derive(Debug)]
-struct Watchdog {
-    child: Child,
-    pipe: Option<ChildStdin>,
-}
-
-impl Watchdog {
-    fn spawn(folder: &Path, data: &Path) -> Result<Watchdog, ClusterError> {
-        let shell = Path::new("/bin/sh");
-        let mut child = Command::new(shell)
-            .arg("-c")
-            .arg(WATCHDOG)
-            .arg("plan-runner-watchdog")
-            .arg(folder)
-            .arg(data)
-            .stdin(Stdio::piped())
-            // Never the caller's stdout or stderr: a test harness or CI
-            // reading them would wait for the watchdog to end.
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .current_dir("/")
-            // Its own process group: Ctrl-C in a terminal reaches the owner's
-            // group, and the watchdog must outlive the owner to do its job.
-            .process_group(0)
-            .spawn()
-            .map_err(|source| ClusterError::Spawn {
-                program: shell.to_path_buf(),
-                source,
-            })?;
-        let pipe = child.stdin.take();
-        Ok(Watchdog { child, pipe })
-    }
-
-    /// The owner has cleaned up: closing the pipe lets the watchdog find
-    /// nothing to do and exit; waiting reaps it.
-    fn release(mut self) {
-        drop(self.pipe.take());
-        let _ = self.child.wait();
-    }
-}
-
-/// The folder holding the server programs: `explicit` if given, else
-/// `pg_config --bindir`, then Debian's `/usr/lib/postgresql/<version>/bin`
-/// (newest first), then `PATH`.
-pub fn find_bindir(explicit: Option<&Path>) -> Result<PathBuf, ClusterError> {
-    let (candidates, searched) = match explicit {
-        Some(dir) => (vec![dir.to_path_buf()], format!("`{}`", dir.display())),
-        None => {
-            let mut candidates: Vec<PathBuf> = pg_config_bindir().into_iter().collect();
-            candidates.extend(debian_bindirs(Path::new("/usr/lib/postgresql")));
-            if let Some(path) = env::var_os("PATH") {
-                candidates.extend(env::split_paths(&path));
-            }
-            let searched = "`pg_config --bindir`, `/usr/lib/postgresql/*/bin` and PATH";
-            (candidates, searched.to_string())
-        }
-    };
-    candidates
-        .into_iter()
-        .find(|dir| has_server_programs(dir))
-        .ok_or(ClusterError::NoBinaries { searched })
-}
-
-fn pg_config_bindir() -> Option<PathBuf> {
-    let output = Command::new("pg_config")
-        .arg("--bindir")
-        .stdin(Stdio::null())
-        .output()
-        .ok()?;
-    let text = String::from_utf8(output.stdout).ok()?;
-    let dir = text.trim();
-    (output.status.success() && !dir.is_empty()).then(|| PathBuf::from(dir))
-}
-
-/// `<root>/<version>/bin` for each version folder, newest first.
-fn debian_bindirs(root: &Path) -> Vec<PathBuf> {
-    let Ok(entries) = fs::read_dir(root) else {
-        return Vec::new();
-    };
-    let mut versions: Vec<(Version, PathBuf)> = entries
-        .filter_map(Result::ok)
-        .filter_map(|entry| {
-            let version = Version::parse(entry.file_name().to_str()?)?;
-            Some((version, entry.path().join("bin")))
-        })
-        .collect();
-    versions.sort_by(|a, b| b.0.cmp(&a.0));
-    versions.into_iter().map(|(_, dir)| dir).collect()
-}
-
-fn has_server_programs(dir: &Path) -> bool {
-    SERVER_PROGRAMS.iter().all(|name| {
-        fs::metadata(dir.join(name))
-            .map(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
-            .unwrap_or(false)
-    })
-}
-
-/// `None` when we may run the server ourselves; as root, the unprivileged
-/// account to run it as, created if needed.
-fn server_account() -> Result<Option<Account>, ClusterError> {
-    if !geteuid().is_root() {
-        return Ok(None);
-    }
-    ensure_system_user(SERVER_ACCOUNT).map(Some)
-}
-
-fn ensure_system_user(name: &str) -> Result<Account, ClusterError> {
-    let problem = |detail: String| ClusterError::ServerUser {
-        user: name.to_string(),
-        detail,
-    };
-    if let Some(account) = lookup_account(name).map_err(problem)? {
-        return Ok(account);
-    }
-    // useradd checks that the name is free before it takes its own lock:
-    // two at once both succeed, the second rewriting the first's entry with
-    // another uid, and the first process then runs initdb as a uid that no
-    // longer exists (seen with three test binaries started together). So
-    // creators take turns through a lock of their own, and look again once
-    // they hold it.
-    let lock_path = ["/run/lock", "/var/lock", "/tmp"]
-        .into_iter()
-        .map(Path::new)
-        .find(|dir| dir.is_dir())
-        .unwrap_or(Path::new("/tmp"))
-        .join("plan-runner-pg-useradd.lock");
-    let _turn = take_lock(&lock_path)
-        .map_err(|error| problem(format!("cannot lock `{}`: {error}", lock_path.display())))?;
-    if let Some(account) = lookup_account(name).map_err(problem)? {
-        return Ok(account);
-    }
-    let useradd = ["/usr/sbin/useradd", "/sbin/useradd"]
-        .into_iter()
-        .map(Path::new)
-        .find(|path| path.exists())
-        .unwrap_or(Path::new("useradd"));
-    let shell = ["/usr/sbin/nologin", "/sbin/nologin"]
-        .into_iter()
-        .find(|path| Path::new(path).exists())
-        .unwrap_or("/bin/false");
-    let output = Command::new(useradd)
-        .args(["--system", "--user-group", "--no-create-home"])
-        .args(["--home-dir", "/nonexistent", "--shell", shell])
-        .args(["--comment", "plan-runner throwaway PostgreSQL clusters"])
-        .arg(name)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|error| problem(format!("cannot run `{}`: {error}", useradd.display())))?;
-    match lookup_account(name).map_err(problem)? {
-        Some(account) => Ok(account),
-        None => Err(problem(format!(
-            "`useradd` said: {}",
-            combined_output(&output).trim()
-        ))),
-    }
-}
-
-fn lookup_account(name: &str) -> Result<Option<Account>, String> {
-    match User::from_name(name) {
-        Ok(Some(user)) if user.uid.is_root() => Err(format!("`{name}` has uid 0")),
-        Ok(Some(user)) => Ok(Some(Account {
-            uid: user.uid.as_raw(),
-            gid: user.gid.as_raw(),
-        })),
-        Ok(None) => Ok(None),
-        Err(error) => Err(format!("cannot look it up: {error}")),
-    }
-}
-
 /// An exclusive lock held until the file is dropped. The file is never
 /// followed through a symbolic link: as root, in a world-writable folder,
 /// that would let anyone choose which file we create.
@@ -776,11 +547,11 @@ fn server_options(socket_folder: &Path, port: u16, options: &Options) -> String 
     settings.extend(options.settings.iter().cloned());
     let mut line = format!(
         "-p {port} -k {}",
-        shell_quote(&socket_folder.to_string_lossy())
+        crate::quote::shell_quote(&socket_folder.to_string_lossy())
     );
     for (name, value) in settings {
         line.push_str(" -c ");
-        line.push_str(&shell_quote(&format!("{name}={value}")));
+        line.push_str(&crate::quote::shell_quote(&format!("{name}={value}")));
     }
     line
 }
@@ -839,51 +610,9 @@ fn process_running(pid: u32) -> bool {
     }
 }
 
-/// A single-quoted word for `sh`.
-fn shell_quote(text: &str) -> String {
-    format!("'{}'", text.replace('\'', r"'\''"))
-}
-
-/// A value in a libpq `key=value` connection string.
-fn libpq_quote(text: &str) -> String {
-    format!("'{}'", text.replace('\\', r"\\").replace('\'', r"\'"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn debian_folders_come_newest_first() {
-        let root = tempfile::tempdir().expect("temporary folder");
-        for name in ["9.6", "15", "13", "notes", "16"] {
-            fs::create_dir(root.path().join(name)).expect("version folder");
-        }
-        let found = debian_bindirs(root.path());
-        let names: Vec<String> = found
-            .iter()
-            .map(|dir| {
-                dir.strip_prefix(root.path())
-                    .expect("under root")
-                    .display()
-                    .to_string()
-            })
-            .collect();
-        assert_eq!(names, ["16/bin", "15/bin", "13/bin", "9.6/bin"]);
-    }
-
-    #[test]
-    fn missing_programs_name_the_package() {
-        let empty = tempfile::tempdir().expect("temporary folder");
-        let error = find_bindir(Some(empty.path())).expect_err("no programs there");
-        assert!(matches!(error, ClusterError::NoBinaries { .. }));
-        let help = error
-            .help()
-            .map(|help| help.to_string())
-            .unwrap_or_default();
-        assert!(help.contains("apt-get install postgresql"), "{help}");
-        assert!(help.contains(&empty.path().display().to_string()), "{help}");
-    }
 
     #[test]
     fn options_survive_the_shell() {
@@ -905,12 +634,6 @@ mod tests {
     fn durable_by_default() {
         let line = server_options(Path::new("/tmp/x"), 5433, &Options::default());
         assert!(!line.contains("fsync"), "{line}");
-    }
-
-    #[test]
-    fn quoting() {
-        assert_eq!(crate::db::quote_ident(r#"a"b"#), r#""a""b""#);
-        assert_eq!(libpq_quote(r"it's a \ path"), r"'it\'s a \\ path'");
     }
 
     #[test]

@@ -1,21 +1,19 @@
-//! The one connection resolver. A run's target (server, port, user,
-//! database, password, sslmode) is resolved once, highest first, from:
-//! the command line (`--database`), the inventory target, then libpq's
-//! environment conventions (`PGHOST`, `PGPORT`, `PGUSER`, `PGDATABASE`,
-//! `PGPASSWORD`, `PGPASSFILE` or `~/.pgpass`, `PGSSLMODE`,
-//! `PGCONNECT_TIMEOUT`) and libpq's defaults. The `postgres` crate reads
-//! none of these by itself, so this module is where they are read, and the
-//! same `Target` then feeds the runner's own connections
-//! ([`Target::config`]) and every child process ([`env_for_child`]).
+//! Which server and database a run is about, resolved once. A run's target
+//! (server, port, user, database, password, sslmode) comes, highest first,
+//! from: the command line (`--database`), the inventory target
+//! ([`inventory`]), then libpq's environment conventions (`PGHOST`,
+//! `PGPORT`, `PGUSER`, `PGDATABASE`, `PGPASSWORD`, `PGPASSFILE` or
+//! `~/.pgpass`, `PGSSLMODE`, `PGCONNECT_TIMEOUT`) and libpq's defaults. The
+//! `postgres` crate reads none of these by itself, so this module is where
+//! they are read; the resulting [`Target`] (`crate::db::conninfo`) then
+//! feeds the runner's own connections and every child process.
 //!
 //! It reads the process environment in one place only,
 //! [`Env::from_process`]; everything else takes an [`Env`], so tests are
-//! hermetic. `lint` and `show` never call it.
-//!
-//! TLS: the runner's connections have none (the `postgres` crate is built
-//! without a TLS connector). `sslmode` `disable`, `allow` and `prefer`
-//! therefore connect in clear; `require`, `verify-ca` and `verify-full`
-//! are refused rather than quietly downgraded.
+//! hermetic. `lint` and `show` never call it. It sits below the commands
+//! and above `db`: `db` never imports it.
+
+pub mod inventory;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -25,38 +23,17 @@ use std::time::Duration;
 use miette::Diagnostic;
 use thiserror::Error;
 
-use super::pgpass::{self, Ignored, Key};
-use crate::cli::TargetArgs;
-use crate::inventory::{Inventory, InventoryError, InventoryTarget};
+use crate::db::conninfo::{
+    APPLICATION_NAME, DEFAULT_CONNECT_TIMEOUT, DEFAULT_PORT, DEFAULT_SOCKET_DIRS, Host, SslMode,
+    SslModeError, Target,
+};
+use crate::db::pgpass::{self, Ignored};
 use crate::plan::Secret;
-
-/// Where libpq looks for a server's socket when no host is given: Debian
-/// and its derivatives build it with `/var/run/postgresql`, upstream with
-/// `/tmp`.
-pub const DEFAULT_SOCKET_DIRS: [&str; 2] = ["/var/run/postgresql", "/tmp"];
-
-/// Socket folders a libpq build may treat as its default, and so match as
-/// `localhost` in a password file (`/run` is `/var/run` on current systems).
-const DEFAULT_SOCKET_ALIASES: [&str; 3] = ["/var/run/postgresql", "/run/postgresql", "/tmp"];
-
-pub const DEFAULT_PORT: u16 = 5432;
+use inventory::{Inventory, InventoryError, InventoryTarget};
 
 /// The database the runner's lock and runs table live in, unless
 /// `--maintenance-db` or the inventory says otherwise.
 pub const DEFAULT_MAINTENANCE_DB: &str = "postgres";
-
-/// The `application_name` of a connection made outside a run; a run sets
-/// `plan-runner/<run id>` (see [`Target::for_run`]).
-pub const APPLICATION_NAME: &str = "plan-runner";
-
-/// libpq waits forever by default; a runner holding a lock must not.
-pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Client-side TCP keepalives: a dead server or a cut network is noticed
-/// in about a minute instead of the kernel's two hours.
-const KEEPALIVES_IDLE: Duration = Duration::from_secs(30);
-const KEEPALIVES_INTERVAL: Duration = Duration::from_secs(10);
-const KEEPALIVES_RETRIES: u32 = 3;
 
 /// The environment variables the resolver reads.
 const READ_VARS: &[&str] = &[
@@ -72,12 +49,6 @@ const READ_VARS: &[&str] = &[
     "PGSERVICE",
     "HOME",
 ];
-
-/// Variables to remove from a child's environment before adding those of
-/// [`env_for_child`]: the password must not travel in the environment,
-/// and the others would make libpq connect somewhere else than the target
-/// (`PGHOSTADDR` beats `PGHOST`; a service file beats the environment).
-pub const CHILD_ENV_REMOVE: &[&str] = &["PGPASSWORD", "PGHOSTADDR", "PGSERVICE", "PGSERVICEFILE"];
 
 /// What the resolver reads from the process's surroundings. Tests build one
 /// by hand; [`Env::from_process`] reads the real one.
@@ -144,189 +115,6 @@ impl fmt::Debug for Env {
             .field("socket_dirs", &self.socket_dirs)
             .finish()
     }
-}
-
-/// Where the server is.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Host {
-    /// A host name or an IP address.
-    Tcp(String),
-    /// The folder holding the server's Unix socket.
-    Socket(PathBuf),
-}
-
-impl fmt::Display for Host {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Host::Tcp(name) => f.write_str(name),
-            Host::Socket(dir) => write!(f, "{}", dir.display()),
-        }
-    }
-}
-
-/// libpq's `sslmode` values that a connection without TLS can honour.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SslMode {
-    Disable,
-    /// Clear first; TLS only if the server insists (which then fails here).
-    Allow,
-    /// TLS if available, which for the runner it is not: clear.
-    Prefer,
-}
-
-/// Why an `sslmode` value cannot be used.
-#[derive(Clone, Debug, Error, PartialEq, Eq)]
-pub enum SslModeError {
-    #[error(
-        "`{0}` is not supported: plan-runner's connections have no TLS, and `{0}` must not fall back to a clear connection; use `prefer` or `disable` over a trusted network, a Unix socket or an SSH tunnel"
-    )]
-    NeedsTls(String),
-    #[error(
-        "unknown sslmode `{0}`; expected `disable`, `allow`, `prefer`, `require`, `verify-ca` or `verify-full`"
-    )]
-    Unknown(String),
-}
-
-impl SslMode {
-    pub fn parse(text: &str) -> Result<SslMode, SslModeError> {
-        match text {
-            "disable" => Ok(SslMode::Disable),
-            "allow" => Ok(SslMode::Allow),
-            "prefer" => Ok(SslMode::Prefer),
-            "require" | "verify-ca" | "verify-full" => {
-                Err(SslModeError::NeedsTls(text.to_string()))
-            }
-            _ => Err(SslModeError::Unknown(text.to_string())),
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SslMode::Disable => "disable",
-            SslMode::Allow => "allow",
-            SslMode::Prefer => "prefer",
-        }
-    }
-
-    fn for_postgres(self) -> postgres::config::SslMode {
-        match self {
-            // Without a TLS connector, `allow` can only ever be clear.
-            SslMode::Disable | SslMode::Allow => postgres::config::SslMode::Disable,
-            SslMode::Prefer => postgres::config::SslMode::Prefer,
-        }
-    }
-}
-
-/// One server, database and role: everything needed to connect.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Target {
-    pub host: Host,
-    pub port: u16,
-    pub user: String,
-    pub database: String,
-    /// Shown as `***` by Debug.
-    pub password: Option<Secret>,
-    pub sslmode: SslMode,
-    pub application_name: String,
-    /// `None`: wait as long as the system does (`PGCONNECT_TIMEOUT=0`).
-    pub connect_timeout: Option<Duration>,
-}
-
-impl Target {
-    /// The same target, its connections named for run `run_id`, so that a
-    /// second runner (and `pg_stat_activity`) can tell who holds the lock.
-    pub fn for_run(mut self, run_id: &str) -> Target {
-        self.application_name = format!("{APPLICATION_NAME}/{run_id}");
-        self
-    }
-
-    /// Settings for a connection to the target database.
-    pub fn config(&self) -> postgres::Config {
-        self.config_for(&self.database)
-    }
-
-    /// Settings for a connection to another database of the same server:
-    /// the maintenance database, which holds the lock, so that the target
-    /// can be renamed or dropped during a rollback.
-    pub fn config_for(&self, database: &str) -> postgres::Config {
-        let mut config = postgres::Config::new();
-        match &self.host {
-            Host::Tcp(name) => config.host(name),
-            Host::Socket(dir) => config.host_path(dir),
-        };
-        config
-            .port(self.port)
-            .user(&self.user)
-            .dbname(database)
-            .application_name(&self.application_name)
-            .ssl_mode(self.sslmode.for_postgres())
-            .keepalives(true)
-            .keepalives_idle(KEEPALIVES_IDLE)
-            .keepalives_interval(KEEPALIVES_INTERVAL)
-            .keepalives_retries(KEEPALIVES_RETRIES);
-        if let Some(timeout) = self.connect_timeout {
-            config.connect_timeout(timeout);
-        }
-        if let Some(password) = &self.password {
-            config.password(password.expose());
-        }
-        config
-    }
-
-    /// The values a plan reads as `target.*`.
-    pub fn plan_fields(&self) -> BTreeMap<String, String> {
-        BTreeMap::from([
-            ("database".to_string(), self.database.clone()),
-            ("host".to_string(), self.host.to_string()),
-            ("port".to_string(), self.port.to_string()),
-            ("user".to_string(), self.user.clone()),
-        ])
-    }
-
-    fn pgpass_key(&self) -> Key<'_> {
-        let (host, host_is_default_socket) = match &self.host {
-            Host::Tcp(name) => (name.as_str(), false),
-            Host::Socket(dir) => {
-                let text = dir.to_str().unwrap_or_default();
-                let trimmed = if text.len() > 1 {
-                    text.trim_end_matches('/')
-                } else {
-                    text
-                };
-                (text, DEFAULT_SOCKET_ALIASES.contains(&trimmed))
-            }
-        };
-        Key {
-            host,
-            host_is_default_socket,
-            port: self.port,
-            database: &self.database,
-            user: &self.user,
-        }
-    }
-}
-
-/// The environment for a child process: `PGHOST`, `PGPORT`, `PGUSER`,
-/// `PGDATABASE`, `PGSSLMODE` and, when there is a password, `PGPASSFILE`
-/// naming a 0600 password file written into `run_folder`. The password
-/// itself is never in the result. The caller first removes
-/// [`CHILD_ENV_REMOVE`] from the child's environment, then sets these.
-pub fn env_for_child(
-    target: &Target,
-    run_folder: &Path,
-) -> Result<Vec<(String, String)>, TargetError> {
-    let mut env = vec![
-        ("PGHOST".to_string(), target.host.to_string()),
-        ("PGPORT".to_string(), target.port.to_string()),
-        ("PGUSER".to_string(), target.user.clone()),
-        ("PGDATABASE".to_string(), target.database.clone()),
-        ("PGSSLMODE".to_string(), target.sslmode.as_str().to_string()),
-    ];
-    if let Some(password) = &target.password {
-        let path = pgpass::write(run_folder, &target.pgpass_key(), password)?;
-        env.push(("PGPASSFILE".to_string(), path.display().to_string()));
-    }
-    Ok(env)
 }
 
 /// Which target to resolve: what the command line and inventory say.
@@ -435,21 +223,31 @@ impl fmt::Display for Origin {
     }
 }
 
-/// Loads the inventory named by `args` (if any) and resolves the target.
-pub fn resolve_args(args: &TargetArgs, env: &Env) -> Result<ResolvedTarget, TargetError> {
-    let inventory = match &args.inventory {
+/// What the command line asks for: an inventory and one of its targets,
+/// `--database`, `--maintenance-db`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Wanted<'a> {
+    pub inventory: Option<&'a Path>,
+    pub target: Option<&'a str>,
+    pub database: Option<&'a str>,
+    pub maintenance_db: Option<&'a str>,
+}
+
+/// Loads the inventory `wanted` names (if any) and resolves the target.
+pub fn resolve_wanted(wanted: &Wanted<'_>, env: &Env) -> Result<ResolvedTarget, TargetError> {
+    let inventory = match wanted.inventory {
         Some(path) => Some(Inventory::load(path)?),
         None => None,
     };
-    let chosen = match (&inventory, &args.target) {
-        (Some(inventory), Some(name)) => Some((name.as_str(), inventory.target(name)?)),
+    let chosen = match (&inventory, wanted.target) {
+        (Some(inventory), Some(name)) => Some((name, inventory.target(name)?)),
         _ => None,
     };
     resolve(
         &Selection {
-            database: args.database.as_deref(),
+            database: wanted.database,
             inventory: chosen,
-            maintenance_db: args.maintenance_db.as_deref(),
+            maintenance_db: wanted.maintenance_db,
         },
         env,
     )
@@ -641,6 +439,7 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
 
     use super::*;
+    use crate::db::conninfo::{CHILD_ENV_REMOVE, KEEPALIVES_IDLE, env_for_child};
 
     fn env() -> Env {
         Env::empty().with_os_user("alice")

@@ -1,7 +1,7 @@
 //! The YAML inventory (`--inventory FILE --target NAME`): named targets with
 //! their connection settings and the variables a plan sees. It parses and
 //! checks the file; it reads no environment and opens no connection
-//! (`db::target` turns an inventory target into a connection).
+//! (`crate::target` turns an inventory target into a connection).
 //!
 //! ```yaml
 //! targets:
@@ -28,7 +28,7 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use thiserror::Error;
 
-use crate::db::target::SslMode;
+use crate::db::conninfo::SslMode;
 use crate::diagnostic::suggest;
 use crate::parse::is_var_name;
 use crate::plan::Secret;
