@@ -221,7 +221,7 @@ impl Journal {
 
     fn write(&self, record: &Record, sync: bool) -> io::Result<()> {
         let line = encode(&Entry {
-            at: crate::exec::run::now(),
+            at: crate::units::now_millis(),
             record: record.clone(),
         })?;
         let result = {

@@ -12,7 +12,7 @@ use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use postgres::Client;
 
-use super::{Run, now};
+use super::Run;
 use crate::db::runs::{self, RunRow};
 use crate::exec::backup::Taken;
 use crate::exec::journal::{self, Group, Journal, Record, Story};
@@ -152,7 +152,7 @@ pub fn recover(
     // Recovering is restoring from the start: a signal must not abandon it.
     signals.rolling_back();
     let mut run = Run::new(plan, opts, stopper, signals);
-    run.report.started_at = now();
+    run.report.started_at = crate::units::now_millis();
     let exit = run.take_over(failure_order, dead);
     run.finish(exit)
 }

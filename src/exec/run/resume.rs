@@ -12,8 +12,8 @@ use std::path::PathBuf;
 
 use postgres::Client;
 
+use super::Run;
 use super::recover::{end_group, taken_report};
-use super::{Run, now};
 use crate::db::runs::{self, RunRow};
 use crate::exec::journal::{Journal, Record, Story};
 use crate::exec::process::Stopper;
@@ -99,7 +99,7 @@ pub fn resume(
             run.lock = None;
             run.report.outcome = "error".into();
             run.report.message = Some(message);
-            run.report.ended_at = now();
+            run.report.ended_at = crate::units::now_millis();
             run.report.exit_code = Exit::Usage.code();
             (run.report, Exit::Usage)
         }
@@ -190,7 +190,7 @@ impl Run<'_> {
         }
         self.report.started_at = u.row.started_at.clone();
         self.report.resumed = true;
-        self.report.resumed_at = Some(now());
+        self.report.resumed_at = Some(crate::units::now_millis());
         self.report.done_before_resume = done_in_order;
         self.taken = u.story.taken.clone();
         self.report

@@ -21,7 +21,8 @@ use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::mpsc;
 
-use super::{Run, Worker, not_run};
+use super::Run;
+use super::steps::{Worker, not_run};
 use crate::db::lock;
 use crate::exec::journal::{Journal, Record};
 use crate::exec::report::StepReport;

@@ -1,0 +1,182 @@
+//! A `backup` step inside a run: the room check, the journal records
+//! around the copy, and the copy itself (`exec::backup`).
+
+use super::*;
+
+impl Run<'_> {
+    pub(super) fn backup_context(&mut self) -> Result<crate::exec::backup::Context<'_>, String> {
+        let label = crate::db::kept::label(
+            &self.opts.database,
+            &self.run_id,
+            &self.plan.name,
+            &self.opts.target,
+        );
+        let opts = self.opts;
+        let maintenance = self
+            .maintenance
+            .as_mut()
+            .ok_or("no connection to the maintenance database")?;
+        let server_version = server_version(maintenance).map_err(|e| e.to_string())?;
+        Ok(crate::exec::backup::Context {
+            connector: &opts.connector,
+            maintenance,
+            run_id: &self.run_id,
+            run_folder: &self.run_folder,
+            label,
+            sessions: opts.sessions,
+            server_version,
+            jobs: 2,
+        })
+    }
+
+    pub(super) fn backup(&mut self, step: &Step, b: &crate::plan::Backup) -> Result<(), String> {
+        let database = b.database.expose().unwrap_or_default();
+        let trees: Vec<PathBuf> = b
+            .paths
+            .iter()
+            .map(|p| {
+                // Recorded absolute: `plan backups` and `plan recover` may run
+                // from another folder than this run.
+                let path = self.plan.folder.join(p.expose().unwrap_or_default());
+                std::path::absolute(&path).unwrap_or(path)
+            })
+            .collect();
+        let copy = match b.method {
+            // The name `crate::exec::backup::take` will use (a second snapshot of the
+            // same database gets `_pr2_`): `plan recover` drops a half-made
+            // copy by the name recorded here, never a taken one.
+            crate::plan::BackupMethod::Snapshot => {
+                let run_id = self.run_id.clone();
+                let maintenance = self.maintenance().map_err(|e| e.to_string())?;
+                crate::exec::backup::free_snapshot_name(maintenance, &database, &run_id)
+                    .map_err(|e| e.to_string())?
+            }
+            crate::plan::BackupMethod::Dump => self
+                .run_folder
+                .join(format!("dump-{}", step.name))
+                .display()
+                .to_string(),
+        };
+        if let Err(refusal) = self.room_for(b, &database, &trees) {
+            // Nothing was copied yet: when no backup was taken before,
+            // no step that changes data has run (W101), so nothing changed
+            // at all, and the run is refused rather than failed. (Step
+            // reports are only gathered when the scheduler ends: they
+            // cannot tell.)
+            self.space_refused = self.taken.is_empty();
+            self.report.message = Some(refusal.clone());
+            return Err(refusal);
+        }
+        let blocks_connections = b.method == crate::plan::BackupMethod::Snapshot
+            && self.opts.sessions.terminate
+            && self
+                .maintenance()
+                .ok()
+                .and_then(|m| crate::db::sessions::allows_connections(m, &database).ok())
+                .unwrap_or(false);
+        if !self.journal(&Record::BackupStarted {
+            step: step.name.clone(),
+            method: b.method.as_str().into(),
+            database: database.clone(),
+            copy,
+            blocks_connections,
+        }) {
+            return Err("the journal cannot be written: the backup was not started".into());
+        }
+        let mut ctx = self.backup_context()?;
+        match crate::exec::backup::take(&mut ctx, &step.name, b.method, &database, &trees, b.keep) {
+            Ok(taken) => {
+                self.report.backups.push(BackupReport {
+                    step: step.name.clone(),
+                    method: b.method.as_str().into(),
+                    database: database.clone(),
+                    copy: taken.copy.clone(),
+                    paths: trees.clone(),
+                    seconds: taken.seconds,
+                    fingerprint_seconds: taken.fingerprint_seconds,
+                    bytes: taken.bytes,
+                    state: "taken".into(),
+                });
+                let _ = std::fs::write(
+                    self.run_folder.join(format!("backup-{}.json", step.name)),
+                    serde_json::to_vec_pretty(&taken).unwrap_or_default(),
+                );
+                let recorded = self.journal(&Record::BackupTaken {
+                    taken: taken.clone(),
+                });
+                self.taken.push(taken);
+                if recorded {
+                    Ok(())
+                } else {
+                    Err("the journal cannot record the backup: the run does not go on".into())
+                }
+            }
+            Err(e @ BackupError::Sessions { .. }) => {
+                self.report.message = Some(format!(
+                    "{e}\n{}",
+                    "stop these clients, or run again with --terminate-connections"
+                ));
+                Err(e.to_string())
+            }
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// Compares the sizes of the copies this backup will make with the
+    /// free space where they go (`exec::space`); says the figures in the
+    /// progress, and `Err` with them when they cannot fit.
+    pub(super) fn room_for(
+        &mut self,
+        b: &crate::plan::Backup,
+        database: &str,
+        trees: &[PathBuf],
+    ) -> Result<(), String> {
+        let local = dry::is_local(self.opts.connector.host());
+        let run_folder = self.run_folder.clone();
+        let maintenance = self.maintenance().map_err(|e| e.to_string())?;
+        // Without the privilege to read the size (CONNECT on it, or
+        // pg_read_all_stats), the copy is "not checked" rather than refused.
+        let size = maintenance
+            .query_opt("select pg_database_size($1)", &[&database])
+            .map(|row| row.map_or(0, |row| row.get::<_, i64>(0)))
+            .map_err(|e| format!("its size cannot be read: {}", sql::describe_error(&e)));
+        let mut copies = vec![space::Copy {
+            what: format!("{} of `{database}`", b.method.as_str()),
+            size: size
+                .as_ref()
+                .map_or(0, |size| u64::try_from(*size).unwrap_or(0)),
+            to: match size {
+                Err(why) => Err(why),
+                Ok(_) => match b.method {
+                    crate::plan::BackupMethod::Snapshot => {
+                        match space::data_directory(maintenance, local) {
+                            space::DataDirectory::Here(dir) => Ok(dir),
+                            space::DataDirectory::NotChecked(why) => Err(why),
+                        }
+                    }
+                    crate::plan::BackupMethod::Dump => Ok(run_folder),
+                },
+            },
+        }];
+        for tree in trees {
+            if let Some(size) = space::tree_size(tree) {
+                copies.push(space::Copy {
+                    what: format!("files {}", tree.display()),
+                    size,
+                    to: Ok(tree.parent().unwrap_or(Path::new("/")).to_path_buf()),
+                });
+            }
+        }
+        let verdict = space::check(&copies);
+        for line in &verdict.lines {
+            self.progress.message(&format!("  free space: {line}"));
+        }
+        verdict.refusal.map_or(Ok(()), Err)
+    }
+
+    pub(super) fn set_backup_state(&mut self, copy: &str, state: &str) {
+        if let Some(b) = self.report.backups.iter_mut().find(|b| b.copy == copy) {
+            b.state = state.into();
+        }
+    }
+}

@@ -1,0 +1,321 @@
+//! One `plan apply`: lock, release gate, steps in order, rollback on any
+//! failure with its proof, `on_failure`, history and report. The steps run
+//! in the order of the graph, up to `--jobs` at once (`schedule`). Each
+//! event is written to the run's journal (`exec::journal`) before the run
+//! goes on.
+
+mod backup;
+pub mod dry;
+mod finish;
+mod gate;
+mod prepare;
+pub mod recover;
+pub mod resume;
+mod rollback;
+pub mod schedule;
+mod steps;
+
+pub use dry::dry_run;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use postgres::Client;
+
+use crate::db::connect::Connector;
+use crate::db::{history, lock, runs};
+use crate::exec::backup::{BackupError, SessionPolicy, Taken};
+use crate::exec::journal::{Journal, Record};
+use crate::exec::process::Stopper;
+use crate::exec::progress::Progress;
+use crate::exec::redact::Redactor;
+use crate::exec::report::{BackupReport, Report, RollbackReport, StepReport};
+use crate::exec::signals::{Statements, Watch};
+use crate::exec::{paths, space, sql};
+use crate::exit::Exit;
+use crate::plan::{Action, Check, Plan, Sql, Step};
+use crate::version::Version;
+
+/// How to run: everything that is not in the plan.
+pub struct Options {
+    pub run_id: String,
+    /// `<state dir>/runs/<run id>`, already created (the target's password
+    /// file for children lives there).
+    pub run_folder: PathBuf,
+    pub connector: Connector,
+    /// How the target is shown: `acme (127.0.0.1:5432/acme)`.
+    pub target: String,
+    pub database: String,
+    pub maintenance_db: String,
+    pub lock_timeout: Duration,
+    pub sessions: SessionPolicy,
+    pub keep_failed: bool,
+    pub assume_release: Option<Version>,
+    pub plan_path: PathBuf,
+    pub plan_sha256: String,
+    /// The user steps run as when they do not say (inventory).
+    pub step_user: Option<String>,
+    /// Between SIGTERM and SIGKILL of a step's process group.
+    pub grace: Duration,
+    /// The flags that name this target on the command line (`--database
+    /// acme`), for the commands a message tells the user to run.
+    pub target_flags: String,
+    /// On a failure, stop and leave everything as it is (`--no-rollback`).
+    pub no_rollback: bool,
+    /// How many steps may run at once (`--jobs`, at least 1).
+    pub jobs: usize,
+}
+
+/// Runs the plan; returns the report (already written to the run folder)
+/// and the exit status.
+pub fn apply(
+    plan: &Plan,
+    order: &[usize],
+    failure_order: &[usize],
+    opts: &Options,
+) -> (Report, Exit) {
+    let stopper = Stopper::new();
+    let signals = Watch::start(stopper.clone());
+    let mut run = Run::new(plan, opts, stopper, signals);
+    let exit = run.go(order, failure_order);
+    run.finish(exit)
+}
+
+impl<'a> Run<'a> {
+    fn new(plan: &'a Plan, opts: &'a Options, stopper: Stopper, signals: Watch) -> Run<'a> {
+        let run_id = opts.run_id.clone();
+        let run_folder = opts.run_folder.clone();
+        let mut redactor = Redactor::new();
+        for secret in crate::exec::steps::secrets(plan) {
+            redactor.learn(&secret);
+        }
+        Run {
+            plan,
+            opts,
+            report: Report {
+                format_version: 1,
+                run_id: run_id.clone(),
+                plan: plan.name.clone(),
+                plan_path: opts.plan_path.clone(),
+                plan_sha256: opts.plan_sha256.clone(),
+                target: opts.target.clone(),
+                database: opts.database.clone(),
+                from: plan.from.to_string(),
+                to: plan.to.to_string(),
+                started_at: crate::units::now_millis(),
+                ended_at: String::new(),
+                outcome: String::new(),
+                exit_code: 0,
+                message: None,
+                run_folder: run_folder.clone(),
+                resumed: false,
+                resumed_at: None,
+                done_before_resume: Vec::new(),
+                steps: Vec::new(),
+                backups: Vec::new(),
+                rollback: None,
+                on_failure: Vec::new(),
+            },
+            run_id,
+            run_folder,
+            taken: Vec::new(),
+            maintenance: None,
+            stopper,
+            signals,
+            journal: None,
+            lock: None,
+            space_refused: false,
+            progress: Progress::start(&redactor),
+            redactor,
+        }
+    }
+
+    /// Redacts the logs, writes the report and the journal's last record.
+    fn finish(mut self, exit: Exit) -> (Report, Exit) {
+        // The summary comes next, on a terminal without spinners.
+        self.progress.finish();
+        self.redact_logs();
+        self.redact_report();
+        self.report.ended_at = crate::units::now_millis();
+        self.report.exit_code = exit.code();
+        self.write_report();
+        self.journal(&Record::RunEnded {
+            outcome: self.report.outcome.clone(),
+            exit_code: exit.code(),
+        });
+        (self.report, exit)
+    }
+}
+
+struct Run<'a> {
+    plan: &'a Plan,
+    opts: &'a Options,
+    report: Report,
+    run_id: String,
+    run_folder: PathBuf,
+    taken: Vec<Taken>,
+    maintenance: Option<Client>,
+    stopper: Stopper,
+    /// Every secret of the plan: a server's error or a check's mismatch
+    /// quotes the SQL's values, secrets included.
+    redactor: Redactor,
+    /// What stderr shows while the run goes.
+    progress: Progress,
+    signals: Watch,
+    /// `None` until the run folder has one (a dry run never does). Shared
+    /// with the steps running at once, which record their processes.
+    journal: Option<Arc<Journal>>,
+    /// The first step, a backup, found no room for its copies: nothing
+    /// changed, and the run is refused (exit 4) rather than failed.
+    space_refused: bool,
+    /// The session holding the target's lock: released only after the
+    /// runs row is closed, so that no other runner ever sees this run as
+    /// unfinished while it ends.
+    lock: Option<Client>,
+}
+
+/// A run that ends before its first step: refused with nothing changed
+/// (exit 4), nothing to do (exit 0), or a configuration error (exit 2).
+struct Early(Exit, String);
+
+impl Run<'_> {
+    fn go(&mut self, order: &[usize], failure_order: &[usize]) -> Exit {
+        if let Err(e) = std::fs::create_dir_all(self.run_folder.join("logs")) {
+            return self.early(
+                Exit::Usage,
+                format!(
+                    "cannot create the run folder {}: {e}",
+                    self.run_folder.display()
+                ),
+            );
+        }
+        restrict(&self.run_folder);
+        if let Err(e) = self.open_journal() {
+            return self.early(
+                Exit::Usage,
+                format!(
+                    "cannot write the journal in {}: {e}",
+                    self.run_folder.display()
+                ),
+            );
+        }
+        self.progress.message(&format!(
+            "run {} of \"{}\" ({} -> {}) on {}; run folder {}",
+            self.run_id,
+            self.plan.name,
+            self.plan.from,
+            self.plan.to,
+            self.opts.target,
+            self.run_folder.display()
+        ));
+        for (name, value) in &self.plan.vars {
+            self.progress.message(&format!("  var {name} = {value}"));
+        }
+        if let Err(Early(exit, message)) = self.prepare() {
+            let exit = self.early(exit, message);
+            self.lock = None;
+            return exit;
+        }
+        let failed = self.steps(order);
+        self.conclude(failed, failure_order)
+    }
+
+    /// After the steps: stop, roll back or succeed; close the runs row,
+    /// then free the lock.
+    fn conclude(&mut self, failed: bool, failure_order: &[usize]) -> Exit {
+        let exit = if failed && self.opts.no_rollback {
+            self.stop_without_rollback()
+        } else if failed {
+            self.roll_back_and_recover(failure_order)
+        } else {
+            self.succeed()
+        };
+        let state = self.report.outcome.clone();
+        if let Some(m) = self.maintenance.as_mut() {
+            let _ = runs::finish(m, &self.run_id, &state);
+        }
+        self.lock = None;
+        exit
+    }
+
+    fn open_journal(&mut self) -> std::io::Result<()> {
+        let journal = Journal::create(&self.run_folder)?;
+        journal.append(&Record::RunStarted {
+            run_id: self.run_id.clone(),
+            plan: self.plan.name.clone(),
+            plan_path: self.opts.plan_path.clone(),
+            plan_sha256: self.opts.plan_sha256.clone(),
+            target: self.opts.target.clone(),
+            database: self.opts.database.clone(),
+            maintenance_db: self.opts.maintenance_db.clone(),
+            from: self.plan.from.to_string(),
+            to: self.plan.to.to_string(),
+            host: runs::hostname(),
+            pid: std::process::id(),
+            runner_version: env!("CARGO_PKG_VERSION").into(),
+        })?;
+        self.journal = Some(Arc::new(journal));
+        Ok(())
+    }
+
+    /// Appends a record; `false` when it could not be made durable.
+    fn journal(&self, record: &Record) -> bool {
+        self.journal
+            .as_ref()
+            .is_some_and(|j| j.append(record).is_ok())
+    }
+
+    /// Writes a record that the next `journal` call makes durable (a
+    /// step's end: the next step's start follows it before anything runs).
+    fn note(&self, record: &Record) -> bool {
+        self.journal
+            .as_ref()
+            .is_some_and(|j| j.note(record).is_ok())
+    }
+
+    fn early(&mut self, exit: Exit, message: String) -> Exit {
+        self.report.outcome = match exit {
+            Exit::Success => "nothing_to_do",
+            Exit::Refused => "refused",
+            _ => "error",
+        }
+        .into();
+        self.report.message = Some(message);
+        if let Some(m) = self.maintenance.as_mut() {
+            let _ = runs::finish(m, &self.run_id, &self.report.outcome);
+        }
+        exit
+    }
+}
+
+/// Oldest and newest servers the runner supports (server_version_num).
+pub const SUPPORTED_MIN: i32 = 120000;
+pub const SUPPORTED_MAX: i32 = 179999;
+
+pub fn server_version(client: &mut Client) -> Result<i32, postgres::Error> {
+    let text: String = client.query_one("show server_version_num", &[])?.get(0);
+    Ok(text.trim().parse().unwrap_or(0))
+}
+
+/// A run id: the UTC time to the second and four random hex digits;
+/// short, because it ends up in database names (63 bytes at most).
+pub fn new_run_id() -> String {
+    let stamp: String = humantime::format_rfc3339_seconds(SystemTime::now())
+        .to_string()
+        .chars()
+        .filter(char::is_ascii_digit)
+        .skip(2)
+        .collect();
+    let mut bytes = [0u8; 2];
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+        let _ = std::io::Read::read_exact(&mut f, &mut bytes);
+    }
+    format!("{stamp}{}", hex::encode(bytes))
+}
+
+/// Run folders hold logs and dumps: readable by their owner only.
+fn restrict(folder: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::set_permissions(folder, std::fs::Permissions::from_mode(0o700));
+}

@@ -1,0 +1,205 @@
+//! After a failure: restore the run's backups and prove it, then run
+//! `on_failure`; or, with `--no-rollback`, stop and leave everything.
+
+use super::*;
+
+impl Run<'_> {
+    pub(super) fn roll_back_and_recover(&mut self, failure_order: &[usize]) -> Exit {
+        let sessions_refused = self.taken.is_empty()
+            && self
+                .report
+                .message
+                .as_deref()
+                .is_some_and(|m| m.contains("other session(s) are connected"));
+        let interrupted = self.signals.interrupted();
+        let reason = match interrupted {
+            Some(signal) => format!("interrupted by {signal}"),
+            None => "a step failed".into(),
+        };
+        if !self.restore_and_prove(&reason) {
+            return Exit::RollbackFailed;
+        }
+        self.record("rolled_back");
+        // A first backup without room: nothing was done at all.
+        self.report.outcome = if self.space_refused {
+            "refused"
+        } else {
+            "rolled_back"
+        }
+        .into();
+        self.on_failure(failure_order);
+        if interrupted.is_some() {
+            self.add_message(&format!("the run was {reason}"));
+            Exit::Interrupted
+        } else if sessions_refused || self.space_refused {
+            Exit::Refused
+        } else {
+            Exit::Failed
+        }
+    }
+
+    /// Restores the backups taken and proves it. When the proof fails, the
+    /// report says so loudly (outcome `rollback_failed`) and this returns
+    /// `false`: nothing else may run.
+    pub(super) fn restore_and_prove(&mut self, reason: &str) -> bool {
+        // From here a signal does not interrupt: a half-restored database
+        // is worse than a wait.
+        self.signals.rolling_back();
+        let _ = self.journal(&Record::RollbackStarted {
+            reason: reason.into(),
+        });
+        self.progress.message(&format!("rolling back ({reason})"));
+        // A restore takes as long as a big step: it must not look frozen.
+        self.progress.activity_started("(rollback)", "rolling back");
+        let rollback = self.roll_back();
+        self.progress.activity_ended("(rollback)");
+        let _ = self.journal(&Record::RollbackEnded {
+            proved: rollback.proved,
+            restored: rollback.restored.clone(),
+            differences: rollback.differences.clone(),
+            error: rollback.error.clone(),
+        });
+        let proved = rollback.proved;
+        let summary = if proved {
+            if rollback.restored.is_empty() {
+                "nothing had been backed up yet, so nothing was restored".to_string()
+            } else {
+                format!(
+                    "restored {} and proved the restore (fingerprints equal)",
+                    rollback.restored.join(", ")
+                )
+            }
+        } else {
+            String::new()
+        };
+        self.report.rollback = Some(rollback);
+        if !proved {
+            self.report.outcome = "rollback_failed".into();
+            let r = self.report.rollback.as_ref().expect("set above");
+            let mut m = String::from(
+                "THE ROLLBACK COULD NOT BE PROVED: the database may not be as it was before the run.\n",
+            );
+            if let Some(e) = &r.error {
+                m.push_str(&format!("error: {e}\n"));
+            }
+            for d in &r.differences {
+                m.push_str(&format!("  differs: {d}\n"));
+            }
+            m.push_str(&format!(
+                "where things are: {}\non_failure was NOT run. Do not start the ERP server on this database: compare it with the backup and the failed copy (kept), restore by hand if needed, and keep the run folder {}.",
+                self.where_things_are(),
+                self.run_folder.display()
+            ));
+            self.report.message = Some(m);
+            return false;
+        }
+        self.add_message(&summary);
+        true
+    }
+
+    pub(super) fn where_things_are(&self) -> String {
+        let mut parts = vec![format!("target `{}`", self.opts.database)];
+        for b in &self.report.backups {
+            parts.push(format!("backup {} ({})", b.copy, b.state));
+        }
+        if let Some(r) = &self.report.rollback {
+            for f in &r.failed_copies {
+                parts.push(format!("failed copy {f}"));
+            }
+        }
+        parts.join("; ")
+    }
+
+    /// Restores the earliest backup of each database and of each tree,
+    /// then proves it.
+    pub(super) fn roll_back(&mut self) -> RollbackReport {
+        let taken = std::mem::take(&mut self.taken);
+        if taken.is_empty() {
+            return RollbackReport {
+                proved: true,
+                ..RollbackReport::default()
+            };
+        }
+        let keep_failed = self.opts.keep_failed;
+        let rolled = match self.backup_context() {
+            Ok(mut ctx) => crate::exec::rollback::roll_back(&mut ctx, &taken, keep_failed),
+            Err(e) => crate::exec::rollback::Rolled {
+                report: RollbackReport {
+                    error: Some(e),
+                    ..RollbackReport::default()
+                },
+                states: Vec::new(),
+            },
+        };
+        for (copy, state) in &rolled.states {
+            self.set_backup_state(copy, state);
+        }
+        rolled.report
+    }
+
+    pub(super) fn on_failure(&mut self, order: &[usize]) {
+        // The steps' stopper may have been used by a signal; on_failure
+        // steps must run all the same.
+        self.stopper = Stopper::new();
+        for &i in order {
+            let step = &self.plan.on_failure[i];
+            self.progress
+                .step_started(&step.name, &format!("on_failure {}", step.kind));
+            let _ = self.journal(&Record::StepStarted {
+                step: step.name.clone(),
+                kind: step.kind.to_string(),
+                on_failure: true,
+            });
+            let report = self.step(step, "on_failure-");
+            let _ = self.journal(&Record::StepEnded {
+                step: step.name.clone(),
+                status: report.status.clone(),
+                seconds: report.seconds,
+                error: report.error.clone(),
+                on_failure: true,
+            });
+            self.progress.step_ended(
+                &step.name,
+                &report.status,
+                report.seconds,
+                report.error.as_deref(),
+            );
+            self.report.on_failure.push(report);
+        }
+    }
+
+    /// `--no-rollback`: the database and files stay as the failure left
+    /// them, and so do the backups; the run stays unfinished in the runs
+    /// table until `plan recover` restores it.
+    pub(super) fn stop_without_rollback(&mut self) -> Exit {
+        let copies: Vec<String> = self.taken.iter().map(|t| t.copy.clone()).collect();
+        for copy in &copies {
+            self.set_backup_state(copy, "kept");
+        }
+        self.record("stopped");
+        self.report.outcome = "stopped".into();
+        let mut m = format!(
+            "NO ROLLBACK (--no-rollback): `{}` is left as the failed step left it; nothing was restored and on_failure did not run",
+            self.opts.database
+        );
+        if copies.is_empty() {
+            m.push_str("\nno backup had been taken yet");
+        } else {
+            m.push_str(&format!("\nbackups kept: {}", copies.join(", ")));
+        }
+        m.push_str(&format!(
+            "\nthe run stays unfinished: other runs on `{}` are refused until `plan recover {plan} {flags}` restores the backups, or `plan apply {plan} {flags} --resume` goes on from the failed step",
+            self.opts.database,
+            plan = self.opts.plan_path.display(),
+            flags = self.opts.target_flags
+        ));
+        self.progress
+            .message("✗ stopping without a rollback (--no-rollback): see the summary below");
+        self.add_message(&m);
+        if self.signals.interrupted().is_some() {
+            Exit::Interrupted
+        } else {
+            Exit::Failed
+        }
+    }
+}

@@ -1,0 +1,188 @@
+//! The steps in order (`schedule` decides which run at once), and one step
+//! that is not a backup, run by a `Worker` that several steps can share.
+
+use super::*;
+
+impl<'a> Run<'a> {
+    /// What the steps other than backups need, owned, so that several of
+    /// them can run at once while the run goes on.
+    pub(super) fn worker(&self) -> Worker<'a> {
+        Worker {
+            plan: self.plan,
+            opts: self.opts,
+            journal: self.journal.clone(),
+            redactor: self.redactor.clone(),
+            stopper: self.stopper.clone(),
+            statements: self.signals.statements(),
+            progress: self.progress.clone(),
+        }
+    }
+
+    /// Runs the steps in order, up to `--jobs` at once (`schedule`);
+    /// returns whether one failed.
+    pub(super) fn steps(&mut self, order: &[usize]) -> bool {
+        let failed = schedule::run(self, order);
+        // The last step's end was only noted: on disk before the run
+        // drops backups, rolls back or stops.
+        if let Some(journal) = &self.journal
+            && journal.sync().is_err()
+        {
+            return true;
+        }
+        failed
+    }
+
+    pub(super) fn step(&mut self, step: &Step, prefix: &str) -> StepReport {
+        match &step.action {
+            // A backup changes the run's own state (the backups taken):
+            // it runs here, alone (`schedule`).
+            Action::Backup(b) => {
+                let started = Instant::now();
+                let result = self.backup(step, b);
+                conclude(fresh_report(step), started, result, &self.redactor)
+            }
+            _ => self.worker().step(step, prefix),
+        }
+    }
+}
+
+/// Runs a step that is not a backup; shared by the steps running at once.
+pub(super) struct Worker<'a> {
+    pub(super) plan: &'a Plan,
+    pub(super) opts: &'a Options,
+    pub(super) journal: Option<Arc<Journal>>,
+    pub(super) redactor: Redactor,
+    pub(super) stopper: Stopper,
+    pub(super) statements: Statements,
+    pub(super) progress: Progress,
+}
+
+impl Worker<'_> {
+    pub(super) fn step(&self, step: &Step, prefix: &str) -> StepReport {
+        let started = Instant::now();
+        let mut report = fresh_report(step);
+        let result: Result<(), String> = match &step.action {
+            Action::Backup(_) => Err("internal error: a backup runs on the run itself".into()),
+            Action::Sql(source) => self.sql_step(step, source),
+            Action::Check(Check::Sql { sql: query, expect }) => self.with_target(|c| {
+                sql::check(
+                    c,
+                    &query.expose().unwrap_or_default(),
+                    &expect.expose().unwrap_or_default(),
+                    step.timeout,
+                )
+                .map_err(|e| e.describe())
+            }),
+            Action::Command(command)
+            | Action::Check(Check::Command(command))
+            | Action::Update { command, .. } => {
+                self.progress.step_log(
+                    &step.name,
+                    &crate::exec::steps::log_path(&self.opts.run_folder, step, prefix),
+                );
+                let target_env = self.step_env();
+                let journal = self.journal.as_deref();
+                let on_spawn = |spawned: &crate::exec::process::Spawned| {
+                    if let Some(journal) = journal {
+                        journal.process_started(&step.name, spawned);
+                    }
+                };
+                let setting = crate::exec::steps::Setting {
+                    plan: self.plan,
+                    target_env: &target_env,
+                    run_folder: &self.opts.run_folder,
+                    step_user: self.opts.step_user.as_deref(),
+                    grace: self.opts.grace,
+                    stopper: &self.stopper,
+                    on_spawn: &on_spawn,
+                };
+                let outcome = crate::exec::steps::run_command(&setting, step, command, prefix);
+                report.attempts = outcome.attempts;
+                report.log = Some(outcome.log.clone());
+                report.last_lines = outcome.last_lines.clone();
+                outcome.error.map_or(Ok(()), Err)
+            }
+        };
+        conclude(report, started, result, &self.redactor)
+    }
+
+    pub(super) fn step_env(&self) -> Vec<(String, String)> {
+        self.opts.connector.env_for(&self.opts.database)
+    }
+
+    /// Runs `f` on a connection of its own to the target: steps running
+    /// at once never share one.
+    pub(super) fn with_target<T>(
+        &self,
+        f: impl FnOnce(&mut Client) -> Result<T, String>,
+    ) -> Result<T, String> {
+        let mut client = self
+            .opts
+            .connector
+            .connect(&self.opts.database)
+            .map_err(|e| sql::SqlError::from(e).describe())?;
+        // A signal, or a sibling's failure, cancels the statement, as it
+        // ends a command's group.
+        let registered = self.statements.add(client.cancel_token());
+        let result = if self.stopper.is_stopped() {
+            Err("interrupted".to_string())
+        } else {
+            f(&mut client)
+        };
+        self.statements.remove(registered);
+        result
+    }
+
+    pub(super) fn sql_step(&self, step: &Step, source: &Sql) -> Result<(), String> {
+        let text = match source {
+            Sql::Inline(text) => text.expose().unwrap_or_default(),
+            Sql::File(path) => {
+                let path = self.plan.folder.join(path.expose().unwrap_or_default());
+                std::fs::read_to_string(&path)
+                    .map_err(|e| format!("cannot read {}: {e}", path.display()))?
+            }
+        };
+        self.with_target(|c| sql::run(c, &text, step.timeout).map_err(|e| e.describe()))
+    }
+}
+
+pub(super) fn fresh_report(step: &Step) -> StepReport {
+    StepReport {
+        name: step.name.clone(),
+        kind: step.kind.to_string(),
+        status: "succeeded".into(),
+        seconds: 0.0,
+        attempts: 1,
+        log: None,
+        error: None,
+        last_lines: Vec::new(),
+    }
+}
+
+/// The step's time, and its error (redacted) when it failed.
+pub(super) fn conclude(
+    mut report: StepReport,
+    started: Instant,
+    result: Result<(), String>,
+    redactor: &Redactor,
+) -> StepReport {
+    report.seconds = started.elapsed().as_secs_f64();
+    if let Err(e) = result {
+        report.status = "failed".into();
+        report.error = Some(redactor.redact(&e).into_owned());
+    }
+    report
+}
+
+pub(super) fn not_run(step: &Step) -> StepReport {
+    StepReport {
+        name: step.name.clone(),
+        kind: step.kind.to_string(),
+        status: "not_run".into(),
+        seconds: 0.0,
+        attempts: 0,
+        log: None,
+        error: None,
+        last_lines: Vec::new(),
+    }
+}
