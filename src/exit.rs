@@ -1,8 +1,12 @@
-//! The exit statuses of `plan`, decided here and nowhere else.
+//! How a command ends, and the exit status that says so: decided here and
+//! nowhere else. Commands and runs report what happened (an [`Ending`]);
+//! [`status`] turns it into one of the documented codes.
 
 use std::process::ExitCode;
 
-/// What a command's outcome means to the shell calling it.
+use serde::Serialize;
+
+/// The exit statuses of `plan` (docs/cli.md, "Exit codes").
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Exit {
     /// Success, or nothing to do.
@@ -36,5 +40,142 @@ impl Exit {
 impl From<Exit> for ExitCode {
     fn from(exit: Exit) -> Self {
         ExitCode::from(exit.code())
+    }
+}
+
+/// How a run (an apply, a resume, a recovery, a dry run) ended: the
+/// `outcome` of its report and of its history row.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Not ended yet (never written: every run ends with another).
+    #[default]
+    Running,
+    Succeeded,
+    /// Already at the plan's `to`.
+    NothingToDo,
+    /// Nothing was changed: the lock was held, the release was wrong,
+    /// sessions were connected, there was no room for the first backup.
+    Refused,
+    /// A configuration or connection error before anything changed.
+    Error,
+    /// A step failed; the backups were restored and the restore proved.
+    RolledBack,
+    /// A step failed under `--no-rollback`: everything left as it was.
+    Stopped,
+    /// The restore could not be proved: the database needs a person.
+    RollbackFailed,
+    /// `plan recover` restored a dead run's backups and proved it.
+    Recovered,
+}
+
+impl Outcome {
+    /// The name reports, journals and the history table use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Running => "running",
+            Outcome::Succeeded => "succeeded",
+            Outcome::NothingToDo => "nothing_to_do",
+            Outcome::Refused => "refused",
+            Outcome::Error => "error",
+            Outcome::RolledBack => "rolled_back",
+            Outcome::Stopped => "stopped",
+            Outcome::RollbackFailed => "rollback_failed",
+            Outcome::Recovered => "recovered",
+        }
+    }
+}
+
+/// What a command ended with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ending {
+    /// A command that checks or shows (lint, fmt, show, graph, status,
+    /// backups): whether it found what makes it fail (errors in a plan, a
+    /// file not formatted, a backup that could not be pruned).
+    Checked { problems: bool },
+    /// A run, as its report says it ended, and whether a signal (Ctrl-C,
+    /// SIGTERM) made it end.
+    Run { outcome: Outcome, interrupted: bool },
+    /// A usage or configuration error stopped the command before it did
+    /// anything.
+    Usage,
+}
+
+impl Ending {
+    pub fn checked(problems: bool) -> Ending {
+        Ending::Checked { problems }
+    }
+
+    pub fn run(outcome: Outcome) -> Ending {
+        Ending::Run {
+            outcome,
+            interrupted: false,
+        }
+    }
+}
+
+/// The exit status of an ending: the one mapping from what happened to
+/// the documented codes.
+pub fn status(ending: Ending) -> Exit {
+    match ending {
+        Ending::Checked { problems: false } => Exit::Success,
+        Ending::Checked { problems: true } => Exit::Failed,
+        Ending::Usage => Exit::Usage,
+        Ending::Run {
+            outcome,
+            interrupted,
+        } => match outcome {
+            Outcome::Succeeded | Outcome::NothingToDo | Outcome::Recovered => Exit::Success,
+            Outcome::RollbackFailed => Exit::RollbackFailed,
+            Outcome::Refused => Exit::Refused,
+            Outcome::Error | Outcome::Running => Exit::Usage,
+            Outcome::RolledBack | Outcome::Stopped if interrupted => Exit::Interrupted,
+            Outcome::RolledBack | Outcome::Stopped => Exit::Failed,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_documented_code_has_an_ending() {
+        let run = |outcome, interrupted| {
+            status(Ending::Run {
+                outcome,
+                interrupted,
+            })
+            .code()
+        };
+        assert_eq!(status(Ending::checked(false)).code(), 0);
+        assert_eq!(status(Ending::checked(true)).code(), 1);
+        assert_eq!(status(Ending::Usage).code(), 2);
+        assert_eq!(run(Outcome::Succeeded, false), 0);
+        assert_eq!(run(Outcome::NothingToDo, false), 0);
+        assert_eq!(run(Outcome::RolledBack, false), 1);
+        assert_eq!(run(Outcome::Stopped, false), 1);
+        assert_eq!(run(Outcome::Error, false), 2);
+        assert_eq!(run(Outcome::RollbackFailed, true), 3);
+        assert_eq!(run(Outcome::Refused, false), 4);
+        assert_eq!(run(Outcome::RolledBack, true), 130);
+        assert_eq!(run(Outcome::Stopped, true), 130);
+    }
+
+    #[test]
+    fn outcomes_are_written_as_reports_name_them() {
+        for outcome in [
+            Outcome::Succeeded,
+            Outcome::NothingToDo,
+            Outcome::Refused,
+            Outcome::Error,
+            Outcome::RolledBack,
+            Outcome::Stopped,
+            Outcome::RollbackFailed,
+            Outcome::Recovered,
+        ] {
+            let json = serde_json::to_string(&outcome).unwrap();
+            assert_eq!(json, format!("\"{}\"", outcome.as_str()));
+        }
     }
 }

@@ -33,7 +33,7 @@ pub mod version;
 use clap::Parser as _;
 
 use crate::cli::{Cli, Command};
-use crate::exit::Exit;
+use crate::exit::{Ending, Exit};
 
 /// Parses the command line, runs the command, and says how to exit.
 pub fn run<I, T>(args: I) -> Exit
@@ -45,11 +45,12 @@ where
         Ok(cli) => cli,
         Err(error) => {
             let _ = error.print();
-            return if error.use_stderr() {
-                Exit::Usage
+            // `--help` and `--version` end here too, successfully.
+            return exit::status(if error.use_stderr() {
+                Ending::Usage
             } else {
-                Exit::Success
-            };
+                Ending::checked(false)
+            });
         }
     };
     let result = match &cli.command {
@@ -62,12 +63,10 @@ where
         Command::Backups(args) => commands::backups::run(args),
         Command::Recover(args) => commands::recover::run(args),
     };
-    match result {
-        Ok(exit) => exit,
-        Err(error) => {
-            // Not eprintln!: a closed terminal must not turn into a panic.
-            commands::eprint(&format!("{:?}\n", miette::Report::new(error)));
-            Exit::Usage
-        }
-    }
+    let ending = result.unwrap_or_else(|error| {
+        // Not eprintln!: a closed terminal must not turn into a panic.
+        commands::eprint(&format!("{:?}\n", miette::Report::new(error)));
+        Ending::Usage
+    });
+    exit::status(ending)
 }

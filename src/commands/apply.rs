@@ -8,17 +8,15 @@ use sha2::{Digest, Sha256};
 
 use crate::analysis::{Analysis, analyse_path};
 use crate::cli::ApplyArgs;
-use crate::cli::TargetArgs;
 use crate::commands::{UsageError, eprint, print, report};
 use crate::db::connect::Connector;
 use crate::exec::backup::SessionPolicy;
 use crate::exec::run::{self, Options};
-use crate::exit::Exit;
-use crate::resolve::{Context, Live};
+use crate::exit::Ending;
 use crate::sandbox::Sandbox;
-use crate::target::{self, Env, ResolvedTarget};
+use crate::target::{self, Env};
 
-pub fn run(args: &ApplyArgs) -> Result<Exit, UsageError> {
+pub fn run(args: &ApplyArgs) -> Result<Ending, UsageError> {
     // The sandbox (cluster and copied plan folder) lives until the end.
     let sandbox;
     let (plan_path, resolved) = if args.sandbox {
@@ -51,7 +49,7 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, UsageError> {
     })?;
     let plan_sha256 = hex::encode(Sha256::digest(&bytes));
 
-    let ctx = crate::commands::apply::live_context(&args.vars, &resolved);
+    let ctx = crate::commands::live_context(&args.vars, &resolved);
     let analysis = analyse_path(&plan_path, &ctx).map_err(|source| UsageError::Io {
         path: plan_path.clone(),
         source,
@@ -60,7 +58,7 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, UsageError> {
         return Ok(exit);
     }
     let (Some(plan), Some((main, failure))) = (&analysis.plan, &analysis.graphs) else {
-        return Ok(Exit::Failed);
+        return Ok(Ending::checked(true));
     };
     let state_dir = crate::commands::state_dir(args.state_dir.as_deref());
     // A resumed run keeps its id and its run folder.
@@ -69,9 +67,9 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, UsageError> {
             eprint(&format!("{w}\n"))
         }) {
             Ok(unfinished) => Some(unfinished),
-            Err(crate::commands::resume::Refused(exit, text)) => {
+            Err(crate::commands::resume::Refused(ending, text)) => {
                 eprint(&format!("{text}\n"));
-                return Ok(exit);
+                return Ok(ending);
             }
         }
     } else {
@@ -100,7 +98,7 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, UsageError> {
         run_id: run_id.clone(),
         run_folder,
         connector: Connector::new(resolved.target.clone(), &run_id, child_env),
-        target: describe(&resolved),
+        target: crate::commands::describe(&resolved),
         database: resolved.target.database.clone(),
         maintenance_db: resolved.maintenance_db.clone(),
         lock_timeout: args.lock_timeout.unwrap_or(Duration::ZERO),
@@ -115,58 +113,30 @@ pub fn run(args: &ApplyArgs) -> Result<Exit, UsageError> {
         plan_sha256,
         step_user: resolved.step_user.clone(),
         grace: args.grace,
-        target_flags: target_flags(&args.target, &resolved),
+        target_flags: crate::commands::target_flags(&args.target, &resolved),
         no_rollback: args.no_rollback,
         jobs: args.jobs,
     };
     if args.dry_run {
         let local = run::dry::is_local(&resolved.target.host);
-        let (text, exit) = run::dry_run(plan, &main.order, &failure.order, &options, local);
+        let (text, outcome) = run::dry_run(plan, &main.order, &failure.order, &options, local);
         print(&text);
-        return Ok(exit);
+        return Ok(Ending::run(outcome));
     }
-    let (report, exit) = match resuming {
+    let report = match resuming {
         Some(unfinished) => {
             run::resume::resume(plan, &main.order, &failure.order, &options, unfinished)
         }
         None => run::apply(plan, &main.order, &failure.order, &options),
     };
     eprint(&report.human());
-    Ok(exit)
-}
-
-/// The flags that name this target again in a command the user is told
-/// to run (`plan recover ...`).
-pub fn target_flags(args: &TargetArgs, resolved: &ResolvedTarget) -> String {
-    let mut flags = match (&args.target, &args.inventory) {
-        (Some(name), Some(inventory)) => {
-            format!("--target {name} --inventory {}", inventory.display())
-        }
-        _ => format!("--database {}", resolved.target.database),
-    };
-    if let Some(m) = &args.maintenance_db {
-        flags.push_str(&format!(" --maintenance-db {m}"));
-    }
-    flags
-}
-
-/// What a real run resolves the plan with: `--var`, the inventory's vars,
-/// the environment and the target (apply and recover alike).
-pub fn live_context(vars: &[(String, String)], resolved: &ResolvedTarget) -> Context {
-    Context {
-        overrides: vars.iter().cloned().collect(),
-        inventory: resolved.vars.clone(),
-        live: Some(Live {
-            env: std::env::vars().collect(),
-            target: resolved.target.plan_fields().into_iter().collect(),
-        }),
-    }
+    Ok(report.ending())
 }
 
 /// Errors in the plan, values missing at apply time, `--var` for names the
 /// plan does not declare, or an unsuppressed "changes data without a
 /// backup": nothing runs.
-fn refuse_to_run(analysis: &Analysis, args: &ApplyArgs) -> Result<Option<Exit>, UsageError> {
+fn refuse_to_run(analysis: &Analysis, args: &ApplyArgs) -> Result<Option<Ending>, UsageError> {
     // Lint as in review: errors stop the run, and so does "changes data
     // without a backup" unless a `# lint: allow` a reviewer can see says so.
     let linted = crate::lint::lint(analysis);
@@ -181,7 +151,7 @@ fn refuse_to_run(analysis: &Analysis, args: &ApplyArgs) -> Result<Option<Exit>, 
             "nothing was run: fix the plan first (`plan lint {}`)\n",
             args.plan.display()
         ));
-        return Ok(Some(Exit::Failed));
+        return Ok(Some(Ending::checked(true)));
     }
     if let Some(plan) = &analysis.plan {
         let declared: Vec<&str> = plan
@@ -207,14 +177,4 @@ fn refuse_to_run(analysis: &Analysis, args: &ApplyArgs) -> Result<Option<Exit>, 
         });
     }
     Ok(None)
-}
-
-/// How a target is shown: `acme (127.0.0.1:5432/acme)`.
-pub fn describe(resolved: &ResolvedTarget) -> String {
-    let t = &resolved.target;
-    let place = format!("{}:{}/{}", t.host, t.port, t.database);
-    match &resolved.name {
-        Some(name) => format!("{name} ({place})"),
-        None => place,
-    }
 }

@@ -18,7 +18,7 @@ use crate::commands::{UsageError, connect, print, resolve_target};
 use crate::db::{kept, runs};
 use crate::exec::backup::Taken;
 use crate::exec::paths;
-use crate::exit::Exit;
+use crate::exit::Ending;
 use crate::plan::BackupMethod;
 use crate::target::ResolvedTarget;
 
@@ -338,7 +338,7 @@ struct Document<'a> {
     pruned: Option<&'a [Removal]>,
 }
 
-pub fn run(args: &BackupsArgs) -> Result<Exit, UsageError> {
+pub fn run(args: &BackupsArgs) -> Result<Ending, UsageError> {
     let resolved = resolve_target(&args.target)?;
     let state_dir = crate::commands::state_dir(args.state_dir.as_deref());
     let mut maintenance = connect(&resolved, &resolved.maintenance_db)?;
@@ -360,7 +360,7 @@ pub fn run(args: &BackupsArgs) -> Result<Exit, UsageError> {
         .iter()
         .filter(|b| !removed.contains(&b.name.as_str()))
         .collect();
-    let target = crate::commands::apply::describe(&resolved);
+    let target = crate::commands::describe(&resolved);
     let failed = pruned.iter().flatten().any(|r| r.outcome == "failed");
     match args.format {
         OutputFormat::Json => {
@@ -412,7 +412,7 @@ pub fn run(args: &BackupsArgs) -> Result<Exit, UsageError> {
             print(&out);
         }
     }
-    Ok(if failed { Exit::Failed } else { Exit::Success })
+    Ok(Ending::checked(failed))
 }
 
 /// The kept backups as `plan status` and `plan backups` print them.

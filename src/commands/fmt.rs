@@ -5,11 +5,11 @@ use std::io::Write;
 
 use crate::cli::FmtArgs;
 use crate::commands::{UsageError, plan_files, print, report};
-use crate::exit::Exit;
+use crate::exit::Ending;
 use crate::{fmt, parse};
 
-pub fn run(args: &FmtArgs) -> Result<Exit, UsageError> {
-    let mut exit = Exit::Success;
+pub fn run(args: &FmtArgs) -> Result<Ending, UsageError> {
+    let mut exit = Ending::checked(false);
     for path in plan_files(&args.paths)? {
         let (source, not_utf8) = parse::read(&path).map_err(|source| UsageError::Io {
             path: path.clone(),
@@ -21,7 +21,7 @@ pub fn run(args: &FmtArgs) -> Result<Exit, UsageError> {
         if !errors.is_empty() {
             // A file that does not parse is never rewritten.
             report(&errors, &source);
-            exit = Exit::Failed;
+            exit = Ending::checked(true);
             continue;
         }
         let formatted = fmt::format(&parsed.file, &source);
@@ -30,7 +30,7 @@ pub fn run(args: &FmtArgs) -> Result<Exit, UsageError> {
         }
         if args.check {
             print(&diff(&source.name(), source.text(), &formatted));
-            exit = Exit::Failed;
+            exit = Ending::checked(true);
         } else {
             write_atomically(&path, &formatted).map_err(|source| UsageError::Write {
                 path: path.clone(),

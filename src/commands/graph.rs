@@ -3,11 +3,11 @@
 use crate::analysis::analyse_path;
 use crate::cli::{GraphArgs, GraphFormat};
 use crate::commands::{UsageError, print, report};
-use crate::exit::Exit;
+use crate::exit::Ending;
 use crate::graph::render;
 use crate::resolve::Context;
 
-pub fn run(args: &GraphArgs) -> Result<Exit, UsageError> {
+pub fn run(args: &GraphArgs) -> Result<Ending, UsageError> {
     let analysis =
         analyse_path(&args.plan, &Context::default()).map_err(|source| io(args, source))?;
     let errors: Vec<_> = analysis
@@ -20,13 +20,13 @@ pub fn run(args: &GraphArgs) -> Result<Exit, UsageError> {
         (&analysis.plan, &analysis.graphs, errors.is_empty())
     else {
         report(&errors, &analysis.source);
-        return Ok(Exit::Failed);
+        return Ok(Ending::checked(true));
     };
     print(&match args.format {
         GraphFormat::Dot => render::dot(plan, main, failure),
         GraphFormat::Mermaid => render::mermaid(plan, main, failure),
     });
-    Ok(Exit::Success)
+    Ok(Ending::checked(false))
 }
 
 fn io(args: &GraphArgs, source: std::io::Error) -> UsageError {

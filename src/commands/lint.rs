@@ -3,11 +3,11 @@
 use crate::analysis::analyse_path;
 use crate::cli::{LintArgs, LintFormat};
 use crate::commands::{UsageError, plan_files, print, stdout_style};
-use crate::exit::Exit;
+use crate::exit::Ending;
 use crate::lint::{self, FileReport, output};
 use crate::resolve::Context;
 
-pub fn run(args: &LintArgs) -> Result<Exit, UsageError> {
+pub fn run(args: &LintArgs) -> Result<Ending, UsageError> {
     let deny = args.deny.is_some();
     let files = plan_files(&args.paths)?;
     let mut reports = Vec::with_capacity(files.len());
@@ -27,8 +27,8 @@ pub fn run(args: &LintArgs) -> Result<Exit, UsageError> {
     let errors: usize = reports.iter().map(FileReport::errors).sum();
     let warnings: usize = reports.iter().map(FileReport::warnings).sum();
     Ok(if errors > 0 || (deny && warnings > 0) {
-        Exit::Failed
+        Ending::checked(true)
     } else {
-        Exit::Success
+        Ending::checked(false)
     })
 }

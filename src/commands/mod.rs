@@ -10,6 +10,7 @@ pub mod recover;
 pub mod resume;
 pub mod show;
 pub mod status;
+pub mod unfinished;
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -17,9 +18,12 @@ use std::path::{Path, PathBuf};
 use miette::Diagnostic as MietteDiagnostic;
 use thiserror::Error;
 
+use crate::cli::TargetArgs;
 use crate::diagnostic::Diagnostic;
 use crate::diagnostic::human::{self, Style};
+use crate::resolve::{Context, Live};
 use crate::source::Source;
+use crate::target::ResolvedTarget;
 
 /// Why a command could not do its work at all (exit 2).
 #[derive(Debug, Error, MietteDiagnostic)]
@@ -121,6 +125,44 @@ pub fn connect(
             ),
             detail: crate::exec::sql::describe_error(&e),
         })
+}
+
+/// The flags that name this target again in a command the user is told
+/// to run (`plan recover ...`).
+pub fn target_flags(args: &TargetArgs, resolved: &ResolvedTarget) -> String {
+    let mut flags = match (&args.target, &args.inventory) {
+        (Some(name), Some(inventory)) => {
+            format!("--target {name} --inventory {}", inventory.display())
+        }
+        _ => format!("--database {}", resolved.target.database),
+    };
+    if let Some(m) = &args.maintenance_db {
+        flags.push_str(&format!(" --maintenance-db {m}"));
+    }
+    flags
+}
+
+/// What a real run resolves the plan with: `--var`, the inventory's vars,
+/// the environment and the target (apply and recover alike).
+pub fn live_context(vars: &[(String, String)], resolved: &ResolvedTarget) -> Context {
+    Context {
+        overrides: vars.iter().cloned().collect(),
+        inventory: resolved.vars.clone(),
+        live: Some(Live {
+            env: std::env::vars().collect(),
+            target: resolved.target.plan_fields().into_iter().collect(),
+        }),
+    }
+}
+
+/// How a target is shown: `acme (127.0.0.1:5432/acme)`.
+pub fn describe(resolved: &ResolvedTarget) -> String {
+    let t = &resolved.target;
+    let place = format!("{}:{}/{}", t.host, t.port, t.database);
+    match &resolved.name {
+        Some(name) => format!("{name} ({place})"),
+        None => place,
+    }
 }
 
 /// The state dir given, or the default; absolute, because the paths

@@ -3,27 +3,26 @@
 //! and hand the run to `exec::run::recover`. Everything that can be
 //! refused is refused before anything changes.
 
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
 use crate::analysis::analyse_path;
 use crate::cli::RecoverArgs;
-use crate::commands::apply::{describe, target_flags};
-use crate::commands::default_state_dir;
+use crate::commands::unfinished::{run_folder, runner_alive};
 use crate::commands::{UsageError, eprint, report};
+use crate::commands::{describe, target_flags};
 use crate::db::connect::Connector;
 use crate::db::lock;
-use crate::db::runs::{self, RunRow};
+use crate::db::runs;
 use crate::exec::backup::SessionPolicy;
 use crate::exec::journal::{self, Story};
 use crate::exec::run::recover::{Dead, recover};
 use crate::exec::run::{self, Options};
-use crate::exit::Exit;
+use crate::exit::{Ending, Outcome};
 use crate::target::{self, Env};
 
-pub fn run(args: &RecoverArgs) -> Result<Exit, UsageError> {
+pub fn run(args: &RecoverArgs) -> Result<Ending, UsageError> {
     let resolved = target::resolve_wanted(&args.target.wanted(), &Env::from_process())
         .map_err(UsageError::from)?;
     let database = resolved.target.database.clone();
@@ -39,13 +38,13 @@ pub fn run(args: &RecoverArgs) -> Result<Exit, UsageError> {
     // takes over is not its own.
     let own_id = format!("recover-{}", run::new_run_id());
     let connector = Connector::new(resolved.target.clone(), &own_id, Vec::new());
-    let say = |exit: Exit, text: String| {
+    let say = |ending: Ending, text: String| {
         eprint(&format!("{text}\n"));
-        Ok(exit)
+        Ok(ending)
     };
     let db_error = |what: &str, e: postgres::Error| {
         say(
-            Exit::Usage,
+            Ending::Usage,
             format!("{what}: {}", crate::exec::sql::SqlError::from(e).describe()),
         )
     };
@@ -56,38 +55,34 @@ pub fn run(args: &RecoverArgs) -> Result<Exit, UsageError> {
     let nothing =
         || format!("nothing to recover on `{database}`: no unfinished run in plan_runner.runs");
     match runs::unfinished(&mut maintenance, &database) {
-        Ok(rows) if rows.is_empty() => return say(Exit::Success, nothing()),
+        Ok(rows) if rows.is_empty() => return say(Ending::run(Outcome::NothingToDo), nothing()),
         Ok(_) => {}
         Err(e) => return db_error("cannot read plan_runner.runs", e),
     }
-    let mut lock_client = match connector.connect(&resolved.maintenance_db) {
+    let session = match connector.connect(&resolved.maintenance_db) {
         Ok(c) => c,
         Err(e) => return db_error("cannot connect to the maintenance database", e),
     };
-    let _ = lock_client.batch_execute("set idle_session_timeout = 0; set statement_timeout = 0");
-    match lock::acquire(&mut lock_client, &database, Duration::ZERO) {
-        Ok(lock::Acquired::Yes) => {}
-        Ok(lock::Acquired::HeldBy(holder)) => {
-            let mut m = format!(
-                "a plan-runner is working on `{database}` right now: recover only takes over a run whose runner is gone"
+    let lock_client = match lock::take(session, &database, Duration::ZERO) {
+        Ok(session) => session,
+        Err(lock::NotTaken::Database(e)) => return db_error("cannot take the lock", e),
+        Err(held) => {
+            return say(
+                Ending::run(Outcome::Refused),
+                format!(
+                    "a plan-runner is working on `{database}` right now: recover only takes over a run whose runner is gone{}",
+                    held.holder_lines()
+                ),
             );
-            if let Some(h) = holder {
-                m.push_str(&format!(
-                    "\n  holder: server pid {}, {}, connected since {}",
-                    h.pid, h.application, h.since
-                ));
-            }
-            return say(Exit::Refused, m);
         }
-        Err(e) => return db_error("cannot take the lock", e),
-    }
+    };
     // With the lock held, the rows cannot change under us.
     let rows = match runs::unfinished(&mut maintenance, &database) {
         Ok(rows) => rows,
         Err(e) => return db_error("cannot read plan_runner.runs", e),
     };
     let Some(row) = rows.last() else {
-        return say(Exit::Success, nothing());
+        return say(Ending::run(Outcome::NothingToDo), nothing());
     };
     if rows.len() > 1 {
         eprint(&format!(
@@ -96,7 +91,7 @@ pub fn run(args: &RecoverArgs) -> Result<Exit, UsageError> {
         ));
     }
     if let Some(why) = runner_alive(row) {
-        return say(Exit::Refused, why);
+        return say(Ending::run(Outcome::Refused), why);
     }
     let Some(folder) = run_folder(row, args.state_dir.as_deref()) else {
         let mut m = format!(
@@ -120,13 +115,13 @@ pub fn run(args: &RecoverArgs) -> Result<Exit, UsageError> {
                     .unwrap_or("the default state folder")
             ));
         }
-        return say(Exit::Refused, m);
+        return say(Ending::run(Outcome::Refused), m);
     };
     let contents = match journal::read(&folder) {
         Ok(c) => c,
         Err(e) => {
             return say(
-                Exit::Refused,
+                Ending::run(Outcome::Refused),
                 format!("cannot read the journal in {}: {e}", folder.display()),
             );
         }
@@ -145,7 +140,7 @@ pub fn run(args: &RecoverArgs) -> Result<Exit, UsageError> {
     let story = Story::of(&contents.entries);
     let Some((journal_plan, journal_sha)) = story.plan.clone() else {
         return say(
-            Exit::Refused,
+            Ending::run(Outcome::Refused),
             format!(
                 "the journal in {} has no start record: restore by hand from the backups it lists",
                 folder.display()
@@ -158,7 +153,7 @@ pub fn run(args: &RecoverArgs) -> Result<Exit, UsageError> {
             return db_error("cannot close the run in plan_runner.runs", e);
         }
         return say(
-            Exit::Success,
+            Ending::run(Outcome::NothingToDo),
             format!(
                 "run {} had ended ({outcome}) but was still open in plan_runner.runs: closed it; nothing to recover",
                 row.run_id
@@ -173,7 +168,7 @@ pub fn run(args: &RecoverArgs) -> Result<Exit, UsageError> {
     let sha = hex::encode(Sha256::digest(&bytes));
     if sha != journal_sha {
         return say(
-            Exit::Refused,
+            Ending::run(Outcome::Refused),
             format!(
                 "{} changed since run {} (SHA-256 {} then, {} now): recover runs the plan's on_failure as the run had it\n  give the plan file as it was when the run started",
                 plan_path.display(),
@@ -183,7 +178,7 @@ pub fn run(args: &RecoverArgs) -> Result<Exit, UsageError> {
             ),
         );
     }
-    let ctx = crate::commands::apply::live_context(&args.vars, &resolved);
+    let ctx = crate::commands::live_context(&args.vars, &resolved);
     let analysis = analyse_path(&plan_path, &ctx).map_err(|source| UsageError::Io {
         path: plan_path.clone(),
         source,
@@ -196,7 +191,7 @@ pub fn run(args: &RecoverArgs) -> Result<Exit, UsageError> {
             .cloned()
             .collect();
         report(&errors, &analysis.source);
-        return Ok(Exit::Failed);
+        return Ok(Ending::checked(true));
     }
     if !analysis.missing.is_empty() {
         return Err(UsageError::Missing {
@@ -204,7 +199,7 @@ pub fn run(args: &RecoverArgs) -> Result<Exit, UsageError> {
         });
     }
     let (Some(plan), Some((_, failure))) = (&analysis.plan, &analysis.graphs) else {
-        return Ok(Exit::Failed);
+        return Ok(Ending::checked(true));
     };
     let child_env = crate::db::env_for_child(&resolved.target, &folder)
         .map_err(|e| UsageError::from(target::TargetError::from(e)))?;
@@ -238,53 +233,9 @@ pub fn run(args: &RecoverArgs) -> Result<Exit, UsageError> {
         story,
         lock: lock_client,
     };
-    let (report, exit) = recover(plan, &failure.order, &options, dead);
+    let report = recover(plan, &failure.order, &options, dead);
     eprint(&report.human());
-    Ok(exit)
-}
-
-/// The run's folder on this machine: under `--state-dir`, where the runs
-/// table says, or under the default state folder; the first that holds a
-/// journal.
-pub(crate) fn run_folder(row: &RunRow, state_dir: Option<&Path>) -> Option<PathBuf> {
-    let mut candidates = Vec::new();
-    if let Some(dir) = state_dir {
-        candidates.push(dir.join("runs").join(&row.run_id));
-    }
-    if let Some(folder) = &row.run_folder {
-        candidates.push(PathBuf::from(folder));
-    }
-    candidates.push(default_state_dir().join("runs").join(&row.run_id));
-    candidates
-        .into_iter()
-        .find(|c| c.join(journal::FILE_NAME).is_file())
-}
-
-/// Why the run's runner may still be alive (same host, its pid a `plan`
-/// process that the journal names as the run's last runner, the one that
-/// started it or the last to resume it): a runner that lost its
-/// lock connection is still rolling back, and must not be raced.
-pub(crate) fn runner_alive(row: &RunRow) -> Option<String> {
-    if row.host != runs::hostname() {
-        return None;
-    }
-    let pid = u32::try_from(row.pid).ok()?;
-    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok()?;
-    let ours = std::env::current_exe().ok()?;
-    if exe != ours || pid == std::process::id() {
-        return None;
-    }
-    let folder = PathBuf::from(row.run_folder.as_deref()?);
-    let story = Story::of(&journal::read(&folder).ok()?.entries);
-    // The runner that last drove the run: the one that started it, or the
-    // last `--resume`.
-    match story.runner {
-        Some((_, runner)) if runner == pid => Some(format!(
-            "the runner of run {} (pid {pid}) is still alive but lost its lock: it is ending the run itself; wait for it",
-            row.run_id
-        )),
-        _ => None,
-    }
+    Ok(report.ending())
 }
 
 fn short(sha: &str) -> &str {

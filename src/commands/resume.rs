@@ -7,17 +7,18 @@
 use std::time::Duration;
 
 use crate::cli::ApplyArgs;
-use crate::commands::recover::{run_folder, runner_alive};
+use crate::commands::unfinished::{run_folder, runner_alive};
 use crate::db::connect::Connector;
 use crate::db::lock;
 use crate::db::runs::{self, RunRow};
 use crate::exec::journal::{self, Story};
-use crate::exec::run::resume::{Unfinished, refusal};
-use crate::exit::Exit;
+use crate::exec::run::dead::refusal;
+use crate::exec::run::resume::Unfinished;
+use crate::exit::{Ending, Outcome};
 use crate::target::ResolvedTarget;
 
 /// Why `--resume` does not go on: the exit status and what to tell.
-pub struct Refused(pub Exit, pub String);
+pub struct Refused(pub Ending, pub String);
 
 /// Finds the run to resume and takes the target's lock for it.
 pub fn find(
@@ -27,10 +28,10 @@ pub fn find(
     warn: impl Fn(&str),
 ) -> Result<Unfinished, Refused> {
     let database = &resolved.target.database;
-    let refuse = |text: String| Refused(Exit::Refused, text);
+    let refuse = |text: String| Refused(Ending::run(Outcome::Refused), text);
     let db_error = |what: &str, e: postgres::Error| {
         Refused(
-            Exit::Usage,
+            Ending::Usage,
             format!("{what}: {}", crate::exec::sql::SqlError::from(e).describe()),
         )
     };
@@ -50,28 +51,20 @@ pub fn find(
     };
     // The lock's session names the run it resumes, as the run's own did:
     // a runner refused by it can tell whose it is.
-    let mut lock_client = Connector::new(resolved.target.clone(), &candidate.run_id, Vec::new())
+    let session = Connector::new(resolved.target.clone(), &candidate.run_id, Vec::new())
         .connect(&resolved.maintenance_db)
         .map_err(|e| db_error("cannot connect to the maintenance database", e))?;
-    // The lock lives as long as this session: no idle timeout may end it.
-    let _ = lock_client.batch_execute("set idle_session_timeout = 0; set statement_timeout = 0");
     let wait = args.lock_timeout.unwrap_or(Duration::ZERO);
-    match lock::acquire(&mut lock_client, database, wait) {
-        Ok(lock::Acquired::Yes) => {}
-        Ok(lock::Acquired::HeldBy(holder)) => {
-            let mut m = format!(
-                "a plan-runner is working on `{database}` right now: --resume only goes on with a run whose runner is gone"
-            );
-            if let Some(h) = holder {
-                m.push_str(&format!(
-                    "\n  holder: server pid {}, {}, connected since {}",
-                    h.pid, h.application, h.since
-                ));
-            }
-            return Err(refuse(m));
+    let lock_client = match lock::take(session, database, wait) {
+        Ok(session) => session,
+        Err(lock::NotTaken::Database(e)) => return Err(db_error("cannot take the lock", e)),
+        Err(held) => {
+            return Err(refuse(format!(
+                "a plan-runner is working on `{database}` right now: --resume only goes on with a run whose runner is gone{}",
+                held.holder_lines()
+            )));
         }
-        Err(e) => return Err(db_error("cannot take the lock", e)),
-    }
+    };
     // With the lock held, the rows cannot change under us.
     let rows = runs::unfinished(&mut maintenance, database)
         .map_err(|e| db_error("cannot read plan_runner.runs", e))?;
@@ -190,7 +183,7 @@ fn nothing_to_resume(maintenance: &mut postgres::Client, database: &str) -> Refu
             "nothing to resume on `{database}`: no unfinished run in plan_runner.runs; run without --resume to start one"
         ),
     };
-    Refused(Exit::Refused, text)
+    Refused(Ending::run(Outcome::Refused), text)
 }
 
 fn short(sha: &str) -> &str {

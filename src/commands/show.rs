@@ -10,12 +10,12 @@ use serde::Serialize;
 use crate::analysis::analyse_path;
 use crate::cli::{ShowArgs, ShowFormat};
 use crate::commands::{UsageError, print, report};
-use crate::exit::Exit;
+use crate::exit::Ending;
 use crate::graph::Graph;
 use crate::plan::{Action, Backup, Check, Command, Plan, Sql, Step, Text};
 use crate::resolve::Context;
 
-pub fn run(args: &ShowArgs) -> Result<Exit, UsageError> {
+pub fn run(args: &ShowArgs) -> Result<Ending, UsageError> {
     let analysis =
         analyse_path(&args.plan, &Context::default()).map_err(|source| match source.kind() {
             std::io::ErrorKind::NotFound => UsageError::NoSuchPath {
@@ -36,7 +36,7 @@ pub fn run(args: &ShowArgs) -> Result<Exit, UsageError> {
         (&analysis.plan, &analysis.graphs, errors.is_empty())
     else {
         report(&errors, &analysis.source);
-        return Ok(Exit::Failed);
+        return Ok(Ending::checked(true));
     };
     let document = Document::new(plan, main, failure);
     print(&match args.format {
@@ -48,7 +48,7 @@ pub fn run(args: &ShowArgs) -> Result<Exit, UsageError> {
         }
         ShowFormat::Yaml => serde_yaml::to_string(&document).unwrap_or_default(),
     });
-    Ok(Exit::Success)
+    Ok(Ending::checked(false))
 }
 
 /// The plan as `show --format json|yaml` prints it.

@@ -12,7 +12,7 @@ use crate::commands::backups::{self, Kept};
 use crate::commands::{UsageError, connect, print, resolve_target};
 use crate::db::{history, lock, runs};
 use crate::exec::sql::describe_error;
-use crate::exit::Exit;
+use crate::exit::Ending;
 
 /// How many runs of the history are shown.
 const LAST_RUNS: i64 = 10;
@@ -50,7 +50,7 @@ struct Document {
     backups: Vec<Kept>,
 }
 
-pub fn run(args: &StatusArgs) -> Result<Exit, UsageError> {
+pub fn run(args: &StatusArgs) -> Result<Ending, UsageError> {
     let resolved = resolve_target(&args.target)?;
     let state_dir = crate::commands::state_dir(args.state_dir.as_deref());
     let database = resolved.target.database.clone();
@@ -84,7 +84,7 @@ pub fn run(args: &StatusArgs) -> Result<Exit, UsageError> {
         .map_err(failed("list the kept backups"))?;
     let doc = Document {
         format_version: 1,
-        target: crate::commands::apply::describe(&resolved),
+        target: crate::commands::describe(&resolved),
         database,
         release,
         runs: last
@@ -105,7 +105,7 @@ pub fn run(args: &StatusArgs) -> Result<Exit, UsageError> {
         }
         OutputFormat::Human => print(&human(&doc)),
     }
-    Ok(Exit::Success)
+    Ok(Ending::checked(false))
 }
 
 fn duration(start: &str, end: &str) -> Option<f64> {

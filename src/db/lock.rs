@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 
 use postgres::Client;
 
+use crate::db::runs::{self, RunRow};
+
 /// Who holds the lock, as far as the server can tell.
 #[derive(Clone, Debug)]
 pub struct Holder {
@@ -30,12 +32,68 @@ pub enum Acquired {
     HeldBy(Option<Holder>),
 }
 
+/// Why the lock was not taken.
+#[derive(Debug)]
+pub enum NotTaken {
+    /// Another session holds it: the holder and its run, as far as the
+    /// server and `plan_runner.runs` can tell.
+    Held {
+        holder: Option<Holder>,
+        run: Option<Box<RunRow>>,
+    },
+    Database(postgres::Error),
+}
+
+impl NotTaken {
+    /// The lines naming the holder and its run, for a refusal message.
+    pub fn holder_lines(&self) -> String {
+        let NotTaken::Held { holder, run } = self else {
+            return String::new();
+        };
+        let mut lines = String::new();
+        if let Some(h) = holder {
+            lines.push_str(&format!(
+                "\n  holder: server pid {}, {}, from {}, connected since {}",
+                h.pid,
+                h.application,
+                h.client.as_deref().unwrap_or("local socket"),
+                h.since
+            ));
+        }
+        if let Some(r) = run {
+            lines.push_str(&format!(
+                "\n  run {}: plan {} on host {} (pid {}), started {}",
+                r.run_id, r.plan, r.host, r.pid, r.started_at
+            ));
+        }
+        lines
+    }
+}
+
+/// Takes the target's lock on `session`, a connection to the maintenance
+/// database of its own, waiting up to `wait`. On success the session is
+/// returned: the lock lasts exactly as long as it does. The one way every
+/// command (apply, resume, recover) takes the lock.
+pub fn take(mut session: Client, target: &str, wait: Duration) -> Result<Client, NotTaken> {
+    // The lock lives as long as this session: no idle timeout may end it.
+    let _ = session.batch_execute("set idle_session_timeout = 0; set statement_timeout = 0");
+    match acquire(&mut session, target, wait) {
+        Ok(Acquired::Yes) => Ok(session),
+        Ok(Acquired::HeldBy(holder)) => {
+            // The holder's connections are named `plan-runner/<run id>`.
+            let run = holder
+                .as_ref()
+                .and_then(|h| h.application.strip_prefix("plan-runner/"))
+                .and_then(|id| runs::get(&mut session, id).ok().flatten())
+                .map(Box::new);
+            Err(NotTaken::Held { holder, run })
+        }
+        Err(e) => Err(NotTaken::Database(e)),
+    }
+}
+
 /// Tries to take the lock, waiting up to `wait` (zero: once).
-pub fn acquire(
-    lock: &mut Client,
-    target: &str,
-    wait: Duration,
-) -> Result<Acquired, postgres::Error> {
+fn acquire(lock: &mut Client, target: &str, wait: Duration) -> Result<Acquired, postgres::Error> {
     let deadline = Instant::now() + wait;
     loop {
         let taken: bool = lock

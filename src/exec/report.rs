@@ -6,6 +6,8 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
+use crate::exit::{Ending, Outcome};
+
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
     pub format_version: u32,
@@ -19,9 +21,9 @@ pub struct Report {
     pub to: String,
     pub started_at: String,
     pub ended_at: String,
-    /// `succeeded`, `nothing_to_do`, `refused`, `rolled_back`,
-    /// `rollback_failed`.
-    pub outcome: String,
+    pub outcome: Outcome,
+    /// Whether Ctrl-C or SIGTERM ended the run (exit 130 once rolled back).
+    pub interrupted: bool,
     pub exit_code: u8,
     pub message: Option<String>,
     pub run_folder: PathBuf,
@@ -87,6 +89,14 @@ pub struct RollbackReport {
 }
 
 impl Report {
+    /// How the run ended, for its exit status.
+    pub fn ending(&self) -> Ending {
+        Ending::Run {
+            outcome: self.outcome,
+            interrupted: self.interrupted,
+        }
+    }
+
     /// The summary printed at the end of a run.
     pub fn human(&self) -> String {
         let mut out = String::new();
@@ -96,7 +106,7 @@ impl Report {
             self.run_id,
             self.plan,
             self.target,
-            self.outcome.replace('_', " ")
+            self.outcome.as_str().replace('_', " ")
         );
         if let Some(m) = &self.message {
             let _ = writeln!(out, "{m}");

@@ -15,7 +15,7 @@ use crate::exec::process::Stopper;
 use crate::exec::run::Options;
 use crate::exec::signals::Watch;
 use crate::exec::space::{self, DataDirectory, data_directory, tree_size};
-use crate::exit::Exit;
+use crate::exit::Outcome;
 use crate::plan::{Action, BackupMethod, Check, Command, Plan, Sql, Step, Text};
 use crate::quote::{shell_quote, shell_word};
 use crate::units::bytes;
@@ -28,7 +28,7 @@ pub fn dry_run(
     failure_order: &[usize],
     opts: &Options,
     local_server: bool,
-) -> (String, Exit) {
+) -> (String, Outcome) {
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -39,10 +39,10 @@ pub fn dry_run(
         let _ = writeln!(out, "  var {name} = {value}");
     }
     let mut run = Run::new(plan, opts, Stopper::new(), Watch::none());
-    let mut exit = Exit::Success;
+    let mut outcome = Outcome::Succeeded;
     let mut refuse = |out: &mut String, line: String| {
         let _ = writeln!(out, "  WOULD REFUSE: {line}");
-        exit = Exit::Refused;
+        outcome = Outcome::Refused;
     };
     let _ = writeln!(out, "\nchecks against the target:");
     let maintenance = match run.maintenance() {
@@ -53,7 +53,7 @@ pub fn dry_run(
                 "  cannot connect to the server: {}",
                 crate::exec::sql::SqlError::from(e).describe()
             );
-            return (out, Exit::Usage);
+            return (out, Outcome::Error);
         }
     };
     match server_version(maintenance) {
@@ -162,7 +162,7 @@ pub fn dry_run(
                     opts.database, plan.from, plan.to
                 );
             }
-            Err(Early(Exit::Success, message)) => {
+            Err(Early(Outcome::NothingToDo, message)) => {
                 let _ = writeln!(out, "  release: {message}");
             }
             Err(Early(_, message)) => refuse(&mut out, message.replace('\n', "\n    ")),
@@ -223,13 +223,13 @@ pub fn dry_run(
     let _ = writeln!(
         out,
         "\n{}",
-        if exit == Exit::Refused {
+        if outcome == Outcome::Refused {
             "apply would refuse to start: nothing would change"
         } else {
             "nothing was changed"
         }
     );
-    (out, exit)
+    (out, outcome)
 }
 
 /// What the run's role may do that a run needs.

@@ -4,7 +4,7 @@
 use super::*;
 
 impl Run<'_> {
-    pub(super) fn succeed(&mut self) -> Exit {
+    pub(super) fn succeed(&mut self) {
         for taken in std::mem::take(&mut self.taken) {
             let state = if taken.keep {
                 "kept"
@@ -19,18 +19,17 @@ impl Run<'_> {
             };
             self.set_backup_state(&taken.copy, state);
         }
-        self.record("succeeded");
-        self.report.outcome = "succeeded".into();
+        self.report.outcome = Outcome::Succeeded;
+        self.record(Outcome::Succeeded);
         self.report.message = Some(format!(
             "`{}` is now at {}",
             self.opts.database, self.plan.to
         ));
-        Exit::Success
     }
 
     /// Records the run in the target's history (best effort: the report
     /// says so when it cannot).
-    pub(super) fn record(&mut self, outcome: &str) {
+    pub(super) fn record(&mut self, outcome: Outcome) {
         let entry = history::Entry {
             run_id: self.run_id.clone(),
             plan: self.plan.name.clone(),
@@ -39,7 +38,7 @@ impl Run<'_> {
             to_release: self.plan.to.to_string(),
             started_at: self.report.started_at.clone(),
             ended_at: crate::units::now_millis(),
-            outcome: outcome.into(),
+            outcome: outcome.as_str().into(),
             resumed: self.report.resumed,
             steps: serde_json::json!(self
                 .report

@@ -27,7 +27,7 @@ impl Run<'_> {
                             ),
                             Err(e) => {
                                 return Err(Early(
-                                    Exit::Refused,
+                                    Outcome::Refused,
                                     format!(
                                         "the plan's release_query failed: {}",
                                         sql::SqlError::from(e).describe()
@@ -40,7 +40,7 @@ impl Run<'_> {
                 },
                 Err(e) => {
                     return Err(Early(
-                        Exit::Usage,
+                        Outcome::Error,
                         format!("cannot read the history: {}", sql::describe_error(&e)),
                     ));
                 }
@@ -48,7 +48,7 @@ impl Run<'_> {
         };
         let Some(release) = release else {
             return Err(Early(
-                Exit::Refused,
+                Outcome::Refused,
                 format!(
                     "cannot tell which release `{}` is at: it has no plan-runner history and the plan has no release_query\nif you know it is at {from}, run again with --assume-release {from}",
                     self.opts.database
@@ -57,7 +57,7 @@ impl Run<'_> {
         };
         if to.is_prefix_of(&release) || Version::parse(release.trim()).is_some_and(|v| &v == to) {
             return Err(Early(
-                Exit::Success,
+                Outcome::NothingToDo,
                 format!(
                     "`{}` is already at {to} (by {source}): nothing to do",
                     self.opts.database
@@ -73,7 +73,7 @@ impl Run<'_> {
             return Ok(());
         }
         Err(Early(
-            Exit::Refused,
+            Outcome::Refused,
             format!(
                 "`{}` is at release {release} (by {source}), but this plan migrates from {from} to {to}\nnothing was changed; if {source} is wrong, --assume-release {from} overrides it",
                 self.opts.database

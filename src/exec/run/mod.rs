@@ -5,6 +5,7 @@
 //! goes on.
 
 mod backup;
+pub mod dead;
 pub mod dry;
 mod finish;
 mod gate;
@@ -33,7 +34,7 @@ use crate::exec::redact::Redactor;
 use crate::exec::report::{BackupReport, Report, RollbackReport, StepReport};
 use crate::exec::signals::{Statements, Watch};
 use crate::exec::{paths, space, sql};
-use crate::exit::Exit;
+use crate::exit::{self, Outcome};
 use crate::plan::{Action, Check, Plan, Sql, Step};
 use crate::version::Version;
 
@@ -67,19 +68,14 @@ pub struct Options {
     pub jobs: usize,
 }
 
-/// Runs the plan; returns the report (already written to the run folder)
-/// and the exit status.
-pub fn apply(
-    plan: &Plan,
-    order: &[usize],
-    failure_order: &[usize],
-    opts: &Options,
-) -> (Report, Exit) {
+/// Runs the plan; returns the report (already written to the run folder),
+/// whose `ending` gives the exit status.
+pub fn apply(plan: &Plan, order: &[usize], failure_order: &[usize], opts: &Options) -> Report {
     let stopper = Stopper::new();
     let signals = Watch::start(stopper.clone());
     let mut run = Run::new(plan, opts, stopper, signals);
-    let exit = run.go(order, failure_order);
-    run.finish(exit)
+    run.go(order, failure_order);
+    run.finish()
 }
 
 impl<'a> Run<'a> {
@@ -105,7 +101,8 @@ impl<'a> Run<'a> {
                 to: plan.to.to_string(),
                 started_at: crate::units::now_millis(),
                 ended_at: String::new(),
-                outcome: String::new(),
+                outcome: Outcome::Running,
+                interrupted: false,
                 exit_code: 0,
                 message: None,
                 run_folder: run_folder.clone(),
@@ -132,19 +129,20 @@ impl<'a> Run<'a> {
     }
 
     /// Redacts the logs, writes the report and the journal's last record.
-    fn finish(mut self, exit: Exit) -> (Report, Exit) {
+    fn finish(mut self) -> Report {
         // The summary comes next, on a terminal without spinners.
         self.progress.finish();
         self.redact_logs();
         self.redact_report();
         self.report.ended_at = crate::units::now_millis();
-        self.report.exit_code = exit.code();
+        let code = exit::status(self.report.ending()).code();
+        self.report.exit_code = code;
         self.write_report();
         self.journal(&Record::RunEnded {
-            outcome: self.report.outcome.clone(),
-            exit_code: exit.code(),
+            outcome: self.report.outcome.as_str().into(),
+            exit_code: code,
         });
-        (self.report, exit)
+        self.report
     }
 }
 
@@ -175,15 +173,15 @@ struct Run<'a> {
     lock: Option<Client>,
 }
 
-/// A run that ends before its first step: refused with nothing changed
-/// (exit 4), nothing to do (exit 0), or a configuration error (exit 2).
-struct Early(Exit, String);
+/// A run that ends before its first step: refused with nothing changed,
+/// nothing to do, or a configuration error.
+struct Early(Outcome, String);
 
 impl Run<'_> {
-    fn go(&mut self, order: &[usize], failure_order: &[usize]) -> Exit {
+    fn go(&mut self, order: &[usize], failure_order: &[usize]) {
         if let Err(e) = std::fs::create_dir_all(self.run_folder.join("logs")) {
             return self.early(
-                Exit::Usage,
+                Outcome::Error,
                 format!(
                     "cannot create the run folder {}: {e}",
                     self.run_folder.display()
@@ -193,7 +191,7 @@ impl Run<'_> {
         restrict(&self.run_folder);
         if let Err(e) = self.open_journal() {
             return self.early(
-                Exit::Usage,
+                Outcome::Error,
                 format!(
                     "cannot write the journal in {}: {e}",
                     self.run_folder.display()
@@ -212,10 +210,10 @@ impl Run<'_> {
         for (name, value) in &self.plan.vars {
             self.progress.message(&format!("  var {name} = {value}"));
         }
-        if let Err(Early(exit, message)) = self.prepare() {
-            let exit = self.early(exit, message);
+        if let Err(Early(outcome, message)) = self.prepare() {
+            self.early(outcome, message);
             self.lock = None;
-            return exit;
+            return;
         }
         let failed = self.steps(order);
         self.conclude(failed, failure_order)
@@ -223,20 +221,19 @@ impl Run<'_> {
 
     /// After the steps: stop, roll back or succeed; close the runs row,
     /// then free the lock.
-    fn conclude(&mut self, failed: bool, failure_order: &[usize]) -> Exit {
-        let exit = if failed && self.opts.no_rollback {
-            self.stop_without_rollback()
+    fn conclude(&mut self, failed: bool, failure_order: &[usize]) {
+        if failed && self.opts.no_rollback {
+            self.stop_without_rollback();
         } else if failed {
-            self.roll_back_and_recover(failure_order)
+            self.roll_back_and_recover(failure_order);
         } else {
-            self.succeed()
-        };
-        let state = self.report.outcome.clone();
+            self.succeed();
+        }
+        let state = self.report.outcome.as_str();
         if let Some(m) = self.maintenance.as_mut() {
-            let _ = runs::finish(m, &self.run_id, &state);
+            let _ = runs::finish(m, &self.run_id, state);
         }
         self.lock = None;
-        exit
     }
 
     fn open_journal(&mut self) -> std::io::Result<()> {
@@ -274,18 +271,12 @@ impl Run<'_> {
             .is_some_and(|j| j.note(record).is_ok())
     }
 
-    fn early(&mut self, exit: Exit, message: String) -> Exit {
-        self.report.outcome = match exit {
-            Exit::Success => "nothing_to_do",
-            Exit::Refused => "refused",
-            _ => "error",
-        }
-        .into();
+    fn early(&mut self, outcome: Outcome, message: String) {
+        self.report.outcome = outcome;
         self.report.message = Some(message);
         if let Some(m) = self.maintenance.as_mut() {
-            let _ = runs::finish(m, &self.run_id, &self.report.outcome);
+            let _ = runs::finish(m, &self.run_id, outcome.as_str());
         }
-        exit
     }
 }
 

@@ -9,8 +9,8 @@ impl Run<'_> {
     /// history table. The lock, once taken, is in `self.lock`.
     pub(super) fn prepare(&mut self) -> Result<(), Early> {
         let opts = self.opts;
-        let refuse = |m: String| Early(Exit::Refused, m);
-        let usage = |m: String| Early(Exit::Usage, m);
+        let refuse = |m: String| Early(Outcome::Refused, m);
+        let usage = |m: String| Early(Outcome::Error, m);
         let db_error = |what: &str, e: postgres::Error| {
             usage(format!("{what}: {}", sql::SqlError::from(e).describe()))
         };
@@ -27,47 +27,21 @@ impl Run<'_> {
                 version % 10000 / 100
             )));
         }
-        let mut lock_client = opts
+        let session = opts
             .connector
             .connect(&opts.maintenance_db)
             .map_err(|e| db_error("cannot connect to the maintenance database", e))?;
-        // The lock lives as long as this session: no idle timeout may end it.
-        let _ =
-            lock_client.batch_execute("set idle_session_timeout = 0; set statement_timeout = 0");
-        match lock::acquire(&mut lock_client, &opts.database, opts.lock_timeout) {
-            Ok(lock::Acquired::Yes) => {}
-            Ok(lock::Acquired::HeldBy(holder)) => {
-                let m = self
-                    .maintenance()
-                    .map_err(|e| db_error("cannot connect", e))?;
-                let run = holder
-                    .as_ref()
-                    .and_then(|h| h.application.strip_prefix("plan-runner/"))
-                    .and_then(|id| runs::get(m, id).ok().flatten());
-                let mut message = format!(
-                    "another plan-runner is applying a plan to `{}`",
-                    opts.database
-                );
-                if let Some(h) = &holder {
-                    message.push_str(&format!(
-                        "\n  holder: server pid {}, {}, from {}, connected since {}",
-                        h.pid,
-                        h.application,
-                        h.client.as_deref().unwrap_or("local socket"),
-                        h.since
-                    ));
-                }
-                if let Some(r) = run {
-                    message.push_str(&format!(
-                        "\n  run {}: plan {} on host {} (pid {}), started {}",
-                        r.run_id, r.plan, r.host, r.pid, r.started_at
-                    ));
-                }
-                message.push_str("\nwait for it to finish, or use --lock-timeout to wait for it");
-                return Err(refuse(message));
+        let lock_client = match lock::take(session, &opts.database, opts.lock_timeout) {
+            Ok(session) => session,
+            Err(lock::NotTaken::Database(e)) => return Err(db_error("cannot take the lock", e)),
+            Err(held) => {
+                return Err(refuse(format!(
+                    "another plan-runner is applying a plan to `{}`{}\nwait for it to finish, or use --lock-timeout to wait for it",
+                    opts.database,
+                    held.holder_lines()
+                )));
             }
-            Err(e) => return Err(db_error("cannot take the lock", e)),
-        }
+        };
         self.lock = Some(lock_client);
         {
             let (run_id, plan_path, sha, folder) = (

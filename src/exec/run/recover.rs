@@ -8,20 +8,20 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{Signal, killpg};
+use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 use postgres::Client;
 
 use super::Run;
+use super::dead::{end_group, taken_report};
 use crate::db::runs::{self, RunRow};
-use crate::exec::backup::Taken;
-use crate::exec::journal::{self, Group, Journal, Record, Story};
-use crate::exec::process::{self, Stopper};
-use crate::exec::report::{BackupReport, Report};
+use crate::exec::journal::{self, Journal, Record, Story};
+use crate::exec::process::Stopper;
+use crate::exec::report::Report;
 use crate::exec::run::Options;
 use crate::exec::signals::Watch;
 use crate::exec::{backup, paths};
-use crate::exit::Exit;
+use crate::exit::Outcome;
 use crate::plan::Plan;
 
 /// The few lines a refused `plan apply` prints about an unfinished run:
@@ -53,11 +53,11 @@ pub fn unfinished_message(row: &RunRow, target_flags: &str) -> String {
                     m.push_str(&format!("\n  {line}"));
                 }
                 m.push_str(&format!("\n  run folder: {folder}"));
-                if super::resume::refusal(&story, &row.run_id).is_none()
+                if super::dead::refusal(&story, &row.run_id).is_none()
                     && contents.damaged.is_empty()
                 {
                     resumable_from = Some(
-                        super::resume::next_step(&story)
+                        super::dead::next_step(&story)
                             .map(|s| format!("step `{s}`"))
                             .unwrap_or_else(|| "the first step that did not end".into()),
                     );
@@ -141,24 +141,19 @@ pub struct Dead<'a> {
 }
 
 /// Recovers `dead`: `opts` must carry the dead run's id and folder.
-pub fn recover(
-    plan: &Plan,
-    failure_order: &[usize],
-    opts: &Options,
-    dead: Dead<'_>,
-) -> (Report, Exit) {
+pub fn recover(plan: &Plan, failure_order: &[usize], opts: &Options, dead: Dead<'_>) -> Report {
     let stopper = Stopper::new();
     let signals = Watch::start(stopper.clone());
     // Recovering is restoring from the start: a signal must not abandon it.
     signals.rolling_back();
     let mut run = Run::new(plan, opts, stopper, signals);
     run.report.started_at = crate::units::now_millis();
-    let exit = run.take_over(failure_order, dead);
-    run.finish(exit)
+    run.take_over(failure_order, dead);
+    run.finish()
 }
 
 impl Run<'_> {
-    fn take_over(&mut self, failure_order: &[usize], dead: Dead<'_>) -> Exit {
+    fn take_over(&mut self, failure_order: &[usize], dead: Dead<'_>) {
         self.lock = Some(dead.lock);
         // A run stopped by --no-rollback wrote its report: keep it beside
         // the recovery's.
@@ -169,12 +164,12 @@ impl Run<'_> {
         match Journal::open(dead.folder) {
             Ok(journal) => self.journal = Some(Arc::new(journal)),
             Err(e) => {
-                self.report.outcome = "error".into();
+                self.report.outcome = Outcome::Error;
                 self.report.message = Some(format!(
                     "cannot write the journal in {}: {e}",
                     dead.folder.display()
                 ));
-                return Exit::Usage;
+                return;
             }
         }
         let _ = self.journal(&Record::RecoveryStarted {
@@ -195,12 +190,12 @@ impl Run<'_> {
             }
         }
         if let Err(e) = self.maintenance() {
-            self.report.outcome = "error".into();
+            self.report.outcome = Outcome::Error;
             self.add_message(&format!(
                 "cannot connect to the maintenance database: {}",
                 crate::exec::sql::SqlError::from(e).describe()
             ));
-            return Exit::Usage;
+            return;
         }
         self.clear_leftovers(&dead.story);
         self.taken = dead.story.taken.clone();
@@ -210,7 +205,7 @@ impl Run<'_> {
         self.report
             .backups
             .extend(self.taken.iter().map(taken_report));
-        let exit = if !self.restore_and_prove(&format!(
+        if self.restore_and_prove(&format!(
             "recovering run {} whose runner {}",
             dead.row.run_id,
             if dead.row.state == "stopped" {
@@ -219,37 +214,18 @@ impl Run<'_> {
                 "died"
             }
         )) {
-            Exit::RollbackFailed
-        } else {
-            self.record("recovered");
-            self.report.outcome = "recovered".into();
+            self.report.outcome = Outcome::Recovered;
+            self.record(Outcome::Recovered);
             self.on_failure(failure_order);
-            Exit::Success
-        };
-        let state = self.report.outcome.clone();
+        }
+        let state = self.report.outcome.as_str();
         if let Some(m) = self.maintenance.as_mut()
-            && let Err(e) = runs::finish(m, &dead.row.run_id, &state)
+            && let Err(e) = runs::finish(m, &dead.row.run_id, state)
         {
             let note = format!("the run could not be closed in plan_runner.runs: {e}");
             self.add_message(&note);
         }
         self.lock = None;
-        exit
-    }
-}
-
-/// How a backup the dead run took shows in this run's report.
-pub(super) fn taken_report(t: &Taken) -> BackupReport {
-    BackupReport {
-        step: t.step.clone(),
-        method: t.method.as_str().into(),
-        database: t.database.clone(),
-        copy: t.copy.clone(),
-        paths: t.trees.iter().map(|tree| tree.original.clone()).collect(),
-        seconds: t.seconds,
-        fingerprint_seconds: t.fingerprint_seconds,
-        bytes: t.bytes,
-        state: "taken".into(),
     }
 }
 
@@ -494,110 +470,4 @@ fn end_sessions(maintenance: &mut Client, application: &str) -> Result<u64, post
         std::thread::sleep(Duration::from_millis(100));
     }
     Ok(n)
-}
-
-/// Ends a process group the dead run left, if it is still the run's: its
-/// leader must be alive with the recorded start time, so that a pid the
-/// system has since given to another process is never signalled. Returns
-/// what was done, or `None` when nothing was left.
-pub(super) fn end_group(group: &Group, grace: Duration) -> Option<String> {
-    let leader = process::start_time(group.pid);
-    let what = format!(
-        "process group {} of step `{}` (pid {})",
-        group.pgid, group.step, group.pid
-    );
-    match (leader, group.start_time) {
-        (Some(now), Some(recorded)) if now == recorded => {}
-        (Some(_), _) => {
-            // The pid now names another process: not ours to signal.
-            return None;
-        }
-        (None, _) => {
-            let left = members(group.pgid);
-            if left.is_empty() {
-                return None;
-            }
-            return Some(format!(
-                "{what}: its leader is gone but processes {left:?} remain in the group; they were not ended, since nothing proves they are the run's (end them by hand if they are)"
-            ));
-        }
-    }
-    let pgid = Pid::from_raw(i32::try_from(group.pgid).unwrap_or(0));
-    if pgid.as_raw() <= 1 {
-        return None;
-    }
-    let _ = killpg(pgid, Signal::SIGTERM);
-    let deadline = Instant::now() + grace;
-    while !members(group.pgid).is_empty() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    if members(group.pgid).is_empty() {
-        return Some(format!("ended {what} (SIGTERM)"));
-    }
-    let _ = killpg(pgid, Signal::SIGKILL);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !members(group.pgid).is_empty() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Some(format!(
-        "ended {what} (SIGKILL after {:.0} s)",
-        grace.as_secs_f64()
-    ))
-}
-
-/// The live processes (not zombies) of process group `pgid`.
-fn members(pgid: u32) -> Vec<u32> {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .ok()
-                .and_then(|stat| {
-                    let after = stat.get(stat.rfind(')')? + 1..)?.to_string();
-                    let mut fields = after.split_whitespace();
-                    let state = fields.next()?;
-                    let group: u32 = fields.nth(1)?.parse().ok()?;
-                    Some(group == pgid && !matches!(state, "Z" | "X"))
-                })
-                .unwrap_or(false)
-        })
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_group_whose_leader_started_at_another_time_is_left_alone() {
-        let mut child = std::process::Command::new("sleep")
-            .arg("30")
-            .process_group(0)
-            .spawn()
-            .unwrap();
-        let pid = child.id();
-        let real = process::start_time(pid).unwrap();
-        let wrong = Group {
-            step: "s".into(),
-            pid,
-            pgid: pid,
-            start_time: Some(real + 1),
-        };
-        assert_eq!(end_group(&wrong, Duration::from_secs(1)), None);
-        assert_eq!(members(pid), vec![pid]);
-        let right = Group {
-            start_time: Some(real),
-            ..wrong
-        };
-        let note = end_group(&right, Duration::from_secs(5)).unwrap();
-        assert!(note.starts_with("ended process group"), "{note}");
-        let status = child.wait().unwrap();
-        assert!(!status.success());
-    }
-
-    use std::os::unix::process::CommandExt;
 }

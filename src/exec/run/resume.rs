@@ -13,14 +13,14 @@ use std::path::PathBuf;
 use postgres::Client;
 
 use super::Run;
-use super::recover::{end_group, taken_report};
+use super::dead::{done, end_group, taken_report};
 use crate::db::runs::{self, RunRow};
 use crate::exec::journal::{Journal, Record, Story};
 use crate::exec::process::Stopper;
 use crate::exec::report::{Report, StepReport};
 use crate::exec::run::Options;
 use crate::exec::signals::Watch;
-use crate::exit::Exit;
+use crate::exit::Outcome;
 use crate::plan::Plan;
 
 /// A run to resume, found and checked by the caller.
@@ -33,53 +33,6 @@ pub struct Unfinished {
     pub lock: Client,
 }
 
-/// Why the run that `story` tells cannot be resumed, in a line or two that
-/// say what to do instead; `None` when it can be.
-pub fn refusal(story: &Story, run_id: &str) -> Option<String> {
-    if story.rollback_started {
-        return Some(match story.rollback_ended {
-            Some(_) => format!(
-                "run {run_id} cannot be resumed: its earlier steps' work was undone by the rollback; start again without --resume"
-            ),
-            None => format!(
-                "run {run_id} cannot be resumed: its runner died while rolling it back, so its earlier steps' work may be partly undone\n  finish the rollback with `plan recover`, then start again without --resume"
-            ),
-        });
-    }
-    if let Some(outcome) = story.ended.as_deref().filter(|o| *o != "stopped") {
-        return Some(format!(
-            "run {run_id} cannot be resumed: it ended ({outcome}) but its row in plan_runner.runs was not closed\n  `plan recover` closes it; then start again without --resume if the database is not at the plan's `to`"
-        ));
-    }
-    if let Some((step, method, copy)) = story.unfinished_backups.first() {
-        return Some(format!(
-            "run {run_id} cannot be resumed: its runner died while taking backup `{step}` ({method}), which may be left half made as {copy}\n  `plan recover` restores what was backed up before it; then start again without --resume"
-        ));
-    }
-    None
-}
-
-/// The steps of the main graph whose last end in the journal was a
-/// success, with their seconds then: they are not run again.
-pub fn done(story: &Story) -> Vec<(String, f64)> {
-    story
-        .ended_steps
-        .iter()
-        .filter(|(_, status, _)| status == "succeeded")
-        .map(|(step, _, seconds)| (step.clone(), *seconds))
-        .collect()
-}
-
-/// The step a resume would start with: the one that was running when
-/// the runner died, or the one that failed under `--no-rollback`.
-pub fn next_step(story: &Story) -> Option<&str> {
-    story
-        .running
-        .first()
-        .map(|(step, _, _)| step.as_str())
-        .or_else(|| story.failed.last().map(|(step, _)| step.as_str()))
-}
-
 /// Resumes `unfinished`: `opts` must carry its run id and folder.
 pub fn resume(
     plan: &Plan,
@@ -87,21 +40,21 @@ pub fn resume(
     failure_order: &[usize],
     opts: &Options,
     unfinished: Unfinished,
-) -> (Report, Exit) {
+) -> Report {
     let stopper = Stopper::new();
     let signals = Watch::start(stopper.clone());
     let mut run = Run::new(plan, opts, stopper, signals);
     match run.go_on(order, failure_order, unfinished) {
-        Ok(exit) => run.finish(exit),
+        Ok(()) => run.finish(),
         Err(message) => {
             // Nothing was changed: the run stays as it was, to be resumed
             // or recovered later, and its folder keeps its own report.
             run.lock = None;
-            run.report.outcome = "error".into();
+            run.report.outcome = Outcome::Error;
             run.report.message = Some(message);
             run.report.ended_at = crate::units::now_millis();
-            run.report.exit_code = Exit::Usage.code();
-            (run.report, Exit::Usage)
+            run.report.exit_code = crate::exit::status(run.report.ending()).code();
+            run.report
         }
     }
 }
@@ -114,7 +67,7 @@ impl Run<'_> {
         order: &[usize],
         failure_order: &[usize],
         u: Unfinished,
-    ) -> Result<Exit, String> {
+    ) -> Result<(), String> {
         self.lock = Some(u.lock);
         if let Err(e) = self.maintenance() {
             return Err(format!(
@@ -231,7 +184,8 @@ impl Run<'_> {
                 .message("every step had ended successfully: finishing the run"),
         }
         let failed = self.steps(&remaining);
-        Ok(self.conclude(failed, failure_order))
+        self.conclude(failed, failure_order);
+        Ok(())
     }
 }
 
@@ -239,6 +193,7 @@ impl Run<'_> {
 mod tests {
     use super::*;
     use crate::exec::journal::{Entry, Record};
+    use crate::exec::run::dead::{next_step, refusal};
 
     fn entry(record: Record) -> Entry {
         Entry {

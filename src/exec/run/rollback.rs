@@ -4,7 +4,7 @@
 use super::*;
 
 impl Run<'_> {
-    pub(super) fn roll_back_and_recover(&mut self, failure_order: &[usize]) -> Exit {
+    pub(super) fn roll_back_and_recover(&mut self, failure_order: &[usize]) {
         let sessions_refused = self.taken.is_empty()
             && self
                 .report
@@ -16,25 +16,21 @@ impl Run<'_> {
             Some(signal) => format!("interrupted by {signal}"),
             None => "a step failed".into(),
         };
+        self.report.interrupted = interrupted.is_some();
         if !self.restore_and_prove(&reason) {
-            return Exit::RollbackFailed;
+            return;
         }
-        self.record("rolled_back");
-        // A first backup without room: nothing was done at all.
-        self.report.outcome = if self.space_refused {
-            "refused"
+        // Sessions connected, or no room for the first backup: nothing
+        // was done at all.
+        self.report.outcome = if interrupted.is_none() && (sessions_refused || self.space_refused) {
+            Outcome::Refused
         } else {
-            "rolled_back"
-        }
-        .into();
+            Outcome::RolledBack
+        };
+        self.record(self.report.outcome);
         self.on_failure(failure_order);
         if interrupted.is_some() {
             self.add_message(&format!("the run was {reason}"));
-            Exit::Interrupted
-        } else if sessions_refused || self.space_refused {
-            Exit::Refused
-        } else {
-            Exit::Failed
         }
     }
 
@@ -74,7 +70,7 @@ impl Run<'_> {
         };
         self.report.rollback = Some(rollback);
         if !proved {
-            self.report.outcome = "rollback_failed".into();
+            self.report.outcome = Outcome::RollbackFailed;
             let r = self.report.rollback.as_ref().expect("set above");
             let mut m = String::from(
                 "THE ROLLBACK COULD NOT BE PROVED: the database may not be as it was before the run.\n",
@@ -171,13 +167,14 @@ impl Run<'_> {
     /// `--no-rollback`: the database and files stay as the failure left
     /// them, and so do the backups; the run stays unfinished in the runs
     /// table until `plan recover` restores it.
-    pub(super) fn stop_without_rollback(&mut self) -> Exit {
+    pub(super) fn stop_without_rollback(&mut self) {
         let copies: Vec<String> = self.taken.iter().map(|t| t.copy.clone()).collect();
         for copy in &copies {
             self.set_backup_state(copy, "kept");
         }
-        self.record("stopped");
-        self.report.outcome = "stopped".into();
+        self.report.outcome = Outcome::Stopped;
+        self.report.interrupted = self.signals.interrupted().is_some();
+        self.record(Outcome::Stopped);
         let mut m = format!(
             "NO ROLLBACK (--no-rollback): `{}` is left as the failed step left it; nothing was restored and on_failure did not run",
             self.opts.database
@@ -196,10 +193,5 @@ impl Run<'_> {
         self.progress
             .message("✗ stopping without a rollback (--no-rollback): see the summary below");
         self.add_message(&m);
-        if self.signals.interrupted().is_some() {
-            Exit::Interrupted
-        } else {
-            Exit::Failed
-        }
     }
 }
