@@ -1,10 +1,11 @@
 //! A `backup` step inside a run: the room check, the journal records
 //! around the copy, and the copy itself (`exec::backup`).
 
+use super::steps::StepError;
 use super::*;
 
 impl Run<'_> {
-    pub(super) fn backup_context(&mut self) -> Result<crate::exec::backup::Context<'_>, String> {
+    pub(super) fn backup_context(&mut self) -> Result<crate::exec::backup::Context<'_>, StepError> {
         let label = crate::db::kept::label(
             &self.opts.database,
             &self.run_id,
@@ -12,11 +13,8 @@ impl Run<'_> {
             &self.opts.target,
         );
         let opts = self.opts;
-        let maintenance = self
-            .maintenance
-            .as_mut()
-            .ok_or("no connection to the maintenance database")?;
-        let server_version = server_version(maintenance).map_err(|e| e.to_string())?;
+        let maintenance = self.maintenance.as_mut().ok_or(StepError::NoMaintenance)?;
+        let server_version = server_version(maintenance)?;
         Ok(crate::exec::backup::Context {
             connector: &opts.connector,
             maintenance,
@@ -29,7 +27,7 @@ impl Run<'_> {
         })
     }
 
-    pub(super) fn backup(&mut self, step: &Step, b: &crate::plan::Backup) -> Result<(), String> {
+    pub(super) fn backup(&mut self, step: &Step, b: &crate::plan::Backup) -> Result<(), StepError> {
         let database = b.database.expose().unwrap_or_default();
         let trees: Vec<PathBuf> = b
             .paths
@@ -47,9 +45,8 @@ impl Run<'_> {
             // copy by the name recorded here, never a taken one.
             crate::plan::BackupMethod::Snapshot => {
                 let run_id = self.run_id.clone();
-                let maintenance = self.maintenance().map_err(|e| e.to_string())?;
-                crate::exec::backup::free_snapshot_name(maintenance, &database, &run_id)
-                    .map_err(|e| e.to_string())?
+                let maintenance = self.maintenance()?;
+                crate::exec::backup::free_snapshot_name(maintenance, &database, &run_id)?
             }
             crate::plan::BackupMethod::Dump => self
                 .run_folder
@@ -57,7 +54,7 @@ impl Run<'_> {
                 .display()
                 .to_string(),
         };
-        if let Err(refusal) = self.room_for(b, &database, &trees) {
+        if let Some(refusal) = self.room_for(b, &database, &trees)? {
             // Nothing was copied yet: when no backup was taken before,
             // no step that changes data has run (W101), so nothing changed
             // at all, and the run is refused rather than failed. (Step
@@ -65,7 +62,7 @@ impl Run<'_> {
             // cannot tell.)
             self.space_refused = self.taken.is_empty();
             self.report.message = Some(refusal.clone());
-            return Err(refusal);
+            return Err(StepError::NoRoom(refusal));
         }
         let blocks_connections = b.method == crate::plan::BackupMethod::Snapshot
             && self.opts.sessions.terminate
@@ -81,7 +78,7 @@ impl Run<'_> {
             copy,
             blocks_connections,
         }) {
-            return Err("the journal cannot be written: the backup was not started".into());
+            return Err(StepError::JournalBeforeBackup);
         }
         let mut ctx = self.backup_context()?;
         match crate::exec::backup::take(&mut ctx, &step.name, b.method, &database, &trees, b.keep) {
@@ -108,7 +105,7 @@ impl Run<'_> {
                 if recorded {
                     Ok(())
                 } else {
-                    Err("the journal cannot record the backup: the run does not go on".into())
+                    Err(StepError::JournalAfterBackup)
                 }
             }
             Err(e @ BackupError::Sessions { .. }) => {
@@ -116,24 +113,24 @@ impl Run<'_> {
                     "{e}\n{}",
                     "stop these clients, or run again with --terminate-connections"
                 ));
-                Err(e.to_string())
+                Err(e.into())
             }
-            Err(e) => Err(e.to_string()),
+            Err(e) => Err(e.into()),
         }
     }
 
     /// Compares the sizes of the copies this backup will make with the
     /// free space where they go (`exec::space`); says the figures in the
-    /// progress, and `Err` with them when they cannot fit.
+    /// progress, and returns them when they cannot fit.
     pub(super) fn room_for(
         &mut self,
         b: &crate::plan::Backup,
         database: &str,
         trees: &[PathBuf],
-    ) -> Result<(), String> {
+    ) -> Result<Option<String>, StepError> {
         let local = dry::is_local(self.opts.connector.host());
         let run_folder = self.run_folder.clone();
-        let maintenance = self.maintenance().map_err(|e| e.to_string())?;
+        let maintenance = self.maintenance()?;
         // Without the privilege to read the size (CONNECT on it, or
         // pg_read_all_stats), the copy is "not checked" rather than refused.
         let size = maintenance
@@ -171,7 +168,7 @@ impl Run<'_> {
         for line in &verdict.lines {
             self.progress.message(&format!("  free space: {line}"));
         }
-        verdict.refusal.map_or(Ok(()), Err)
+        Ok(verdict.refusal)
     }
 
     pub(super) fn set_backup_state(&mut self, copy: &str, state: &str) {

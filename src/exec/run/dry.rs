@@ -8,7 +8,7 @@ use std::path::Path;
 
 use postgres::Client;
 
-use super::{Early, Run, SUPPORTED_MAX, SUPPORTED_MIN, server_version};
+use super::{Run, SUPPORTED_MAX, SUPPORTED_MIN, server_version};
 use crate::db::conninfo::Host;
 use crate::db::{lock, runs, sessions};
 use crate::exec::process::Stopper;
@@ -162,10 +162,10 @@ pub fn dry_run(
                     opts.database, plan.from, plan.to
                 );
             }
-            Err(Early(Outcome::NothingToDo, message)) => {
-                let _ = writeln!(out, "  release: {message}");
+            Err(early) if early.outcome() == Outcome::NothingToDo => {
+                let _ = writeln!(out, "  release: {early}");
             }
-            Err(Early(_, message)) => refuse(&mut out, message.replace('\n', "\n    ")),
+            Err(early) => refuse(&mut out, early.to_string().replace('\n', "\n    ")),
         },
         Err(e) => refuse(
             &mut out,

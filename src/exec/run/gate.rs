@@ -5,6 +5,7 @@ use super::*;
 
 impl Run<'_> {
     /// The release gate: already at `to`, at `from`, or refused.
+    #[allow(clippy::result_large_err)] // see `Early`
     pub(super) fn gate(&mut self, target: &mut Client) -> Result<(), Early> {
         let (from, to) = (&self.plan.from, &self.plan.to);
         let (release, source) = if let Some(assumed) = &self.opts.assume_release {
@@ -26,43 +27,27 @@ impl Run<'_> {
                                 "the plan's release_query",
                             ),
                             Err(e) => {
-                                return Err(Early(
-                                    Outcome::Refused,
-                                    format!(
-                                        "the plan's release_query failed: {}",
-                                        sql::SqlError::from(e).describe()
-                                    ),
-                                ));
+                                return Err(Early::ReleaseQuery(sql::SqlError::from(e).describe()));
                             }
                         }
                     }
                     None => (None, ""),
                 },
-                Err(e) => {
-                    return Err(Early(
-                        Outcome::Error,
-                        format!("cannot read the history: {}", sql::describe_error(&e)),
-                    ));
-                }
+                Err(e) => return Err(Early::database("cannot read the history", e)),
             }
         };
         let Some(release) = release else {
-            return Err(Early(
-                Outcome::Refused,
-                format!(
-                    "cannot tell which release `{}` is at: it has no plan-runner history and the plan has no release_query\nif you know it is at {from}, run again with --assume-release {from}",
-                    self.opts.database
-                ),
-            ));
+            return Err(Early::UnknownRelease {
+                database: self.opts.database.clone(),
+                from: from.clone(),
+            });
         };
         if to.is_prefix_of(&release) || Version::parse(release.trim()).is_some_and(|v| &v == to) {
-            return Err(Early(
-                Outcome::NothingToDo,
-                format!(
-                    "`{}` is already at {to} (by {source}): nothing to do",
-                    self.opts.database
-                ),
-            ));
+            return Err(Early::AlreadyAt {
+                database: self.opts.database.clone(),
+                to: to.clone(),
+                by: source,
+            });
         }
         if from.is_prefix_of(&release) || Version::parse(release.trim()).is_some_and(|v| &v == from)
         {
@@ -72,12 +57,12 @@ impl Run<'_> {
             ));
             return Ok(());
         }
-        Err(Early(
-            Outcome::Refused,
-            format!(
-                "`{}` is at release {release} (by {source}), but this plan migrates from {from} to {to}\nnothing was changed; if {source} is wrong, --assume-release {from} overrides it",
-                self.opts.database
-            ),
-        ))
+        Err(Early::WrongRelease {
+            database: self.opts.database.clone(),
+            release,
+            by: source,
+            from: from.clone(),
+            to: to.clone(),
+        })
     }
 }

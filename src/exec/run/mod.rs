@@ -173,30 +173,22 @@ struct Run<'a> {
     lock: Option<Client>,
 }
 
-/// A run that ends before its first step: refused with nothing changed,
-/// nothing to do, or a configuration error.
-struct Early(Outcome, String);
+use prepare::Early;
 
 impl Run<'_> {
     fn go(&mut self, order: &[usize], failure_order: &[usize]) {
-        if let Err(e) = std::fs::create_dir_all(self.run_folder.join("logs")) {
-            return self.early(
-                Outcome::Error,
-                format!(
-                    "cannot create the run folder {}: {e}",
-                    self.run_folder.display()
-                ),
-            );
+        if let Err(source) = std::fs::create_dir_all(self.run_folder.join("logs")) {
+            return self.early(Early::RunFolder {
+                folder: self.run_folder.clone(),
+                source,
+            });
         }
         restrict(&self.run_folder);
-        if let Err(e) = self.open_journal() {
-            return self.early(
-                Outcome::Error,
-                format!(
-                    "cannot write the journal in {}: {e}",
-                    self.run_folder.display()
-                ),
-            );
+        if let Err(source) = self.open_journal() {
+            return self.early(Early::Journal {
+                folder: self.run_folder.clone(),
+                source,
+            });
         }
         self.progress.message(&format!(
             "run {} of \"{}\" ({} -> {}) on {}; run folder {}",
@@ -210,8 +202,8 @@ impl Run<'_> {
         for (name, value) in &self.plan.vars {
             self.progress.message(&format!("  var {name} = {value}"));
         }
-        if let Err(Early(outcome, message)) = self.prepare() {
-            self.early(outcome, message);
+        if let Err(early) = self.prepare() {
+            self.early(early);
             self.lock = None;
             return;
         }
@@ -271,9 +263,10 @@ impl Run<'_> {
             .is_some_and(|j| j.note(record).is_ok())
     }
 
-    fn early(&mut self, outcome: Outcome, message: String) {
+    fn early(&mut self, early: Early) {
+        let outcome = early.outcome();
         self.report.outcome = outcome;
-        self.report.message = Some(message);
+        self.report.message = Some(early.to_string());
         if let Some(m) = self.maintenance.as_mut() {
             let _ = runs::finish(m, &self.run_id, outcome.as_str());
         }

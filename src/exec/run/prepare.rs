@@ -2,18 +2,99 @@
 //! runs row that makes an unfinished run visible to every runner, the
 //! release gate (`gate`) and the history table.
 
+use thiserror::Error;
+
 use super::*;
+
+/// Why a run ends before its first step. Nothing was changed in any case;
+/// [`Early::outcome`] says which way the run is reported. (At most one per
+/// run: its size does not matter, so `Result<_, Early>` is not boxed.)
+#[derive(Debug, Error)]
+pub enum Early {
+    #[error("cannot create the run folder {}: {source}", folder.display())]
+    RunFolder {
+        folder: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot write the journal in {}: {source}", folder.display())]
+    Journal {
+        folder: PathBuf,
+        source: std::io::Error,
+    },
+    /// A connection or a statement of the runner's own failed.
+    #[error("{what}: {detail}")]
+    Database { what: String, detail: String },
+    #[error(
+        "the server is PostgreSQL {}.{}: plan-runner supports PostgreSQL 12 to 17 (docs/apply.md)",
+        version / 10000,
+        version % 10000 / 100
+    )]
+    UnsupportedServer { version: i32 },
+    #[error(
+        "another plan-runner is applying a plan to `{database}`{holder}\nwait for it to finish, or use --lock-timeout to wait for it"
+    )]
+    LockHeld { database: String, holder: String },
+    /// An earlier run of this target is unfinished: its message says
+    /// what to do.
+    #[error("{0}")]
+    Unfinished(String),
+    #[error("the plan's release_query failed: {0}")]
+    ReleaseQuery(String),
+    #[error(
+        "cannot tell which release `{database}` is at: it has no plan-runner history and the plan has no release_query\nif you know it is at {from}, run again with --assume-release {from}"
+    )]
+    UnknownRelease { database: String, from: Version },
+    #[error("`{database}` is already at {to} (by {by}): nothing to do")]
+    AlreadyAt {
+        database: String,
+        to: Version,
+        by: &'static str,
+    },
+    #[error(
+        "`{database}` is at release {release} (by {by}), but this plan migrates from {from} to {to}\nnothing was changed; if {by} is wrong, --assume-release {from} overrides it"
+    )]
+    WrongRelease {
+        database: String,
+        release: String,
+        by: &'static str,
+        from: Version,
+        to: Version,
+    },
+}
+
+impl Early {
+    /// How the run is reported: nothing to do, refused, or an error.
+    pub fn outcome(&self) -> Outcome {
+        match self {
+            Early::AlreadyAt { .. } => Outcome::NothingToDo,
+            Early::RunFolder { .. } | Early::Journal { .. } | Early::Database { .. } => {
+                Outcome::Error
+            }
+            Early::UnsupportedServer { .. }
+            | Early::LockHeld { .. }
+            | Early::Unfinished(_)
+            | Early::ReleaseQuery(_)
+            | Early::UnknownRelease { .. }
+            | Early::WrongRelease { .. } => Outcome::Refused,
+        }
+    }
+
+    /// A failed statement or connection of the runner's own.
+    pub(super) fn database(what: &str, e: postgres::Error) -> Early {
+        Early::Database {
+            what: what.to_string(),
+            detail: sql::SqlError::from(e).describe(),
+        }
+    }
+}
 
 impl Run<'_> {
     /// Version check, lock, unfinished runs, runs table, release gate,
     /// history table. The lock, once taken, is in `self.lock`.
+    #[allow(clippy::result_large_err)] // see `Early`
     pub(super) fn prepare(&mut self) -> Result<(), Early> {
         let opts = self.opts;
-        let refuse = |m: String| Early(Outcome::Refused, m);
-        let usage = |m: String| Early(Outcome::Error, m);
-        let db_error = |what: &str, e: postgres::Error| {
-            usage(format!("{what}: {}", sql::SqlError::from(e).describe()))
-        };
+        let db_error = Early::database;
         let version = {
             let m = self
                 .maintenance()
@@ -21,11 +102,7 @@ impl Run<'_> {
             server_version(m).map_err(|e| db_error("cannot read the server version", e))?
         };
         if !(SUPPORTED_MIN..=SUPPORTED_MAX).contains(&version) {
-            return Err(refuse(format!(
-                "the server is PostgreSQL {}.{}: plan-runner supports PostgreSQL 12 to 17 (docs/apply.md)",
-                version / 10000,
-                version % 10000 / 100
-            )));
+            return Err(Early::UnsupportedServer { version });
         }
         let session = opts
             .connector
@@ -35,11 +112,10 @@ impl Run<'_> {
             Ok(session) => session,
             Err(lock::NotTaken::Database(e)) => return Err(db_error("cannot take the lock", e)),
             Err(held) => {
-                return Err(refuse(format!(
-                    "another plan-runner is applying a plan to `{}`{}\nwait for it to finish, or use --lock-timeout to wait for it",
-                    opts.database,
-                    held.holder_lines()
-                )));
+                return Err(Early::LockHeld {
+                    database: opts.database.clone(),
+                    holder: held.holder_lines(),
+                });
             }
         };
         self.lock = Some(lock_client);
@@ -60,7 +136,10 @@ impl Run<'_> {
             let unfinished = runs::unfinished(m, &opts.database)
                 .map_err(|e| db_error("cannot read plan_runner.runs", e))?;
             if let Some(row) = unfinished.last() {
-                return Err(refuse(recover::unfinished_message(row, &opts.target_flags)));
+                return Err(Early::Unfinished(recover::unfinished_message(
+                    row,
+                    &opts.target_flags,
+                )));
             }
             runs::start(m, &run_id, &opts.database, &plan_path, &sha, &folder)
                 .map_err(|e| db_error("cannot record the run in plan_runner.runs", e))?;

@@ -121,7 +121,7 @@ impl Run<'_> {
             Ok(mut ctx) => crate::exec::rollback::roll_back(&mut ctx, &taken, keep_failed),
             Err(e) => crate::exec::rollback::Rolled {
                 report: RollbackReport {
-                    error: Some(e),
+                    error: Some(e.to_string()),
                     ..RollbackReport::default()
                 },
                 states: Vec::new(),

@@ -3,6 +3,44 @@
 
 use super::*;
 
+/// Why a step failed, as its report and the summary say.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum StepError {
+    /// A statement or a connection of the step: the server's message.
+    #[error("{}", .0.describe())]
+    Sql(#[from] sql::SqlError),
+    #[error("cannot read {}: {source}", path.display())]
+    ReadFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The command failed: its exit status, its timeout, or output that
+    /// matched `fail_on_output`.
+    #[error("{0}")]
+    Command(String),
+    #[error(transparent)]
+    Backup(#[from] BackupError),
+    /// The backup's copies do not fit: the figures.
+    #[error("{0}")]
+    NoRoom(String),
+    #[error("the journal cannot be written: the backup was not started")]
+    JournalBeforeBackup,
+    #[error("the journal cannot record the backup: the run does not go on")]
+    JournalAfterBackup,
+    #[error("no connection to the maintenance database")]
+    NoMaintenance,
+    #[error("interrupted")]
+    Interrupted,
+    #[error("internal error: a backup runs on the run itself")]
+    BackupOnWorker,
+}
+
+impl From<postgres::Error> for StepError {
+    fn from(e: postgres::Error) -> StepError {
+        StepError::Sql(sql::SqlError::from(e))
+    }
+}
+
 impl<'a> Run<'a> {
     /// What the steps other than backups need, owned, so that several of
     /// them can run at once while the run goes on.
@@ -61,8 +99,8 @@ impl Worker<'_> {
     pub(super) fn step(&self, step: &Step, prefix: &str) -> StepReport {
         let started = Instant::now();
         let mut report = fresh_report(step);
-        let result: Result<(), String> = match &step.action {
-            Action::Backup(_) => Err("internal error: a backup runs on the run itself".into()),
+        let result: Result<(), StepError> = match &step.action {
+            Action::Backup(_) => Err(StepError::BackupOnWorker),
             Action::Sql(source) => self.sql_step(step, source),
             Action::Check(Check::Sql { sql: query, expect }) => self.with_target(|c| {
                 sql::check(
@@ -71,7 +109,7 @@ impl Worker<'_> {
                     &expect.expose().unwrap_or_default(),
                     step.timeout,
                 )
-                .map_err(|e| e.describe())
+                .map_err(StepError::from)
             }),
             Action::Command(command)
             | Action::Check(Check::Command(command))
@@ -100,7 +138,7 @@ impl Worker<'_> {
                 report.attempts = outcome.attempts;
                 report.log = Some(outcome.log.clone());
                 report.last_lines = outcome.last_lines.clone();
-                outcome.error.map_or(Ok(()), Err)
+                outcome.error.map_or(Ok(()), |e| Err(StepError::Command(e)))
             }
         };
         conclude(report, started, result, &self.redactor)
@@ -114,18 +152,14 @@ impl Worker<'_> {
     /// at once never share one.
     pub(super) fn with_target<T>(
         &self,
-        f: impl FnOnce(&mut Client) -> Result<T, String>,
-    ) -> Result<T, String> {
-        let mut client = self
-            .opts
-            .connector
-            .connect(&self.opts.database)
-            .map_err(|e| sql::SqlError::from(e).describe())?;
+        f: impl FnOnce(&mut Client) -> Result<T, StepError>,
+    ) -> Result<T, StepError> {
+        let mut client = self.opts.connector.connect(&self.opts.database)?;
         // A signal, or a sibling's failure, cancels the statement, as it
         // ends a command's group.
         let registered = self.statements.add(client.cancel_token());
         let result = if self.stopper.is_stopped() {
-            Err("interrupted".to_string())
+            Err(StepError::Interrupted)
         } else {
             f(&mut client)
         };
@@ -133,16 +167,16 @@ impl Worker<'_> {
         result
     }
 
-    pub(super) fn sql_step(&self, step: &Step, source: &Sql) -> Result<(), String> {
+    pub(super) fn sql_step(&self, step: &Step, source: &Sql) -> Result<(), StepError> {
         let text = match source {
             Sql::Inline(text) => text.expose().unwrap_or_default(),
             Sql::File(path) => {
                 let path = self.plan.folder.join(path.expose().unwrap_or_default());
                 std::fs::read_to_string(&path)
-                    .map_err(|e| format!("cannot read {}: {e}", path.display()))?
+                    .map_err(|source| StepError::ReadFile { path, source })?
             }
         };
-        self.with_target(|c| sql::run(c, &text, step.timeout).map_err(|e| e.describe()))
+        self.with_target(|c| Ok(sql::run(c, &text, step.timeout)?))
     }
 }
 
@@ -163,13 +197,13 @@ pub(super) fn fresh_report(step: &Step) -> StepReport {
 pub(super) fn conclude(
     mut report: StepReport,
     started: Instant,
-    result: Result<(), String>,
+    result: Result<(), StepError>,
     redactor: &Redactor,
 ) -> StepReport {
     report.seconds = started.elapsed().as_secs_f64();
     if let Err(e) = result {
         report.status = "failed".into();
-        report.error = Some(redactor.redact(&e).into_owned());
+        report.error = Some(redactor.redact(&e.to_string()).into_owned());
     }
     report
 }
