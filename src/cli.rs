@@ -14,12 +14,13 @@ use clap::{Parser, Subcommand, ValueEnum};
 ///
 /// `plan apply` runs a plan against a database and rolls it back on any
 /// failure; `plan status` and `plan backups` show what it left.
-///
-/// Exit codes: 0 success, 1 the plan has errors (or apply failed and was
-/// rolled back), 2 usage error, 3 the rollback failed, 4 refused with
-/// nothing changed.
 #[derive(Debug, Parser)]
-#[command(name = "plan", version, max_term_width = 100)]
+#[command(
+    name = "plan",
+    version,
+    max_term_width = 100,
+    after_help = crate::exit::help()
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

@@ -275,6 +275,32 @@ fn help_is_snapshotted() {
 }
 
 #[test]
+fn help_lists_every_exit_code() {
+    let top = run(plan().arg("--help"));
+    assert!(
+        top.stdout.contains(&plan_runner::exit::help()),
+        "{}",
+        top.stdout
+    );
+    // `apply` says what each status means for a run, in its own words.
+    let apply = run(plan().args(["apply", "--help"]));
+    let codes = apply
+        .stdout
+        .split_once("Exit codes: ")
+        .and_then(|(_, rest)| rest.split("\n\n").next())
+        .unwrap_or_else(|| panic!("`plan apply --help` has no exit codes:\n{}", apply.stdout));
+    for exit in plan_runner::exit::Exit::ALL {
+        let code = exit.code().to_string();
+        assert!(
+            codes
+                .split(|c: char| !c.is_ascii_digit())
+                .any(|word| word == code),
+            "`plan apply --help` does not list {code}:\n{codes}"
+        );
+    }
+}
+
+#[test]
 fn a_bad_flag_is_a_usage_error() {
     for args in [
         &["lint", "--bogus", EXAMPLE][..],
