@@ -111,7 +111,10 @@ pub struct RecoverArgs {
     /// has moved.
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
-    /// Set a variable the plan declares, as the run had it (for on_failure).
+    /// Set a variable the plan declares, as the run had it (for
+    /// on_failure): `--var NAME=VALUE`, once per variable, repeatable. It
+    /// wins over the inventory's `vars`, the environment `env()` reads and
+    /// `env()`'s default.
     #[arg(long = "var", value_name = "NAME=VALUE", value_parser = crate::commands::apply::parse_var)]
     pub vars: Vec<(String, String)>,
     /// Time the dead run's processes, and on_failure steps, get between
@@ -188,7 +191,9 @@ pub struct ApplyArgs {
     /// as root, else ~/.local/share/plan-runner].
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
-    /// Set a variable the plan declares (highest precedence).
+    /// Set a variable the plan declares: `--var NAME=VALUE`, once per
+    /// variable, repeatable. It wins over the inventory's `vars`, the
+    /// environment `env()` reads and `env()`'s default.
     #[arg(long = "var", value_name = "NAME=VALUE", value_parser = crate::commands::apply::parse_var)]
     pub vars: Vec<(String, String)>,
     /// Take the database to be at this release, whatever its history or
