@@ -301,6 +301,21 @@ fn help_lists_every_exit_code() {
 }
 
 #[test]
+fn an_unknown_var_names_each_declared_variable_once() {
+    // Refused before any connection: no server is needed.
+    let out = run(plan()
+        .args(["apply", EXAMPLE, "--database", "acme", "--var", "nope=1"])
+        .env("PGHOST", "/nonexistent"));
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("the plan declares: db, new_server, old_server, scripts\n"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
 fn a_bad_flag_is_a_usage_error() {
     for args in [
         &["lint", "--bogus", EXAMPLE][..],
