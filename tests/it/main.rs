@@ -6,6 +6,7 @@ mod apply_support;
 mod bench_plan;
 mod cli;
 mod cli_basic;
+mod cli_docs;
 mod cluster;
 mod crash;
 mod crash_kinds;
