@@ -11,6 +11,7 @@ mod cluster;
 mod crash;
 mod crash_kinds;
 mod docs;
+mod error_codes;
 mod failure_support;
 mod fmt_props;
 mod free_space;
