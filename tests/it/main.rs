@@ -2,7 +2,6 @@
 
 mod apply;
 mod apply_failures;
-mod apply_support;
 mod bench_plan;
 mod cli;
 mod cli_basic;
@@ -12,7 +11,6 @@ mod crash;
 mod crash_kinds;
 mod docs;
 mod error_codes;
-mod failure_support;
 mod fmt_props;
 mod free_space;
 mod fuzz_regressions;
