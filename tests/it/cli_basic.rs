@@ -12,7 +12,7 @@ const EXAMPLE: &str = "plans/openerp-5.0.0-to-6.0.0.plan";
 /// `plan` with a fixed help width and no colour, so output is the same on
 /// every machine.
 fn plan() -> Command {
-    let mut cmd = Command::cargo_bin("plan").expect("the plan binary is built");
+    let mut cmd = crate::support::plan();
     cmd.env("COLUMNS", "100").env("NO_COLOR", "1");
     cmd
 }

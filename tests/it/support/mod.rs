@@ -108,6 +108,11 @@ pub fn plan_process() -> std::process::Command {
     cmd
 }
 
+/// [`plan_process`] for assert_cmd's checks (`.assert().success()`).
+pub fn plan() -> assert_cmd::Command {
+    assert_cmd::Command::from_std(plan_process())
+}
+
 /// [`plan_process`] aimed at `cluster` through `PGHOST`, `PGPORT` and
 /// `PGUSER`.
 pub fn plan_command(cluster: &Cluster) -> std::process::Command {
