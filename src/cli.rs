@@ -17,12 +17,13 @@ use crate::version::Version;
 ///
 /// `plan apply` runs a plan against a database and rolls it back on any
 /// failure; `plan status` and `plan backups` show what it left.
-///
-/// Exit codes: 0 success, 1 the plan has errors (or apply failed and was
-/// rolled back), 2 usage error, 3 the rollback failed, 4 refused with
-/// nothing changed.
 #[derive(Debug, Parser)]
-#[command(name = "plan", version, max_term_width = 100)]
+#[command(
+    name = "plan",
+    version,
+    max_term_width = 100,
+    after_help = crate::exit::help()
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -113,7 +114,10 @@ pub struct RecoverArgs {
     /// has moved.
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
-    /// Set a variable the plan declares, as the run had it (for on_failure).
+    /// Set a variable the plan declares, as the run had it (for
+    /// on_failure): `--var NAME=VALUE`, once per variable, repeatable. It
+    /// wins over the inventory's `vars`, the environment `env()` reads and
+    /// `env()`'s default.
     #[arg(long = "var", value_name = "NAME=VALUE", value_parser = parse_var)]
     pub vars: Vec<(String, String)>,
     /// Time the dead run's processes, and on_failure steps, get between
@@ -190,7 +194,9 @@ pub struct ApplyArgs {
     /// as root, else ~/.local/share/plan-runner].
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
-    /// Set a variable the plan declares (highest precedence).
+    /// Set a variable the plan declares: `--var NAME=VALUE`, once per
+    /// variable, repeatable. It wins over the inventory's `vars`, the
+    /// environment `env()` reads and `env()`'s default.
     #[arg(long = "var", value_name = "NAME=VALUE", value_parser = parse_var)]
     pub vars: Vec<(String, String)>,
     /// Take the database to be at this release, whatever its history or

@@ -154,12 +154,12 @@ fn refuse_to_run(analysis: &Analysis, args: &ApplyArgs) -> Result<Option<Ending>
         return Ok(Some(Ending::checked(true)));
     }
     if let Some(plan) = &analysis.plan {
-        let declared: Vec<&str> = plan
-            .vars
-            .iter()
-            .map(|(n, _)| n.as_str())
-            .chain(["db"])
-            .collect();
+        // `db` may always be given: it is bound for every step, declared
+        // or not. Listed once, though, when the plan declares it too.
+        let mut declared: Vec<&str> = plan.vars.iter().map(|(n, _)| n.as_str()).collect();
+        if !declared.contains(&"db") {
+            declared.push("db");
+        }
         if let Some((name, _)) = args
             .vars
             .iter()

@@ -6,7 +6,7 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::apply_support::{
+use crate::support::apply::{
     PlanFolder, apply, apply_command, assert_lints_clean, execute, files_under, fingerprint,
     finish, history, props, related_databases, run_folders, state_dir,
 };
@@ -79,7 +79,7 @@ fn release(db: &TestDatabase) -> String {
         .get(0)
 }
 
-fn message(applied: &crate::apply_support::Applied) -> String {
+fn message(applied: &crate::support::apply::Applied) -> String {
     applied.report()["message"]
         .as_str()
         .unwrap_or_default()
@@ -91,7 +91,7 @@ fn success_is_recorded_then_a_second_apply_is_a_no_op_and_another_release_is_ref
     let db = database("apply_success");
     execute(&db, SEED);
     let folder = PlanFolder::new(&plan_text("1.0", "2.0", "true", UPGRADE));
-    assert_lints_clean(&db, &folder);
+    assert_lints_clean(&folder.plan());
     let state = state_dir();
 
     let first = apply(&db, &folder, state.path(), &[]);
@@ -170,7 +170,7 @@ fn a_database_at_another_release_by_release_query_is_refused_with_nothing_change
     let db = database("apply_wrong_release");
     execute(&db, SEED);
     let folder = PlanFolder::new(&plan_text("5.0", "6.0", "true", UPGRADE));
-    assert_lints_clean(&db, &folder);
+    assert_lints_clean(&folder.plan());
     let before = fingerprint(&db);
     let databases = related_databases(&db);
     let state = state_dir();
@@ -231,7 +231,7 @@ fn a_second_apply_on_the_same_target_is_refused_at_once_naming_the_first() {
     execute(&db, SEED);
     // The first step holds the run for 3 s: long enough for the second.
     let folder = PlanFolder::new(&plan_text("1.0", "2.0", "sleep 3", UPGRADE));
-    assert_lints_clean(&db, &folder);
+    assert_lints_clean(&folder.plan());
     let (state1, state2) = (state_dir(), state_dir());
 
     let started = Instant::now();
@@ -405,7 +405,7 @@ fn backend_alive(db: &TestDatabase, pid: i32) -> bool {
 /// changed.
 fn assert_refused_for_session(
     db: &TestDatabase,
-    applied: &crate::apply_support::Applied,
+    applied: &crate::support::apply::Applied,
     pid: i32,
     before: &plan_runner::db::fingerprint::Fingerprint,
     databases: &[String],
@@ -444,7 +444,7 @@ fn an_idle_session_on_the_target_stops_a_snapshot_and_is_listed() {
     let db = database("apply_idle_session");
     execute(&db, SEED);
     let folder = PlanFolder::new(&plan_text("1.0", "2.0", "true", UPGRADE));
-    assert_lints_clean(&db, &folder);
+    assert_lints_clean(&folder.plan());
     let before = fingerprint(&db);
     let databases = related_databases(&db);
     let mut held = db.connect();
@@ -466,7 +466,7 @@ fn a_backend_still_running_for_a_killed_client_stops_a_snapshot_and_is_listed() 
     let db = database("apply_orphan_backend");
     execute(&db, SEED);
     let folder = PlanFolder::new(&plan_text("1.0", "2.0", "true", UPGRADE));
-    assert_lints_clean(&db, &folder);
+    assert_lints_clean(&folder.plan());
     let before = fingerprint(&db);
     let databases = related_databases(&db);
     let orphan = orphan_backend(&db);
@@ -482,7 +482,7 @@ fn terminate_connections_ends_the_sessions_and_the_apply_proceeds() {
     let db = database("apply_terminate");
     execute(&db, SEED);
     let folder = PlanFolder::new(&plan_text("1.0", "2.0", "true", UPGRADE));
-    assert_lints_clean(&db, &folder);
+    assert_lints_clean(&folder.plan());
     let orphan = orphan_backend(&db);
     let mut held = db.connect();
     let state = state_dir();
@@ -585,7 +585,7 @@ script done {
     let plan = plan_text("1.0", "2.0", "true", &middle)
         .replace(r#"method = "snapshot""#, &format!(r#"method = "{method}""#));
     let folder = PlanFolder::new(&plan);
-    assert_lints_clean(&db, &folder);
+    assert_lints_clean(&folder.plan());
 
     let props_before = props(&db);
     // The properties are really there, as the fingerprint sees them.
@@ -712,7 +712,7 @@ script done {
   timeout = "1m"
 }"#;
     let folder = PlanFolder::new(&plan_text("1.0", "2.0", "true", middle)).file("argv.py", ARGV_PY);
-    assert_lints_clean(&db, &folder);
+    assert_lints_clean(&folder.plan());
     let nasty = |tag: &str| {
         format!(
             "{tag}: two  words \"double\" 'single' ; touch semicolon-{tag}; $(touch dollar-{tag}) `touch backtick-{tag}` $HOME ${{HOME}} | cat > piped-{tag} & *\nsecond line\ttab"
@@ -722,7 +722,7 @@ script done {
     let state = state_dir();
     let var = format!("x={x}");
 
-    let applied = crate::apply_support::run(
+    let applied = crate::support::apply::run(
         apply_command(&db, &folder.plan(), state.path(), &["--var", &var]).env("APPLY_TEST_Y", &y),
         state.path(),
     );
@@ -834,8 +834,8 @@ script shout {
             &common.replace("@FAIL@", fail),
         ))
         .file("leak.py", LEAK_PY);
-        assert_lints_clean(&db, &folder);
-        let applied = crate::apply_support::run(
+        assert_lints_clean(&folder.plan());
+        let applied = crate::support::apply::run(
             apply_command(&db, &folder.plan(), state.path(), &[]).env("APPLY_TEST_HIDDEN", SECRET),
             state.path(),
         );

@@ -7,7 +7,9 @@
 
 use std::time::Duration;
 
-use crate::failure_support::{self as fs_, World, read_tree, step, steps_with};
+use crate::support::apply::{
+    Applied, ON_FAILURE_MARKER, TREE, World, fingerprint, pids, read_tree, step, steps_with,
+};
 use crate::support::process_running;
 
 /// One way for a run to fail.
@@ -186,8 +188,8 @@ on_failure {{
   }}
 }}
 "#,
-        tree = fs_::TREE,
-        marker = fs_::ON_FAILURE_MARKER,
+        tree = TREE,
+        marker = ON_FAILURE_MARKER,
     )
 }
 
@@ -203,14 +205,14 @@ fn run_case(name: &'static str, method: &str) {
         case.steps,
         with_early,
     ));
-    let before = world.fingerprint();
+    let before = fingerprint(&world.db);
     let tree_before = read_tree(&world.tree());
 
     let applied = world.apply(&plan, &[]);
-    let report = &applied.report;
+    let report = applied.report();
     let context = format!("case {label}\n--- stderr ---\n{}", applied.stderr);
 
-    assert_eq!(applied.code, 1, "{context}");
+    assert_eq!(applied.code, Some(1), "{context}");
     for tag in case.witnesses {
         assert!(
             world.witnessed(tag),
@@ -252,7 +254,7 @@ fn run_case(name: &'static str, method: &str) {
     assert_eq!(report["backups"][0]["method"], method, "{context}");
     assert_eq!(report["backups"][0]["state"], "restored", "{context}");
 
-    let after = world.fingerprint();
+    let after = fingerprint(&world.db);
     assert!(
         before == after,
         "{context}\nthe database differs after the rollback: {:?}",
@@ -271,11 +273,11 @@ fn run_case(name: &'static str, method: &str) {
 /// A proved rollback leaves no failed copy (without --keep-failed), no
 /// backup of the tree beside it and no extra database.
 fn assert_no_leftovers(world: &World, context: &str) {
-    let siblings: Vec<String> = std::fs::read_dir(world.dir.path())
+    let siblings: Vec<String> = std::fs::read_dir(world.folder.path())
         .expect("read the plan folder")
         .filter_map(|e| e.ok())
         .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with(&format!(".{}.", fs_::TREE)))
+        .filter(|n| n.starts_with(&format!(".{}.", TREE)))
         .collect();
     assert!(
         siblings.is_empty(),
@@ -365,18 +367,18 @@ script hang {
 "#,
         false,
     ));
-    let before = world.fingerprint();
+    let before = fingerprint(&world.db);
     let tree_before = read_tree(&world.tree());
 
     let applied = world.apply(&plan, &["--grace", "200ms"]);
-    let report = &applied.report;
+    let report = applied.report();
     let context = format!("--- stderr ---\n{}", applied.stderr);
 
     assert!(
         world.witnessed("hang"),
         "{context}\nthe step never got going"
     );
-    let pids = fs_::pids(&world.path("pids"));
+    let pids = pids(&world.path("pids"));
     // The shell, its sleep, the inner shell, the inner shell's sleep and
     // psql.
     assert_eq!(pids.len(), 5, "{context}\npids: {pids:?}");
@@ -401,7 +403,7 @@ script hang {
         "{context}\napply took {:?}: the step was not ended by its timeout",
         applied.elapsed
     );
-    assert_eq!(applied.code, 1, "{context}");
+    assert_eq!(applied.code, Some(1), "{context}");
     assert_eq!(steps_with(report, "failed"), ["hang"], "{context}");
     let error = step(report, "hang").expect("in the report")["error"]
         .as_str()
@@ -409,7 +411,7 @@ script hang {
         .to_string();
     assert!(error.contains("timed out"), "{context}\nerror: {error}");
     assert_eq!(report["rollback"]["proved"], true, "{context}");
-    let after = world.fingerprint();
+    let after = fingerprint(&world.db);
     assert!(
         before == after,
         "{context}\n{:?}",
@@ -436,11 +438,11 @@ script hang {
 
 /// A rollback that cannot be proved: exit 3, `on_failure` skipped, and the
 /// message says what differs and where things are.
-fn assert_not_proved(world: &World, applied: &fs_::Applied, tag: &str, differing: &str) {
-    let report = &applied.report;
+fn assert_not_proved(world: &World, applied: &Applied, tag: &str, differing: &str) {
+    let report = applied.report();
     let context = format!("--- stderr ---\n{}", applied.stderr);
     assert!(world.witnessed(tag), "{context}\nthe step did not tamper");
-    assert_eq!(applied.code, 3, "{context}");
+    assert_eq!(applied.code, Some(3), "{context}");
     assert_eq!(report["outcome"], "rollback_failed", "{context}");
     assert_eq!(report["exit_code"], 3, "{context}");
     assert_eq!(report["rollback"]["proved"], false, "{context}");
@@ -570,23 +572,23 @@ on_failure {{
   }}
 }}
 "#,
-        tree = fs_::TREE,
-        marker = fs_::ON_FAILURE_MARKER,
+        tree = TREE,
+        marker = ON_FAILURE_MARKER,
     ));
-    let before = world.fingerprint();
+    let before = fingerprint(&world.db);
     let tree_before = read_tree(&world.tree());
 
     let applied = world.apply(&plan, &[]);
-    let report = &applied.report;
+    let report = applied.report();
     let context = format!("two backups ({method})\n--- stderr ---\n{}", applied.stderr);
     assert!(
         world.witnessed("early") && world.witnessed("late"),
         "{context}"
     );
-    assert_eq!(applied.code, 1, "{context}");
+    assert_eq!(applied.code, Some(1), "{context}");
     assert_eq!(steps_with(report, "failed"), ["broken"], "{context}");
     assert_eq!(report["rollback"]["proved"], true, "{context}");
-    let after = world.fingerprint();
+    let after = fingerprint(&world.db);
     assert!(
         before == after,
         "{context}\n{:?}",
@@ -619,9 +621,9 @@ fn a_failing_sql_step_leaves_nothing_of_its_own() {
         true,
     ));
     let applied = world.apply(&plan, &["--keep-failed"]);
-    let report = &applied.report;
+    let report = applied.report();
     let context = format!("--- stderr ---\n{}", applied.stderr);
-    assert_eq!(applied.code, 1, "{context}");
+    assert_eq!(applied.code, Some(1), "{context}");
     assert_eq!(report["rollback"]["proved"], true, "{context}");
     let failed: Vec<String> = report["rollback"]["failed_copies"]
         .as_array()

@@ -1,10 +1,6 @@
 //! The built `plan` binary, run as a partner would.
 
-use assert_cmd::Command;
-
-fn plan() -> Command {
-    Command::cargo_bin("plan").expect("the plan binary is built")
-}
+use crate::support::plan;
 
 #[test]
 fn example_plans_are_formatted() {

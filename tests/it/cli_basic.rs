@@ -12,7 +12,7 @@ const EXAMPLE: &str = "plans/openerp-5.0.0-to-6.0.0.plan";
 /// `plan` with a fixed help width and no colour, so output is the same on
 /// every machine.
 fn plan() -> Command {
-    let mut cmd = Command::cargo_bin("plan").expect("the plan binary is built");
+    let mut cmd = crate::support::plan();
     cmd.env("COLUMNS", "100").env("NO_COLOR", "1");
     cmd
 }
@@ -272,6 +272,47 @@ fn help_is_snapshotted() {
         assert!(out.stdout.starts_with(char::is_uppercase), "{command}");
         insta::assert_snapshot!(format!("help_{command}"), out.stdout);
     }
+}
+
+#[test]
+fn help_lists_every_exit_code() {
+    let top = run(plan().arg("--help"));
+    assert!(
+        top.stdout.contains(&plan_runner::exit::help()),
+        "{}",
+        top.stdout
+    );
+    // `apply` says what each status means for a run, in its own words.
+    let apply = run(plan().args(["apply", "--help"]));
+    let codes = apply
+        .stdout
+        .split_once("Exit codes: ")
+        .and_then(|(_, rest)| rest.split("\n\n").next())
+        .unwrap_or_else(|| panic!("`plan apply --help` has no exit codes:\n{}", apply.stdout));
+    for exit in plan_runner::exit::Exit::ALL {
+        let code = exit.code().to_string();
+        assert!(
+            codes
+                .split(|c: char| !c.is_ascii_digit())
+                .any(|word| word == code),
+            "`plan apply --help` does not list {code}:\n{codes}"
+        );
+    }
+}
+
+#[test]
+fn an_unknown_var_names_each_declared_variable_once() {
+    // Refused before any connection: no server is needed.
+    let out = run(plan()
+        .args(["apply", EXAMPLE, "--database", "acme", "--var", "nope=1"])
+        .env("PGHOST", "/nonexistent"));
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("the plan declares: db, new_server, old_server, scripts\n"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]

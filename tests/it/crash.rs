@@ -644,7 +644,7 @@ fn no_rollback_is_refused_on_production() {
         ),
     )
     .unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_plan"))
+    let output = support::plan_process()
         .args(["apply"])
         .arg(setup.plan())
         .args(["--target", "acme", "--inventory"])

@@ -20,7 +20,7 @@ use plan_runner::db::fingerprint;
 use plan_runner::exec::journal::{self, Record};
 
 use crate::crash::{Setup, signal, stderr};
-use crate::failure_support::read_tree;
+use crate::support::apply::read_tree;
 use crate::support::process_running;
 
 /// Everything after the backup; `SLOW` is the step the runner dies in.
@@ -356,7 +356,7 @@ fn assert_recovered(
     setup: &Setup,
     what: &str,
     before: &fingerprint::Fingerprint,
-    tree_before: &std::collections::BTreeMap<String, crate::failure_support::Node>,
+    tree_before: &std::collections::BTreeMap<String, crate::support::apply::Node>,
     recovered: &Output,
     method: &str,
 ) {

@@ -13,13 +13,14 @@
 
 use std::path::{Path, PathBuf};
 
-use assert_cmd::Command;
 use plan_runner::analysis::{Analysis, analyse};
 use plan_runner::diagnostic::Code;
 use plan_runner::diagnostic::human::{self, Style};
-use plan_runner::plan::{Action, Check, Command as StepCommand, Sql};
+use plan_runner::plan::{Action, Check, Command, Sql};
 use plan_runner::resolve::Context;
 use plan_runner::source::Source;
+
+use crate::support::plan;
 
 /// Codes the analysis does not report yet: `plan lint` will (issue 4).
 /// A snippet for such a code is still checked for the rest; once the code
@@ -362,12 +363,12 @@ fn example_plans_name_files_that_exist() {
                     files.push(file.to_string());
                     None
                 }
-                Action::Command(StepCommand::Argv(argv))
+                Action::Command(Command::Argv(argv))
                 | Action::Update {
-                    command: StepCommand::Argv(argv),
+                    command: Command::Argv(argv),
                     ..
                 }
-                | Action::Check(Check::Command(StepCommand::Argv(argv))) => Some(argv),
+                | Action::Check(Check::Command(Command::Argv(argv))) => Some(argv),
                 _ => None,
             };
             files.extend(
@@ -388,10 +389,6 @@ fn example_plans_name_files_that_exist() {
         }
     }
     assert!(named >= 8, "only {named} files named by the example plans");
-}
-
-fn plan() -> Command {
-    Command::cargo_bin("plan").expect("the plan binary is built")
 }
 
 /// The text of the first fence tagged `tag` after the heading `heading`.

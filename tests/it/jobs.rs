@@ -13,7 +13,7 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use plan_runner::exec::journal::{self, Entry, Record};
 
-use crate::apply_support::{self as support, PlanFolder, apply, apply_command, execute};
+use crate::support::apply::{self as support, PlanFolder, apply, apply_command, execute};
 use crate::support::{TestDatabase, database};
 
 /// A backup, then four independent steps that each sleep about a second.
@@ -575,7 +575,7 @@ fn recover_ends_every_group_a_dead_run_with_jobs_left() {
     assert_eq!(pids.len(), 4);
     // The runner's death left its four steps running.
     assert!(pids.iter().all(|&p| crate::support::process_running(p)));
-    let recovered = support::plan_command(&db)
+    let recovered = crate::support::plan_command(db.cluster)
         .args([
             "recover",
             "--database",

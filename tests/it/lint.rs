@@ -5,8 +5,9 @@
 
 use std::path::Path;
 
-use assert_cmd::Command;
 use serde_json::Value;
+
+use crate::support::plan;
 
 /// A throwaway folder of plan files, and `plan` run inside it.
 struct Folder {
@@ -30,8 +31,7 @@ impl Folder {
     }
 
     fn lint(&self, args: &[&str]) -> Run {
-        let output = Command::cargo_bin("plan")
-            .expect("the plan binary is built")
+        let output = plan()
             .current_dir(self.dir.path())
             .arg("lint")
             .args(args)
@@ -102,8 +102,7 @@ fn with_error() -> String {
 
 #[test]
 fn every_example_plan_lints_clean() {
-    let output = Command::cargo_bin("plan")
-        .expect("the plan binary is built")
+    let output = plan()
         .args(["lint", "--format", "json", "plans/"])
         .output()
         .expect("plan runs");

@@ -2,15 +2,15 @@
 
 mod apply;
 mod apply_failures;
-mod apply_support;
 mod bench_plan;
 mod cli;
 mod cli_basic;
+mod cli_docs;
 mod cluster;
 mod crash;
 mod crash_kinds;
 mod docs;
-mod failure_support;
+mod error_codes;
 mod fmt_props;
 mod free_space;
 mod fuzz_regressions;

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::apply_support::{PlanFolder, apply_command, assert_lints_clean, run, run_folders};
+use crate::support::apply::{PlanFolder, apply_command, assert_lints_clean, run, run_folders};
 use crate::support::database;
 
 const SECRET: &str = "Pw9-progress-hush";
@@ -62,8 +62,8 @@ fn without_a_terminal_lines_are_stamped_and_a_quiet_step_is_said_to_be_running()
     let db = database("progress_plain");
     // 3.5 s without a word: three heartbeats a second apart, give or take.
     let folder = PlanFolder::new(&plan("sleep 3.5"));
-    assert_lints_clean(&db, &folder);
-    let state = crate::apply_support::state_dir();
+    assert_lints_clean(&folder.plan());
+    let state = crate::support::apply::state_dir();
     let applied = run(
         apply_command(
             &db,
@@ -189,8 +189,8 @@ fn report(folder: &Path) -> serde_json::Value {
 fn on_a_terminal_a_spinner_shows_the_step_and_a_hangup_does_not_stop_the_run() {
     let db = database("progress_tty");
     let folder = PlanFolder::new(&plan("until [ -e go ]; do sleep 0.1; done"));
-    assert_lints_clean(&db, &folder);
-    let state = crate::apply_support::state_dir();
+    assert_lints_clean(&folder.plan());
+    let state = crate::support::apply::state_dir();
     let before = run_folders(state.path());
 
     let (master, slave) = open_pty();
@@ -306,8 +306,8 @@ fn on_a_terminal_a_spinner_shows_the_step_and_a_hangup_does_not_stop_the_run() {
 fn a_closed_pipe_on_stderr_does_not_stop_the_run() {
     let db = database("progress_pipe");
     let folder = PlanFolder::new(&plan("sleep 1"));
-    assert_lints_clean(&db, &folder);
-    let state = crate::apply_support::state_dir();
+    assert_lints_clean(&folder.plan());
+    let state = crate::support::apply::state_dir();
     let before = run_folders(state.path());
     let mut child = apply_command(
         &db,

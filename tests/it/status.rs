@@ -10,7 +10,7 @@ use serde_json::Value;
 use crate::support::{TestDatabase, database, shared_cluster};
 
 /// The built `plan`, pointed at the test cluster by libpq's variables
-/// only (the user's own PG* settings removed).
+/// only.
 fn plan() -> Command {
     Command::from_std(crate::support::plan_command(shared_cluster()))
 }

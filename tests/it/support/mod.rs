@@ -2,6 +2,8 @@
 //! binary, and a fresh database for each test. Statics are never dropped:
 //! the cluster's watchdog stops it when the test binary exits.
 
+pub mod apply;
+
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -91,20 +93,33 @@ pub fn process_running(pid: u32) -> bool {
     }
 }
 
-/// The `plan` binary aimed at `cluster` through `PGHOST`, `PGPORT` and
-/// `PGUSER`, and at nothing else of the developer's `PG*` settings; stdin
-/// from /dev/null.
-pub fn plan_command(cluster: &Cluster) -> std::process::Command {
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_plan"));
+/// The built `plan`, as every test runs it: found by assert_cmd (cargo
+/// builds it for the integration tests), with none of the developer's
+/// `PG*` settings (a test sees only the server it names) and stdin from
+/// /dev/null.
+pub fn plan_process() -> std::process::Command {
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("plan"));
     for (name, _) in std::env::vars_os() {
         if name.to_string_lossy().starts_with("PG") {
             cmd.env_remove(&name);
         }
     }
+    cmd.stdin(std::process::Stdio::null());
+    cmd
+}
+
+/// [`plan_process`] for assert_cmd's checks (`.assert().success()`).
+pub fn plan() -> assert_cmd::Command {
+    assert_cmd::Command::from_std(plan_process())
+}
+
+/// [`plan_process`] aimed at `cluster` through `PGHOST`, `PGPORT` and
+/// `PGUSER`.
+pub fn plan_command(cluster: &Cluster) -> std::process::Command {
+    let mut cmd = plan_process();
     cmd.env("PGHOST", cluster.host())
         .env("PGPORT", cluster.port().to_string())
-        .env("PGUSER", cluster.user())
-        .stdin(std::process::Stdio::null());
+        .env("PGUSER", cluster.user());
     cmd
 }
 
