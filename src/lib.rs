@@ -24,7 +24,6 @@ pub mod pg_programs;
 pub mod plan;
 pub mod quote;
 pub mod resolve;
-pub mod sandbox;
 pub mod source;
 pub mod target;
 pub mod units;

@@ -8,12 +8,12 @@ use sha2::{Digest, Sha256};
 
 use crate::analysis::{Analysis, analyse_path};
 use crate::cli::ApplyArgs;
+use crate::commands::sandbox::Sandbox;
 use crate::commands::{UsageError, eprint, print, report};
 use crate::db::connect::Connector;
 use crate::exec::backup::SessionPolicy;
 use crate::exec::run::{self, Options};
 use crate::exit::Ending;
-use crate::sandbox::Sandbox;
 use crate::target::{self, Env};
 
 pub fn run(args: &ApplyArgs) -> Result<Ending, UsageError> {

@@ -8,6 +8,7 @@ pub mod graph;
 pub mod lint;
 pub mod recover;
 pub mod resume;
+pub mod sandbox;
 pub mod show;
 pub mod status;
 pub mod unfinished;
@@ -69,7 +70,7 @@ pub enum UsageError {
 
     #[error(transparent)]
     #[diagnostic(transparent)]
-    Sandbox(#[from] crate::sandbox::SandboxError),
+    Sandbox(#[from] sandbox::SandboxError),
 
     #[error("cannot {what}: {detail}")]
     #[diagnostic(

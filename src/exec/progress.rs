@@ -33,7 +33,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -109,10 +109,6 @@ struct LogTail {
     seen: u64,
 }
 
-/// The run's display that the free `message` writes through: the signal
-/// thread and the sandbox hold no handle, and a process has one stderr.
-static ACTIVE: Mutex<Option<Weak<Shared>>> = Mutex::new(None);
-
 impl Progress {
     /// The display for a run on this process's stderr: live on a
     /// terminal, plain otherwise. Secrets known to `redactor` never show.
@@ -138,7 +134,6 @@ impl Progress {
         };
         let (quiet, warning) = quiet_interval(std::env::var(QUIET_INTERVAL_VAR).ok().as_deref());
         let progress = Progress::with(sink, redactor, quiet, gone);
-        *lock(&ACTIVE) = Some(Arc::downgrade(&progress.shared));
         if let Some(warning) = warning {
             progress.message(&warning);
         }
@@ -298,30 +293,11 @@ impl Progress {
             }
             let _ = multi.clear();
         }
-        let mut active = lock(&ACTIVE);
-        if active
-            .as_ref()
-            .is_some_and(|a| std::ptr::eq(a.as_ptr(), Arc::as_ptr(&self.shared)))
-        {
-            *active = None;
-        }
     }
 
     /// Whether a write to stderr has failed (the terminal is gone).
     pub fn is_gone(&self) -> bool {
         self.shared.gone.load(Ordering::Relaxed)
-    }
-}
-
-/// A permanent line through the run's display when one is showing (so that
-/// it lands above the spinners), else straight to stderr.
-pub fn message(line: &str) {
-    let active = lock(&ACTIVE).as_ref().and_then(Weak::upgrade);
-    match active {
-        Some(shared) => shared.println(line),
-        None => {
-            let _ = writeln!(io::stderr(), "{}", stamped(line));
-        }
     }
 }
 
@@ -595,7 +571,7 @@ fn quiet_interval(value: Option<&str>) -> (Duration, Option<String>) {
 }
 
 /// `[12:03:07] line`, UTC as the journal and the logs.
-fn stamped(line: &str) -> String {
+pub fn stamped(line: &str) -> String {
     let stamp = crate::units::timestamp(SystemTime::now());
     let time = stamp.get(11..19).unwrap_or("");
     format!("[{time}] {line}")

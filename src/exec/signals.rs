@@ -20,7 +20,7 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::{Handle, Signals};
 
 use crate::exec::process::Stopper;
-use crate::exec::progress::message as progress;
+use crate::exec::progress::Progress;
 
 /// Where the run is, as far as a signal is concerned.
 #[derive(Clone, Copy, Debug)]
@@ -38,6 +38,8 @@ struct State {
     stopper: Stopper,
     /// The SQL statements running now: a signal cancels them.
     statements: Statements,
+    /// Where the watch says what a signal did (none for a dry run).
+    progress: Option<Progress>,
 }
 
 /// The SQL statements the run's steps are running now (several with
@@ -100,12 +102,13 @@ impl Watch {
     /// SIGINT or SIGTERM. When the signals cannot be caught (the thread
     /// cannot start), the run goes on with their default actions, and the
     /// journal lets `plan recover` clean up after one.
-    pub fn start(stopper: Stopper) -> Watch {
+    pub fn start(stopper: Stopper, progress: Progress) -> Watch {
         let state = Arc::new(State {
             signal: AtomicI32::new(0),
             phase: Mutex::new(Phase::Steps),
             stopper,
             statements: Statements::default(),
+            progress: Some(progress),
         });
         let Ok(mut signals) = Signals::new([SIGINT, SIGTERM, SIGHUP]) else {
             return Watch {
@@ -139,6 +142,7 @@ impl Watch {
                 phase: Mutex::new(Phase::Steps),
                 stopper: Stopper::new(),
                 statements: Statements::default(),
+                progress: None,
             }),
             handle: None,
             thread: None,
@@ -169,16 +173,23 @@ impl Watch {
 }
 
 impl State {
+    /// A line above the run's spinners.
+    fn say(&self, line: &str) {
+        if let Some(progress) = &self.progress {
+            progress.message(line);
+        }
+    }
+
     fn receive(&self, signal: i32) {
         if signal == SIGHUP {
-            progress(
+            self.say(
                 "SIGHUP (the terminal went away): ignored, the run goes on; its log and journal are in the run folder",
             );
             return;
         }
         let phase = *self.phase.lock().unwrap_or_else(PoisonError::into_inner);
         match phase {
-            Phase::RollingBack(since) => progress(&format!(
+            Phase::RollingBack(since) => self.say(&format!(
                 "{}: the rollback is in progress ({:.0} s so far) and is not abandoned: wait for it to finish",
                 name(signal),
                 since.elapsed().as_secs_f64()
@@ -189,12 +200,12 @@ impl State {
                     .compare_exchange(0, signal, Ordering::SeqCst, Ordering::SeqCst)
                     .is_ok();
                 if first {
-                    progress(&format!(
+                    self.say(&format!(
                         "{}: launching nothing more; ending the running step, then rolling back",
                         name(signal)
                     ));
                 } else {
-                    progress(&format!(
+                    self.say(&format!(
                         "{}: already stopping: the running step is being ended, then the rollback runs",
                         name(signal)
                     ));

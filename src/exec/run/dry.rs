@@ -11,9 +11,7 @@ use postgres::Client;
 use super::{Run, SUPPORTED_MAX, SUPPORTED_MIN, server_version};
 use crate::db::conninfo::Host;
 use crate::db::{lock, runs, sessions};
-use crate::exec::process::Stopper;
 use crate::exec::run::Options;
-use crate::exec::signals::Watch;
 use crate::exec::space::{self, DataDirectory, data_directory, tree_size};
 use crate::exit::Outcome;
 use crate::plan::{Action, BackupMethod, Check, Command, Plan, Sql, Step, Text};
@@ -38,7 +36,7 @@ pub fn dry_run(
     for (name, value) in &plan.vars {
         let _ = writeln!(out, "  var {name} = {value}");
     }
-    let mut run = Run::new(plan, opts, Stopper::new(), Watch::none());
+    let mut run = Run::new(plan, opts, super::Signals::Ignored);
     let mut outcome = Outcome::Succeeded;
     let mut refuse = |out: &mut String, line: String| {
         let _ = writeln!(out, "  WOULD REFUSE: {line}");

@@ -71,21 +71,25 @@ pub struct Options {
 /// Runs the plan; returns the report (already written to the run folder),
 /// whose `ending` gives the exit status.
 pub fn apply(plan: &Plan, order: &[usize], failure_order: &[usize], opts: &Options) -> Report {
-    let stopper = Stopper::new();
-    let signals = Watch::start(stopper.clone());
-    let mut run = Run::new(plan, opts, stopper, signals);
+    let mut run = Run::new(plan, opts, Signals::Watched);
     run.go(order, failure_order);
     run.finish()
 }
 
 impl<'a> Run<'a> {
-    fn new(plan: &'a Plan, opts: &'a Options, stopper: Stopper, signals: Watch) -> Run<'a> {
+    fn new(plan: &'a Plan, opts: &'a Options, signals: Signals) -> Run<'a> {
         let run_id = opts.run_id.clone();
         let run_folder = opts.run_folder.clone();
         let mut redactor = Redactor::new();
         for secret in crate::exec::steps::secrets(plan) {
             redactor.learn(&secret);
         }
+        let stopper = Stopper::new();
+        let progress = Progress::start(&redactor);
+        let signals = match signals {
+            Signals::Watched => Watch::start(stopper.clone(), progress.clone()),
+            Signals::Ignored => Watch::none(),
+        };
         Run {
             plan,
             opts,
@@ -123,7 +127,7 @@ impl<'a> Run<'a> {
             journal: None,
             lock: None,
             space_refused: false,
-            progress: Progress::start(&redactor),
+            progress,
             redactor,
         }
     }
@@ -174,6 +178,13 @@ struct Run<'a> {
 }
 
 use prepare::Early;
+
+/// Whether a run hears SIGINT and SIGTERM (a dry run does not: it changes
+/// nothing, and the default action ends it).
+enum Signals {
+    Watched,
+    Ignored,
+}
 
 impl Run<'_> {
     fn go(&mut self, order: &[usize], failure_order: &[usize]) {

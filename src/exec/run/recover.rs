@@ -16,10 +16,8 @@ use super::Run;
 use super::dead::{end_group, taken_report};
 use crate::db::runs::{self, RunRow};
 use crate::exec::journal::{self, Journal, Record, Story};
-use crate::exec::process::Stopper;
 use crate::exec::report::Report;
 use crate::exec::run::Options;
-use crate::exec::signals::Watch;
 use crate::exec::{backup, paths};
 use crate::exit::Outcome;
 use crate::plan::Plan;
@@ -142,11 +140,9 @@ pub struct Dead<'a> {
 
 /// Recovers `dead`: `opts` must carry the dead run's id and folder.
 pub fn recover(plan: &Plan, failure_order: &[usize], opts: &Options, dead: Dead<'_>) -> Report {
-    let stopper = Stopper::new();
-    let signals = Watch::start(stopper.clone());
+    let mut run = Run::new(plan, opts, super::Signals::Watched);
     // Recovering is restoring from the start: a signal must not abandon it.
-    signals.rolling_back();
-    let mut run = Run::new(plan, opts, stopper, signals);
+    run.signals.rolling_back();
     run.report.started_at = crate::units::now_millis();
     run.take_over(failure_order, dead);
     run.finish()

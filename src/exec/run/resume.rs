@@ -16,10 +16,8 @@ use super::Run;
 use super::dead::{done, end_group, taken_report};
 use crate::db::runs::{self, RunRow};
 use crate::exec::journal::{Journal, Record, Story};
-use crate::exec::process::Stopper;
 use crate::exec::report::{Report, StepReport};
 use crate::exec::run::Options;
-use crate::exec::signals::Watch;
 use crate::exit::Outcome;
 use crate::plan::Plan;
 
@@ -41,9 +39,7 @@ pub fn resume(
     opts: &Options,
     unfinished: Unfinished,
 ) -> Report {
-    let stopper = Stopper::new();
-    let signals = Watch::start(stopper.clone());
-    let mut run = Run::new(plan, opts, stopper, signals);
+    let mut run = Run::new(plan, opts, super::Signals::Watched);
     match run.go_on(order, failure_order, unfinished) {
         Ok(()) => run.finish(),
         Err(message) => {

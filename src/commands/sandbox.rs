@@ -80,9 +80,9 @@ impl Sandbox {
             });
         }
         let plan_copy = copy.join(plan.file_name().unwrap_or_default());
-        crate::exec::progress::message("sandbox: starting a throwaway PostgreSQL cluster");
+        say("sandbox: starting a throwaway PostgreSQL cluster");
         let cluster = Cluster::start(cluster::Options::default())?;
-        crate::exec::progress::message(&format!(
+        say(&format!(
             "sandbox: PostgreSQL on port {}, socket in {}; plan folder copied to {}",
             cluster.port(),
             cluster.host(),
@@ -156,4 +156,10 @@ impl Sandbox {
             &env,
         )
     }
+}
+
+/// A line of the sandbox's own, timestamped like the run's lines that
+/// follow it.
+fn say(line: &str) {
+    crate::commands::eprint(&format!("{}\n", crate::exec::progress::stamped(line)));
 }
