@@ -41,6 +41,12 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle, T
 
 use crate::exec::redact::Redactor;
 
+mod tail;
+mod terminal;
+
+use tail::*;
+use terminal::*;
+
 /// The environment variable that sets how long a step may run without a
 /// line about it in plain mode.
 pub const QUIET_INTERVAL_VAR: &str = "PLAN_RUNNER_QUIET_INTERVAL";
@@ -435,119 +441,6 @@ impl Shared {
     }
 }
 
-/// The ticker's thread: wakes every tick, or at once to stop.
-struct Ticker {
-    running: Mutex<Option<(Sender<()>, JoinHandle<()>)>>,
-}
-
-impl Ticker {
-    fn start(shared: Arc<Shared>, tick: Duration) -> Ticker {
-        let (stop, stopped) = mpsc::channel::<()>();
-        let thread = std::thread::Builder::new()
-            .name("progress".into())
-            .spawn(move || {
-                loop {
-                    match stopped.recv_timeout(tick) {
-                        Err(RecvTimeoutError::Timeout) => {}
-                        Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
-                    }
-                    // Nobody to show anything to any more.
-                    if shared.gone.load(Ordering::Relaxed) {
-                        return;
-                    }
-                    shared.tick();
-                }
-            });
-        // Without its thread the display still prints its permanent lines.
-        Ticker {
-            running: Mutex::new(thread.ok().map(|thread| (stop, thread))),
-        }
-    }
-
-    fn stop(&self) {
-        let taken = lock(&self.running).take();
-        if let Some((stop, thread)) = taken {
-            let _ = stop.send(());
-            let _ = thread.join();
-        }
-    }
-}
-
-impl Drop for Ticker {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-/// stderr as indicatif's terminal, remembering the first failed write and
-/// writing nothing after it.
-#[derive(Debug)]
-struct Guarded {
-    term: console::Term,
-    gone: Arc<AtomicBool>,
-}
-
-impl Guarded {
-    fn write(&self, op: impl FnOnce(&console::Term) -> io::Result<()>) -> io::Result<()> {
-        if self.gone.load(Ordering::Relaxed) {
-            return Ok(());
-        }
-        if op(&self.term).is_err() {
-            self.gone.store(true, Ordering::Relaxed);
-        }
-        // indicatif unwraps some of these results; the failure is ours to
-        // remember, not its to report.
-        Ok(())
-    }
-}
-
-impl TermLike for Guarded {
-    fn width(&self) -> u16 {
-        self.term.size().1
-    }
-
-    fn height(&self) -> u16 {
-        self.term.size().0
-    }
-
-    fn move_cursor_up(&self, n: usize) -> io::Result<()> {
-        self.write(|t| t.move_cursor_up(n))
-    }
-
-    fn move_cursor_down(&self, n: usize) -> io::Result<()> {
-        self.write(|t| t.move_cursor_down(n))
-    }
-
-    fn move_cursor_right(&self, n: usize) -> io::Result<()> {
-        self.write(|t| t.move_cursor_right(n))
-    }
-
-    fn move_cursor_left(&self, n: usize) -> io::Result<()> {
-        self.write(|t| t.move_cursor_left(n))
-    }
-
-    fn write_line(&self, s: &str) -> io::Result<()> {
-        self.write(|t| t.write_line(s))
-    }
-
-    fn write_str(&self, s: &str) -> io::Result<()> {
-        self.write(|t| t.write_str(s))
-    }
-
-    fn clear_line(&self) -> io::Result<()> {
-        self.write(console::Term::clear_line)
-    }
-
-    fn flush(&self) -> io::Result<()> {
-        self.write(console::Term::flush)
-    }
-}
-
-/// Whether stderr gets spinners: a terminal that can move its cursor.
-fn is_live(terminal: bool, term: Option<&std::ffi::OsStr>) -> bool {
-    terminal && term.is_none_or(|term| term != "dumb")
-}
-
 /// `PLAN_RUNNER_QUIET_INTERVAL`: seconds (`90`) or a duration (`2m`);
 /// with a warning when it is not one.
 fn quiet_interval(value: Option<&str>) -> (Duration, Option<String>) {
@@ -575,124 +468,6 @@ pub fn stamped(line: &str) -> String {
     let stamp = crate::units::timestamp(SystemTime::now());
     let time = stamp.get(11..19).unwrap_or("");
     format!("[{time}] {line}")
-}
-
-fn is_end(byte: u8) -> bool {
-    byte == b'\n' || byte == b'\r'
-}
-
-/// The last non-blank whole line (ended by `\n`, or by the `\r` of a
-/// progress meter) of the file after byte `from`; `None` when there is
-/// none yet or it is longer than the window.
-fn last_line(path: &Path, from: u64) -> io::Result<Option<String>> {
-    let file = File::open(path)?;
-    let end = file.metadata()?.len();
-    if end <= from {
-        return Ok(None);
-    }
-    let mut window = TAIL_WINDOW;
-    loop {
-        let start = end.saturating_sub(window).max(from);
-        let len = usize::try_from(end - start).map_err(io::Error::other)?;
-        let mut bytes = vec![0; len];
-        file.read_exact_at(&mut bytes, start)?;
-        let whole = start == from;
-        // What follows the last line end is a line still being written.
-        let Some(mut stop) = bytes.iter().rposition(|&b| is_end(b)) else {
-            if whole || window >= MAX_TAIL_WINDOW {
-                return Ok(None);
-            }
-            window = window.saturating_mul(4);
-            continue;
-        };
-        loop {
-            let begin = match bytes
-                .get(..stop)
-                .and_then(|b| b.iter().rposition(|&b| is_end(b)))
-            {
-                Some(at) => at + 1,
-                // The line starts before the window, unless the window
-                // starts where the step's output does.
-                None if whole => 0,
-                None => break,
-            };
-            let line = String::from_utf8_lossy(bytes.get(begin..stop).unwrap_or_default());
-            if !line.trim().is_empty() && !is_runner_line(&line) {
-                return Ok(Some(line.into_owned()));
-            }
-            if begin == 0 {
-                return Ok(None);
-            }
-            stop = begin - 1;
-        }
-        if whole || window >= MAX_TAIL_WINDOW {
-            return Ok(None);
-        }
-        window = window.saturating_mul(4);
-    }
-}
-
-/// The lines `exec::process` writes around each attempt
-/// (`--- 2026-05-01T12:00:00Z attempt 1 of 1, in /srv: ...`): the display
-/// shows what the step says, not the runner's bookkeeping.
-fn is_runner_line(line: &str) -> bool {
-    let stamp = line.get(4..24).unwrap_or("");
-    line.starts_with("--- ")
-        && stamp.len() == 20
-        && stamp.ends_with('Z')
-        && stamp.get(10..11) == Some("T")
-        && line
-            .get(24..)
-            .is_some_and(|rest| rest.starts_with(" attempt "))
-}
-
-/// Text without what would move the cursor or change colours: escape
-/// sequences (CSI and OSC) and control characters go, tabs become spaces.
-fn printable(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '\x1b' => match chars.next() {
-                // CSI: parameters, then one final byte in @..~.
-                Some('[') => {
-                    for c in chars.by_ref() {
-                        if ('\x40'..='\x7e').contains(&c) {
-                            break;
-                        }
-                    }
-                }
-                // OSC: up to BEL or ST (ESC \).
-                Some(']') => {
-                    while let Some(c) = chars.next() {
-                        if c == '\x07' {
-                            break;
-                        }
-                        if c == '\x1b' {
-                            chars.next();
-                            break;
-                        }
-                    }
-                }
-                _ => {}
-            },
-            '\t' => out.push(' '),
-            c if c.is_control() => {}
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// At most `max` characters, `…` standing for the rest.
-fn cut(text: &str, max: usize) -> String {
-    match text.char_indices().nth(max) {
-        None => text.to_string(),
-        Some((at, _)) => {
-            let kept = text.get(..at).unwrap_or(text);
-            format!("{kept}…")
-        }
-    }
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
