@@ -206,6 +206,11 @@ pub struct ApplyArgs {
     /// Time a step's processes get between SIGTERM and SIGKILL.
     #[arg(long, value_name = "DUR", default_value = "10s", value_parser = parse_duration)]
     pub grace: std::time::Duration,
+    /// How long a run whose server went away (a restart, a failover, a cut
+    /// network) waits for it to come back before it gives up and leaves
+    /// the run to `plan recover`.
+    #[arg(long, value_name = "DUR", default_value = "60s", value_parser = parse_duration)]
+    pub reconnect_wait: std::time::Duration,
     /// Run up to N independent steps at once (1 to 64); a backup still
     /// runs alone, and the first failure ends the others.
     #[arg(long, value_name = "N", default_value = "1", value_parser = parse_jobs)]

@@ -168,6 +168,8 @@ pub struct Cluster {
     account: Option<Account>,
     port: u16,
     postmaster: Option<u32>,
+    /// The postmaster's options (`pg_ctl -o`), to start it again.
+    server_line: String,
     watchdog: Option<Watchdog>,
 }
 
@@ -195,6 +197,7 @@ impl Cluster {
             account,
             port: 0,
             postmaster: None,
+            server_line: String::new(),
             watchdog: Some(watchdog),
         };
         cluster.init(&options)?;
@@ -307,6 +310,44 @@ impl Cluster {
         self.shutdown()
     }
 
+    /// Stops the server (a fast shutdown: sessions are ended) and keeps
+    /// the cluster, for tests of a server that goes away mid-run.
+    pub fn take_server_down(&self) -> Result<(), ClusterError> {
+        self.pg_ctl(&["stop", "-m", "fast"])
+    }
+
+    /// Starts the server again on the same port and socket, after
+    /// [`Cluster::take_server_down`].
+    pub fn bring_server_up(&self) -> Result<(), ClusterError> {
+        let log = self.log.display().to_string();
+        self.pg_ctl(&["start", "-l", &log, "-o", &self.server_line])
+    }
+
+    /// Restarts the server (a fast shutdown, then a start): every session
+    /// is ended, as in a failover or a package upgrade.
+    pub fn restart_server(&self) -> Result<(), ClusterError> {
+        let log = self.log.display().to_string();
+        self.pg_ctl(&["restart", "-m", "fast", "-l", &log, "-o", &self.server_line])
+    }
+
+    /// `pg_ctl` on this cluster; a start or restart must name the log (`-l`):
+    /// without one the postmaster keeps pg_ctl's output open, and waiting
+    /// for it never ends.
+    fn pg_ctl(&self, args: &[&str]) -> Result<(), ClusterError> {
+        let mut pg_ctl = self.tool("pg_ctl");
+        pg_ctl
+            .arg("-D")
+            .arg(&self.data)
+            .args(["-w", "-t", "60", "-s"])
+            .args(args);
+        let output = run(&mut pg_ctl)?;
+        if output.status.success() {
+            Ok(())
+        } else {
+            Err(failed("pg_ctl", &output))
+        }
+    }
+
     fn init(&self, options: &Options) -> Result<(), ClusterError> {
         let mut initdb = self.tool("initdb");
         initdb
@@ -351,6 +392,7 @@ impl Cluster {
             let output = run(&mut pg_ctl)?;
             if output.status.success() {
                 self.port = port;
+                self.server_line = server_options(&self.root, port, options);
                 self.postmaster = Some(self.read_postmaster_pid()?);
                 return Ok(());
             }

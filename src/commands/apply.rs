@@ -113,6 +113,7 @@ pub fn run(args: &ApplyArgs) -> Result<Ending, UsageError> {
         plan_sha256,
         step_user: resolved.step_user.clone(),
         grace: args.grace,
+        reconnect_wait: args.reconnect_wait,
         target_flags: crate::commands::target_flags(&args.target, &resolved),
         no_rollback: args.no_rollback,
         jobs: args.jobs,

@@ -221,6 +221,7 @@ pub fn run(args: &RecoverArgs) -> Result<Ending, UsageError> {
         plan_sha256: sha,
         step_user: resolved.step_user.clone(),
         grace: args.grace,
+        reconnect_wait: crate::db::connect::RECONNECT_WAIT,
         target_flags: target_flags(&args.target, &resolved),
         no_rollback: false,
         // on_failure steps run one at a time (docs/apply.md).

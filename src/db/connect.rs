@@ -1,10 +1,43 @@
 //! Opening connections to one server for one run: every connection
 //! carries `application_name = plan-runner/<run id>`, so other runners and
-//! `pg_stat_activity` can name it.
+//! `pg_stat_activity` can name it, and `standard_conforming_strings = on`,
+//! whatever the server's default, so a quoted literal means one thing.
+//!
+//! A connection lost to a server restart or a cut network is reconnected
+//! with [`Connector::reconnect`]: bounded retries with backoff, for at most
+//! [`RECONNECT_WAIT`] (docs/crash-safety.md).
 
+use std::time::{Duration, Instant};
+
+use postgres::error::SqlState;
 use postgres::{Client, NoTls};
 
 use crate::db::conninfo::{Host, Target};
+
+/// How long a run waits for a lost server before it gives up, unless
+/// `--reconnect-wait` says otherwise: a restart takes seconds, a failover
+/// well under a minute.
+pub const RECONNECT_WAIT: Duration = Duration::from_secs(60);
+
+/// Whether `client` still answers: a closed socket, a session the server
+/// ended (`pg_terminate_backend`, a restart) or a cut network do not.
+pub fn is_alive(client: &mut Client) -> bool {
+    !client.is_closed() && client.is_valid(Duration::from_secs(5)).is_ok()
+}
+
+/// Whether an error means the server could not be reached or is restarting
+/// (worth another attempt), rather than a refusal that will not change.
+pub fn is_transient(e: &postgres::Error) -> bool {
+    match e.code() {
+        None => e.as_db_error().is_none(),
+        Some(code) => {
+            code == &SqlState::CANNOT_CONNECT_NOW
+                || code == &SqlState::ADMIN_SHUTDOWN
+                || code == &SqlState::CRASH_SHUTDOWN
+                || code.code().starts_with("08")
+        }
+    }
+}
 
 /// Makes the run's connections to databases of the target's server.
 #[derive(Clone, Debug)]
@@ -24,7 +57,30 @@ impl Connector {
     }
 
     pub fn connect(&self, database: &str) -> Result<Client, postgres::Error> {
-        self.target.config_for(database).connect(NoTls)
+        self.target
+            .config_for(database)
+            .options("-c standard_conforming_strings=on")
+            .connect(NoTls)
+    }
+
+    /// A new connection to `database`, retried while the server cannot be
+    /// reached or is restarting, for at most `wait` (0.25 s, then doubling
+    /// up to 5 s between attempts). Any other error (a password refused, a
+    /// database that does not exist) is returned at once.
+    pub fn reconnect(&self, database: &str, wait: Duration) -> Result<Client, postgres::Error> {
+        let deadline = Instant::now() + wait;
+        let mut pause = Duration::from_millis(250);
+        loop {
+            match self.connect(database) {
+                Ok(client) => return Ok(client),
+                Err(e) if is_transient(&e) && Instant::now() < deadline => {
+                    // The last pause ends at the deadline, for one more try.
+                    std::thread::sleep(pause.min(deadline - Instant::now()));
+                    pause = (pause * 2).min(Duration::from_secs(5));
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// Where the server is: whether its disk can be seen from here.

@@ -11,6 +11,7 @@ mod crash;
 mod crash_kinds;
 mod docs;
 mod error_codes;
+mod faults;
 mod fmt_props;
 mod free_space;
 mod fuzz_regressions;

@@ -13,6 +13,9 @@ impl Run<'_> {
             &self.opts.target,
         );
         let opts = self.opts;
+        // A session the server lost is replaced before the copy or the
+        // restore uses it.
+        self.maintenance()?;
         let maintenance = self.maintenance.as_mut().ok_or(StepError::NoMaintenance)?;
         let server_version = server_version(maintenance)?;
         Ok(crate::exec::backup::Context {

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use postgres::Client;
 
-use crate::db::connect::Connector;
+use crate::db::connect::{self, Connector};
 use crate::db::{history, lock, runs};
 use crate::exec::backup::{BackupError, SessionPolicy, Taken};
 use crate::exec::journal::{Journal, Record};
@@ -59,6 +59,8 @@ pub struct Options {
     pub step_user: Option<String>,
     /// Between SIGTERM and SIGKILL of a step's process group.
     pub grace: Duration,
+    /// How long a lost server is waited for (`--reconnect-wait`).
+    pub reconnect_wait: Duration,
     /// The flags that name this target on the command line (`--database
     /// acme`), for the commands a message tells the user to run.
     pub target_flags: String,
@@ -127,6 +129,7 @@ impl<'a> Run<'a> {
             journal: None,
             lock: None,
             space_refused: false,
+            awaiting_recovery: false,
             progress,
             redactor,
         }
@@ -142,10 +145,14 @@ impl<'a> Run<'a> {
         let code = exit::status(self.report.ending()).code();
         self.report.exit_code = code;
         self.write_report();
-        self.journal(&Record::RunEnded {
-            outcome: self.report.outcome.as_str().into(),
-            exit_code: code,
-        });
+        // A run left for `plan recover` has not ended: its journal must
+        // say so to the recovery.
+        if !self.awaiting_recovery {
+            self.journal(&Record::RunEnded {
+                outcome: self.report.outcome.as_str().into(),
+                exit_code: code,
+            });
+        }
         self.report
     }
 }
@@ -171,6 +178,9 @@ struct Run<'a> {
     /// The first step, a backup, found no room for its copies: nothing
     /// changed, and the run is refused (exit 4) rather than failed.
     space_refused: bool,
+    /// The rollback could not start (the server unreachable, the lock
+    /// taken by another): the run is left unfinished for `plan recover`.
+    awaiting_recovery: bool,
     /// The session holding the target's lock: released only after the
     /// runs row is closed, so that no other runner ever sees this run as
     /// unfinished while it ends.
@@ -232,9 +242,14 @@ impl Run<'_> {
         } else {
             self.succeed();
         }
-        let state = self.report.outcome.as_str();
-        if let Some(m) = self.maintenance.as_mut() {
-            let _ = runs::finish(m, &self.run_id, state);
+        // A run waiting for `plan recover` keeps its row open: that is how
+        // every runner sees it is unfinished.
+        if !self.awaiting_recovery {
+            let state = self.report.outcome.as_str();
+            let run_id = self.run_id.clone();
+            if let Ok(m) = self.maintenance() {
+                let _ = runs::finish(m, &run_id, state);
+            }
         }
         self.lock = None;
     }

@@ -156,10 +156,63 @@ impl Run<'_> {
         Ok(())
     }
 
+    /// The run's session on the maintenance database; a session the
+    /// server lost (a restart, `pg_terminate_backend`, a cut network) is
+    /// replaced, waiting up to `RECONNECT_WAIT` for the server.
     pub(super) fn maintenance(&mut self) -> Result<&mut Client, postgres::Error> {
-        if self.maintenance.is_none() {
-            self.maintenance = Some(self.opts.connector.connect(&self.opts.maintenance_db)?);
+        if !self.maintenance.as_mut().is_some_and(connect::is_alive) {
+            self.maintenance = None;
+            let wait = if self.lock.is_some() {
+                self.opts.reconnect_wait
+            } else {
+                // Before the run holds anything, a server that is down is
+                // a configuration error, told at once.
+                Duration::ZERO
+            };
+            let client = self
+                .opts
+                .connector
+                .reconnect(&self.opts.maintenance_db, wait)?;
+            self.maintenance = Some(client);
         }
         Ok(self.maintenance.as_mut().expect("connected above"))
+    }
+
+    /// Makes sure the run still holds the target's lock before it rolls
+    /// back: a lock whose session was lost is taken again on a new one.
+    /// `Err` says why it cannot be (the server is unreachable, or another
+    /// runner took the lock meanwhile): then nothing may be restored.
+    pub(super) fn hold_lock(&mut self) -> Result<(), String> {
+        if self.lock.as_mut().is_some_and(connect::is_alive) {
+            return Ok(());
+        }
+        self.lock = None;
+        let opts = self.opts;
+        let session = opts
+            .connector
+            .reconnect(&opts.maintenance_db, opts.reconnect_wait)
+            .map_err(|e| {
+                format!(
+                    "the server could not be reached for {}: {}",
+                    crate::units::duration(opts.reconnect_wait),
+                    sql::SqlError::from(e).describe()
+                )
+            })?;
+        match lock::take(session, &opts.database, Duration::ZERO) {
+            Ok(session) => {
+                self.progress
+                    .message("the lock's session was lost: took the lock again on a new one");
+                self.lock = Some(session);
+                Ok(())
+            }
+            Err(lock::NotTaken::Database(e)) => Err(format!(
+                "the lock could not be taken again: {}",
+                sql::SqlError::from(e).describe()
+            )),
+            Err(held) => Err(format!(
+                "the lock's session was lost and another session took the lock{}",
+                held.holder_lines()
+            )),
+        }
     }
 }

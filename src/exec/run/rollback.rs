@@ -45,6 +45,12 @@ impl Run<'_> {
             reason: reason.into(),
         });
         self.progress.message(&format!("rolling back ({reason})"));
+        if !self.taken.is_empty()
+            && let Err(why) = self.hold_lock()
+        {
+            self.await_recovery(&why);
+            return false;
+        }
         // A restore takes as long as a big step: it must not look frozen.
         self.progress.activity_started("(rollback)", "rolling back");
         let rollback = self.roll_back();
@@ -91,6 +97,28 @@ impl Run<'_> {
         }
         self.add_message(&summary);
         true
+    }
+
+    /// The rollback cannot start (the server is unreachable, or another
+    /// runner took the lock): nothing is restored, and the run is left
+    /// for `plan recover`: its runs row stays open and its journal ends at
+    /// the rollback's start, which `recover` takes up.
+    fn await_recovery(&mut self, why: &str) {
+        self.awaiting_recovery = true;
+        self.report.outcome = Outcome::RollbackFailed;
+        self.report.rollback = Some(RollbackReport {
+            error: Some(why.to_string()),
+            ..RollbackReport::default()
+        });
+        self.report.message = Some(format!(
+            "NOTHING WAS RESTORED: {why}.\n`{db}` may be as the failed step left it, and on_failure was NOT run.\nthe run stays unfinished: once the server is back, `plan recover {plan} {flags}` restores the backups and proves it (other runs on `{db}` are refused until then)\nwhere things are: {where_}",
+            db = self.opts.database,
+            plan = self.opts.plan_path.display(),
+            flags = self.opts.target_flags,
+            where_ = self.where_things_are(),
+        ));
+        self.progress
+            .message("✗ the rollback cannot start: see the summary below");
     }
 
     pub(super) fn where_things_are(&self) -> String {

@@ -361,9 +361,14 @@ pub struct World {
 impl World {
     /// A seeded database, the tree and the step scripts.
     pub fn new(label: &str) -> World {
+        World::on(support::shared_cluster(), label)
+    }
+
+    /// [`World::new`] on a given cluster.
+    pub fn on(cluster: &'static plan_runner::cluster::Cluster, label: &str) -> World {
         let world = World {
             label: label.to_string(),
-            db: support::database(label),
+            db: support::database_on(cluster, label),
             folder: PlanFolder::new(""),
             state: state_dir(),
         };

@@ -62,8 +62,18 @@ impl TestDatabase {
 /// Creates a fresh database for one test; `label` (the test's name) makes
 /// it easy to find in the server log.
 pub fn database(label: &str) -> TestDatabase {
+    database_on(shared_cluster(), label)
+}
+
+/// A cluster of the test's own that lives until the test binary ends, for
+/// a test that restarts or stops the server (its watchdog cleans it up).
+pub fn private_cluster() -> &'static Cluster {
+    Box::leak(Box::new(start_cluster(test_options())))
+}
+
+/// [`database`] on a given cluster.
+pub fn database_on(cluster: &'static Cluster, label: &str) -> TestDatabase {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let cluster = shared_cluster();
     let label: String = label
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })

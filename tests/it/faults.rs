@@ -1,0 +1,225 @@
+//! Faults from outside the plan, injected for real while a run is in a
+//! step: the runner's sessions ended by an administrator, the server
+//! restarted, the server gone for longer than the run waits. Each ends
+//! with the database and its file tree as they were (fingerprint and tree
+//! compared), or, where the server is gone, in a state `plan recover`
+//! completes, with a report that says which.
+
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::apply::{TREE, World, apply_command, fingerprint, read_tree, run_folders};
+use crate::support::{self, wait_for};
+
+/// A plan whose `held` step waits for the file `go` in the plan's folder
+/// (or 2 minutes), after `early` changed rows, the schema and the tree.
+fn write_plan(world: &World) {
+    world.write_plan(&format!(
+        r#"plan "faults" {{
+  from          = "1.0"
+  to            = "2.0"
+  release_query = "select v from release"
+}}
+
+stop server_down {{
+  run = "true"
+}}
+
+backup before {{
+  after  = server_down
+  method = "snapshot"
+  paths  = ["{TREE}"]
+}}
+
+script early {{
+  after   = before
+  run     = "sh steps/mutate.sh early ok"
+  timeout = "1m"
+}}
+
+script held {{
+  after   = early
+  run     = "sh -c 'touch held.started; i=0; while [ ! -e go ] && [ $i -lt 1200 ]; do sleep 0.1; i=$((i+1)); done'"
+  timeout = "3m"
+}}
+
+check settled {{
+  after  = held
+  sql    = "select 1"
+  expect = "1"
+}}
+
+on_failure {{
+  start server_up {{
+    run = "touch on_failure.ran"
+  }}
+}}
+"#
+    ));
+}
+
+/// Starts `plan apply` and waits until it is in the `held` step.
+fn start_held(world: &World, extra: &[&str]) -> Child {
+    let mut cmd = apply_command(&world.db, &world.folder.plan(), world.state.path(), extra);
+    let mut runner = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("`plan apply` starts");
+    wait_for(&mut runner, "the held step", || {
+        world.path("held.started").is_file().then_some(())
+    });
+    runner
+}
+
+/// Lets the held step end and waits for the runner.
+fn release(world: &World, runner: Child) -> (Option<i32>, String) {
+    std::fs::write(world.path("go"), "").expect("write go");
+    let output = runner.wait_with_output().expect("the runner ends");
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// The one run folder's report.
+fn report(world: &World) -> serde_json::Value {
+    let folders = run_folders(world.state.path());
+    assert_eq!(folders.len(), 1, "{folders:?}");
+    let folder = folders.into_iter().next().expect("one run folder");
+    let text = std::fs::read(folder.join("report.json")).expect("report.json");
+    serde_json::from_slice(&text).expect("report.json is JSON")
+}
+
+/// Ends every session of run `run_id` on the server, as an administrator
+/// or a connection pooler would.
+fn end_sessions_of_run(world: &World) -> i64 {
+    let folders = run_folders(world.state.path());
+    let run_id = folders
+        .iter()
+        .next()
+        .and_then(|f| f.file_name())
+        .expect("the run's folder")
+        .to_string_lossy()
+        .into_owned();
+    let mut admin = world.db.cluster.connect("postgres").expect("connect");
+    admin
+        .query_one(
+            "select count(pg_terminate_backend(pid)) from pg_stat_activity
+             where application_name = $1",
+            &[&format!("plan-runner/{run_id}")],
+        )
+        .expect("terminate")
+        .get(0)
+}
+
+#[test]
+fn sessions_ended_during_a_step_are_reconnected_and_rolled_back() {
+    let world = World::new("faults_sessions_ended");
+    write_plan(&world);
+    let fingerprint_before = fingerprint(&world.db);
+    let tree_before = read_tree(&world.tree());
+
+    let runner = start_held(&world, &[]);
+    // The lock's session and the maintenance session: both are lost.
+    let ended = end_sessions_of_run(&world);
+    assert!(ended >= 2, "the run's sessions were found: {ended}");
+    let (code, stderr) = release(&world, runner);
+
+    assert_eq!(code, Some(1), "{stderr}");
+    let report = report(&world);
+    assert_eq!(report["outcome"], "rolled_back", "{stderr}");
+    assert_eq!(report["rollback"]["proved"], true, "{stderr}");
+    assert!(
+        stderr.contains("took the lock again"),
+        "the lock is taken again before the rollback:\n{stderr}"
+    );
+    assert!(world.witnessed("early"), "the early step changed data");
+    assert_eq!(fingerprint(&world.db), fingerprint_before);
+    assert_eq!(read_tree(&world.tree()), tree_before);
+    assert!(
+        world.on_failure_ran(),
+        "on_failure runs after a proved rollback"
+    );
+}
+
+#[test]
+fn a_server_restart_during_a_step_is_rolled_back_and_proved() {
+    let cluster = support::private_cluster();
+    let world = World::on(cluster, "faults_restart");
+    write_plan(&world);
+    let fingerprint_before = fingerprint(&world.db);
+    let tree_before = read_tree(&world.tree());
+
+    let runner = start_held(&world, &[]);
+    cluster.restart_server().expect("the server restarts");
+    let (code, stderr) = release(&world, runner);
+
+    assert_eq!(code, Some(1), "{stderr}");
+    let report = report(&world);
+    assert_eq!(report["outcome"], "rolled_back", "{stderr}");
+    assert_eq!(report["rollback"]["proved"], true, "{stderr}");
+    assert_eq!(fingerprint(&world.db), fingerprint_before);
+    assert_eq!(read_tree(&world.tree()), tree_before);
+    assert!(world.on_failure_ran());
+}
+
+#[test]
+fn a_server_gone_longer_than_the_wait_is_left_to_recover_and_recovered() {
+    let cluster = support::private_cluster();
+    let world = World::on(cluster, "faults_server_gone");
+    write_plan(&world);
+    let fingerprint_before = fingerprint(&world.db);
+    let tree_before = read_tree(&world.tree());
+
+    let runner = start_held(&world, &["--reconnect-wait", "2s"]);
+    cluster.take_server_down().expect("the server stops");
+    let started = Instant::now();
+    let (code, stderr) = release(&world, runner);
+
+    assert_eq!(code, Some(3), "{stderr}");
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "the run waited for the server before giving up"
+    );
+    let report = report(&world);
+    assert_eq!(report["outcome"], "rollback_failed", "{stderr}");
+    let message = report["message"].as_str().unwrap_or_default();
+    assert!(message.contains("NOTHING WAS RESTORED"), "{message}");
+    assert!(message.contains("plan recover"), "{message}");
+    assert!(
+        !message.contains("fingerprints equal"),
+        "no proof is claimed: {message}"
+    );
+    assert!(
+        !world.on_failure_ran(),
+        "on_failure waits for a proved restore"
+    );
+
+    cluster.bring_server_up().expect("the server starts again");
+    let recover = || {
+        support::plan_command(cluster)
+            .args(["recover", "--database", &world.db.name, "--state-dir"])
+            .arg(world.state.path())
+            .output()
+            .expect("plan recover runs")
+    };
+    let first = recover();
+    let first_err = String::from_utf8_lossy(&first.stderr);
+    assert_eq!(first.status.code(), Some(0), "{first_err}");
+    assert!(first_err.contains("fingerprints equal"), "{first_err}");
+    assert_eq!(fingerprint(&world.db), fingerprint_before);
+    assert_eq!(read_tree(&world.tree()), tree_before);
+    assert!(
+        world.on_failure_ran(),
+        "recover runs on_failure once proved"
+    );
+
+    // Recovering again changes nothing.
+    let second = recover();
+    let second_err = String::from_utf8_lossy(&second.stderr);
+    assert_eq!(second.status.code(), Some(0), "{second_err}");
+    assert!(second_err.contains("nothing to recover"), "{second_err}");
+    assert_eq!(fingerprint(&world.db), fingerprint_before);
+    assert_eq!(read_tree(&world.tree()), tree_before);
+}
