@@ -9,7 +9,7 @@ mod suppression;
 
 use crate::analysis::Analysis;
 use crate::ast::{self, Item};
-use crate::diagnostic::Diagnostic;
+use crate::diagnostic::{Code, Diagnostic};
 use crate::graph::Graph;
 use crate::plan::{Plan, Step};
 use crate::source::Source;
@@ -93,6 +93,25 @@ impl FileReport {
     pub fn warnings(&self) -> usize {
         self.diagnostics.len() - self.errors()
     }
+
+    /// The findings that make `plan apply` refuse this plan.
+    pub fn blocking(&self) -> impl Iterator<Item = &Diagnostic> {
+        self.diagnostics.iter().filter(|d| blocks_apply(d))
+    }
+
+    /// Whether `plan apply` refuses this plan before anything runs. `plan
+    /// lint` fails on exactly this, so that a plan that passed review is
+    /// never refused in the maintenance window.
+    pub fn apply_refuses(&self) -> bool {
+        self.blocking().next().is_some()
+    }
+}
+
+/// Whether a finding stops `plan apply`: every error, and W101 "changes
+/// data without a backup" (a silenced one is no longer a finding). The one
+/// place that decides; `plan lint` and `plan apply` both ask it.
+pub fn blocks_apply(d: &Diagnostic) -> bool {
+    d.is_error() || d.code == Code::MissingBackup
 }
 
 /// Lints an analysed file: its language errors, then every rule's findings
