@@ -8,7 +8,7 @@ use crate::ast::File;
 use crate::diagnostic::{Code, Diagnostic};
 use crate::graph::Graph;
 use crate::parse;
-use crate::plan::Plan;
+use crate::plan::{Body, Plan, Step};
 use crate::resolve::{self, Context};
 use crate::source::Source;
 
@@ -18,7 +18,11 @@ pub struct Analysis {
     pub ast: File,
     /// Present when the plan block could be read.
     pub plan: Option<Plan>,
-    /// The graphs of the plan's steps and of its `on_failure` steps.
+    /// The steps alone, when the plan block could not be read: lint still
+    /// checks them.
+    pub body: Option<Body>,
+    /// The graphs of the steps and of the `on_failure` steps (of `plan`
+    /// or of `body`).
     pub graphs: Option<(Graph, Graph)>,
     /// Every problem found, in file order.
     pub diagnostics: Vec<Diagnostic>,
@@ -28,6 +32,16 @@ pub struct Analysis {
 impl Analysis {
     pub fn has_errors(&self) -> bool {
         self.diagnostics.iter().any(Diagnostic::is_error)
+    }
+
+    /// The steps and the `on_failure` steps that resolved, whether or not
+    /// the plan block did.
+    pub fn steps(&self) -> Option<(&[Step], &[Step])> {
+        match (&self.plan, &self.body) {
+            (Some(plan), _) => Some((&plan.steps, &plan.on_failure)),
+            (None, Some(body)) => Some((&body.steps, &body.on_failure)),
+            (None, None) => None,
+        }
     }
 }
 
@@ -56,9 +70,14 @@ pub fn analyse(source: Source, ctx: &Context) -> Analysis {
             .into_iter()
             .filter(|d| syntax_ok || !is_reference(d.code)),
     );
-    let graphs = resolved.plan.as_ref().map(|plan| {
-        let (main, mut cycles) = Graph::build(&plan.steps);
-        let (failure, failure_cycles) = Graph::build(&plan.on_failure);
+    let steps = match (&resolved.plan, &resolved.body) {
+        (Some(plan), _) => Some((&plan.steps, &plan.on_failure)),
+        (None, Some(body)) => Some((&body.steps, &body.on_failure)),
+        (None, None) => None,
+    };
+    let graphs = steps.map(|(steps, on_failure)| {
+        let (main, mut cycles) = Graph::build(steps);
+        let (failure, failure_cycles) = Graph::build(on_failure);
         cycles.extend(failure_cycles);
         if syntax_ok {
             diagnostics.extend(cycles);
@@ -70,6 +89,7 @@ pub fn analyse(source: Source, ctx: &Context) -> Analysis {
         source,
         ast: parsed.file,
         plan: resolved.plan,
+        body: resolved.body,
         graphs,
         diagnostics,
         missing: resolved.missing,

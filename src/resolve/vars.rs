@@ -338,8 +338,10 @@ impl<'a> Scope<'a> {
 
     /// Fills `segs` with the segments of a string: literal text and
     /// variables' values. `false` when a variable could not be resolved
-    /// (already reported). The caller's buffer is reused from string to
-    /// string: most strings of a plan need it for a moment only.
+    /// (already reported); it then stands in `segs` as an unresolved piece,
+    /// so that a step can still be built for lint. The caller's buffer is
+    /// reused from string to string: most strings of a plan need it for a
+    /// moment only.
     pub fn interpolate<'s>(
         &mut self,
         s: &'s Str,
@@ -355,7 +357,10 @@ impl<'a> Scope<'a> {
                 StrPart::Var(ident) => {
                     match self.lookup(&ident.name, ident.span, modules, diagnostics) {
                         Some(value) => segs.push(Seg::Value(value)),
-                        None => ok = false,
+                        None => {
+                            ok = false;
+                            segs.push(Seg::Value(Arc::new(Text::unresolved(ident.name.as_str()))));
+                        }
                     }
                 }
             }
