@@ -98,6 +98,18 @@ impl Text {
         self.0.iter().any(|p| matches!(p, Piece::Secret(_)))
     }
 
+    /// The length of the text in bytes, secrets and stand-ins included.
+    pub fn byte_len(&self) -> usize {
+        self.0
+            .iter()
+            .map(|p| match p {
+                Piece::Lit(text) | Piece::Placeholder(text) => text.len(),
+                Piece::Secret(secret) => secret.expose().len(),
+                Piece::Unresolved(name) => name.len() + 3,
+            })
+            .sum()
+    }
+
     /// A variable that did not resolve.
     pub fn unresolved(name: impl Into<String>) -> Self {
         Text(vec![Piece::Unresolved(name.into())])

@@ -354,6 +354,78 @@ mod tests {
     }
 
     #[test]
+    fn a_chain_of_variables_is_resolved_without_the_stack() {
+        // Each names the next, so the first needs all the others: with one
+        // call per level, 20,000 levels would need far more than the
+        // 256 KiB this thread gets.
+        let n = 20_000;
+        let mut text = String::from(HEADER);
+        for i in 0..n - 1 {
+            text.push_str(&format!("var v{i} = \"${{v{}}}\"\n", i + 1));
+        }
+        text.push_str(&format!(
+            "var v{} = \"end\"\nvar a = \"${{b}}\"\nvar b = \"${{a}}\"\n",
+            n - 1
+        ));
+        let source = Source::new("t.plan", text);
+        let parsed = parse(&source);
+        assert!(parsed.diagnostics.is_empty());
+        let resolved = std::thread::Builder::new()
+            .stack_size(256 * 1024)
+            .spawn(move || resolve(&parsed.file, &source, &Context::default()))
+            .expect("a thread")
+            .join()
+            .expect("no stack overflow");
+        // The cycle beside the chain is still found.
+        assert_eq!(codes(&resolved), ["E013"]);
+        let plan = resolved.plan.expect("a plan");
+        let v0 = plan.vars.iter().find(|(name, _)| name == "v0");
+        assert_eq!(v0.map(|(_, v)| v.to_string()).as_deref(), Some("end"));
+    }
+
+    #[test]
+    fn a_value_that_doubles_stops_at_the_bound() {
+        let mut text = format!("{HEADER}var v0 = \"{}\"\n", "x".repeat(64));
+        for i in 1..60 {
+            text.push_str(&format!("var v{i} = \"${{v{0}}}${{v{0}}}\"\n", i - 1));
+        }
+        text.push_str("script s {\n  run = \"echo ${v59}\"\n}\n");
+        let resolved = resolve_text(&text);
+        // v14 is 1 MiB; v15 would be 2: it is reported, and what uses it
+        // fails with it, silently.
+        assert_eq!(codes(&resolved), ["E023"]);
+        let d = &resolved.diagnostics[0];
+        assert_eq!(
+            d.message,
+            "this string grows to 2097152 bytes once its variables are substituted, past the 1 MiB a value may hold"
+        );
+        assert!(text[d.primary.span.start..].starts_with("\"${v14}${v14}\""));
+        let plan = resolved.plan.expect("a plan");
+        assert_eq!(plan.steps.len(), 1, "the step is still there for lint");
+    }
+
+    #[test]
+    fn a_large_value_in_many_steps_stops_at_the_plan_bound() {
+        // 512 KiB, used by 200 steps: 100 MiB in all.
+        let mut text = format!("{HEADER}var v0 = \"{}\"\n", "x".repeat(1024));
+        for i in 1..10 {
+            text.push_str(&format!("var v{i} = \"${{v{0}}}${{v{0}}}\"\n", i - 1));
+        }
+        for i in 0..200 {
+            text.push_str(&format!("start s{i} {{\n  run = \"echo ${{v9}}\"\n}}\n"));
+        }
+        let source = Source::new("t.plan", text);
+        let parsed = parse(&source);
+        let resolved = resolve_on(&parsed.file, &source, &Context::default(), Some(1));
+        assert_eq!(codes(&resolved), ["E023"], "reported once");
+        assert!(
+            resolved.diagnostics[0]
+                .message
+                .starts_with("the plan's strings grow past 64 MiB in all")
+        );
+    }
+
+    #[test]
     fn a_plan_block_that_does_not_resolve_keeps_the_steps() {
         let resolved =
             resolve_text("plan \"t\" {\n  to = \"2.0\"\n}\nscript s {\n  run = \"x\"\n}\n");

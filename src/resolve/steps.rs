@@ -227,7 +227,7 @@ impl<'s, 'a> StepBuilder<'s, 'a> {
         let runs: Vec<&[&ast::Step]> = main.chunks(RUN_STEPS).collect();
         let (scope, update_command) = (&*self.scope, self.update_command);
         let (all, _) = cores::run(threads, runs.len(), |queue| {
-            let mut scope = scope.detached();
+            let mut scope = scope.detached(threads);
             let mut diagnostics = Vec::new();
             let mut builder =
                 StepBuilder::new(&mut scope, update_command, &mut diagnostics, Some(1));

@@ -14,6 +14,7 @@ mod failure_support;
 mod fmt_props;
 mod free_space;
 mod fuzz_regressions;
+mod hostile;
 mod inventory;
 mod jobs;
 mod lint;
