@@ -48,3 +48,32 @@ fn thousands_of_chained_variables_resolve() {
             .ends_with("1 file checked: 0 errors, 0 warnings\n")
     );
 }
+
+/// A plan file in a new temporary folder.
+fn folder_with(name: &str, text: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    std::fs::write(dir.path().join(name), text).expect("write the plan");
+    dir
+}
+
+#[test]
+fn two_hundred_kilobytes_of_unclosed_interpolations_are_one_diagnostic() {
+    // 50,000 `${` and no `}`: each searched to the end of the string, which
+    // took seconds; now one report says how many there are.
+    let text = format!("{HEADER}var a = \"{}\"\n", "${x ".repeat(50_000));
+    let dir = folder_with("a.plan", &text);
+    let run = plan(dir.path(), &["lint", "a.plan"]);
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    assert_eq!(run.stdout.matches("E003(bad-string)").count(), 1);
+    assert!(
+        run.stdout.contains("`${` is not closed by `}`"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("at a.plan:5:10 (the line is too long to show)"),
+        "points at the first `${{`: {}",
+        run.stdout
+    );
+}
