@@ -45,9 +45,26 @@ impl Analysis {
     }
 }
 
+/// Reads a plan file: its text, and the diagnostic when it is not UTF-8.
+/// A UTF-8 byte order mark (which some Windows editors write) is dropped
+/// before the bytes are decoded, so that every offset, that of an invalid
+/// byte included, counts from the text the parser reads.
+pub fn read(path: &Path) -> std::io::Result<(Source, Option<Diagnostic>)> {
+    let mut bytes = std::fs::read(path)?;
+    let bom = bytes.starts_with(BOM_BYTES);
+    if bom {
+        bytes.drain(..BOM_BYTES.len());
+    }
+    let (source, not_utf8) = parse::from_bytes(path, bytes);
+    Ok((if bom { source.with_bom() } else { source }, not_utf8))
+}
+
+/// The UTF-8 encoding of `source::BOM`.
+const BOM_BYTES: &[u8] = b"\xEF\xBB\xBF";
+
 /// Reads and analyses a file; only an I/O error stops it.
 pub fn analyse_path(path: &Path, ctx: &Context) -> std::io::Result<Analysis> {
-    let (source, not_utf8) = parse::read(path)?;
+    let (source, not_utf8) = read(path)?;
     let mut analysis = analyse(source, ctx);
     if let Some(d) = not_utf8 {
         analysis.diagnostics.insert(0, d);

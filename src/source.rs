@@ -64,11 +64,19 @@ impl fmt::Display for LineCol {
     }
 }
 
+/// The UTF-8 byte order mark some Windows editors start a file with.
+pub const BOM: char = '\u{FEFF}';
+
 /// A plan file as read: its path (as the user gave it) and its text.
 #[derive(Clone, Debug)]
 pub struct Source {
     path: PathBuf,
+    /// Without a byte order mark: spans count from the first character a
+    /// person sees, as editors do.
     text: Arc<str>,
+    /// Whether the file started with a byte order mark (`plan fmt` keeps
+    /// it).
+    bom: bool,
     line_starts: Arc<[usize]>,
     /// Built when a position is first shown, not when a file is parsed:
     /// most files never have a diagnostic.
@@ -120,8 +128,14 @@ impl Shown {
 }
 
 impl Source {
+    /// A source from its text; a leading byte order mark is dropped (and
+    /// remembered).
     pub fn new(path: impl Into<PathBuf>, text: impl Into<Arc<str>>) -> Self {
         let text: Arc<str> = text.into();
+        let (text, bom) = match text.strip_prefix(BOM) {
+            Some(rest) => (Arc::from(rest), true),
+            None => (text, false),
+        };
         let line_starts = std::iter::once(0)
             .chain(text.match_indices('\n').map(|(i, _)| i + 1))
             .collect::<Vec<_>>()
@@ -129,6 +143,7 @@ impl Source {
         Source {
             path: path.into(),
             text,
+            bom,
             line_starts,
             shown: Arc::default(),
         }
@@ -149,6 +164,19 @@ impl Source {
 
     pub fn text(&self) -> &str {
         &self.text
+    }
+
+    /// Whether the file started with a byte order mark, dropped from
+    /// `text`.
+    pub fn had_bom(&self) -> bool {
+        self.bom
+    }
+
+    /// The same source, marked as read from a file that had a byte order
+    /// mark (dropped before its bytes were decoded).
+    pub fn with_bom(mut self) -> Self {
+        self.bom = true;
+        self
     }
 
     /// The folder relative paths in the plan are resolved against.
@@ -261,6 +289,15 @@ mod tests {
         }
         assert_eq!(source.lone_crs_before(text.len()), 1);
         assert_eq!(source.lone_crs_before(text.len() - 2), 0);
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_dropped_and_remembered() {
+        let source = Source::new("x.plan", "\u{FEFF}plan\nx");
+        assert_eq!(source.text(), "plan\nx");
+        assert!(source.had_bom());
+        assert_eq!(source.line_col(0), LineCol { line: 1, column: 1 });
+        assert!(!Source::new("x.plan", "plan \u{FEFF}").had_bom());
     }
 
     #[test]

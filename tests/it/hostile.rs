@@ -77,3 +77,78 @@ fn two_hundred_kilobytes_of_unclosed_interpolations_are_one_diagnostic() {
         run.stdout
     );
 }
+
+/// A plan that lints clean and is laid out as `plan fmt` writes it.
+const CLEAN: &str = r#"plan "acme" {
+  from           = "5.0"
+  to             = "6.0"
+  update_command = "openerp-server -d ${db} -u ${modules} --stop-after-init"
+}
+
+stop down {
+  run = "systemctl stop openerp-5.0"
+}
+
+backup before {
+  after = down
+}
+
+update all {
+  after   = before
+  modules = "all"
+  timeout = "2h"
+}
+
+check settled {
+  after  = all
+  sql    = "
+    select count(*)
+      from ir_module_module
+     where state like 'to %'
+  "
+  expect = "0"
+}
+
+on_failure {
+  start up {
+    run = "systemctl start openerp-5.0"
+  }
+}
+"#;
+
+#[test]
+fn a_byte_order_mark_is_read_as_nothing() {
+    // What some Windows editors write first: it was an "invisible
+    // character" error.
+    let dir = folder_with("a.plan", &format!("\u{FEFF}{CLEAN}"));
+    let run = plan(dir.path(), &["lint", "a.plan"]);
+    assert_eq!(run.code, Some(0), "{}", run.stdout);
+    // Positions count from the first character a person sees.
+    let untimed = CLEAN.replace("  timeout = \"2h\"\n", "");
+    std::fs::write(dir.path().join("a.plan"), format!("\u{FEFF}{untimed}")).expect("write");
+    let run = plan(dir.path(), &["lint", "--format", "json", "a.plan"]);
+    assert!(run.stdout.contains("\"line\": 15,\n"), "{}", run.stdout);
+    assert!(run.stdout.contains("\"column\": 8,\n"), "{}", run.stdout);
+    // plan fmt keeps it, and has nothing else to change.
+    std::fs::write(dir.path().join("a.plan"), format!("\u{FEFF}{CLEAN}")).expect("write");
+    let check = plan(dir.path(), &["fmt", "--check", "a.plan"]);
+    assert_eq!(check.code, Some(0), "{}{}", check.stdout, check.stderr);
+    let messy = CLEAN.replace("  after   = before\n", "  after = before\n");
+    std::fs::write(dir.path().join("a.plan"), format!("\u{FEFF}{messy}")).expect("write");
+    let fmt = plan(dir.path(), &["fmt", "a.plan"]);
+    assert_eq!(fmt.code, Some(0), "{}", fmt.stderr);
+    let written = std::fs::read_to_string(dir.path().join("a.plan")).expect("read");
+    assert_eq!(written, format!("\u{FEFF}{CLEAN}"));
+}
+
+#[test]
+fn a_byte_order_mark_leaves_the_not_utf8_position_right() {
+    let mut bytes = b"\xEF\xBB\xBFplan \"t\" {\n  from = \"1.0\"\xFF\n".to_vec();
+    bytes.extend_from_slice(b"}\n");
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    std::fs::write(dir.path().join("a.plan"), bytes).expect("write");
+    let run = plan(dir.path(), &["lint", "a.plan"]);
+    assert_eq!(run.code, Some(1));
+    assert!(run.stdout.contains("E022(not-utf8)"), "{}", run.stdout);
+    assert!(run.stdout.contains("[a.plan:2:15]"), "{}", run.stdout);
+}
