@@ -152,3 +152,32 @@ fn a_byte_order_mark_leaves_the_not_utf8_position_right() {
     assert!(run.stdout.contains("E022(not-utf8)"), "{}", run.stdout);
     assert!(run.stdout.contains("[a.plan:2:15]"), "{}", run.stdout);
 }
+
+#[test]
+fn crlf_files_lint_and_keep_their_line_endings_through_fmt() {
+    let crlf = CLEAN.replace('\n', "\r\n");
+    let dir = folder_with("a.plan", &crlf);
+    let run = plan(dir.path(), &["lint", "a.plan"]);
+    assert_eq!(run.code, Some(0), "{}", run.stdout);
+    // Formatted already: nothing to show (it showed the whole file).
+    let check = plan(dir.path(), &["fmt", "--check", "a.plan"]);
+    assert_eq!(check.code, Some(0), "{}", check.stdout);
+    assert_eq!(check.stdout, "");
+    // A change is written with the file's line endings.
+    let messy = CLEAN
+        .replace("  after   = before\n", "  after = before\n")
+        .replace('\n', "\r\n");
+    std::fs::write(dir.path().join("a.plan"), &messy).expect("write");
+    let check = plan(dir.path(), &["fmt", "--check", "a.plan"]);
+    assert_eq!(check.code, Some(1));
+    assert_eq!(
+        check.stdout.matches("\n-").count(),
+        1,
+        "one line changes: {}",
+        check.stdout
+    );
+    let fmt = plan(dir.path(), &["fmt", "a.plan"]);
+    assert_eq!(fmt.code, Some(0), "{}", fmt.stderr);
+    let written = std::fs::read_to_string(dir.path().join("a.plan")).expect("read");
+    assert_eq!(written, crlf);
+}
