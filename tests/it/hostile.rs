@@ -181,3 +181,53 @@ fn crlf_files_lint_and_keep_their_line_endings_through_fmt() {
     let written = std::fs::read_to_string(dir.path().join("a.plan")).expect("read");
     assert_eq!(written, crlf);
 }
+
+#[test]
+fn a_folder_without_plans_is_a_usage_error() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    std::fs::create_dir(dir.path().join("plans")).expect("a folder");
+    std::fs::write(dir.path().join("plans/notes.txt"), "not a plan").expect("write");
+    for command in ["lint", "fmt"] {
+        let run = plan(dir.path(), &[command, "plans"]);
+        assert_eq!(run.code, Some(2), "{command}: {}", run.stderr);
+        assert!(
+            run.stderr.contains("no `.plan` files in `plans`"),
+            "{command}: {}",
+            run.stderr
+        );
+        assert!(run.stderr.contains("help:"), "{}", run.stderr);
+    }
+}
+
+#[test]
+fn a_fifo_named_like_a_plan_is_skipped_with_a_warning() {
+    let dir = folder_with("a.plan", CLEAN);
+    nix::unistd::mkfifo(
+        &dir.path().join("pipe.plan"),
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+    )
+    .expect("a FIFO");
+    // Reading the FIFO would wait for a writer forever.
+    let output = Command::cargo_bin("plan")
+        .expect("the plan binary is built")
+        .current_dir(dir.path())
+        .args(["lint", "."])
+        .timeout(std::time::Duration::from_secs(60))
+        .output()
+        .expect("plan runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(
+        stderr.contains("warning: skipping `./pipe.plan`: not a regular file"),
+        "{stderr}"
+    );
+    assert!(
+        stdout.ends_with("1 file checked: 0 errors, 0 warnings\n"),
+        "{stdout}"
+    );
+    // Alone, it leaves nothing to check.
+    std::fs::remove_file(dir.path().join("a.plan")).expect("remove");
+    let run = plan(dir.path(), &["lint", "."]);
+    assert_eq!(run.code, Some(2), "{}", run.stderr);
+}
