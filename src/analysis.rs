@@ -8,7 +8,7 @@ use crate::ast::File;
 use crate::diagnostic::{Code, Diagnostic};
 use crate::graph::Graph;
 use crate::parse;
-use crate::plan::Plan;
+use crate::plan::{Body, Plan, Step};
 use crate::resolve::{self, Context};
 use crate::source::Source;
 
@@ -18,7 +18,11 @@ pub struct Analysis {
     pub ast: File,
     /// Present when the plan block could be read.
     pub plan: Option<Plan>,
-    /// The graphs of the plan's steps and of its `on_failure` steps.
+    /// The steps alone, when the plan block could not be read: lint still
+    /// checks them.
+    pub body: Option<Body>,
+    /// The graphs of the steps and of the `on_failure` steps (of `plan`
+    /// or of `body`).
     pub graphs: Option<(Graph, Graph)>,
     /// Every problem found, in file order.
     pub diagnostics: Vec<Diagnostic>,
@@ -29,11 +33,38 @@ impl Analysis {
     pub fn has_errors(&self) -> bool {
         self.diagnostics.iter().any(Diagnostic::is_error)
     }
+
+    /// The steps and the `on_failure` steps that resolved, whether or not
+    /// the plan block did.
+    pub fn steps(&self) -> Option<(&[Step], &[Step])> {
+        match (&self.plan, &self.body) {
+            (Some(plan), _) => Some((&plan.steps, &plan.on_failure)),
+            (None, Some(body)) => Some((&body.steps, &body.on_failure)),
+            (None, None) => None,
+        }
+    }
 }
+
+/// Reads a plan file: its text, and the diagnostic when it is not UTF-8.
+/// A UTF-8 byte order mark (which some Windows editors write) is dropped
+/// before the bytes are decoded, so that every offset, that of an invalid
+/// byte included, counts from the text the parser reads.
+pub fn read(path: &Path) -> std::io::Result<(Source, Option<Diagnostic>)> {
+    let mut bytes = std::fs::read(path)?;
+    let bom = bytes.starts_with(BOM_BYTES);
+    if bom {
+        bytes.drain(..BOM_BYTES.len());
+    }
+    let (source, not_utf8) = parse::from_bytes(path, bytes);
+    Ok((if bom { source.with_bom() } else { source }, not_utf8))
+}
+
+/// The UTF-8 encoding of `source::BOM`.
+const BOM_BYTES: &[u8] = b"\xEF\xBB\xBF";
 
 /// Reads and analyses a file; only an I/O error stops it.
 pub fn analyse_path(path: &Path, ctx: &Context) -> std::io::Result<Analysis> {
-    let (source, not_utf8) = parse::read(path)?;
+    let (source, not_utf8) = read(path)?;
     let mut analysis = analyse(source, ctx);
     if let Some(d) = not_utf8 {
         analysis.diagnostics.insert(0, d);
@@ -56,9 +87,14 @@ pub fn analyse(source: Source, ctx: &Context) -> Analysis {
             .into_iter()
             .filter(|d| syntax_ok || !is_reference(d.code)),
     );
-    let graphs = resolved.plan.as_ref().map(|plan| {
-        let (main, mut cycles) = Graph::build(&plan.steps);
-        let (failure, failure_cycles) = Graph::build(&plan.on_failure);
+    let steps = match (&resolved.plan, &resolved.body) {
+        (Some(plan), _) => Some((&plan.steps, &plan.on_failure)),
+        (None, Some(body)) => Some((&body.steps, &body.on_failure)),
+        (None, None) => None,
+    };
+    let graphs = steps.map(|(steps, on_failure)| {
+        let (main, mut cycles) = Graph::build(steps);
+        let (failure, failure_cycles) = Graph::build(on_failure);
         cycles.extend(failure_cycles);
         if syntax_ok {
             diagnostics.extend(cycles);
@@ -70,6 +106,7 @@ pub fn analyse(source: Source, ctx: &Context) -> Analysis {
         source,
         ast: parsed.file,
         plan: resolved.plan,
+        body: resolved.body,
         graphs,
         diagnostics,
         missing: resolved.missing,

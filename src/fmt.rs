@@ -9,11 +9,16 @@ use crate::source::{Source, Span};
 /// Lists and maps longer than this go one entry per line.
 const WIDTH: usize = 100;
 
-/// Formats a file that parsed without errors.
+/// Formats a file that parsed without errors. Lines end as the file's
+/// first line does (`\r\n` or `\n`): a formatter that turned a Windows
+/// file's every line into a change would bury the changes that matter.
 pub fn format(file: &File, source: &Source) -> String {
+    let text = source.text();
+    let crlf = text.find('\n').is_some_and(|n| text[..n].ends_with('\r'));
     let mut printer = Printer {
         out: String::new(),
-        text: source.text(),
+        newline: if crlf { "\r\n" } else { "\n" },
+        text,
         comments: &file.comments,
         used: vec![false; file.comments.len()],
         first_unused: 0,
@@ -24,6 +29,9 @@ pub fn format(file: &File, source: &Source) -> String {
 
 struct Printer<'a> {
     out: String,
+    /// What ends a line the printer writes (strings and comments are
+    /// copied as written).
+    newline: &'static str,
     text: &'a str,
     comments: &'a [Comment],
     used: Vec<bool>,
@@ -31,13 +39,17 @@ struct Printer<'a> {
 }
 
 impl Printer<'_> {
+    fn newline(&mut self) {
+        self.out.push_str(self.newline);
+    }
+
     fn file(&mut self, file: &File) {
         let mut prev: Option<&Item> = None;
         let mut k = 0;
         while k < file.items.len() {
             let item = &file.items[k];
             if prev.is_some() {
-                self.out.push('\n');
+                self.newline();
             }
             if let Item::Var(_) = item {
                 // A group: consecutive vars with no blank line between them.
@@ -78,7 +90,7 @@ impl Printer<'_> {
             .filter(|i| !self.used[*i])
             .collect();
         if !rest.is_empty() && !self.out.is_empty() {
-            self.out.push('\n');
+            self.newline();
         }
         self.leading(usize::MAX, "", true);
     }
@@ -124,12 +136,12 @@ impl Printer<'_> {
                 && blank_ok
                 && self.blank_between(end, comment.span.start)
             {
-                self.out.push('\n');
+                self.newline();
             }
             self.used[i] = true;
             self.out.push_str(indent);
             self.out.push_str(&comment.text);
-            self.out.push('\n');
+            self.newline();
             last_end = Some(comment.span.end);
         }
         while self.used.get(self.first_unused) == Some(&true) {
@@ -140,7 +152,7 @@ impl Printer<'_> {
             && blank_ok
             && self.blank_between(end, pos)
         {
-            self.out.push('\n');
+            self.newline();
         }
     }
 
@@ -171,7 +183,7 @@ impl Printer<'_> {
             self.out.push(' ');
             self.out.push_str(&self.comments[i].text);
         }
-        self.out.push('\n');
+        self.newline();
     }
 
     fn has_comment_in(&self, span: Span) -> bool {
@@ -222,7 +234,7 @@ impl Printer<'_> {
         self.end_line(block.body.start + 1);
         for (n, step) in block.steps.iter().enumerate() {
             if n > 0 {
-                self.out.push('\n');
+                self.newline();
             }
             self.leading(step.span.start, "  ", n > 0);
             self.step(step, "  ");
@@ -251,7 +263,7 @@ impl Printer<'_> {
                 end += 1;
             }
             if start > 0 {
-                self.out.push('\n');
+                self.newline();
             }
             let width = attrs[start..end]
                 .iter()
@@ -290,7 +302,8 @@ impl Printer<'_> {
                     self.out.push_str(&one_line);
                     return;
                 }
-                self.out.push_str("[\n");
+                self.out.push('[');
+                self.newline();
                 let inner = format!("{indent}  ");
                 for (item, text) in list.items.iter().zip(&items) {
                     self.leading(item.span().start, &inner, true);
@@ -338,7 +351,8 @@ impl Printer<'_> {
                     self.out.push_str(&one_line);
                     return;
                 }
-                self.out.push_str("{\n");
+                self.out.push('{');
+                self.newline();
                 let inner = format!("{indent}  ");
                 let width = entries
                     .iter()
@@ -415,6 +429,20 @@ mod tests {
     fn blank_lines_between_the_first_comments_are_kept() {
         let text = "# header\n\n# about the plan\n\nplan \"p\" {}\n";
         assert_eq!(assert_stable(text), text);
+    }
+
+    #[test]
+    fn a_crlf_file_keeps_crlf_and_strings_keep_what_they_hold() {
+        let lf = "# header\nplan \"p\" { from = \"5.0\"\n to = \"6.0\" } # end\nvar a = \"1\"\nvar bb = \"2\"\nsql s { sql = \"select\n 1\" env = { A = \"x\" }\n after = [a,\n b] }\non_failure {\nstart up { run = \"x\" }\n}\n";
+        let crlf = lf.replace('\n', "\r\n");
+        let once = assert_stable(&crlf);
+        assert_eq!(once, format_text(lf).replace('\n', "\r\n"));
+        assert!(!once.replace("\r\n", "").contains('\n'), "{once:?}");
+        // Formatted already: nothing to change.
+        assert_eq!(format_text(&once), once);
+        // The first line decides; a string's own line break is kept as is.
+        let mixed = "plan \"p\" {}\r\n\r\nsql s {\r\n  sql = \"a\nb\"\r\n}\r\n";
+        assert_eq!(assert_stable(mixed), mixed);
     }
 
     #[test]

@@ -51,6 +51,10 @@ pub enum Piece {
     /// A value not known without a target or environment, such as
     /// `<target.database>` or `<env.NEW_SERVER>` (lint and show).
     Placeholder(String),
+    /// A variable that did not resolve (the error is already reported):
+    /// its steps still resolve, so that lint speaks of them, but a plan
+    /// holding one never runs. Shown as written, `${name}`.
+    Unresolved(String),
 }
 
 /// A resolved string: literal text, secrets and placeholders.
@@ -94,6 +98,29 @@ impl Text {
         self.0.iter().any(|p| matches!(p, Piece::Secret(_)))
     }
 
+    /// The length of the text in bytes, secrets and stand-ins included.
+    pub fn byte_len(&self) -> usize {
+        self.0
+            .iter()
+            .map(|p| match p {
+                Piece::Lit(text) | Piece::Placeholder(text) => text.len(),
+                Piece::Secret(secret) => secret.expose().len(),
+                Piece::Unresolved(name) => name.len() + 3,
+            })
+            .sum()
+    }
+
+    /// A variable that did not resolve.
+    pub fn unresolved(name: impl Into<String>) -> Self {
+        Text(vec![Piece::Unresolved(name.into())])
+    }
+
+    /// Whether a variable in it did not resolve: what it would be is not
+    /// known, and lint must not guess.
+    pub fn has_unresolved(&self) -> bool {
+        self.0.iter().any(|p| matches!(p, Piece::Unresolved(_)))
+    }
+
     /// The literal text, when there is no secret and no placeholder in it.
     pub fn as_literal(&self) -> Option<String> {
         let mut out = String::new();
@@ -113,7 +140,7 @@ impl Text {
             match piece {
                 Piece::Lit(text) => out.push_str(text),
                 Piece::Secret(secret) => out.push_str(secret.expose()),
-                Piece::Placeholder(_) => return None,
+                Piece::Placeholder(_) | Piece::Unresolved(_) => return None,
             }
         }
         Some(out)
@@ -124,6 +151,10 @@ impl Text {
     /// a secret stays secret as a whole; one holding a placeholder stays a
     /// placeholder.
     pub fn quoted(&self, quote: impl Fn(&str) -> String) -> Text {
+        // Still unknown once quoted.
+        if self.has_unresolved() {
+            return self.clone();
+        }
         if let Some(literal) = self.as_literal() {
             return Text::lit(quote(&literal));
         }
@@ -151,6 +182,7 @@ impl fmt::Display for Text {
                 Piece::Lit(text) => f.write_str(text)?,
                 Piece::Secret(_) => f.write_str("***")?,
                 Piece::Placeholder(p) => f.write_str(p)?,
+                Piece::Unresolved(name) => write!(f, "${{{name}}}")?,
             }
         }
         Ok(())
@@ -170,6 +202,21 @@ pub struct Plan {
     /// The database the steps change: the value of `${db}` (the target's
     /// database unless the plan declares `db`); `None` when `db` itself
     /// could not be resolved (already reported).
+    pub database: Option<Text>,
+    pub steps: Vec<Step>,
+    pub on_failure: Vec<Step>,
+    /// The folder relative paths are resolved against.
+    pub folder: PathBuf,
+}
+
+/// What a file resolves to below its `plan` block, kept on its own when
+/// the block itself does not resolve (no `from`, a bad release, no block):
+/// lint still speaks of the steps. Never run.
+#[derive(Clone, Debug)]
+pub struct Body {
+    /// As `Plan::vars`.
+    pub vars: Vec<(String, Text)>,
+    /// As `Plan::database`.
     pub database: Option<Text>,
     pub steps: Vec<Step>,
     pub on_failure: Vec<Step>,

@@ -4,7 +4,7 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use serde::Serialize;
 
@@ -64,17 +64,78 @@ impl fmt::Display for LineCol {
     }
 }
 
+/// The UTF-8 byte order mark some Windows editors start a file with.
+pub const BOM: char = '\u{FEFF}';
+
 /// A plan file as read: its path (as the user gave it) and its text.
 #[derive(Clone, Debug)]
 pub struct Source {
     path: PathBuf,
+    /// Without a byte order mark: spans count from the first character a
+    /// person sees, as editors do.
     text: Arc<str>,
+    /// Whether the file started with a byte order mark (`plan fmt` keeps
+    /// it).
+    bom: bool,
     line_starts: Arc<[usize]>,
+    /// Built when a position is first shown, not when a file is parsed:
+    /// most files never have a diagnostic.
+    shown: Arc<OnceLock<Shown>>,
+}
+
+/// What turns a byte offset into what a person sees in constant time, so
+/// that showing thousands of diagnostics in one long line is not quadratic.
+#[derive(Debug, Default)]
+struct Shown {
+    /// Where each character of more than one byte starts, and how many
+    /// bytes beyond one the characters up to and including it have.
+    multibyte: Vec<(usize, usize)>,
+    /// Where each `\r` not followed by `\n` is: miette counts it as a line
+    /// break, and our lines do not.
+    lone_cr: Vec<usize>,
+}
+
+impl Shown {
+    fn of(text: &str) -> Shown {
+        let mut shown = Shown::default();
+        let bytes = text.as_bytes();
+        if !text.is_ascii() {
+            let mut extra = 0;
+            for (at, &b) in bytes.iter().enumerate() {
+                let more = match b {
+                    0xC0..=0xDF => 1,
+                    0xE0..=0xEF => 2,
+                    0xF0..=0xFF => 3,
+                    _ => continue,
+                };
+                extra += more;
+                shown.multibyte.push((at, extra));
+            }
+        }
+        shown.lone_cr = memchr::memchr_iter(b'\r', bytes)
+            .filter(|&at| bytes.get(at + 1) != Some(&b'\n'))
+            .collect();
+        shown
+    }
+
+    /// The bytes beyond one of the characters that start before `offset`.
+    fn extra_before(&self, offset: usize) -> usize {
+        match self.multibyte.partition_point(|&(at, _)| at < offset) {
+            0 => 0,
+            n => self.multibyte[n - 1].1,
+        }
+    }
 }
 
 impl Source {
+    /// A source from its text; a leading byte order mark is dropped (and
+    /// remembered).
     pub fn new(path: impl Into<PathBuf>, text: impl Into<Arc<str>>) -> Self {
         let text: Arc<str> = text.into();
+        let (text, bom) = match text.strip_prefix(BOM) {
+            Some(rest) => (Arc::from(rest), true),
+            None => (text, false),
+        };
         let line_starts = std::iter::once(0)
             .chain(text.match_indices('\n').map(|(i, _)| i + 1))
             .collect::<Vec<_>>()
@@ -82,8 +143,14 @@ impl Source {
         Source {
             path: path.into(),
             text,
+            bom,
             line_starts,
+            shown: Arc::default(),
         }
+    }
+
+    fn shown(&self) -> &Shown {
+        self.shown.get_or_init(|| Shown::of(&self.text))
     }
 
     pub fn path(&self) -> &Path {
@@ -97,6 +164,19 @@ impl Source {
 
     pub fn text(&self) -> &str {
         &self.text
+    }
+
+    /// Whether the file started with a byte order mark, dropped from
+    /// `text`.
+    pub fn had_bom(&self) -> bool {
+        self.bom
+    }
+
+    /// The same source, marked as read from a file that had a byte order
+    /// mark (dropped before its bytes were decoded).
+    pub fn with_bom(mut self) -> Self {
+        self.bom = true;
+        self
     }
 
     /// The folder relative paths in the plan are resolved against.
@@ -127,10 +207,26 @@ impl Source {
         let offset = self.clamp(Span::new(offset, offset)).start;
         let line = self.line_starts.partition_point(|&s| s <= offset) - 1;
         let start = self.line_starts[line];
+        let shown = self.shown();
+        let chars = (offset - start) - (shown.extra_before(offset) - shown.extra_before(start));
         LineCol {
             line: line + 1,
-            column: self.text[start..offset].chars().count() + 1,
+            column: chars + 1,
         }
+    }
+
+    /// Where line `index` (0-based) starts; the end of the text past the
+    /// last line.
+    pub fn line_start(&self, index: usize) -> usize {
+        self.line_starts
+            .get(index)
+            .copied()
+            .unwrap_or(self.text.len())
+    }
+
+    /// How many `\r` not followed by `\n` come before `offset`.
+    pub fn lone_crs_before(&self, offset: usize) -> usize {
+        self.shown().lone_cr.partition_point(|&at| at < offset)
     }
 
     /// The 0-based index of the line holding `offset`.
@@ -177,6 +273,31 @@ mod tests {
         let source = Source::new("x.plan", "é");
         assert_eq!(source.clamp(Span::new(1, 99)), Span::new(0, 2));
         assert_eq!(source.line_col(99), LineCol { line: 1, column: 2 });
+    }
+
+    #[test]
+    fn columns_are_counted_from_an_index_that_agrees_with_chars() {
+        let text = "aé\u{1F600}b\nxü€\r\nz\ry";
+        let source = Source::new("x.plan", text);
+        for (offset, _) in text.char_indices() {
+            let start = text[..offset].rfind('\n').map_or(0, |n| n + 1);
+            assert_eq!(
+                source.line_col(offset).column,
+                text[start..offset].chars().count() + 1,
+                "at {offset}"
+            );
+        }
+        assert_eq!(source.lone_crs_before(text.len()), 1);
+        assert_eq!(source.lone_crs_before(text.len() - 2), 0);
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_dropped_and_remembered() {
+        let source = Source::new("x.plan", "\u{FEFF}plan\nx");
+        assert_eq!(source.text(), "plan\nx");
+        assert!(source.had_bom());
+        assert_eq!(source.line_col(0), LineCol { line: 1, column: 1 });
+        assert!(!Source::new("x.plan", "plan \u{FEFF}").had_bom());
     }
 
     #[test]

@@ -141,12 +141,8 @@ fn refuse_to_run(analysis: &Analysis, args: &ApplyArgs) -> Result<Option<Ending>
     // Lint as in review: errors stop the run, and so does "changes data
     // without a backup" unless a `# lint: allow` a reviewer can see says so.
     let linted = crate::lint::lint(analysis);
-    let blocking: Vec<_> = linted
-        .diagnostics
-        .into_iter()
-        .filter(|d| d.is_error() || d.code == crate::diagnostic::Code::MissingBackup)
-        .collect();
-    if !blocking.is_empty() {
+    if linted.apply_refuses() {
+        let blocking: Vec<_> = linted.blocking().cloned().collect();
         report(&blocking, &analysis.source);
         eprint(&format!(
             "nothing was run: fix the plan first (`plan lint {}`)\n",

@@ -6,12 +6,12 @@ use std::io::Write;
 use crate::cli::FmtArgs;
 use crate::commands::{UsageError, plan_files, print, report};
 use crate::exit::Ending;
-use crate::{fmt, parse};
+use crate::{analysis, fmt, parse};
 
 pub fn run(args: &FmtArgs) -> Result<Ending, UsageError> {
     let mut exit = Ending::checked(false);
     for path in plan_files(&args.paths)? {
-        let (source, not_utf8) = parse::read(&path).map_err(|source| UsageError::Io {
+        let (source, not_utf8) = analysis::read(&path).map_err(|source| UsageError::Io {
             path: path.clone(),
             source,
         })?;
@@ -32,6 +32,12 @@ pub fn run(args: &FmtArgs) -> Result<Ending, UsageError> {
             print(&diff(&source.name(), source.text(), &formatted));
             exit = Ending::checked(true);
         } else {
+            // A byte order mark is not layout: the file keeps the one it had.
+            let formatted = if source.had_bom() {
+                format!("{}{formatted}", crate::source::BOM)
+            } else {
+                formatted
+            };
             write_atomically(&path, &formatted).map_err(|source| UsageError::Write {
                 path: path.clone(),
                 source,

@@ -24,9 +24,11 @@ pub fn run(args: &LintArgs) -> Result<Ending, UsageError> {
         LintFormat::Json => output::json::render(&reports),
         LintFormat::Sarif => output::sarif::render(&reports, output::sarif::docs_base().as_deref()),
     });
-    let errors: usize = reports.iter().map(FileReport::errors).sum();
+    // Whatever `plan apply` would refuse fails here too (the same
+    // function decides), errors and unsilenced W101 alike.
+    let refused = reports.iter().any(FileReport::apply_refuses);
     let warnings: usize = reports.iter().map(FileReport::warnings).sum();
-    Ok(if errors > 0 || (deny && warnings > 0) {
+    Ok(if refused || (deny && warnings > 0) {
         Ending::checked(true)
     } else {
         Ending::checked(false)

@@ -36,6 +36,15 @@ pub enum UsageError {
     )]
     NoSuchPath { path: PathBuf },
 
+    #[error("no `.plan` files in `{}`", path.display())]
+    #[diagnostic(
+        code(plan::no_plan_files),
+        help(
+            "plan files end in `.plan`; give a plan file, or a folder with `*.plan` files in it or below it"
+        )
+    )]
+    NoPlanFiles { path: PathBuf },
+
     #[error("cannot read `{}`", path.display())]
     #[diagnostic(code(plan::io))]
     Io {
@@ -192,7 +201,11 @@ pub fn default_state_dir() -> PathBuf {
 }
 
 /// The plan files named by `paths`: files as given, folders searched for
-/// `*.plan` (sorted, so output is stable).
+/// `*.plan` (sorted, so output is stable). A folder with none is a usage
+/// error: a green `plan lint plans/` must mean plans were checked. In a
+/// folder only regular files are read (a FIFO named `x.plan` would hang
+/// the read); a file given by name is read whatever it is, so that
+/// `plan lint <(generate)` works.
 pub fn plan_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, UsageError> {
     let mut files = Vec::new();
     for path in paths {
@@ -206,6 +219,9 @@ pub fn plan_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, UsageError> {
         if meta.is_dir() {
             let mut found = Vec::new();
             walk(path, &mut found)?;
+            if found.is_empty() {
+                return Err(UsageError::NoPlanFiles { path: path.clone() });
+            }
             found.sort();
             files.extend(found);
         } else {
@@ -233,7 +249,18 @@ fn walk(dir: &Path, found: &mut Vec<PathBuf>) -> Result<(), UsageError> {
         if kind.is_dir() {
             walk(&path, found)?;
         } else if path.extension().is_some_and(|e| e == "plan") {
-            found.push(path);
+            // Through a symbolic link, what it points at; one that points
+            // nowhere is kept, and reading it says why it cannot be read.
+            let regular = kind.is_file()
+                || (kind.is_symlink() && std::fs::metadata(&path).map_or(true, |m| m.is_file()));
+            if regular {
+                found.push(path);
+            } else {
+                eprint(&format!(
+                    "warning: skipping `{}`: not a regular file (a FIFO, socket or device is never read)\n",
+                    path.display()
+                ));
+            }
         }
     }
     Ok(())

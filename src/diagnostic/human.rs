@@ -174,25 +174,44 @@ impl SourceCode for NamedText<'_> {
         context_lines_before: usize,
         context_lines_after: usize,
     ) -> Result<Box<dyn SpanContents<'b> + 'b>, MietteError> {
-        let contents = self
-            .0
-            .text()
-            .read_span(span, context_lines_before, context_lines_after)?;
+        let source = self.0;
+        let text = source.text();
+        let (start, end) = (span.offset(), span.offset() + span.len());
+        if end > text.len() {
+            // miette's own answer (out of bounds), as before.
+            return text.read_span(span, context_lines_before, context_lines_after);
+        }
+        // miette reads from the start of the text to the span: for each of
+        // thousands of diagnostics in a large file, that was quadratic.
+        // It is handed the lines around the span only, from a line start,
+        // with room after it; its lines and offsets are then moved back.
+        let first = source
+            .line_index(start)
+            .saturating_sub(context_lines_before);
+        let last = source.line_index(end) + context_lines_after + 2;
+        let (from, to) = (source.line_start(first), source.line_start(last + 1));
+        let window = text.get(from..to).unwrap_or(text);
+        let from = if window.len() == text.len() { 0 } else { from };
+        let inner = miette::SourceSpan::from((start - from, span.len()));
+        let contents = window.read_span(&inner, context_lines_before, context_lines_after)?;
+        // The line breaks before the window, as miette counts them.
+        let lines_before = source.line_index(from) + source.lone_crs_before(from);
+        let lines_before = if from == 0 { 0 } else { lines_before };
         // miette counts the header's column in bytes; a partner counts
         // characters (`é` is one). Only a read without context lines gives
         // that column; with context the contents start a line (column 0).
         let column = if context_lines_before == 0 {
-            self.0.line_col(span.offset()).column - 1
+            source.line_col(start).column - 1
         } else {
             contents.column()
         };
         Ok(Box::new(MietteSpanContents::new_named(
-            self.0.name(),
+            source.name(),
             contents.data(),
-            *contents.span(),
-            contents.line(),
+            (contents.span().offset() + from, contents.span().len()).into(),
+            contents.line() + lines_before,
             column,
-            contents.line_count(),
+            contents.line_count() + lines_before,
         )))
     }
 }
@@ -202,6 +221,49 @@ mod tests {
     use super::*;
     use crate::diagnostic::Code;
     use crate::source::Span;
+
+    #[test]
+    fn spans_read_around_them_are_what_miette_reads_from_the_start() {
+        let mut text = String::new();
+        for i in 0..40 {
+            text.push_str(&format!("line {i} é\r\n"));
+            if i % 7 == 0 {
+                text.push_str("old mac\rline\n");
+            }
+        }
+        let source = Source::new("x.plan", text.as_str());
+        let named = NamedText(&source);
+        for (start, len) in [
+            (0, 0),
+            (0, 3),
+            (50, 4),
+            (120, 30),
+            (300, 1),
+            (text.len() - 3, 3),
+        ] {
+            for (before, after) in [(0, 0), (1, 1), (3, 3), (0, 2)] {
+                let span = miette::SourceSpan::from((start, len));
+                let ours = named.read_span(&span, before, after).expect("in bounds");
+                let theirs = text
+                    .as_str()
+                    .read_span(&span, before, after)
+                    .expect("in bounds");
+                assert_eq!(ours.data(), theirs.data(), "{start}+{len} {before}/{after}");
+                assert_eq!(ours.span(), theirs.span(), "{start}+{len} {before}/{after}");
+                assert_eq!(ours.line(), theirs.line(), "{start}+{len} {before}/{after}");
+                assert_eq!(
+                    ours.line_count(),
+                    theirs.line_count(),
+                    "{start}+{len} {before}/{after}"
+                );
+                if before > 0 {
+                    assert_eq!(ours.column(), theirs.column());
+                }
+            }
+        }
+        let beyond = miette::SourceSpan::from((text.len(), 5));
+        assert!(named.read_span(&beyond, 1, 1).is_err());
+    }
 
     #[test]
     fn the_header_column_counts_characters() {

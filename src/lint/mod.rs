@@ -7,23 +7,35 @@ pub mod output;
 pub mod rules;
 mod suppression;
 
+use std::path::Path;
+
 use crate::analysis::Analysis;
 use crate::ast::{self, Item};
-use crate::diagnostic::Diagnostic;
+use crate::diagnostic::{Code, Diagnostic};
 use crate::graph::Graph;
-use crate::plan::{Plan, Step};
+use crate::plan::{Step, Text};
 use crate::source::Source;
 
 pub use rules::{RULES, Rule};
 
-/// What a rule may read about one file.
+/// What a rule may read about one file: the steps that resolved, whether
+/// or not the plan block did (a broken header hides no other finding).
 pub struct Context<'a> {
     pub source: &'a Source,
     pub ast: &'a ast::File,
-    pub plan: &'a Plan,
-    /// The graph of `plan.steps`.
+    /// The main steps that resolved, in file order.
+    pub steps: &'a [Step],
+    /// The `on_failure` steps that resolved.
+    pub on_failure: &'a [Step],
+    /// The declared variables that resolved, in name order.
+    pub vars: &'a [(String, Text)],
+    /// The database the steps change (`Plan::database`).
+    pub database: Option<&'a Text>,
+    /// The folder relative paths start from.
+    pub folder: &'a Path,
+    /// The graph of `steps`.
     pub main: &'a Graph,
-    /// The graph of `plan.on_failure`.
+    /// The graph of `on_failure`.
     pub failure: &'a Graph,
     /// Whether every step of the file resolved. When one did not (an error
     /// already reported), the graph lacks it, and a rule that follows paths
@@ -56,7 +68,7 @@ impl<'a> Context<'a> {
 
     /// The main steps, then the `on_failure` ones.
     pub fn all_steps(&self) -> impl Iterator<Item = &'a Step> + 'a {
-        self.plan.steps.iter().chain(&self.plan.on_failure)
+        self.steps.iter().chain(self.on_failure)
     }
 }
 
@@ -93,6 +105,25 @@ impl FileReport {
     pub fn warnings(&self) -> usize {
         self.diagnostics.len() - self.errors()
     }
+
+    /// The findings that make `plan apply` refuse this plan.
+    pub fn blocking(&self) -> impl Iterator<Item = &Diagnostic> {
+        self.diagnostics.iter().filter(|d| blocks_apply(d))
+    }
+
+    /// Whether `plan apply` refuses this plan before anything runs. `plan
+    /// lint` fails on exactly this, so that a plan that passed review is
+    /// never refused in the maintenance window.
+    pub fn apply_refuses(&self) -> bool {
+        self.blocking().next().is_some()
+    }
+}
+
+/// Whether a finding stops `plan apply`: every error, and W101 "changes
+/// data without a backup" (a silenced one is no longer a finding). The one
+/// place that decides; `plan lint` and `plan apply` both ask it.
+pub fn blocks_apply(d: &Diagnostic) -> bool {
+    d.is_error() || d.code == Code::MissingBackup
 }
 
 /// Lints an analysed file: its language errors, then every rule's findings
@@ -101,15 +132,33 @@ pub fn lint(analysis: &Analysis) -> FileReport {
     let mut diagnostics = analysis.diagnostics.clone();
     let allows = suppression::Allows::collect(&analysis.source, &analysis.ast);
     let mut allowed = 0;
-    if let (Some(plan), Some((main, failure))) = (&analysis.plan, &analysis.graphs) {
+    let (vars, database, folder) = match (&analysis.plan, &analysis.body) {
+        (Some(plan), _) => (
+            plan.vars.as_slice(),
+            plan.database.as_ref(),
+            plan.folder.as_path(),
+        ),
+        (None, Some(body)) => (
+            body.vars.as_slice(),
+            body.database.as_ref(),
+            body.folder.as_path(),
+        ),
+        (None, None) => (&[][..], None, Path::new(".")),
+    };
+    if let (Some((steps, on_failure)), Some((main, failure))) = (analysis.steps(), &analysis.graphs)
+    {
         let ast_steps = ast_steps(&analysis.ast);
         let cx = Context {
             source: &analysis.source,
             ast: &analysis.ast,
-            plan,
+            steps,
+            on_failure,
+            vars,
+            database,
+            folder,
             main,
             failure,
-            complete: ast_steps.len() == plan.steps.len() + plan.on_failure.len(),
+            complete: ast_steps.len() == steps.len() + on_failure.len(),
             ast_steps,
         };
         for rule in RULES {
@@ -211,6 +260,46 @@ mod tests {
     fn the_clean_base_plan_is_clean() {
         let report = lint_text(&plan_with(CLEAN_STEPS));
         assert!(report.diagnostics.is_empty(), "{:#?}", report.diagnostics);
+    }
+
+    /// The base plan's update without its `timeout` (W105), and its check
+    /// reading an undefined variable (E012).
+    fn with_undefined_and_untimed(steps: &str) -> String {
+        plan_with(
+            &steps
+                .replace("  timeout = \"2h\"\n", "")
+                .replace("'to %'", "'${state}'"),
+        )
+    }
+
+    #[test]
+    fn an_undefined_variable_hides_no_finding() {
+        let report = lint_text(&with_undefined_and_untimed(CLEAN_STEPS));
+        let codes: Vec<&str> = report.diagnostics.iter().map(|d| d.code.as_str()).collect();
+        assert_eq!(codes, ["W105", "E012"]);
+        // Several at once, in the step that lacks its timeout too, and a
+        // path rule through it.
+        let steps = with_undefined_and_untimed(CLEAN_STEPS)
+            .replace(
+                "modules = \"all\"",
+                "modules = \"all\"\n  env = { A = \"${a}\", B = \"${b}\" }",
+            )
+            .replace("after   = before\n", "after   = old_down\n");
+        let report = lint_text(&steps);
+        let codes: Vec<&str> = report.diagnostics.iter().map(|d| d.code.as_str()).collect();
+        assert_eq!(codes, ["W101", "W105", "E012", "E012", "E012"]);
+    }
+
+    #[test]
+    fn a_plan_block_that_does_not_resolve_hides_no_finding() {
+        let text = with_undefined_and_untimed(CLEAN_STEPS).replace("  from = \"1.0\"\n", "");
+        let report = lint_text(&text);
+        let codes: Vec<&str> = report.diagnostics.iter().map(|d| d.code.as_str()).collect();
+        assert_eq!(codes, ["E024", "W105", "E012"]);
+        let text = text.replace("  to   = \"2.0\"\n", "  from = \"one\"\n  to   = \"2.0\"\n");
+        let report = lint_text(&text);
+        let codes: Vec<&str> = report.diagnostics.iter().map(|d| d.code.as_str()).collect();
+        assert_eq!(codes, ["E016", "W105", "E012"]);
     }
 
     #[test]

@@ -16,7 +16,7 @@ pub use vars::TARGET_FIELDS;
 
 use crate::ast::{self, Item, Value};
 use crate::diagnostic::{Code, Diagnostic};
-use crate::plan::{Plan, Text};
+use crate::plan::{Body, Plan, Text};
 use crate::source::{Source, Span};
 use crate::version::Version;
 
@@ -47,6 +47,9 @@ pub struct Live {
 #[derive(Debug)]
 pub struct Resolved {
     pub plan: Option<Plan>,
+    /// What resolved when the plan block did not (or there is none): the
+    /// steps, for lint, so that a broken header hides no other finding.
+    pub body: Option<Body>,
     pub diagnostics: Vec<Diagnostic>,
     /// Values a live run needs that are not set (a usage error at apply).
     pub missing: Vec<String>,
@@ -169,23 +172,37 @@ pub fn resolve_on(
     diagnostics.sort_by_key(|d| (d.primary.span.start, d.code));
     diagnostics.dedup();
 
-    let plan = header.map(|(name, from, to, description, release_query)| Plan {
-        name,
-        from,
-        to,
-        description,
-        release_query,
+    let body = Body {
         vars,
         database,
         steps,
         on_failure,
         folder: source.folder(),
-    });
+    };
+    let (plan, body) = match header {
+        Some((name, from, to, description, release_query)) => (
+            Some(Plan {
+                name,
+                from,
+                to,
+                description,
+                release_query,
+                vars: body.vars,
+                database: body.database,
+                steps: body.steps,
+                on_failure: body.on_failure,
+                folder: body.folder,
+            }),
+            None,
+        ),
+        None => (None, Some(body)),
+    };
     let mut missing = missing;
     missing.sort();
     missing.dedup();
     Resolved {
         plan,
+        body,
         diagnostics,
         missing,
     }
@@ -275,4 +292,148 @@ fn plan_header(
         );
     }
     Some((block.name.literal(), from, to, description, release_query))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse::parse;
+    use crate::plan::{Action, Command, Piece};
+
+    fn resolve_text(text: &str) -> Resolved {
+        let source = Source::new("t.plan", text);
+        let parsed = parse(&source);
+        assert!(parsed.diagnostics.is_empty(), "{:#?}", parsed.diagnostics);
+        resolve(&parsed.file, &source, &Context::default())
+    }
+
+    fn codes(resolved: &Resolved) -> Vec<&'static str> {
+        resolved
+            .diagnostics
+            .iter()
+            .map(|d| d.code.as_str())
+            .collect()
+    }
+
+    const HEADER: &str = "plan \"t\" {\n  from = \"1.0\"\n  to = \"2.0\"\n}\n";
+
+    #[test]
+    fn a_step_with_an_undefined_variable_still_resolves() {
+        let resolved = resolve_text(&format!(
+            "{HEADER}var a = \"${{nope}}\"\nscript s {{\n  run = \"run ${{a}} ${{other}}\"\n}}\n"
+        ));
+        // Both undefined names are reported, each once.
+        assert_eq!(codes(&resolved), ["E012", "E012"]);
+        let plan = resolved.plan.expect("the plan block resolves");
+        let [step] = plan.steps.as_slice() else {
+            panic!("one step: {:#?}", plan.steps);
+        };
+        let Action::Command(Command::Argv(argv)) = &step.action else {
+            panic!("{:#?}", step.action);
+        };
+        assert_eq!(argv[1].0, [Piece::Unresolved("a".into())]);
+        assert_eq!(argv[2].0, [Piece::Unresolved("other".into())]);
+        assert!(argv[1].expose().is_none(), "an unresolved value never runs");
+        assert_eq!(argv[2].to_string(), "${other}");
+    }
+
+    #[test]
+    fn every_mistake_of_a_step_is_reported() {
+        let resolved = resolve_text(&format!(
+            "{HEADER}backup b {{\n  method = \"snap\"\n  database = 5\n  paths = [1, \"${{x}}\", true]\n  keep = \"yes\"\n}}\ncheck c {{\n  sql = \"select ${{y}}\"\n  expect = [1]\n}}\nupdate u {{\n  modules = [\"a-b\", \"c d\"]\n  description = \"${{z}}\"\n}}\n"
+        ));
+        assert_eq!(
+            codes(&resolved),
+            [
+                "E023", "E023", "E023", "E012", "E023", "E023", "E012", "E023", "E019", "E023",
+                "E023", "E012"
+            ],
+            "{:#?}",
+            resolved.diagnostics
+        );
+    }
+
+    #[test]
+    fn a_chain_of_variables_is_resolved_without_the_stack() {
+        // Each names the next, so the first needs all the others: with one
+        // call per level, 20,000 levels would need far more than the
+        // 256 KiB this thread gets.
+        let n = 20_000;
+        let mut text = String::from(HEADER);
+        for i in 0..n - 1 {
+            text.push_str(&format!("var v{i} = \"${{v{}}}\"\n", i + 1));
+        }
+        text.push_str(&format!(
+            "var v{} = \"end\"\nvar a = \"${{b}}\"\nvar b = \"${{a}}\"\n",
+            n - 1
+        ));
+        let source = Source::new("t.plan", text);
+        let parsed = parse(&source);
+        assert!(parsed.diagnostics.is_empty());
+        let resolved = std::thread::Builder::new()
+            .stack_size(256 * 1024)
+            .spawn(move || resolve(&parsed.file, &source, &Context::default()))
+            .expect("a thread")
+            .join()
+            .expect("no stack overflow");
+        // The cycle beside the chain is still found.
+        assert_eq!(codes(&resolved), ["E013"]);
+        let plan = resolved.plan.expect("a plan");
+        let v0 = plan.vars.iter().find(|(name, _)| name == "v0");
+        assert_eq!(v0.map(|(_, v)| v.to_string()).as_deref(), Some("end"));
+    }
+
+    #[test]
+    fn a_value_that_doubles_stops_at_the_bound() {
+        let mut text = format!("{HEADER}var v0 = \"{}\"\n", "x".repeat(64));
+        for i in 1..60 {
+            text.push_str(&format!("var v{i} = \"${{v{0}}}${{v{0}}}\"\n", i - 1));
+        }
+        text.push_str("script s {\n  run = \"echo ${v59}\"\n}\n");
+        let resolved = resolve_text(&text);
+        // v14 is 1 MiB; v15 would be 2: it is reported, and what uses it
+        // fails with it, silently.
+        assert_eq!(codes(&resolved), ["E023"]);
+        let d = &resolved.diagnostics[0];
+        assert_eq!(
+            d.message,
+            "this string grows to 2097152 bytes once its variables are substituted, past the 1 MiB a value may hold"
+        );
+        assert!(text[d.primary.span.start..].starts_with("\"${v14}${v14}\""));
+        let plan = resolved.plan.expect("a plan");
+        assert_eq!(plan.steps.len(), 1, "the step is still there for lint");
+    }
+
+    #[test]
+    fn a_large_value_in_many_steps_stops_at_the_plan_bound() {
+        // 512 KiB, used by 200 steps: 100 MiB in all.
+        let mut text = format!("{HEADER}var v0 = \"{}\"\n", "x".repeat(1024));
+        for i in 1..10 {
+            text.push_str(&format!("var v{i} = \"${{v{0}}}${{v{0}}}\"\n", i - 1));
+        }
+        for i in 0..200 {
+            text.push_str(&format!("start s{i} {{\n  run = \"echo ${{v9}}\"\n}}\n"));
+        }
+        let source = Source::new("t.plan", text);
+        let parsed = parse(&source);
+        let resolved = resolve_on(&parsed.file, &source, &Context::default(), Some(1));
+        assert_eq!(codes(&resolved), ["E023"], "reported once");
+        assert!(
+            resolved.diagnostics[0]
+                .message
+                .starts_with("the plan's strings grow past 64 MiB in all")
+        );
+    }
+
+    #[test]
+    fn a_plan_block_that_does_not_resolve_keeps_the_steps() {
+        let resolved =
+            resolve_text("plan \"t\" {\n  to = \"2.0\"\n}\nscript s {\n  run = \"x\"\n}\n");
+        assert_eq!(codes(&resolved), ["E024"]);
+        assert!(resolved.plan.is_none());
+        let body = resolved.body.expect("the steps resolve without the header");
+        assert_eq!(body.steps.len(), 1);
+        let resolved = resolve_text("script s {\n  run = \"x\"\n}\n");
+        assert_eq!(resolved.body.map(|b| b.steps.len()), Some(1));
+    }
 }

@@ -227,7 +227,7 @@ impl<'s, 'a> StepBuilder<'s, 'a> {
         let runs: Vec<&[&ast::Step]> = main.chunks(RUN_STEPS).collect();
         let (scope, update_command) = (&*self.scope, self.update_command);
         let (all, _) = cores::run(threads, runs.len(), |queue| {
-            let mut scope = scope.detached();
+            let mut scope = scope.detached(threads);
             let mut diagnostics = Vec::new();
             let mut builder =
                 StepBuilder::new(&mut scope, update_command, &mut diagnostics, Some(1));
@@ -252,7 +252,9 @@ impl<'s, 'a> StepBuilder<'s, 'a> {
     }
 
     /// Interpolates `s` into the builder's buffer and hands the segments to
-    /// `f`; `None` when a variable could not be resolved (already reported).
+    /// `f`. A variable that could not be resolved (already reported) is an
+    /// unresolved piece there: the step is still built, so that lint sees
+    /// it, and the error keeps the plan from running.
     fn with_segs<R>(
         &mut self,
         s: &'a Str,
@@ -260,10 +262,9 @@ impl<'s, 'a> StepBuilder<'s, 'a> {
         f: impl FnOnce(&mut Self, &[Seg<'a>]) -> Option<R>,
     ) -> Option<R> {
         let mut segs = std::mem::take(&mut self.segs);
-        let ok = self
-            .scope
+        self.scope
             .interpolate(s, modules, self.diagnostics, &mut segs);
-        let out = if ok { f(self, &segs) } else { None };
+        let out = f(self, &segs);
         segs.clear();
         self.segs = segs;
         out
@@ -731,13 +732,14 @@ impl<'s, 'a> StepBuilder<'s, 'a> {
         }
     }
 
+    /// A backup's attributes, each checked whatever the others gave.
     fn backup(&mut self, attrs: &Attrs<'a>) -> Option<Backup> {
         let method = match attrs.literal("method", self.diagnostics) {
-            None if attrs.has("method") => return None,
-            None => BackupMethod::Snapshot,
+            None if attrs.has("method") => None,
+            None => Some(BackupMethod::Snapshot),
             Some(s) => match s.literal().as_str() {
-                "snapshot" => BackupMethod::Snapshot,
-                "dump" => BackupMethod::Dump,
+                "snapshot" => Some(BackupMethod::Snapshot),
+                "dump" => Some(BackupMethod::Dump),
                 other => {
                     let mut d = Diagnostic::new(
                         Code::BadValue,
@@ -750,86 +752,125 @@ impl<'s, 'a> StepBuilder<'s, 'a> {
                         None => d.help("the methods are \"snapshot\" (a copy made by the server) and \"dump\" (pg_dump into the run folder)"),
                     };
                     self.diagnostics.push(d);
-                    return None;
+                    None
                 }
             },
         };
-        let database = match self.text_attr(attrs, "database")? {
-            Some(db) => db,
+        let database = match self.text_attr(attrs, "database") {
+            Some(Some(db)) => Some(db),
             // A backup of the target unless it says otherwise.
-            None => self.scope.target("database"),
+            Some(None) => Some(self.scope.target("database")),
+            None => None,
         };
         let paths = match attrs.get("paths") {
-            None => Vec::new(),
+            None => Some(Vec::new()),
             Some(attr) => {
-                let items: Vec<&Value> = match &attr.value {
-                    Value::List(list) => list.items.iter().collect(),
-                    Value::Str(_) => vec![&attr.value],
+                let items: &[Value] = match &attr.value {
+                    Value::List(list) => &list.items,
+                    Value::Str(_) => std::slice::from_ref(&attr.value),
                     other => {
                         self.diagnostics
                             .push(wrong_type("paths", "a list of strings", other));
-                        return None;
+                        &[]
                     }
                 };
-                let mut out = Vec::new();
+                let mut ok = matches!(attr.value, Value::List(_) | Value::Str(_));
+                let mut out = Vec::with_capacity(items.len());
                 for item in items {
                     let Value::Str(s) = item else {
                         self.diagnostics.push(wrong_type("paths", "a string", item));
-                        return None;
+                        ok = false;
+                        continue;
                     };
-                    out.push(self.joined(s)?);
+                    match self.joined(s) {
+                        Some(path) => out.push(path),
+                        None => ok = false,
+                    }
                 }
-                out
+                ok.then_some(out)
             }
         };
         let keep = match attrs.get("keep") {
-            None => true,
+            None => Some(true),
             Some(attr) => match &attr.value {
-                Value::Bool(b, _) => *b,
+                Value::Bool(b, _) => Some(*b),
                 other => {
                     self.diagnostics
                         .push(wrong_type("keep", "`true` or `false`", other));
-                    return None;
+                    None
                 }
             },
         };
         Some(Backup {
-            method,
-            database,
-            paths,
-            keep,
+            method: method?,
+            database: database?,
+            paths: paths?,
+            keep: keep?,
         })
     }
 
+    /// An update's modules and its command, each checked whatever the
+    /// other gave: when the modules are wrong, `${modules}` stands in the
+    /// command as an unresolved value.
     fn update(&mut self, step: &'a ast::Step, attrs: &Attrs<'a>) -> Option<Action> {
-        let Some(attr) = attrs.get("modules") else {
-            self.diagnostics.push(
-                Diagnostic::new(
-                    Code::MissingAttribute,
-                    step.name.span,
-                    format!(
-                        "`update` step `{}` does not say which modules",
-                        step.name.name
+        let modules = match attrs.get("modules") {
+            Some(attr) => self.modules(attr, attrs),
+            None => {
+                self.diagnostics.push(
+                    Diagnostic::new(
+                        Code::MissingAttribute,
+                        step.name.span,
+                        format!(
+                            "`update` step `{}` does not say which modules",
+                            step.name.name
+                        ),
+                    )
+                    .label("no `modules`")
+                    .help(
+                        "add modules = \"all\", or a list such as modules = [\"sale\", \"stock\"]",
                     ),
-                )
-                .label("no `modules`")
-                .help("add modules = \"all\", or a list such as modules = [\"sale\", \"stock\"]"),
-            );
-            return None;
+                );
+                None
+            }
         };
+        let joined = Arc::new(match &modules {
+            Some(modules) => Text::lit(modules.joined()),
+            None => Text::unresolved(super::vars::MODULES),
+        });
+        let command = if attrs.has("run") || attrs.has("shell") {
+            self.command(step, attrs, Some(&joined))
+        } else if let Some(template) = self.update_command {
+            self.argv(template, Some(&joined)).map(Command::Argv)
+        } else {
+            self.diagnostics.push(
+                Diagnostic::new(Code::MissingCommand, step.name.span, format!("`update` step `{}` has no command", step.name.name))
+                    .label("no `run`, and the plan has no `update_command`")
+                    .help("set update_command = \"${new_server} -d ${db} --update=${modules} --stop-after-init\" in the `plan` block, or give the step a `run`"),
+            );
+            None
+        };
+        Some(Action::Update {
+            modules: modules?,
+            command: command?,
+        })
+    }
+
+    /// `modules = "all"`, `"a, b"` or `[a, "b"]`; every bad name reported.
+    fn modules(&mut self, attr: &'a ast::Attr, attrs: &Attrs<'a>) -> Option<Modules> {
         let names: Vec<(String, Span)> = match &attr.value {
             Value::Str(s) if s.has_vars() => {
                 attrs.literal("modules", self.diagnostics);
                 return None;
             }
-            Value::Str(s) if plain(s) == "all" => Vec::new(),
+            Value::Str(s) if plain(s) == "all" => return Some(Modules::All),
             Value::Str(s) => s
                 .literal()
                 .split(',')
                 .map(|m| (m.trim().to_string(), s.span))
                 .collect(),
             Value::List(list) => {
-                let mut out = Vec::new();
+                let mut out = Vec::with_capacity(list.items.len());
+                let mut ok = true;
                 for item in &list.items {
                     match item {
                         Value::Str(s) => out.push((s.literal(), s.span)),
@@ -837,16 +878,19 @@ impl<'s, 'a> StepBuilder<'s, 'a> {
                         other => {
                             self.diagnostics
                                 .push(wrong_type("modules", "a module's name", other));
-                            return None;
+                            ok = false;
                         }
                     }
                 }
-                if out.is_empty() {
+                if list.items.is_empty() {
                     self.diagnostics.push(
                         Diagnostic::new(Code::BadValue, list.span, "the list of modules is empty")
                             .label("no module")
                             .help("name at least one module, or write modules = \"all\""),
                     );
+                    return None;
+                }
+                if !ok {
                     return None;
                 }
                 out
@@ -857,10 +901,12 @@ impl<'s, 'a> StepBuilder<'s, 'a> {
                 return None;
             }
         };
+        let mut ok = true;
         for (name, span) in &names {
             let valid =
                 !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
             if !valid {
+                ok = false;
                 self.diagnostics.push(
                     Diagnostic::new(
                         Code::BadValue,
@@ -870,28 +916,9 @@ impl<'s, 'a> StepBuilder<'s, 'a> {
                     .label("not a module name")
                     .help("module names use letters, digits and `_`, such as \"sale_stock\""),
                 );
-                return None;
             }
         }
-        let modules = if names.is_empty() {
-            Modules::All
-        } else {
-            Modules::Named(names.into_iter().map(|(n, _)| n).collect())
-        };
-        let joined = Arc::new(Text::lit(modules.joined()));
-        let command = if attrs.has("run") || attrs.has("shell") {
-            self.command(step, attrs, Some(&joined))?
-        } else if let Some(template) = self.update_command {
-            Command::Argv(self.argv(template, Some(&joined))?)
-        } else {
-            self.diagnostics.push(
-                Diagnostic::new(Code::MissingCommand, step.name.span, format!("`update` step `{}` has no command", step.name.name))
-                    .label("no `run`, and the plan has no `update_command`")
-                    .help("set update_command = \"${new_server} -d ${db} --update=${modules} --stop-after-init\" in the `plan` block, or give the step a `run`"),
-            );
-            return None;
-        };
-        Some(Action::Update { modules, command })
+        ok.then(|| Modules::Named(names.into_iter().map(|(n, _)| n).collect()))
     }
 
     fn check(&mut self, step: &'a ast::Step, attrs: &Attrs<'a>) -> Option<Action> {
@@ -906,21 +933,25 @@ impl<'s, 'a> StepBuilder<'s, 'a> {
                 None
             }
             (Some(_), None, Some(expect)) => {
-                let sql = attrs.string("sql", self.diagnostics)?;
-                let sql = self.sql_text(sql)?;
+                let sql = attrs
+                    .string("sql", self.diagnostics)
+                    .and_then(|s| self.sql_text(s));
                 let expect = match &expect.value {
-                    Value::Str(s) => self.joined(s)?,
-                    Value::Number(n) => Text::lit(n.text.as_str()),
+                    Value::Str(s) => self.joined(s),
+                    Value::Number(n) => Some(Text::lit(n.text.as_str())),
                     other => {
                         self.diagnostics.push(wrong_type(
                             "expect",
                             "the expected value as a string",
                             other,
                         ));
-                        return None;
+                        None
                     }
                 };
-                Some(Action::Check(Check::Sql { sql, expect }))
+                Some(Action::Check(Check::Sql {
+                    sql: sql?,
+                    expect: expect?,
+                }))
             }
             (Some(sql), None, None) => {
                 self.diagnostics.push(

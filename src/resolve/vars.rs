@@ -11,6 +11,7 @@ use crate::diagnostic::{Code, Diagnostic, suggest};
 use crate::names::NameMap;
 use crate::parse::is_var_name;
 use crate::plan::{Piece, Secret, Text};
+use crate::source::Span;
 
 /// `target.*` fields a plan may read.
 pub const TARGET_FIELDS: [&str; 4] = ["database", "host", "port", "user"];
@@ -18,6 +19,16 @@ pub const TARGET_FIELDS: [&str; 4] = ["database", "host", "port", "user"];
 /// Names that are bound by the runner, not declared.
 pub const MODULES: &str = "modules";
 pub const DB: &str = "db";
+
+/// The most bytes one string may hold once its variables are substituted
+/// (docs/language.md): a handful of variables that each double the one
+/// before would otherwise build gigabytes from a few lines.
+pub const MAX_VALUE_BYTES: usize = 1 << 20;
+
+/// The most bytes the substituted strings of one plan may hold in all
+/// (shared among the threads that resolve steps): a 1 MiB value used by
+/// thousands of steps is as hostile as one that doubles.
+pub const MAX_PLAN_BYTES: usize = 64 << 20;
 
 enum State {
     Unresolved,
@@ -40,6 +51,13 @@ pub struct Scope<'a> {
     states: Vec<State>,
     /// The declarations being computed, outermost first.
     stack: Vec<usize>,
+    /// For each declaration on `stack`, the index of the next part of its
+    /// string to look at for a variable it reads.
+    parts: Vec<usize>,
+    /// The bytes the substituted strings may still take (`MAX_PLAN_BYTES`).
+    budget: usize,
+    /// Whether running out of `budget` was reported.
+    spent: bool,
     /// `target.database`, the value of `${db}` when the plan does not
     /// declare `db`.
     default_db: Option<Arc<Text>>,
@@ -98,6 +116,9 @@ impl<'a> Scope<'a> {
             decls: accepted,
             index,
             stack: Vec::new(),
+            parts: Vec::new(),
+            budget: MAX_PLAN_BYTES,
+            spent: false,
             default_db: None,
             ctx,
             missing: Vec::new(),
@@ -131,8 +152,9 @@ impl<'a> Scope<'a> {
 
     /// A copy for another thread, whose values share nothing with these:
     /// every use of a variable counts a reference to its value, and two
-    /// cores counting on one value would wait on each other.
-    pub fn detached(&self) -> Scope<'a> {
+    /// cores counting on one value would wait on each other. It gets a
+    /// `share`th of what is left of the budget.
+    pub fn detached(&self, share: usize) -> Scope<'a> {
         let own = |value: &Arc<Text>| Arc::new(Text::clone(value));
         Scope {
             decls: self.decls.clone(),
@@ -148,6 +170,9 @@ impl<'a> Scope<'a> {
                 })
                 .collect(),
             stack: self.stack.clone(),
+            parts: self.parts.clone(),
+            budget: self.budget / share.max(1),
+            spent: self.spent,
             default_db: self.default_db.as_ref().map(own),
             ctx: self.ctx,
             missing: Vec::new(),
@@ -173,7 +198,7 @@ impl<'a> Scope<'a> {
     pub fn lookup(
         &mut self,
         name: &str,
-        span: crate::source::Span,
+        span: Span,
         modules: Option<&Arc<Text>>,
         diagnostics: &mut Vec<Diagnostic>,
     ) -> Option<Arc<Text>> {
@@ -226,51 +251,111 @@ impl<'a> Scope<'a> {
             diagnostics.push(d);
             return None;
         };
-        match &self.states[i] {
-            State::Done(value) => return Some(Arc::clone(value)),
-            State::Failed => return None,
-            State::Resolving => {
-                let start = self.stack.iter().position(|&n| n == i).unwrap_or(0);
-                let mut chain: Vec<usize> = self.stack[start..].to_vec();
-                chain.push(i);
-                let names: Vec<&str> = chain
-                    .iter()
-                    .map(|&n| self.decls[n].name.name.as_str())
-                    .collect();
-                diagnostics.push(
-                    Diagnostic::new(
-                        Code::VariableCycle,
-                        self.decls[i].name.span,
-                        format!(
-                            "variables refer to each other in a circle: {}",
-                            names.join(" -> ")
-                        ),
-                    )
-                    .label("this variable's value depends on itself")
-                    .also(span, "used here")
-                    .help("give one of these variables a value that does not use the others"),
-                );
-                for n in chain {
-                    self.states[n] = State::Failed;
-                }
-                return None;
-            }
-            State::Unresolved => {}
+        if matches!(self.states[i], State::Unresolved) {
+            self.settle(i, diagnostics);
         }
-        let decl = self.decls[i];
+        match &self.states[i] {
+            State::Done(value) => Some(Arc::clone(value)),
+            // `Resolving`: a declaration read while `settle` computes it,
+            // which is only ever through a cycle already reported.
+            State::Resolving | State::Failed | State::Unresolved => None,
+        }
+    }
+
+    /// Computes declaration `root` and every declaration it reads, deepest
+    /// first, on a stack of its own: a chain of thousands of variables each
+    /// naming the next must not exhaust the thread's stack (DESIGN:
+    /// resolution is bounded). When a declaration is computed, every one
+    /// it reads is done or failed, so computing it never comes back here.
+    fn settle(&mut self, root: usize, diagnostics: &mut Vec<Diagnostic>) {
+        let depth = self.stack.len();
+        self.enter(root);
+        while self.stack.len() > depth {
+            let top = self.stack.len() - 1;
+            let (i, from) = (self.stack[top], self.parts[top]);
+            match self.next_read(i, from) {
+                Some((part, j, span)) => {
+                    self.parts[top] = part + 1;
+                    match self.states[j] {
+                        State::Unresolved => self.enter(j),
+                        State::Resolving => self.cycle(j, span, diagnostics),
+                        State::Done(_) | State::Failed => {}
+                    }
+                }
+                None => {
+                    self.stack.pop();
+                    self.parts.pop();
+                    let decl = self.decls[i];
+                    // Computed even when a cycle failed it, so that its
+                    // other mistakes are reported too.
+                    let value = self.expr(&decl.expr, diagnostics).map(Arc::new);
+                    if !matches!(self.states[i], State::Failed) {
+                        self.states[i] = match value {
+                            Some(v) => State::Done(v),
+                            None => State::Failed,
+                        };
+                    }
+                }
+            }
+        }
+    }
+
+    fn enter(&mut self, i: usize) {
         self.states[i] = State::Resolving;
         self.stack.push(i);
-        let value = self.expr(&decl.expr, diagnostics).map(Arc::new);
-        self.stack.pop();
-        // A cycle found below may already have marked this one failed.
-        if matches!(self.states[i], State::Failed) {
+        self.parts.push(0);
+    }
+
+    /// The first declared variable that declaration `i` reads, from part
+    /// `from` of its string on: the part's index, the declaration read, and
+    /// where. Only what `lookup` would compute counts: a value given by
+    /// `--var` or the inventory reads nothing.
+    fn next_read(&self, i: usize, from: usize) -> Option<(usize, usize, Span)> {
+        let Expr::Str(s) = &self.decls[i].expr else {
             return None;
-        }
-        self.states[i] = match &value {
-            Some(v) => State::Done(Arc::clone(v)),
-            None => State::Failed,
         };
-        value
+        s.parts
+            .iter()
+            .enumerate()
+            .skip(from)
+            .find_map(|(n, part)| match part {
+                StrPart::Var(ident) => {
+                    let name = ident.name.as_str();
+                    let given = self.ctx.overrides.contains_key(name)
+                        || self.ctx.inventory.contains_key(name);
+                    let j = *self.index.get(name)?;
+                    (!given).then_some((n, j, ident.span))
+                }
+                StrPart::Lit(_) => None,
+            })
+    }
+
+    /// Reports the cycle that reading declaration `i` at `span` closes,
+    /// and fails every declaration in it.
+    fn cycle(&mut self, i: usize, span: Span, diagnostics: &mut Vec<Diagnostic>) {
+        let start = self.stack.iter().position(|&n| n == i).unwrap_or(0);
+        let mut chain: Vec<usize> = self.stack[start..].to_vec();
+        chain.push(i);
+        let names: Vec<&str> = chain
+            .iter()
+            .map(|&n| self.decls[n].name.name.as_str())
+            .collect();
+        diagnostics.push(
+            Diagnostic::new(
+                Code::VariableCycle,
+                self.decls[i].name.span,
+                format!(
+                    "variables refer to each other in a circle: {}",
+                    names.join(" -> ")
+                ),
+            )
+            .label("this variable's value depends on itself")
+            .also(span, "used here")
+            .help("give one of these variables a value that does not use the others"),
+        );
+        for n in chain {
+            self.states[n] = State::Failed;
+        }
     }
 
     fn expr(&mut self, expr: &Expr, diagnostics: &mut Vec<Diagnostic>) -> Option<Text> {
@@ -338,8 +423,10 @@ impl<'a> Scope<'a> {
 
     /// Fills `segs` with the segments of a string: literal text and
     /// variables' values. `false` when a variable could not be resolved
-    /// (already reported). The caller's buffer is reused from string to
-    /// string: most strings of a plan need it for a moment only.
+    /// (already reported); it then stands in `segs` as an unresolved piece,
+    /// so that a step can still be built for lint. The caller's buffer is
+    /// reused from string to string: most strings of a plan need it for a
+    /// moment only.
     pub fn interpolate<'s>(
         &mut self,
         s: &'s Str,
@@ -349,18 +436,72 @@ impl<'a> Scope<'a> {
     ) -> bool {
         segs.clear();
         let mut ok = true;
+        let mut bytes = 0usize;
         for part in &s.parts {
             match part {
-                StrPart::Lit(text) => segs.push(Seg::Lit(text)),
+                StrPart::Lit(text) => {
+                    bytes = bytes.saturating_add(text.len());
+                    segs.push(Seg::Lit(text));
+                }
                 StrPart::Var(ident) => {
                     match self.lookup(&ident.name, ident.span, modules, diagnostics) {
-                        Some(value) => segs.push(Seg::Value(value)),
-                        None => ok = false,
+                        Some(value) => {
+                            bytes = bytes.saturating_add(value.byte_len());
+                            segs.push(Seg::Value(value));
+                        }
+                        None => {
+                            ok = false;
+                            segs.push(Seg::Value(Arc::new(Text::unresolved(ident.name.as_str()))));
+                        }
                     }
                 }
             }
         }
-        ok
+        if !s.has_vars() {
+            return ok;
+        }
+        // Checked before anything is joined: until then the values are
+        // shared, so even one of gigabytes has cost nothing yet.
+        let over = if bytes > MAX_VALUE_BYTES {
+            Some(
+                Diagnostic::new(
+                    Code::BadValue,
+                    s.span,
+                    format!(
+                        "this string grows to {bytes} bytes once its variables are substituted, past the {} MiB a value may hold",
+                        MAX_VALUE_BYTES >> 20
+                    ),
+                )
+                .label("too large")
+                .help("so large a value is a mistake, such as variables that each repeat the one before; see \"How large a value may grow\" in docs/language.md"),
+            )
+        } else if bytes > self.budget {
+            // Reported once: every string after it is over too.
+            (!std::mem::replace(&mut self.spent, true)).then(|| {
+                Diagnostic::new(
+                    Code::BadValue,
+                    s.span,
+                    format!(
+                        "the plan's strings grow past {} MiB in all once their variables are substituted",
+                        MAX_PLAN_BYTES >> 20
+                    ),
+                )
+                .label("the limit is reached here")
+                .help("a large value used by many steps is a mistake; see \"How large a value may grow\" in docs/language.md")
+            })
+        } else {
+            self.budget -= bytes;
+            return ok;
+        };
+        diagnostics.extend(over);
+        // What the string would be is not known: each variable in it
+        // stands unresolved, and nothing is copied.
+        for (seg, part) in segs.iter_mut().zip(&s.parts) {
+            if let StrPart::Var(ident) = part {
+                *seg = Seg::Value(Arc::new(Text::unresolved(ident.name.as_str())));
+            }
+        }
+        false
     }
 }
 

@@ -394,12 +394,43 @@ fn mask(text: &str) -> String {
         .collect()
 }
 
-fn non_empty<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    let value = String::deserialize(d)?;
-    if value.is_empty() {
-        return Err(de::Error::custom("`database` is empty"));
+/// A scalar checked by `check` while the deserializer is still on it, so
+/// that its error carries the value's own position. Checked after
+/// `deserialize` returns, the error would point at the start of the
+/// target's map, a line or more away from the value at fault.
+fn checked_str<'de, D, T>(
+    d: D,
+    expecting: &'static str,
+    check: fn(&str) -> Result<T, String>,
+) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    struct Checked<T> {
+        expecting: &'static str,
+        check: fn(&str) -> Result<T, String>,
     }
-    Ok(value)
+    impl<T> Visitor<'_> for Checked<T> {
+        type Value = T;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(self.expecting)
+        }
+
+        fn visit_str<E: de::Error>(self, value: &str) -> Result<T, E> {
+            (self.check)(value).map_err(E::custom)
+        }
+    }
+    d.deserialize_str(Checked { expecting, check })
+}
+
+fn non_empty<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    checked_str(d, "a database name", |value| {
+        if value.is_empty() {
+            return Err("`database` is empty".to_string());
+        }
+        Ok(value.to_string())
+    })
 }
 
 fn password<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Secret>, D::Error> {
@@ -407,12 +438,19 @@ fn password<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Secret>, D::Error>
 }
 
 fn sslmode<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SslMode>, D::Error> {
-    match Option::<String>::deserialize(d)? {
-        None => Ok(None),
-        Some(text) => SslMode::parse(&text)
-            .map(Some)
-            .map_err(|error| de::Error::custom(format!("sslmode: {error}"))),
+    struct Mode(SslMode);
+    impl<'de> Deserialize<'de> for Mode {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            checked_str(d, "an sslmode such as `prefer` or `disable`", |text| {
+                // serde_yaml puts the field's path (`targets.a.sslmode`)
+                // before the message.
+                SslMode::parse(text)
+                    .map(Mode)
+                    .map_err(|error| error.to_string())
+            })
+        }
     }
+    Ok(Option::<Mode>::deserialize(d)?.map(|mode| mode.0))
 }
 
 fn targets<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, InventoryTarget>, D::Error> {
@@ -655,11 +693,35 @@ mod tests {
         assert!(m.contains("unknown field `extra`"), "{m}");
     }
 
+    /// The label's span over `text`.
+    fn underlined(text: &str) -> String {
+        match parse(text) {
+            Err(InventoryError::Invalid { labels, .. }) => {
+                let label = labels.first().expect("a label");
+                text[label.offset()..label.offset() + label.len()].to_string()
+            }
+            other => panic!("expected an invalid inventory, got {other:?}"),
+        }
+    }
+
     #[test]
-    fn ssl_modes_needing_tls_are_refused_with_a_location() {
-        let (m, line, _) = message("targets:\n  a:\n    database: a\n    sslmode: verify-full\n");
+    fn ssl_modes_needing_tls_are_refused_at_the_value() {
+        // The error used to point at the target's first key (`database`).
+        let text = "targets:\n  a:\n    database: a\n    sslmode: verify-full\n    host: h\n";
+        let (m, line, column) = message(text);
         assert!(m.contains("not supported"), "{m}");
-        assert!(line > 0);
+        assert_eq!((line, column), (4, 14));
+        assert_eq!(underlined(text), "verify-full");
+        let flow = "targets: {a: {database: a, sslmode: bogus}}\n";
+        assert!(message(flow).0.contains("bogus"));
+        assert_eq!(underlined(flow), "bogus");
+        let text = "targets:\n  a:\n    host: h\n    database: \"\"\n";
+        assert_eq!(message(text).1, 4);
+        assert!(
+            message("targets:\n  a:\n    database: a\n    sslmode: 3\n")
+                .0
+                .contains("sslmode")
+        );
         let (m, _, _) = message("targets:\n  a:\n    database: a\n    sslmode: require\n");
         assert!(m.contains("require"), "{m}");
     }

@@ -125,6 +125,35 @@ fn wrong_type_in_vars_is_located() {
 }
 
 #[test]
+fn an_sslmode_that_needs_tls_is_underlined_where_it_is_written() {
+    // It pointed at the target's first key, `production`, three lines up.
+    let text = "targets:\n  acme:\n    production: true\n    database: acme\n    host: db.acme.example\n    sslmode: verify-full\n";
+    let rendered = render(&invalid(text));
+    assert!(rendered.contains("[inventory.yaml:6:14]"), "{rendered}");
+    insta::assert_snapshot!(rendered);
+    // And so `plan` itself shows it.
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("inventory.yaml"), text).unwrap();
+    let output = assert_cmd::Command::cargo_bin("plan")
+        .unwrap()
+        .current_dir(dir.path())
+        .env("NO_COLOR", "1")
+        .args([
+            "status",
+            "--inventory",
+            "inventory.yaml",
+            "--target",
+            "acme",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("[inventory.yaml:6:14]"), "{stderr}");
+    assert!(stderr.contains(" 6 │     sslmode: verify-full"), "{stderr}");
+}
+
+#[test]
 fn column_counts_characters_on_non_ascii_lines() {
     let error = invalid("targets:\n  société: {database: acme, hots: x}\n");
     let rendered = render(&error);

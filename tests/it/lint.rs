@@ -141,6 +141,86 @@ fn errors_exit_1() {
     assert!(run.stdout.contains("E009(unknown-after)"), "{}", run.stdout);
 }
 
+/// The clean plan with its update no longer waiting for the backup: one
+/// warning, W101, the one `plan apply` refuses.
+fn unprotected() -> String {
+    CLEAN.replace(
+        "update all {\n  after   = before\n",
+        "update all {\n  after   = down\n",
+    )
+}
+
+#[test]
+fn a_warning_that_apply_refuses_fails_lint() {
+    let folder = Folder::new().file("a.plan", &unprotected());
+    let run = folder.lint(&["a.plan"]);
+    assert_eq!(run.code, Some(1), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("W101(missing-backup)"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .ends_with("1 file checked: 0 errors, 1 warning; 1 warning blocks `plan apply`\n"),
+        "{}",
+        run.stdout
+    );
+    let json = folder.lint(&["--format", "json", "a.plan"]);
+    assert_eq!(json.code, Some(1));
+    assert_eq!(json.json()[0]["severity"], "warning");
+    assert_eq!(json.json()[0]["blocks_apply"], true);
+    let sarif = folder.lint(&["--format", "sarif", "a.plan"]);
+    assert_eq!(sarif.code, Some(1));
+}
+
+#[test]
+fn a_silenced_missing_backup_passes_lint_as_it_passes_apply() {
+    let text = unprotected().replace(
+        "update all {",
+        "# lint: allow(missing-backup) the host snapshots the disk first\nupdate all {",
+    );
+    let run = Folder::new().file("a.plan", &text).lint(&["a.plan"]);
+    assert_eq!(run.code, Some(0), "{}", run.stdout);
+}
+
+/// `plan lint` fails exactly on the plans `plan apply` refuses before it
+/// connects anywhere: the two ask the same function.
+#[test]
+fn lint_fails_exactly_where_apply_refuses() {
+    let plans = [
+        ("clean", CLEAN.to_string()),
+        ("warning", warning_only()),
+        ("error", with_error()),
+        ("unprotected", unprotected()),
+    ];
+    for (name, text) in plans {
+        let folder = Folder::new().file("a.plan", &text);
+        let lint = folder.lint(&["a.plan"]);
+        let state = folder.dir.path().join("state");
+        let apply = crate::support::plan_process()
+            .current_dir(folder.dir.path())
+            // No server there: a plan apply accepts fails to connect, later.
+            .env("PGHOST", folder.dir.path().join("no-server"))
+            .args(["apply", "--database", "acme", "--state-dir"])
+            .arg(&state)
+            .arg("a.plan")
+            .output()
+            .expect("plan runs");
+        let stderr = String::from_utf8_lossy(&apply.stderr);
+        let refused = stderr.contains("nothing was run: fix the plan first");
+        assert_eq!(
+            lint.code == Some(1),
+            refused,
+            "{name}: lint exits {:?}, apply says:\n{stderr}",
+            lint.code
+        );
+        if refused {
+            assert_eq!(apply.status.code(), Some(1), "{name}: {stderr}");
+        }
+    }
+}
+
 #[test]
 fn usage_errors_exit_2() {
     let folder = Folder::new().file("a.plan", CLEAN);
@@ -205,6 +285,7 @@ fn json_has_one_object_per_finding_with_the_documented_keys() {
         assert_eq!(
             keys,
             [
+                "blocks_apply",
                 "code",
                 "column",
                 "end_column",
@@ -221,6 +302,8 @@ fn json_has_one_object_per_finding_with_the_documented_keys() {
     assert_eq!(findings[0]["code"], "W105");
     assert_eq!(findings[1]["file"], "b.plan");
     assert_eq!(findings[1]["severity"], "error");
+    assert_eq!(findings[0]["blocks_apply"], false);
+    assert_eq!(findings[1]["blocks_apply"], true);
     assert_eq!(
         (&findings[1]["line"], &findings[1]["column"]),
         (&Value::from(22), &Value::from(12))

@@ -15,6 +15,7 @@ mod faults;
 mod fmt_props;
 mod free_space;
 mod fuzz_regressions;
+mod hostile;
 mod inventory;
 mod jobs;
 mod lint;

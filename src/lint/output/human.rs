@@ -31,6 +31,22 @@ pub fn summary(reports: &[FileReport], deny_warnings: bool) -> String {
     if deny_warnings && warnings > 0 {
         line.push_str(" (denied)");
     }
+    // A warning that fails the run on its own must say so, or exit 1 after
+    // "0 errors" reads as a bug.
+    let blocking: usize = reports
+        .iter()
+        .map(|r| r.blocking().filter(|d| !d.is_error()).count())
+        .sum();
+    if blocking > 0 {
+        line.push_str(&format!(
+            "; {blocking} {} `plan apply`",
+            if blocking == 1 {
+                "warning blocks"
+            } else {
+                "warnings block"
+            }
+        ));
+    }
     if allowed > 0 {
         line.push_str(&format!(
             "; {allowed} {} by `# lint: allow`",
@@ -71,6 +87,19 @@ mod tests {
         assert_eq!(
             summary(&reports, true),
             "3 files checked: 1 error, 1 warning (denied)\n"
+        );
+    }
+
+    #[test]
+    fn summary_names_warnings_that_apply_refuses() {
+        let unprotected = lint_text(&plan_with(&CLEAN_STEPS.replace(
+            "update all {\n  after   = before\n",
+            "update all {\n  after   = old_down\n",
+        )));
+        assert!(unprotected.apply_refuses());
+        assert_eq!(
+            summary(&[unprotected], false),
+            "1 file checked: 0 errors, 1 warning; 1 warning blocks `plan apply`\n"
         );
     }
 }

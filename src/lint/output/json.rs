@@ -1,7 +1,8 @@
 //! Lint findings as a JSON array, one object per finding, for scripts and
 //! CI: `code`, `severity` (`error` or `warning`), `file`, `line`, `column`,
 //! `end_line`, `end_column` (1-based, in characters; the end is just after
-//! the last character), `message`, `help` (`null` when there is none).
+//! the last character), `message`, `help` (`null` when there is none),
+//! `blocks_apply` (whether `plan apply` refuses the plan for it).
 
 use serde::Serialize;
 
@@ -20,6 +21,7 @@ struct Finding<'a> {
     end_column: usize,
     message: &'a str,
     help: Option<&'a str>,
+    blocks_apply: bool,
 }
 
 /// The array, pretty-printed, with a final newline.
@@ -40,6 +42,7 @@ pub fn render(reports: &[FileReport]) -> String {
                     end_column: end.column,
                     message: &d.message,
                     help: d.help.as_deref(),
+                    blocks_apply: crate::lint::blocks_apply(d),
                 }
             })
         })
@@ -72,6 +75,7 @@ mod tests {
         assert_eq!(found["end_column"], 28);
         assert_eq!(found["line"], found["end_line"]);
         assert_eq!(found["severity"], "warning");
+        assert_eq!(found["blocks_apply"], false);
     }
 
     #[test]

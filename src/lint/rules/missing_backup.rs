@@ -9,10 +9,10 @@ use crate::lint::Context;
 use crate::plan::{Action, Step, Text};
 
 pub fn check(cx: &Context<'_>) -> Vec<Diagnostic> {
-    let (true, Some(database)) = (cx.complete, &cx.plan.database) else {
+    let (true, Some(database)) = (cx.complete, cx.database) else {
         return Vec::new();
     };
-    let steps = &cx.plan.steps;
+    let steps = cx.steps;
     let mut covered = vec![false; steps.len()];
     let mut findings = Vec::new();
     for &i in &cx.main.order {
@@ -35,8 +35,11 @@ pub fn check(cx: &Context<'_>) -> Vec<Diagnostic> {
     findings
 }
 
+/// A backup of a database whose name did not resolve (an error already
+/// says so) counts: which database it copies is not known, and a guess
+/// would report every step after it.
 fn backs_up(step: &Step, database: &Text) -> bool {
-    matches!(&step.action, Action::Backup(b) if b.database == *database)
+    matches!(&step.action, Action::Backup(b) if b.database == *database || b.database.has_unresolved())
 }
 
 fn finding(step: &Step, uncovered: Option<&Step>, database: &Text) -> Diagnostic {
@@ -93,6 +96,17 @@ mod tests {
         );
         let report = lint_text(&plan_with(&steps));
         assert_eq!(with_code(&report, Code::MissingBackup).len(), 1);
+    }
+
+    #[test]
+    fn a_backup_of_a_database_that_did_not_resolve_is_not_guessed_at() {
+        let steps = CLEAN_STEPS.replace(
+            "backup before {\n  after = old_down\n",
+            "backup before {\n  after = old_down\n  database = \"${nope}\"\n",
+        );
+        let report = lint_text(&plan_with(&steps));
+        let codes: Vec<&str> = report.diagnostics.iter().map(|d| d.code.as_str()).collect();
+        assert_eq!(codes, ["E012"]);
     }
 
     #[test]

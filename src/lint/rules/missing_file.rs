@@ -3,7 +3,8 @@
 //! script (`.py`, `.sh`, `.sql`, ...) once the variables lint can resolve
 //! are substituted. Relative paths start from the plan's folder (or the
 //! step's `cwd`). A path that still holds a placeholder (`<env.X>`,
-//! `<target.database>`) or a secret cannot be checked and is left alone;
+//! `<target.database>`), a variable that did not resolve or a secret
+//! cannot be checked and is left alone;
 //! so are absolute paths, which name the server's machine, not the
 //! reviewer's.
 
@@ -22,7 +23,7 @@ const SCRIPT_EXTENSIONS: &[&str] = &[
 ];
 
 pub fn check(cx: &Context<'_>) -> Vec<Diagnostic> {
-    let folder = &cx.plan.folder;
+    let folder = cx.folder;
     let mut findings = Vec::new();
     for step in cx.all_steps() {
         if let Action::Sql(Sql::File(file)) = &step.action
@@ -50,7 +51,7 @@ pub fn check(cx: &Context<'_>) -> Vec<Diagnostic> {
                 continue;
             }
             let (base, from) = match &cwd {
-                None => (Cow::Borrowed(folder.as_path()), "the plan's folder"),
+                None => (Cow::Borrowed(folder), "the plan's folder"),
                 Some(cwd) => (Cow::Owned(folder.join(cwd.as_ref())), "the step's `cwd`"),
             };
             if let Some(d) = missing(step, &arg, &base, span, from) {

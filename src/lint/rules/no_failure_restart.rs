@@ -1,29 +1,36 @@
 //! W104 no-failure-restart: the plan stops a server, but no `on_failure`
 //! step starts one. After a rollback the customer has their old database
 //! back and no server running on it. A plan that stops nothing has nothing
-//! to restart, and is left alone.
+//! to restart, and is left alone. It reads the kinds of the steps as
+//! written, so a step that did not resolve (an error already reported)
+//! neither hides nor invents a finding.
 
-use crate::ast::Item;
+use crate::ast::{self, Item};
 use crate::diagnostic::{Code, Diagnostic};
 use crate::lint::Context;
 use crate::plan::StepKind;
 
 pub fn check(cx: &Context<'_>) -> Vec<Diagnostic> {
-    if !cx.complete {
-        return Vec::new();
-    }
-    let Some(stop) = cx.plan.steps.iter().find(|s| s.kind == StepKind::Stop) else {
+    let is = |step: &ast::Step, kind: StepKind| step.kind.name == kind.as_str();
+    let Some(stop) = cx.ast.items.iter().find_map(|i| match i {
+        Item::Step(s) if is(s, StepKind::Stop) => Some(s),
+        _ => None,
+    }) else {
         return Vec::new();
     };
-    if cx.plan.on_failure.iter().any(|s| s.kind == StepKind::Start) {
+    let restarts = cx.ast.items.iter().any(|i| match i {
+        Item::OnFailure(o) => o.steps.iter().any(|s| is(s, StepKind::Start)),
+        _ => false,
+    });
+    if restarts {
         return Vec::new();
     }
     let mut d = Diagnostic::new(
         Code::NoFailureRestart,
-        stop.name_span,
+        stop.name.span,
         format!(
             "`{}` stops a server, but no `on_failure` step starts one",
-            stop.name
+            stop.name.name
         ),
     )
     .label("stopped here, never restarted after a rollback")
@@ -52,6 +59,30 @@ mod tests {
         assert_eq!(with_code(&report, Code::NoFailureRestart).len(), 1);
         insta::assert_snapshot!("no_failure_restart_human", human(&report));
         insta::assert_snapshot!("no_failure_restart_json", json(&report));
+    }
+
+    #[test]
+    fn a_broken_step_neither_hides_nor_invents_it() {
+        // The stop does not resolve (bad retries), nor does the restart
+        // (bad timeout): what they are is still plain.
+        let broken_stop = plan_with(CLEAN_STEPS)
+            .replace("stop old_down {\n", "stop old_down {\n  retries = \"x\"\n");
+        let without_restart = broken_stop
+            .split("on_failure")
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        let report = lint_text(&without_restart);
+        assert_eq!(
+            with_code(&report, Code::NoFailureRestart).len(),
+            1,
+            "{:#?}",
+            report.diagnostics
+        );
+        let broken_restart =
+            broken_stop.replace("start old_up {\n", "start old_up {\n    timeout = 5\n");
+        let report = lint_text(&broken_restart);
+        assert!(with_code(&report, Code::NoFailureRestart).is_empty());
     }
 
     #[test]

@@ -12,7 +12,6 @@ use super::command;
 
 pub fn check(cx: &Context<'_>) -> Vec<Diagnostic> {
     let secrets: Vec<&str> = cx
-        .plan
         .vars
         .iter()
         .filter(|(_, value)| value.has_secret())

@@ -10,7 +10,7 @@ pub fn check(cx: &Context<'_>) -> Vec<Diagnostic> {
     if !cx.complete {
         return Vec::new();
     }
-    let steps = &cx.plan.steps;
+    let steps = cx.steps;
     // Whether a `stop` runs before the step, on some path: one pass in
     // topological order.
     let mut stopped = vec![false; steps.len()];

@@ -10,7 +10,7 @@ pub fn check(cx: &Context<'_>) -> Vec<Diagnostic> {
     if !cx.complete {
         return Vec::new();
     }
-    let steps = &cx.plan.steps;
+    let steps = cx.steps;
     // Whether a `check` runs after the step because of it: one pass in
     // reverse topological order.
     let mut checked = vec![false; steps.len()];
