@@ -15,6 +15,7 @@ use thiserror::Error;
 
 use crate::db::connect::Connector;
 use crate::db::fingerprint::{self, DatabaseProps, Fingerprint};
+use crate::db::server::ServerVersion;
 use crate::db::sessions::{self, Session};
 use crate::exec::paths::{self, PathError, TreeBackup};
 use crate::plan::BackupMethod;
@@ -95,7 +96,7 @@ pub struct Context<'a> {
     /// `plan NAME, target T, taken at TIME`.
     pub label: String,
     pub sessions: SessionPolicy,
-    pub server_version: i32,
+    pub server_version: ServerVersion,
     pub jobs: usize,
 }
 
@@ -227,7 +228,7 @@ fn snapshot(
     let blocked = be_alone(ctx, database, allowed)?;
     // FILE_COPY copies the files as they are (about the speed of `cp -r`);
     // the default WAL_LOG strategy of 15 writes every block to the WAL.
-    let strategy = if ctx.server_version >= 150000 {
+    let strategy = if ctx.server_version.has_create_strategy() {
         " strategy file_copy"
     } else {
         ""
