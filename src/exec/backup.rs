@@ -18,6 +18,7 @@ use crate::db::fingerprint::{self, DatabaseProps, Fingerprint};
 use crate::db::server::ServerVersion;
 use crate::db::sessions::{self, Session};
 use crate::exec::paths::{self, PathError, TreeBackup};
+use crate::pg_programs::{ClientProgram, NoClient, client_for};
 use crate::plan::BackupMethod;
 use crate::quote::{fit_name, quote_ident, quote_literal};
 
@@ -51,6 +52,10 @@ pub enum BackupError {
     #[diagnostic(transparent)]
     Paths(#[from] PathError),
 
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    NoClient(#[from] NoClient),
+
     #[error("cannot write the dump into `{}`", path.display())]
     #[diagnostic(code(plan::backup::io))]
     Io {
@@ -78,6 +83,12 @@ pub struct Taken {
     pub seconds: f64,
     pub fingerprint_seconds: f64,
     pub bytes: i64,
+    /// The `pg_dump` that wrote a dump: its restore needs a `pg_restore`
+    /// at least as new. (Absent from backups recorded before it was.)
+    /// (Boxed: a journal record carries a `Taken`, and every record is
+    /// as large as the largest.)
+    #[serde(default)]
+    pub program: Option<Box<ClientProgram>>,
 }
 
 /// How to treat other sessions on the database being copied.
@@ -151,9 +162,16 @@ pub fn take(
         }
     })?;
     let allowed = sessions::allows_connections(ctx.maintenance, database)?;
-    let (copy, fingerprint, cost) = match method {
-        BackupMethod::Snapshot => snapshot(ctx, database, &props, allowed)?,
-        BackupMethod::Dump => dump(ctx, step, database, &props)?,
+    let (copy, fingerprint, cost, program) = match method {
+        BackupMethod::Snapshot => {
+            let (copy, fingerprint, cost) = snapshot(ctx, database, &props, allowed)?;
+            (copy, fingerprint, cost, None)
+        }
+        BackupMethod::Dump => {
+            let program = client_for("pg_dump", ctx.server_version.major())?;
+            let (copy, fingerprint, cost) = dump(ctx, step, database, &props, &program)?;
+            (copy, fingerprint, cost, Some(Box::new(program)))
+        }
     };
     let mut taken_trees = Vec::new();
     for tree in trees {
@@ -181,6 +199,7 @@ pub fn take(
         seconds: started.elapsed().as_secs_f64(),
         fingerprint_seconds: cost.elapsed.as_secs_f64(),
         bytes: cost.bytes,
+        program,
     })
 }
 
@@ -266,6 +285,7 @@ fn dump(
     step: &str,
     database: &str,
     props: &DatabaseProps,
+    program: &ClientProgram,
 ) -> Result<(String, Fingerprint, fingerprint::Cost), BackupError> {
     let folder = ctx.run_folder.join(format!("dump-{step}"));
     let partial = ctx.run_folder.join(format!("dump-{step}.partial"));
@@ -279,7 +299,7 @@ fn dump(
     let snapshot: String = tx.query_one("select pg_export_snapshot()", &[])?.get(0);
     let jobs = ctx.jobs.max(1).to_string();
     let handle = duct::cmd(
-        crate::pg_programs::client("pg_dump"),
+        &program.path,
         [
             "-Fd".into(),
             "-j".into(),
@@ -452,6 +472,8 @@ pub struct RestoreTimes {
     pub renaming_s: f64,
     /// pg_restore, for a dump.
     pub loading_s: f64,
+    /// The `pg_restore` that loaded it.
+    pub loaded_with: Option<ClientProgram>,
 }
 
 /// Puts a backed-up database back in place. Returns the name the failed
@@ -466,8 +488,9 @@ pub fn restore(
         BackupMethod::Snapshot => taken.copy.clone(),
         BackupMethod::Dump => {
             let started = Instant::now();
-            let name = load_dump(ctx, taken)?;
+            let (name, program) = load_dump(ctx, taken)?;
             times.loading_s = started.elapsed().as_secs_f64();
+            times.loaded_with = Some(program);
             name
         }
     };
@@ -523,7 +546,15 @@ pub fn finish_restore(ctx: &mut Context<'_>, taken: &Taken) -> Result<(), Backup
 }
 
 /// Restores a dump into a new database under a temporary name.
-fn load_dump(ctx: &mut Context<'_>, taken: &Taken) -> Result<String, BackupError> {
+fn load_dump(ctx: &mut Context<'_>, taken: &Taken) -> Result<(String, ClientProgram), BackupError> {
+    // As new as the server and as the pg_dump that wrote the dump
+    // (whose archive an older pg_restore cannot read); chosen before
+    // anything is created.
+    let needed = ctx
+        .server_version
+        .major()
+        .max(taken.program.as_ref().map_or(0, |p| p.major));
+    let program = client_for("pg_restore", needed)?;
     let name = restore_name(&taken.database, ctx.run_id);
     let props = &taken.fingerprint.database;
     ctx.maintenance
@@ -537,7 +568,7 @@ fn load_dump(ctx: &mut Context<'_>, taken: &Taken) -> Result<String, BackupError
         quote_literal(&props.ctype)
     ))?;
     let output = duct::cmd(
-        crate::pg_programs::client("pg_restore"),
+        &program.path,
         [
             "-j".to_string(),
             ctx.jobs.max(1).to_string(),
@@ -566,7 +597,7 @@ fn load_dump(ctx: &mut Context<'_>, taken: &Taken) -> Result<String, BackupError
             detail: String::from_utf8_lossy(&output.stderr).trim().to_string(),
         });
     }
-    Ok(name)
+    Ok((name, program))
 }
 
 /// Fingerprints `database` as it is now, for the proof.
@@ -579,3 +610,4 @@ pub fn fingerprint_now(ctx: &mut Context<'_>, database: &str) -> Result<Fingerpr
     let mut client = ctx.connector.connect(database)?;
     Ok(fingerprint::take(&mut client, props)?.0)
 }
+
