@@ -545,6 +545,27 @@ pub fn finish_restore(ctx: &mut Context<'_>, taken: &Taken) -> Result<(), Backup
     Ok(())
 }
 
+/// The locale provider options of `CREATE DATABASE` that give a database
+/// made from `template0` the provider and locale `props` recorded: without
+/// them it gets the cluster's default provider, and an ICU or builtin
+/// database would come back as libc, sorting its text differently.
+fn locale_options(props: &DatabaseProps) -> String {
+    let locale = props.locale.as_deref().map(quote_literal);
+    match (props.locale_provider.as_deref(), locale) {
+        (Some("i"), Some(locale)) => {
+            let rules = props
+                .icu_rules
+                .as_deref()
+                .map(|rules| format!(" icu_rules {}", quote_literal(rules)))
+                .unwrap_or_default();
+            format!(" locale_provider icu icu_locale {locale}{rules}")
+        }
+        (Some("b"), Some(locale)) => format!(" locale_provider builtin builtin_locale {locale}"),
+        (Some("c"), _) => " locale_provider libc".into(),
+        _ => String::new(),
+    }
+}
+
 /// Restores a dump into a new database under a temporary name.
 fn load_dump(ctx: &mut Context<'_>, taken: &Taken) -> Result<(String, ClientProgram), BackupError> {
     // As new as the server and as the pg_dump that wrote the dump
@@ -560,12 +581,13 @@ fn load_dump(ctx: &mut Context<'_>, taken: &Taken) -> Result<(String, ClientProg
     ctx.maintenance
         .batch_execute(&format!("drop database if exists {}", quote_ident(&name)))?;
     ctx.maintenance.batch_execute(&format!(
-        "create database {} template template0 owner {} encoding {} lc_collate {} lc_ctype {}",
+        "create database {} template template0 owner {} encoding {} lc_collate {} lc_ctype {}{}",
         quote_ident(&name),
         quote_ident(&props.owner),
         quote_literal(&props.encoding),
         quote_literal(&props.collate),
-        quote_literal(&props.ctype)
+        quote_literal(&props.ctype),
+        locale_options(props)
     ))?;
     let output = duct::cmd(
         &program.path,
@@ -611,3 +633,44 @@ pub fn fingerprint_now(ctx: &mut Context<'_>, database: &str) -> Result<Fingerpr
     Ok(fingerprint::take(&mut client, props)?.0)
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn props(provider: Option<&str>, locale: Option<&str>, rules: Option<&str>) -> DatabaseProps {
+        DatabaseProps {
+            owner: "erp".into(),
+            acl: None,
+            settings: Vec::new(),
+            connection_limit: -1,
+            comment: None,
+            encoding: "UTF8".into(),
+            collate: "C.UTF-8".into(),
+            ctype: "C.UTF-8".into(),
+            locale_provider: provider.map(Into::into),
+            locale: locale.map(Into::into),
+            icu_rules: rules.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn a_dump_is_loaded_with_the_recorded_locale_provider() {
+        assert_eq!(locale_options(&props(None, None, None)), "");
+        assert_eq!(
+            locale_options(&props(Some("c"), None, None)),
+            " locale_provider libc"
+        );
+        assert_eq!(
+            locale_options(&props(Some("i"), Some("sv-SE"), None)),
+            " locale_provider icu icu_locale 'sv-SE'"
+        );
+        assert_eq!(
+            locale_options(&props(Some("i"), Some("und"), Some("&a < b"))),
+            " locale_provider icu icu_locale 'und' icu_rules '&a < b'"
+        );
+        assert_eq!(
+            locale_options(&props(Some("b"), Some("C.UTF-8"), None)),
+            " locale_provider builtin builtin_locale 'C.UTF-8'"
+        );
+    }
+}
