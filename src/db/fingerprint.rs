@@ -98,7 +98,8 @@ pub fn database_props(
                 d.datconnlimit,
                 shobj_description(d.oid, 'pg_database'),
                 pg_encoding_to_char(d.encoding)::text, d.datcollate::text, d.datctype::text,
-                coalesce((select array_agg(coalesce(r.rolname, '') || ':' || cfg order by 1)
+                coalesce((select array_agg(coalesce(r.rolname, '') || ':' || cfg
+                                           order by coalesce(r.rolname, ''), cfg)
                           from pg_db_role_setting s
                           left join pg_roles r on r.oid = s.setrole
                           cross join lateral unnest(s.setconfig) cfg
@@ -337,11 +338,15 @@ pub fn differences(before: &Fingerprint, after: &Fingerprint) -> Vec<String> {
     };
     prop("owner", b.owner.clone(), a.owner.clone());
     prop("privileges", format!("{:?}", b.acl), format!("{:?}", a.acl));
-    prop(
-        "settings",
-        format!("{:?}", b.settings),
-        format!("{:?}", a.settings),
-    );
+    // Sorted here too: fingerprints recorded before the query sorted them
+    // (`order by 1` in an aggregate orders by the constant 1, so they came
+    // in the catalog's order, which a copy may change: seen on 13).
+    let sorted = |settings: &[String]| {
+        let mut settings = settings.to_vec();
+        settings.sort();
+        format!("{settings:?}")
+    };
+    prop("settings", sorted(&b.settings), sorted(&a.settings));
     prop(
         "connection limit",
         b.connection_limit.to_string(),
