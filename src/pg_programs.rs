@@ -126,18 +126,20 @@ impl std::fmt::Display for ClientProgram {
 
 /// No client program is new enough for the server.
 #[derive(Debug, Error, Diagnostic)]
-#[error("no `{program}` of PostgreSQL {needed} or later on this machine{found}")]
+#[error("no `{program}` for PostgreSQL {server} on this machine{found}")]
 #[diagnostic(
     code(plan::backup::client_too_old),
     help(
-        "`{program}` must be at least as new as the server it reads (and as the `pg_dump` that \
-         wrote the dump it restores): install the PostgreSQL {needed} client programs \
-         (`apt-get install postgresql-client-{needed}` from the PostgreSQL apt repository), \
-         or name their folder in {BINDIR_VAR} (looked in {searched})"
+        "`{program}` must be of PostgreSQL {needed} or later (the server's major, and the \
+         dump's), and one of 17 or later cannot restore into a server older than 17 (it sets \
+         `transaction_timeout`, which those reject): install the PostgreSQL {server} client \
+         programs (`apt-get install postgresql-client-{server}` from the PostgreSQL apt \
+         repository), or name their folder in {BINDIR_VAR} (looked in {searched})"
     )
 )]
 pub struct NoClient {
     program: String,
+    server: u32,
     needed: u32,
     /// `: found 15.18 (/usr/lib/postgresql/15/bin/pg_dump)`, or nothing.
     found: String,
@@ -151,11 +153,12 @@ pub struct NoClient {
 /// the `PATH` (the first found wins among those of one major). A program
 /// older than the server refuses to dump it, or mis-dumps catalogs it
 /// does not know; one older than the dump cannot read it.
-pub fn client_for(name: &str, needed: u32) -> Result<ClientProgram, NoClient> {
+pub fn client_for(name: &str, server: u32, needed: u32) -> Result<ClientProgram, NoClient> {
     let (folders, searched) = client_folders();
     let found = installed(name, folders);
-    pick(needed, &found).ok_or_else(|| NoClient {
+    pick(server, needed, &found).ok_or_else(|| NoClient {
         program: name.to_string(),
+        server,
         needed,
         found: if found.is_empty() {
             String::new()
@@ -170,14 +173,23 @@ pub fn client_for(name: &str, needed: u32) -> Result<ClientProgram, NoClient> {
     })
 }
 
-/// The newest-enough program with the lowest major; the first found of
-/// that major.
-fn pick(needed: u32, found: &[ClientProgram]) -> Option<ClientProgram> {
+/// The program with the lowest major that is at least `needed` and can
+/// restore into a `server` major; the first found of that major.
+fn pick(server: u32, needed: u32, found: &[ClientProgram]) -> Option<ClientProgram> {
     found
         .iter()
-        .filter(|p| p.major >= needed)
+        .filter(|p| p.major >= needed.max(server) && restores_into(p.major, server))
         .min_by_key(|p| p.major)
         .cloned()
+}
+
+/// Whether what a `pg_dump`/`pg_restore` of `client` major writes can be
+/// loaded into a `server` major. From 17 they open every restore with
+/// `SET transaction_timeout = 0`, which a server older than 17 rejects
+/// (`unrecognized configuration parameter`; seen with pg_restore 18 and a
+/// 16 server): a dump such a pair takes could never be rolled back.
+fn restores_into(client: u32, server: u32) -> bool {
+    client >= server && (server >= 17 || client < 17)
 }
 
 /// The folders to search for client programs, in order, and how to say
@@ -298,11 +310,29 @@ mod tests {
             program(16, "/c/pg_dump"),
             program(15, "/d/pg_dump"),
         ];
-        let pick = |needed| pick(needed, &found).map(|p| p.path);
-        assert_eq!(pick(13), Some(PathBuf::from("/b/pg_dump")));
-        assert_eq!(pick(16), Some(PathBuf::from("/c/pg_dump")));
-        assert_eq!(pick(17), Some(PathBuf::from("/a/pg_dump")));
-        assert_eq!(pick(19), None);
+        let for_server = |server| pick(server, server, &found).map(|p| p.path);
+        assert_eq!(for_server(13), Some(PathBuf::from("/b/pg_dump")));
+        assert_eq!(for_server(16), Some(PathBuf::from("/c/pg_dump")));
+        assert_eq!(for_server(17), Some(PathBuf::from("/a/pg_dump")));
+        assert_eq!(for_server(19), None);
+        // A dump of pg_dump 16 is restored with pg_restore 16 or later.
+        let restore = pick(13, 16, &found).map(|p| p.path);
+        assert_eq!(restore, Some(PathBuf::from("/c/pg_dump")));
+    }
+
+    #[test]
+    fn a_program_of_17_or_later_is_never_picked_for_an_older_server() {
+        let found = [program(18, "/a/pg_dump"), program(15, "/b/pg_dump")];
+        assert_eq!(pick(16, 16, &found), None);
+        assert_eq!(
+            pick(14, 14, &found).map(|p| p.path),
+            Some(PathBuf::from("/b/pg_dump"))
+        );
+        assert_eq!(
+            pick(17, 17, &found).map(|p| p.path),
+            Some(PathBuf::from("/a/pg_dump"))
+        );
+        assert!(restores_into(16, 13) && !restores_into(17, 16) && restores_into(18, 17));
     }
 
     #[test]
@@ -324,9 +354,9 @@ mod tests {
 
     #[test]
     fn none_new_enough_is_refused_with_what_was_found() {
-        let error = client_for("pg_dump", 99).expect_err("no PostgreSQL 99 here");
+        let error = client_for("pg_dump", 99, 99).expect_err("no PostgreSQL 99 here");
         let text = error.to_string();
-        assert!(text.contains("PostgreSQL 99 or later"), "{text}");
+        assert!(text.contains("for PostgreSQL 99"), "{text}");
         let help = error
             .help()
             .map(|help| help.to_string())

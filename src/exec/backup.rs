@@ -168,7 +168,8 @@ pub fn take(
             (copy, fingerprint, cost, None)
         }
         BackupMethod::Dump => {
-            let program = client_for("pg_dump", ctx.server_version.major())?;
+            let server = ctx.server_version.major();
+            let program = client_for("pg_dump", server, server)?;
             let (copy, fingerprint, cost) = dump(ctx, step, database, &props, &program)?;
             (copy, fingerprint, cost, Some(Box::new(program)))
         }
@@ -612,11 +613,9 @@ fn load_dump(ctx: &mut Context<'_>, taken: &Taken) -> Result<(String, ClientProg
     // As new as the server and as the pg_dump that wrote the dump
     // (whose archive an older pg_restore cannot read); chosen before
     // anything is created.
-    let needed = ctx
-        .server_version
-        .major()
-        .max(taken.program.as_ref().map_or(0, |p| p.major));
-    let program = client_for("pg_restore", needed)?;
+    let server = ctx.server_version.major();
+    let needed = server.max(taken.program.as_ref().map_or(0, |p| p.major));
+    let program = client_for("pg_restore", server, needed)?;
     let name = restore_name(&taken.database, ctx.run_id);
     let props = &taken.fingerprint.database;
     ctx.maintenance
