@@ -253,22 +253,16 @@ fn snapshot(
     } else {
         ""
     };
-    let create = format!(
+    // On 18 the server's `file_copy_method` decides how the files are
+    // copied; `clone` (set by the administrator where the data directory
+    // is on XFS or Btrfs) makes this nearly free, but is slower than
+    // `copy` elsewhere (docs/performance.md), so it is not forced here.
+    let created = ctx.maintenance.batch_execute(&format!(
         "create database {} template {} owner {}{strategy}",
         quote_ident(&name),
         quote_ident(database),
         quote_ident(&props.owner)
-    );
-    let cloning = ctx.server_version.has_file_copy_method() && start_cloning(ctx.maintenance);
-    let mut created = ctx.maintenance.batch_execute(&create);
-    if cloning {
-        let _ = ctx.maintenance.batch_execute("reset file_copy_method");
-        // A file system where copy_file_range fails: the failed CREATE
-        // DATABASE removed what it had copied; copy the plain way.
-        if created.as_ref().is_err_and(|e| !is_busy(e)) {
-            created = ctx.maintenance.batch_execute(&create);
-        }
-    }
+    ));
     if blocked {
         sessions::set_allow_connections(ctx.maintenance, database, true)?;
     }
@@ -289,37 +283,6 @@ fn snapshot(
             Err(e)
         }
     }
-}
-
-/// Sets `file_copy_method = clone` (PostgreSQL 18) for this session when
-/// the server's setting is its default, `copy`: on Linux the server then
-/// copies each file with copy_file_range(2), which shares the blocks on a
-/// file system with reflinks (XFS, Btrfs; a snapshot of any size in
-/// moments, docs/performance.md) and copies in the kernel elsewhere. A
-/// setting the administrator chose is left alone, and so is a server
-/// built without `clone`. Returns whether it was set.
-fn start_cloning(maintenance: &mut Client) -> bool {
-    let default = maintenance
-        .query_opt(
-            "select 1 from pg_settings where name = 'file_copy_method' and source = 'default'
-               and 'clone' = any(enumvals)",
-            &[],
-        )
-        .is_ok_and(|row| row.is_some());
-    default
-        && maintenance
-            .batch_execute("set file_copy_method = clone")
-            .is_ok()
-}
-
-/// A `CREATE DATABASE` refused because the template is in use or the name
-/// taken: copying another way would not help.
-fn is_busy(error: &postgres::Error) -> bool {
-    use postgres::error::SqlState;
-    matches!(
-        error.code(),
-        Some(c) if *c == SqlState::OBJECT_IN_USE || *c == SqlState::DUPLICATE_DATABASE
-    )
 }
 
 fn dump(
