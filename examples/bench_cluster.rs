@@ -5,7 +5,7 @@
 //! end-of-file, so a script keeps it by holding a pipe open and it goes
 //! away with the script however the script ends.
 //!
-//! Usage: `bench_cluster [--no-fsync] [--set name=value]...`
+//! Usage: `bench_cluster [--no-fsync] [--bindir DIR] [--set name=value]...`
 
 use std::io::{self, BufRead, Write};
 use std::process::ExitCode;
@@ -18,6 +18,10 @@ fn main() -> ExitCode {
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--no-fsync" => options.fsync = false,
+            "--bindir" => match args.next() {
+                Some(dir) => options.bindir = Some(dir.into()),
+                None => return usage("--bindir needs a folder"),
+            },
             "--set" => match args.next().as_deref().and_then(|s| s.split_once('=')) {
                 Some((name, value)) => options.settings.push((name.into(), value.into())),
                 None => return usage("--set needs name=value"),
@@ -66,6 +70,8 @@ fn main() -> ExitCode {
 }
 
 fn usage(message: &str) -> ExitCode {
-    eprintln!("bench_cluster: {message}\nusage: bench_cluster [--no-fsync] [--set name=value]...");
+    eprintln!(
+        "bench_cluster: {message}\nusage: bench_cluster [--no-fsync] [--bindir DIR] [--set name=value]..."
+    );
     ExitCode::from(2)
 }

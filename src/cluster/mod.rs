@@ -240,9 +240,16 @@ impl Cluster {
     }
 
     /// The path of a program of the same installation (`psql`, `pg_dump`,
-    /// `pg_restore`), so client and server versions match.
+    /// `pg_restore`), so client and server versions match; from another
+    /// installation when this one has only the server (the npm packages
+    /// the test matrix uses).
     pub fn bin(&self, name: &str) -> PathBuf {
-        self.bindir.join(name)
+        let own = self.bindir.join(name);
+        if own.is_file() {
+            own
+        } else {
+            crate::pg_programs::client(name)
+        }
     }
 
     /// A libpq connection string for `database`, values quoted.
@@ -434,7 +441,7 @@ impl Cluster {
     /// directory, and PostgreSQL programs look it up), without the caller's
     /// `PG*` variables, which would point them at another cluster.
     fn tool(&self, name: &str) -> Command {
-        let mut command = Command::new(self.bin(name));
+        let mut command = Command::new(self.bindir.join(name));
         command.current_dir(&self.root).stdin(Stdio::null());
         for (key, _) in env::vars_os() {
             if key.to_string_lossy().starts_with("PG") {

@@ -54,6 +54,18 @@ pub struct DatabaseProps {
     pub encoding: String,
     pub collate: String,
     pub ctype: String,
+    /// The locale provider, from 15: `c` (libc), `i` (ICU), `b` (builtin,
+    /// 17). `None` before 15, and in fingerprints recorded before the
+    /// runner read it (the proof then leaves the three out).
+    #[serde(default)]
+    pub locale_provider: Option<String>,
+    /// The ICU locale (`daticulocale`, 15 and 16) or the ICU or builtin
+    /// one (`datlocale`, which replaced it in 17).
+    #[serde(default)]
+    pub locale: Option<String>,
+    /// ICU tailoring rules (`daticurules`, 16).
+    #[serde(default)]
+    pub icu_rules: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -86,11 +98,17 @@ pub fn database_props(
                 d.datconnlimit,
                 shobj_description(d.oid, 'pg_database'),
                 pg_encoding_to_char(d.encoding)::text, d.datcollate::text, d.datctype::text,
-                coalesce((select array_agg(coalesce(r.rolname, '') || ':' || cfg order by 1)
+                coalesce((select array_agg(coalesce(r.rolname, '') || ':' || cfg
+                                           order by coalesce(r.rolname, ''), cfg)
                           from pg_db_role_setting s
                           left join pg_roles r on r.oid = s.setrole
                           cross join lateral unnest(s.setconfig) cfg
-                          where s.setdatabase = d.oid), '{}')
+                          where s.setdatabase = d.oid), '{}'),
+                -- Columns that exist from some major on, read by name
+                -- through the row's JSON so that one query fits 13 to 18.
+                to_jsonb(d) ->> 'datlocprovider',
+                coalesce(to_jsonb(d) ->> 'datlocale', to_jsonb(d) ->> 'daticulocale'),
+                to_jsonb(d) ->> 'daticurules'
          from pg_database d where d.datname = $1",
         &[&database],
     )?;
@@ -103,6 +121,9 @@ pub fn database_props(
         collate: row.get(5),
         ctype: row.get(6),
         settings: row.get(7),
+        locale_provider: row.get(8),
+        locale: row.get(9),
+        icu_rules: row.get(10),
     }))
 }
 
@@ -317,11 +338,15 @@ pub fn differences(before: &Fingerprint, after: &Fingerprint) -> Vec<String> {
     };
     prop("owner", b.owner.clone(), a.owner.clone());
     prop("privileges", format!("{:?}", b.acl), format!("{:?}", a.acl));
-    prop(
-        "settings",
-        format!("{:?}", b.settings),
-        format!("{:?}", a.settings),
-    );
+    // Sorted here too: fingerprints recorded before the query sorted them
+    // (`order by 1` in an aggregate orders by the constant 1, so they came
+    // in the catalog's order, which a copy may change: seen on 13).
+    let sorted = |settings: &[String]| {
+        let mut settings = settings.to_vec();
+        settings.sort();
+        format!("{settings:?}")
+    };
+    prop("settings", sorted(&b.settings), sorted(&a.settings));
     prop(
         "connection limit",
         b.connection_limit.to_string(),
@@ -338,5 +363,32 @@ pub fn differences(before: &Fingerprint, after: &Fingerprint) -> Vec<String> {
         format!("{}/{}", b.collate, b.ctype),
         format!("{}/{}", a.collate, a.ctype),
     );
+    if b.locale_provider.is_some() {
+        prop(
+            "locale",
+            locale_words(b.locale_provider.as_deref(), b.locale.as_deref()),
+            locale_words(a.locale_provider.as_deref(), a.locale.as_deref()),
+        );
+        prop(
+            "ICU rules",
+            format!("{:?}", b.icu_rules),
+            format!("{:?}", a.icu_rules),
+        );
+    }
     out
+}
+
+/// `ICU und-x-icu`, `builtin C.UTF-8`, `libc`.
+fn locale_words(provider: Option<&str>, locale: Option<&str>) -> String {
+    let provider = match provider {
+        Some("c") => "libc",
+        Some("i") => "ICU",
+        Some("b") => "builtin",
+        Some(other) => other,
+        None => "unknown",
+    };
+    match locale {
+        Some(locale) => format!("{provider} {locale}"),
+        None => provider.to_string(),
+    }
 }

@@ -13,6 +13,7 @@ pub mod kept;
 pub mod lock;
 pub mod pgpass;
 pub mod runs;
+pub mod server;
 pub mod sessions;
 
 pub use crate::quote::{check_identifier, quote_ident};

@@ -15,8 +15,10 @@ use thiserror::Error;
 
 use crate::db::connect::Connector;
 use crate::db::fingerprint::{self, DatabaseProps, Fingerprint};
+use crate::db::server::ServerVersion;
 use crate::db::sessions::{self, Session};
 use crate::exec::paths::{self, PathError, TreeBackup};
+use crate::pg_programs::{ClientProgram, NoClient, client_for};
 use crate::plan::BackupMethod;
 use crate::quote::{fit_name, quote_ident, quote_literal};
 
@@ -50,6 +52,10 @@ pub enum BackupError {
     #[diagnostic(transparent)]
     Paths(#[from] PathError),
 
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    NoClient(#[from] NoClient),
+
     #[error("cannot write the dump into `{}`", path.display())]
     #[diagnostic(code(plan::backup::io))]
     Io {
@@ -77,6 +83,12 @@ pub struct Taken {
     pub seconds: f64,
     pub fingerprint_seconds: f64,
     pub bytes: i64,
+    /// The `pg_dump` that wrote a dump: its restore needs a `pg_restore`
+    /// at least as new. (Absent from backups recorded before it was.)
+    /// (Boxed: a journal record carries a `Taken`, and every record is
+    /// as large as the largest.)
+    #[serde(default)]
+    pub program: Option<Box<ClientProgram>>,
 }
 
 /// How to treat other sessions on the database being copied.
@@ -95,7 +107,7 @@ pub struct Context<'a> {
     /// `plan NAME, target T, taken at TIME`.
     pub label: String,
     pub sessions: SessionPolicy,
-    pub server_version: i32,
+    pub server_version: ServerVersion,
     pub jobs: usize,
 }
 
@@ -150,9 +162,17 @@ pub fn take(
         }
     })?;
     let allowed = sessions::allows_connections(ctx.maintenance, database)?;
-    let (copy, fingerprint, cost) = match method {
-        BackupMethod::Snapshot => snapshot(ctx, database, &props, allowed)?,
-        BackupMethod::Dump => dump(ctx, step, database, &props)?,
+    let (copy, fingerprint, cost, program) = match method {
+        BackupMethod::Snapshot => {
+            let (copy, fingerprint, cost) = snapshot(ctx, database, &props, allowed)?;
+            (copy, fingerprint, cost, None)
+        }
+        BackupMethod::Dump => {
+            let server = ctx.server_version.major();
+            let program = client_for("pg_dump", server, server)?;
+            let (copy, fingerprint, cost) = dump(ctx, step, database, &props, &program)?;
+            (copy, fingerprint, cost, Some(Box::new(program)))
+        }
     };
     let mut taken_trees = Vec::new();
     for tree in trees {
@@ -180,6 +200,7 @@ pub fn take(
         seconds: started.elapsed().as_secs_f64(),
         fingerprint_seconds: cost.elapsed.as_secs_f64(),
         bytes: cost.bytes,
+        program,
     })
 }
 
@@ -227,11 +248,15 @@ fn snapshot(
     let blocked = be_alone(ctx, database, allowed)?;
     // FILE_COPY copies the files as they are (about the speed of `cp -r`);
     // the default WAL_LOG strategy of 15 writes every block to the WAL.
-    let strategy = if ctx.server_version >= 150000 {
+    let strategy = if ctx.server_version.has_create_strategy() {
         " strategy file_copy"
     } else {
         ""
     };
+    // On 18 the server's `file_copy_method` decides how the files are
+    // copied; `clone` (set by the administrator where the data directory
+    // is on XFS or Btrfs) makes this nearly free, but is slower than
+    // `copy` elsewhere (docs/performance.md), so it is not forced here.
     let created = ctx.maintenance.batch_execute(&format!(
         "create database {} template {} owner {}{strategy}",
         quote_ident(&name),
@@ -265,6 +290,7 @@ fn dump(
     step: &str,
     database: &str,
     props: &DatabaseProps,
+    program: &ClientProgram,
 ) -> Result<(String, Fingerprint, fingerprint::Cost), BackupError> {
     let folder = ctx.run_folder.join(format!("dump-{step}"));
     let partial = ctx.run_folder.join(format!("dump-{step}.partial"));
@@ -278,7 +304,7 @@ fn dump(
     let snapshot: String = tx.query_one("select pg_export_snapshot()", &[])?.get(0);
     let jobs = ctx.jobs.max(1).to_string();
     let handle = duct::cmd(
-        crate::pg_programs::client("pg_dump"),
+        &program.path,
         [
             "-Fd".into(),
             "-j".into(),
@@ -451,6 +477,8 @@ pub struct RestoreTimes {
     pub renaming_s: f64,
     /// pg_restore, for a dump.
     pub loading_s: f64,
+    /// The `pg_restore` that loaded it.
+    pub loaded_with: Option<ClientProgram>,
 }
 
 /// Puts a backed-up database back in place. Returns the name the failed
@@ -465,8 +493,9 @@ pub fn restore(
         BackupMethod::Snapshot => taken.copy.clone(),
         BackupMethod::Dump => {
             let started = Instant::now();
-            let name = load_dump(ctx, taken)?;
+            let (name, program) = load_dump(ctx, taken)?;
             times.loading_s = started.elapsed().as_secs_f64();
+            times.loaded_with = Some(program);
             name
         }
     };
@@ -521,22 +550,50 @@ pub fn finish_restore(ctx: &mut Context<'_>, taken: &Taken) -> Result<(), Backup
     Ok(())
 }
 
+/// The locale provider options of `CREATE DATABASE` that give a database
+/// made from `template0` the provider and locale `props` recorded: without
+/// them it gets the cluster's default provider, and an ICU or builtin
+/// database would come back as libc, sorting its text differently.
+fn locale_options(props: &DatabaseProps) -> String {
+    let locale = props.locale.as_deref().map(quote_literal);
+    match (props.locale_provider.as_deref(), locale) {
+        (Some("i"), Some(locale)) => {
+            let rules = props
+                .icu_rules
+                .as_deref()
+                .map(|rules| format!(" icu_rules {}", quote_literal(rules)))
+                .unwrap_or_default();
+            format!(" locale_provider icu icu_locale {locale}{rules}")
+        }
+        (Some("b"), Some(locale)) => format!(" locale_provider builtin builtin_locale {locale}"),
+        (Some("c"), _) => " locale_provider libc".into(),
+        _ => String::new(),
+    }
+}
+
 /// Restores a dump into a new database under a temporary name.
-fn load_dump(ctx: &mut Context<'_>, taken: &Taken) -> Result<String, BackupError> {
+fn load_dump(ctx: &mut Context<'_>, taken: &Taken) -> Result<(String, ClientProgram), BackupError> {
+    // As new as the server and as the pg_dump that wrote the dump
+    // (whose archive an older pg_restore cannot read); chosen before
+    // anything is created.
+    let server = ctx.server_version.major();
+    let needed = server.max(taken.program.as_ref().map_or(0, |p| p.major));
+    let program = client_for("pg_restore", server, needed)?;
     let name = restore_name(&taken.database, ctx.run_id);
     let props = &taken.fingerprint.database;
     ctx.maintenance
         .batch_execute(&format!("drop database if exists {}", quote_ident(&name)))?;
     ctx.maintenance.batch_execute(&format!(
-        "create database {} template template0 owner {} encoding {} lc_collate {} lc_ctype {}",
+        "create database {} template template0 owner {} encoding {} lc_collate {} lc_ctype {}{}",
         quote_ident(&name),
         quote_ident(&props.owner),
         quote_literal(&props.encoding),
         quote_literal(&props.collate),
-        quote_literal(&props.ctype)
+        quote_literal(&props.ctype),
+        locale_options(props)
     ))?;
     let output = duct::cmd(
-        crate::pg_programs::client("pg_restore"),
+        &program.path,
         [
             "-j".to_string(),
             ctx.jobs.max(1).to_string(),
@@ -565,7 +622,7 @@ fn load_dump(ctx: &mut Context<'_>, taken: &Taken) -> Result<String, BackupError
             detail: String::from_utf8_lossy(&output.stderr).trim().to_string(),
         });
     }
-    Ok(name)
+    Ok((name, program))
 }
 
 /// Fingerprints `database` as it is now, for the proof.
@@ -577,4 +634,46 @@ pub fn fingerprint_now(ctx: &mut Context<'_>, database: &str) -> Result<Fingerpr
     })?;
     let mut client = ctx.connector.connect(database)?;
     Ok(fingerprint::take(&mut client, props)?.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn props(provider: Option<&str>, locale: Option<&str>, rules: Option<&str>) -> DatabaseProps {
+        DatabaseProps {
+            owner: "erp".into(),
+            acl: None,
+            settings: Vec::new(),
+            connection_limit: -1,
+            comment: None,
+            encoding: "UTF8".into(),
+            collate: "C.UTF-8".into(),
+            ctype: "C.UTF-8".into(),
+            locale_provider: provider.map(Into::into),
+            locale: locale.map(Into::into),
+            icu_rules: rules.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn a_dump_is_loaded_with_the_recorded_locale_provider() {
+        assert_eq!(locale_options(&props(None, None, None)), "");
+        assert_eq!(
+            locale_options(&props(Some("c"), None, None)),
+            " locale_provider libc"
+        );
+        assert_eq!(
+            locale_options(&props(Some("i"), Some("sv-SE"), None)),
+            " locale_provider icu icu_locale 'sv-SE'"
+        );
+        assert_eq!(
+            locale_options(&props(Some("i"), Some("und"), Some("&a < b"))),
+            " locale_provider icu icu_locale 'und' icu_rules '&a < b'"
+        );
+        assert_eq!(
+            locale_options(&props(Some("b"), Some("C.UTF-8"), None)),
+            " locale_provider builtin builtin_locale 'C.UTF-8'"
+        );
+    }
 }

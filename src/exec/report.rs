@@ -68,6 +68,8 @@ pub struct BackupReport {
     pub bytes: i64,
     /// `kept`, `dropped`, `restored` (it became the target again).
     pub state: String,
+    /// The `pg_dump` that wrote a dump, and its release.
+    pub program: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, Serialize)]
@@ -166,6 +168,9 @@ impl Report {
                     _ => "",
                 }
             );
+            if let Some(program) = &b.program {
+                let _ = writeln!(out, "  dumped with {program}");
+            }
             for p in &b.paths {
                 let _ = writeln!(out, "  with files {}", p.display());
             }

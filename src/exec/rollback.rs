@@ -41,10 +41,15 @@ pub fn roll_back(ctx: &mut Context<'_>, taken: &[Taken], keep_failed: bool) -> R
             match restore_database(ctx, t, &mut times) {
                 Ok(failed) => {
                     report.restored.push(format!(
-                        "database `{}` from {} {}",
+                        "database `{}` from {} {}{}",
                         t.database,
                         t.method.as_str(),
-                        t.copy
+                        t.copy,
+                        times
+                            .loaded_with
+                            .take()
+                            .map(|p| format!(" with {p}"))
+                            .unwrap_or_default()
                     ));
                     failed_dbs.extend(failed);
                     restored_dbs.push(t);

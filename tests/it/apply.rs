@@ -555,8 +555,15 @@ comment on database "{d}" is 'Acme''s ERP';
 create table docs (id int primary key, body json not null, tags jsonb);
 insert into docs values (1, '{{"a": [1, 2]}}', '["x"]'), (2, '{{"b": null}}', null);
 create table odd (id int primary key, doc xml, place point, price money);
-insert into odd values (1, '<a>1</a>', point(1.5, 2), 12.34), (2, null, point(0, 0), 0);
-"#
+insert into odd values (1, {xml}, point(1.5, 2), 12.34), (2, null, point(0, 0), 0);
+"#,
+            // A server built without libxml (the PyPI wheel of 18 the test
+            // matrix runs) has the type but takes no value.
+            xml = if db.connect().batch_execute("select '<a/>'::xml").is_ok() {
+                "'<a>1</a>'"
+            } else {
+                "null"
+            }
         ),
     );
     // Values are substituted into SQL as literals, so the names are
@@ -621,7 +628,13 @@ script done {
     };
     assert!(table("docs").text_form, "json has no extended hash");
     assert!(table("odd").text_form, "xml, point and money have none");
-    assert!(!table("partner").text_form);
+    // Before 14 there is no hash_record_extended: every table is hashed
+    // through its text form.
+    let version = crate::support::server_version();
+    assert_eq!(
+        table("partner").text_form,
+        !version.has_hash_record_extended()
+    );
     assert_eq!(table("docs").rows, 2);
     let content = |db: &TestDatabase| -> Vec<String> {
         db.connect()

@@ -24,5 +24,6 @@ mod parse_fixtures;
 mod process;
 mod progress;
 mod resume;
+mod servers;
 mod status;
 mod support;

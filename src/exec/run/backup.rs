@@ -96,7 +96,11 @@ impl Run<'_> {
                     fingerprint_seconds: taken.fingerprint_seconds,
                     bytes: taken.bytes,
                     state: "taken".into(),
+                    program: taken.program.as_ref().map(ToString::to_string),
                 });
+                if let Some(program) = &taken.program {
+                    self.progress.message(&format!("  dumped with {program}"));
+                }
                 let _ = std::fs::write(
                     self.run_folder.join(format!("backup-{}.json", step.name)),
                     serde_json::to_vec_pretty(&taken).unwrap_or_default(),

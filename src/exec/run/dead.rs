@@ -72,6 +72,7 @@ pub fn taken_report(t: &Taken) -> BackupReport {
         fingerprint_seconds: t.fingerprint_seconds,
         bytes: t.bytes,
         state: "taken".into(),
+        program: t.program.as_ref().map(ToString::to_string),
     }
 }
 

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use postgres::Client;
 
-use super::{Run, SUPPORTED_MAX, SUPPORTED_MIN, server_version};
+use super::{Run, server_version};
 use crate::db::conninfo::Host;
 use crate::db::{lock, runs, sessions};
 use crate::exec::run::Options;
@@ -55,17 +55,12 @@ pub fn dry_run(
         }
     };
     match server_version(maintenance) {
-        Ok(v) if (SUPPORTED_MIN..=SUPPORTED_MAX).contains(&v) => {
-            let _ = writeln!(out, "  server: PostgreSQL {}.{}", v / 10000, v % 10000);
-        }
-        Ok(v) => refuse(
-            &mut out,
-            format!(
-                "the server is PostgreSQL {}.{}: plan-runner supports 12 to 17",
-                v / 10000,
-                v % 10000 / 100
-            ),
-        ),
+        Ok(v) => match v.refusal() {
+            None => {
+                let _ = writeln!(out, "  server: PostgreSQL {v}");
+            }
+            Some(refusal) => refuse(&mut out, refusal),
+        },
         Err(e) => refuse(&mut out, format!("cannot read the server version: {e}")),
     }
     match lock::holder(maintenance, &opts.database) {

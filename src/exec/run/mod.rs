@@ -25,6 +25,7 @@ use std::time::{Duration, Instant, SystemTime};
 use postgres::Client;
 
 use crate::db::connect::{self, Connector};
+use crate::db::server::ServerVersion;
 use crate::db::{history, lock, runs};
 use crate::exec::backup::{BackupError, SessionPolicy, Taken};
 use crate::exec::journal::{Journal, Record};
@@ -299,13 +300,9 @@ impl Run<'_> {
     }
 }
 
-/// Oldest and newest servers the runner supports (server_version_num).
-pub const SUPPORTED_MIN: i32 = 120000;
-pub const SUPPORTED_MAX: i32 = 179999;
-
-pub fn server_version(client: &mut Client) -> Result<i32, postgres::Error> {
-    let text: String = client.query_one("show server_version_num", &[])?.get(0);
-    Ok(text.trim().parse().unwrap_or(0))
+/// The server's version; the supported range is `db::server`'s.
+pub fn server_version(client: &mut Client) -> Result<ServerVersion, postgres::Error> {
+    crate::db::server::version(client)
 }
 
 /// A run id: the UTC time to the second and four random hex digits;

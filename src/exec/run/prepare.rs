@@ -24,12 +24,8 @@ pub enum Early {
     /// A connection or a statement of the runner's own failed.
     #[error("{what}: {detail}")]
     Database { what: String, detail: String },
-    #[error(
-        "the server is PostgreSQL {}.{}: plan-runner supports PostgreSQL 12 to 17 (docs/apply.md)",
-        version / 10000,
-        version % 10000 / 100
-    )]
-    UnsupportedServer { version: i32 },
+    #[error("{}", version.refusal().unwrap_or_default())]
+    UnsupportedServer { version: ServerVersion },
     #[error(
         "another plan-runner is applying a plan to `{database}`{holder}\nwait for it to finish, or use --lock-timeout to wait for it"
     )]
@@ -101,7 +97,7 @@ impl Run<'_> {
                 .map_err(|e| db_error("cannot connect to the server", e))?;
             server_version(m).map_err(|e| db_error("cannot read the server version", e))?
         };
-        if !(SUPPORTED_MIN..=SUPPORTED_MAX).contains(&version) {
+        if !version.is_supported() {
             return Err(Early::UnsupportedServer { version });
         }
         let session = opts

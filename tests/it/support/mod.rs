@@ -9,10 +9,19 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use plan_runner::cluster::{Cluster, Options};
 
-/// Server settings for tests: fast, since nothing has to survive a crash.
+/// The variable naming the folder of the server programs the tests' clusters
+/// run (`scripts/test-matrix` sets it for each major); unset, the
+/// machine's PostgreSQL.
+pub const BINDIR_VAR: &str = "PLAN_RUNNER_TEST_PG_BINDIR";
+
+/// Server settings for tests: fast, since nothing has to survive a crash,
+/// from the programs [`BINDIR_VAR`] names.
 pub fn test_options() -> Options {
     Options {
         fsync: false,
+        bindir: std::env::var_os(BINDIR_VAR)
+            .filter(|dir| !dir.is_empty())
+            .map(std::path::PathBuf::from),
         ..Options::default()
     }
 }
@@ -39,6 +48,15 @@ pub fn shared_cluster() -> &'static Cluster {
             "the tests need PostgreSQL's server programs and could not start a cluster:\n{report}"
         ),
     }
+}
+
+/// The shared cluster's version: what a test expects can depend on its
+/// major (`scripts/test-matrix` runs the tests on each).
+pub fn server_version() -> plan_runner::db::server::ServerVersion {
+    let mut client = shared_cluster()
+        .connect("postgres")
+        .unwrap_or_else(|error| panic!("cannot connect:\n{:?}", miette::Report::new(error)));
+    plan_runner::db::server::version(&mut client).expect("reading server_version_num")
 }
 
 /// A database of the shared cluster that no other test uses.
