@@ -101,6 +101,49 @@ pub enum Command {
     /// restore could not be proved, 4 refused (another runner holds the
     /// lock, the plan changed since the run, the journal is elsewhere).
     Recover(Box<RecoverArgs>),
+    /// Write a plan for a version pair to start from, with comments saying
+    /// what to fill in.
+    ///
+    /// The plan is the published procedure for a version migration: stop
+    /// the old server, back up the database and its filestore, run the
+    /// pair's pre script, update every module, run the post script, check
+    /// that no module is left half-updated, start the new server; restart
+    /// the old one if anything fails. It lints clean as written; make its
+    /// paths and service names the customer's. Exit 0, or 2 for a bad
+    /// release, or a file that exists (without --force).
+    New(NewArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct NewArgs {
+    /// The release the database is at, such as 5.0.0 or 16.0.
+    #[arg(value_name = "FROM", value_parser = parse_release)]
+    pub from: Version,
+    /// The release the plan takes it to; after FROM.
+    #[arg(value_name = "TO", value_parser = parse_release)]
+    pub to: Version,
+    /// Whose server runs the update [default: openerp up to 7.0, odoo from
+    /// 8.0 on].
+    #[arg(long, value_enum)]
+    pub flavor: Option<Flavor>,
+    /// Where to write the plan, `-` for stdout [default:
+    /// FLAVOR-FROM-to-TO.plan in the current folder].
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Replace the file if it exists.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// The server lineage a new plan is written for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Flavor {
+    /// OpenERP up to 7.0: `openerp-server`.
+    Openerp,
+    /// Odoo from 8.0 on: `odoo-bin -c odoo.conf`.
+    Odoo,
+    /// Odoo with OCA's OpenUpgrade: `--upgrade-path`, `--load=...openupgrade_framework`.
+    Openupgrade,
 }
 
 #[derive(Debug, clap::Args)]

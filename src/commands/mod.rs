@@ -6,6 +6,7 @@ pub mod backups;
 pub mod fmt;
 pub mod graph;
 pub mod lint;
+pub mod new;
 pub mod recover;
 pub mod resume;
 pub mod show;
@@ -70,6 +71,10 @@ pub enum UsageError {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Sandbox(#[from] crate::sandbox::SandboxError),
+
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    New(#[from] new::NewError),
 
     #[error("cannot {what}: {detail}")]
     #[diagnostic(

@@ -24,3 +24,4 @@ mod progress;
 mod resume;
 mod status;
 mod support;
+mod tool;
