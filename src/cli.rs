@@ -112,6 +112,15 @@ pub enum Command {
     /// paths and service names the customer's. Exit 0, or 2 for a bad
     /// release, or a file that exists (without --force).
     New(NewArgs),
+    /// Print the documentation of a diagnostic code, as `rustc --explain`
+    /// does.
+    ///
+    /// CODE as plan shows it: `E004`, `W101`, `missing-backup`,
+    /// `plan::unknown_var` or `unknown_var`. The text is
+    /// docs/diagnostics.md's section for the code (for a lint rule,
+    /// docs/lints.md's), as the binary was built with it. Exit 0, or 2 for
+    /// a code that does not exist.
+    Explain(ExplainArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -144,6 +153,13 @@ pub enum Flavor {
     Odoo,
     /// Odoo with OCA's OpenUpgrade: `--upgrade-path`, `--load=...openupgrade_framework`.
     Openupgrade,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ExplainArgs {
+    /// The code, as a diagnostic shows it.
+    #[arg(value_name = "CODE")]
+    pub code: String,
 }
 
 #[derive(Debug, clap::Args)]

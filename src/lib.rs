@@ -63,6 +63,7 @@ where
         Command::Backups(args) => commands::backups::run(args),
         Command::Recover(args) => commands::recover::run(args),
         Command::New(args) => commands::new::run(args),
+        Command::Explain(args) => commands::explain::run(args),
     };
     let ending = result.unwrap_or_else(|error| {
         // Not eprintln!: a closed terminal must not turn into a panic.

@@ -3,6 +3,7 @@
 
 pub mod apply;
 pub mod backups;
+pub mod explain;
 pub mod fmt;
 pub mod graph;
 pub mod lint;
@@ -75,6 +76,10 @@ pub enum UsageError {
     #[error(transparent)]
     #[diagnostic(transparent)]
     New(#[from] new::NewError),
+
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Explain(#[from] explain::ExplainError),
 
     #[error("cannot {what}: {detail}")]
     #[diagnostic(

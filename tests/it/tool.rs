@@ -1,6 +1,7 @@
 //! The commands around plans, run as a partner runs them: `new` writes a
 //! plan that the real `plan lint`, `fmt --check` and `show` accept for
-//! each flavor, and refuses what it must.
+//! each flavor, and refuses what it must; `explain` prints the docs'
+//! section for a code.
 
 use std::path::Path;
 
@@ -191,4 +192,62 @@ fn new_refuses_releases_that_are_not_a_step_up() {
     }
     let left = std::fs::read_dir(dir.path()).expect("the folder").count();
     assert_eq!(left, 0, "a refused `plan new` wrote a file");
+}
+
+fn section_of(page: &str, heading: &str) -> String {
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("docs")
+            .join(page),
+    )
+    .expect("the page");
+    let start = text.find(&format!("\n{heading}\n")).expect("the heading") + 1;
+    let end = text[start + 1..]
+        .find("\n## ")
+        .map_or(text.len(), |e| start + 1 + e);
+    text[start..end].trim_end().to_string()
+}
+
+#[test]
+fn explain_prints_the_section_of_the_docs() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let out = run(dir.path(), &["explain", "plan::unknown_var"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        out.stdout.trim_end(),
+        section_of("diagnostics.md", "## plan::unknown_var")
+    );
+    assert_eq!(
+        run(dir.path(), &["explain", "unknown_var"]).stdout,
+        out.stdout
+    );
+
+    let rule = run(dir.path(), &["explain", "W105"]);
+    assert_eq!(rule.code, 0, "{}", rule.stderr);
+    assert_eq!(
+        rule.stdout.trim_end(),
+        section_of("lints.md", "## W105 missing-timeout")
+    );
+    assert_eq!(
+        run(dir.path(), &["explain", "missing-timeout"]).stdout,
+        rule.stdout
+    );
+}
+
+#[test]
+fn explain_suggests_a_near_code_for_an_unknown_one() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let out = run(dir.path(), &["explain", "plan::misssing_value"]);
+    assert_eq!(out.code, 2);
+    assert_eq!(out.stdout, "");
+    assert!(
+        out.stderr.contains("plan::explain::unknown_code"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("did you mean `plan::missing_value`?"),
+        "{}",
+        out.stderr
+    );
 }
