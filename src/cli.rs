@@ -121,6 +121,19 @@ pub enum Command {
     /// docs/lints.md's), as the binary was built with it. Exit 0, or 2 for
     /// a code that does not exist.
     Explain(ExplainArgs),
+    /// Print a shell completion script for plan.
+    ///
+    /// bash: `plan completions bash > /etc/bash_completion.d/plan` (or
+    /// `~/.local/share/bash-completion/completions/plan`); zsh: into a
+    /// folder of `$fpath` as `_plan`; fish: into
+    /// `~/.config/fish/completions/plan.fish`.
+    Completions(CompletionsArgs),
+    /// Print plan's manual page (roff), or write every page into a folder.
+    ///
+    /// `plan man | man -l -` reads it now. With a command, its own page
+    /// (plan-lint(1) and so on); with --dir, plan.1 and one page per
+    /// command.
+    Man(ManArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -160,6 +173,32 @@ pub struct ExplainArgs {
     /// The code, as a diagnostic shows it.
     #[arg(value_name = "CODE")]
     pub code: String,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum, value_name = "SHELL")]
+    pub shell: CompletionShell,
+}
+
+/// The shells `plan completions` writes for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum CompletionShell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ManArgs {
+    /// The command whose page to print [default: plan(1)].
+    #[arg(value_name = "COMMAND", conflicts_with = "dir", value_parser = parse_command_name)]
+    pub command: Option<String>,
+    /// Write plan.1 and a plan-COMMAND.1 for each command into DIR (which
+    /// must exist) instead of printing.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -441,6 +480,24 @@ pub fn parse_jobs(text: &str) -> Result<usize, String> {
         )),
         Err(_) => Err(format!("`{text}` is not a number of steps from 1 to {max}")),
     }
+}
+
+/// Parses the name of one of plan's commands (`plan man COMMAND`).
+pub fn parse_command_name(text: &str) -> Result<String, String> {
+    use clap::CommandFactory;
+    let cli = Cli::command();
+    let names: Vec<&str> = cli.get_subcommands().map(|c| c.get_name()).collect();
+    if names.contains(&text) {
+        return Ok(text.to_string());
+    }
+    let hint = match crate::diagnostic::suggest(text, names.iter().copied()) {
+        Some(near) => format!("did you mean `{near}`? "),
+        None => String::new(),
+    };
+    Err(format!(
+        "`{text}` is not a command of plan: {hint}the commands are {}",
+        names.join(", ")
+    ))
 }
 
 /// Parses a release for `--assume-release`.

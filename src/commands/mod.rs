@@ -3,10 +3,12 @@
 
 pub mod apply;
 pub mod backups;
+pub mod completions;
 pub mod explain;
 pub mod fmt;
 pub mod graph;
 pub mod lint;
+pub mod man;
 pub mod new;
 pub mod recover;
 pub mod resume;

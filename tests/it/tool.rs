@@ -1,10 +1,12 @@
 //! The commands around plans, run as a partner runs them: `new` writes a
 //! plan that the real `plan lint`, `fmt --check` and `show` accept for
 //! each flavor, and refuses what it must; `explain` prints the docs'
-//! section for a code.
+//! section for a code; `completions` and `man` describe every command.
 
 use std::path::Path;
 
+use clap::CommandFactory;
+use plan_runner::cli::Cli;
 use serde_json::Value;
 
 use crate::support::plan;
@@ -28,6 +30,13 @@ fn run(dir: &Path, args: &[&str]) -> Run {
         stdout: String::from_utf8(output.stdout).expect("UTF-8 stdout"),
         stderr: String::from_utf8(output.stderr).expect("UTF-8 stderr"),
     }
+}
+
+fn commands() -> Vec<String> {
+    Cli::command()
+        .get_subcommands()
+        .map(|c| c.get_name().to_string())
+        .collect()
 }
 
 /// The update step's arguments, as `plan show` resolves them.
@@ -250,4 +259,87 @@ fn explain_suggests_a_near_code_for_an_unknown_one() {
         "{}",
         out.stderr
     );
+}
+
+#[test]
+fn bash_completes_every_command() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let out = run(dir.path(), &["completions", "bash"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    for command in commands() {
+        assert!(
+            out.stdout.contains(&format!("plan,{command})")),
+            "the bash completion does not know `{command}`"
+        );
+    }
+    // Loaded into a real bash, it completes a command and a flag's values.
+    let script = dir.path().join("plan.bash");
+    std::fs::write(&script, &out.stdout).expect("write the script");
+    let completed = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(
+            r#"source "$1"
+               COMP_WORDS=(plan expl); COMP_CWORD=1; _plan plan expl plan; echo "${COMPREPLY[@]}"
+               COMP_WORDS=(plan new 1 2 --flavor ''); COMP_CWORD=5; _plan plan '' --flavor
+               echo "${COMPREPLY[@]}""#,
+        )
+        .arg("bash")
+        .arg(&script)
+        .output()
+        .expect("bash runs");
+    assert!(completed.status.success(), "{completed:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&completed.stdout),
+        "explain\nopenerp odoo openupgrade\n"
+    );
+}
+
+#[test]
+fn zsh_and_fish_completions_name_every_command() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    for shell in ["zsh", "fish"] {
+        let out = run(dir.path(), &["completions", shell]);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        for command in commands() {
+            let said = match shell {
+                "zsh" => format!("'{command}:"),
+                _ => format!("-a \"{command}\""),
+            };
+            assert!(out.stdout.contains(&said), "{shell}: no `{said}`");
+        }
+    }
+}
+
+#[test]
+fn the_man_page_has_a_name_and_every_command() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let out = run(dir.path(), &["man"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.contains(".TH plan 1"), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains("\n.SH NAME\nplan \\- Run ERP version migrations")
+    );
+    assert!(out.stdout.contains(".SH SUBCOMMANDS"), "{}", out.stdout);
+    for command in commands() {
+        assert!(
+            out.stdout.contains(&format!("plan\\-{command}(1)")),
+            "plan(1) does not list `{command}`"
+        );
+    }
+
+    let pages = dir.path().join("man1");
+    std::fs::create_dir(&pages).expect("a folder");
+    let written = run(dir.path(), &["man", "--dir", "man1"]);
+    assert_eq!(written.code, 0, "{}", written.stderr);
+    assert_eq!(
+        std::fs::read_to_string(pages.join("plan.1")).expect("plan.1"),
+        out.stdout
+    );
+    for command in commands() {
+        let page = std::fs::read_to_string(pages.join(format!("plan-{command}.1")))
+            .unwrap_or_else(|e| panic!("plan-{command}.1: {e}"));
+        assert!(page.contains(&format!(".TH plan-{command} 1")), "{page}");
+        assert_eq!(run(dir.path(), &["man", &command]).stdout, page);
+    }
 }
