@@ -101,6 +101,104 @@ pub enum Command {
     /// restore could not be proved, 4 refused (another runner holds the
     /// lock, the plan changed since the run, the journal is elsewhere).
     Recover(Box<RecoverArgs>),
+    /// Write a plan for a version pair to start from, with comments saying
+    /// what to fill in.
+    ///
+    /// The plan is the published procedure for a version migration: stop
+    /// the old server, back up the database and its filestore, run the
+    /// pair's pre script, update every module, run the post script, check
+    /// that no module is left half-updated, start the new server; restart
+    /// the old one if anything fails. It lints clean as written; make its
+    /// paths and service names the customer's. Exit 0, or 2 for a bad
+    /// release, or a file that exists (without --force).
+    New(NewArgs),
+    /// Print the documentation of a diagnostic code, as `rustc --explain`
+    /// does.
+    ///
+    /// CODE as plan shows it: `E004`, `W101`, `missing-backup`,
+    /// `plan::unknown_var` or `unknown_var`. The text is
+    /// docs/diagnostics.md's section for the code (for a lint rule,
+    /// docs/lints.md's), as the binary was built with it. Exit 0, or 2 for
+    /// a code that does not exist.
+    Explain(ExplainArgs),
+    /// Print a shell completion script for plan.
+    ///
+    /// bash: `plan completions bash > /etc/bash_completion.d/plan` (or
+    /// `~/.local/share/bash-completion/completions/plan`); zsh: into a
+    /// folder of `$fpath` as `_plan`; fish: into
+    /// `~/.config/fish/completions/plan.fish`.
+    Completions(CompletionsArgs),
+    /// Print plan's manual page (roff), or write every page into a folder.
+    ///
+    /// `plan man | man -l -` reads it now. With a command, its own page
+    /// (plan-lint(1) and so on); with --dir, plan.1 and one page per
+    /// command.
+    Man(ManArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct NewArgs {
+    /// The release the database is at, such as 5.0.0 or 16.0.
+    #[arg(value_name = "FROM", value_parser = parse_release)]
+    pub from: Version,
+    /// The release the plan takes it to; after FROM.
+    #[arg(value_name = "TO", value_parser = parse_release)]
+    pub to: Version,
+    /// Whose server runs the update [default: openerp up to 7.0, odoo from
+    /// 8.0 on].
+    #[arg(long, value_enum)]
+    pub flavor: Option<Flavor>,
+    /// Where to write the plan, `-` for stdout [default:
+    /// FLAVOR-FROM-to-TO.plan in the current folder].
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Replace the file if it exists.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// The server lineage a new plan is written for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Flavor {
+    /// OpenERP up to 7.0: `openerp-server`.
+    Openerp,
+    /// Odoo from 8.0 on: `odoo-bin -c odoo.conf`.
+    Odoo,
+    /// Odoo with OCA's OpenUpgrade: `--upgrade-path`, `--load=...openupgrade_framework`.
+    Openupgrade,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ExplainArgs {
+    /// The code, as a diagnostic shows it.
+    #[arg(value_name = "CODE")]
+    pub code: String,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum, value_name = "SHELL")]
+    pub shell: CompletionShell,
+}
+
+/// The shells `plan completions` writes for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum CompletionShell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ManArgs {
+    /// The command whose page to print [default: plan(1)].
+    #[arg(value_name = "COMMAND", conflicts_with = "dir", value_parser = parse_command_name)]
+    pub command: Option<String>,
+    /// Write plan.1 and a plan-COMMAND.1 for each command into DIR (which
+    /// must exist) instead of printing.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -387,6 +485,24 @@ pub fn parse_jobs(text: &str) -> Result<usize, String> {
         )),
         Err(_) => Err(format!("`{text}` is not a number of steps from 1 to {max}")),
     }
+}
+
+/// Parses the name of one of plan's commands (`plan man COMMAND`).
+pub fn parse_command_name(text: &str) -> Result<String, String> {
+    use clap::CommandFactory;
+    let cli = Cli::command();
+    let names: Vec<&str> = cli.get_subcommands().map(|c| c.get_name()).collect();
+    if names.contains(&text) {
+        return Ok(text.to_string());
+    }
+    let hint = match crate::diagnostic::suggest(text, names.iter().copied()) {
+        Some(near) => format!("did you mean `{near}`? "),
+        None => String::new(),
+    };
+    Err(format!(
+        "`{text}` is not a command of plan: {hint}the commands are {}",
+        names.join(", ")
+    ))
 }
 
 /// Parses a release for `--assume-release`.

@@ -61,6 +61,10 @@ where
         Command::Status(args) => commands::status::run(args),
         Command::Backups(args) => commands::backups::run(args),
         Command::Recover(args) => commands::recover::run(args),
+        Command::New(args) => commands::new::run(args),
+        Command::Explain(args) => commands::explain::run(args),
+        Command::Completions(args) => commands::completions::run(args),
+        Command::Man(args) => commands::man::run(args),
     };
     let ending = result.unwrap_or_else(|error| {
         // Not eprintln!: a closed terminal must not turn into a panic.

@@ -3,9 +3,13 @@
 
 pub mod apply;
 pub mod backups;
+pub mod completions;
+pub mod explain;
 pub mod fmt;
 pub mod graph;
 pub mod lint;
+pub mod man;
+pub mod new;
 pub mod recover;
 pub mod resume;
 pub mod sandbox;
@@ -80,6 +84,14 @@ pub enum UsageError {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Sandbox(#[from] sandbox::SandboxError),
+
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    New(#[from] new::NewError),
+
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Explain(#[from] explain::ExplainError),
 
     #[error("cannot {what}: {detail}")]
     #[diagnostic(

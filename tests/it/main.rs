@@ -27,3 +27,4 @@ mod resume;
 mod servers;
 mod status;
 mod support;
+mod tool;
