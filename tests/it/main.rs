@@ -21,6 +21,8 @@ mod lint_docs;
 mod parse_fixtures;
 mod process;
 mod progress;
+mod psql_flags;
 mod resume;
 mod status;
 mod support;
+mod tls;
