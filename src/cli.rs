@@ -271,7 +271,10 @@ pub struct ApplyArgs {
     /// Run against a throwaway PostgreSQL cluster seeded from the plan's
     /// `fixture/` folder, on a copy of the plan's folder; never a real
     /// server.
-    #[arg(long, conflicts_with_all = ["target", "inventory", "database"])]
+    #[arg(
+        long,
+        conflicts_with_all = ["target", "inventory", "database", "host", "port", "username"]
+    )]
     pub sandbox: bool,
     /// How long to wait for another run's lock before giving up.
     #[arg(long, value_name = "DUR", value_parser = parse_duration)]
@@ -405,12 +408,18 @@ pub enum GraphFormat {
     Mermaid,
 }
 
-/// Which database a command works on: an inventory target, or libpq's
-/// environment (`PGHOST`, `PGPORT`, `PGUSER`, `PGDATABASE`, `PGPASSWORD`,
-/// `PGPASSFILE`, `PGSSLMODE`) with `--database` on top. Flattened into
-/// `apply`, `recover`, `status` and `backups`; resolved by
+/// Which database a command works on, with psql's flags: `-h`, `-p`,
+/// `-U`, `-d` (a database name, a `postgresql://` URI or a `key=value`
+/// connection string), over an inventory target, over a service
+/// (`PGSERVICE`), over libpq's environment (`PGHOST`, `PGPORT`, `PGUSER`,
+/// `PGDATABASE`, `PGPASSWORD`, `PGPASSFILE`, `PGSSLMODE`...). Flattened
+/// into `apply`, `recover`, `status` and `backups`; resolved by
 /// `crate::target::resolve_wanted`.
+///
+/// As in psql, `-h` is the host there, so these commands take `-?` (and
+/// `--help`) for help.
 #[derive(Clone, Debug, Default, clap::Args)]
+#[command(disable_help_flag = true)]
 pub struct TargetArgs {
     /// The inventory target to work on (needs --inventory).
     #[arg(
@@ -428,14 +437,35 @@ pub struct TargetArgs {
         conflicts_with = "database"
     )]
     pub inventory: Option<PathBuf>,
-    /// The database to work on, the server coming from libpq's environment
-    /// (PGHOST, PGPORT, PGUSER...).
-    #[arg(long, value_name = "DB")]
+    /// The database to work on, or a connection string as psql takes it:
+    /// `postgresql://USER@HOST:PORT/DB?sslmode=verify-full` or `host=HOST
+    /// dbname=DB sslmode=require`. What it leaves out comes from -h, -p,
+    /// -U, PGSERVICE and libpq's environment (PGHOST, PGPORT, PGUSER...).
+    #[arg(
+        short = 'd',
+        long = "dbname",
+        visible_alias = "database",
+        value_name = "DB"
+    )]
     pub database: Option<String>,
+    /// The database server's host name or address, or the folder of its
+    /// Unix socket [default: PGHOST, else the local socket, else localhost].
+    #[arg(short = 'h', long, value_name = "HOST")]
+    pub host: Option<String>,
+    /// The database server's port [default: PGPORT, else 5432].
+    #[arg(short = 'p', long, value_name = "PORT")]
+    pub port: Option<String>,
+    /// The database role to connect as [default: PGUSER, else the system
+    /// user's name].
+    #[arg(short = 'U', long, value_name = "USER")]
+    pub username: Option<String>,
     /// The database holding the runner's lock and runs table; the same for
     /// every runner on the server [default: postgres].
     #[arg(long, value_name = "NAME")]
     pub maintenance_db: Option<String>,
+    /// Print help (`-?` for a summary).
+    #[arg(short = '?', long, action = clap::ArgAction::Help, display_order = 1000)]
+    pub help: Option<bool>,
 }
 
 impl TargetArgs {
@@ -445,6 +475,9 @@ impl TargetArgs {
             inventory: self.inventory.as_deref(),
             target: self.target.as_deref(),
             database: self.database.as_deref(),
+            host: self.host.as_deref(),
+            port: self.port.as_deref(),
+            user: self.username.as_deref(),
             maintenance_db: self.maintenance_db.as_deref(),
         }
     }

@@ -136,30 +136,43 @@ pub fn connect(
     resolved: &crate::target::ResolvedTarget,
     database: &str,
 ) -> Result<postgres::Client, UsageError> {
-    resolved
-        .target
-        .config_for(database)
-        .connect(postgres::NoTls)
-        .map_err(|e| UsageError::Database {
-            what: format!(
-                "connect to `{database}` on {}:{}",
-                resolved.target.host, resolved.target.port
-            ),
-            detail: crate::exec::sql::describe_error(&e),
-        })
+    crate::db::connect::open(&resolved.target, database).map_err(|e| UsageError::Database {
+        what: format!(
+            "connect to `{database}` on {}:{}",
+            resolved.target.host, resolved.target.port
+        ),
+        detail: crate::exec::sql::describe_error(&e),
+    })
 }
 
 /// The flags that name this target again in a command the user is told
-/// to run (`plan recover ...`).
+/// to run (`plan recover ...`), as they were given.
 pub fn target_flags(args: &TargetArgs, resolved: &ResolvedTarget) -> String {
+    let word = |text: &str| crate::quote::shell_word(text);
     let mut flags = match (&args.target, &args.inventory) {
-        (Some(name), Some(inventory)) => {
-            format!("--target {name} --inventory {}", inventory.display())
-        }
-        _ => format!("--database {}", resolved.target.database),
+        (Some(name), Some(inventory)) => format!(
+            "--target {} --inventory {}",
+            word(name),
+            word(&inventory.to_string_lossy())
+        ),
+        _ => format!(
+            "-d {}",
+            word(
+                args.database
+                    .as_deref()
+                    .unwrap_or(&resolved.target.database)
+            )
+        ),
     };
-    if let Some(m) = &args.maintenance_db {
-        flags.push_str(&format!(" --maintenance-db {m}"));
+    for (flag, value) in [
+        ("-h", &args.host),
+        ("-p", &args.port),
+        ("-U", &args.username),
+        ("--maintenance-db", &args.maintenance_db),
+    ] {
+        if let Some(value) = value {
+            flags.push_str(&format!(" {flag} {}", word(value)));
+        }
     }
     flags
 }

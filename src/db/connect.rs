@@ -1,18 +1,21 @@
 //! Opening connections to one server for one run: every connection
 //! carries `application_name = plan-runner/<run id>`, so other runners and
-//! `pg_stat_activity` can name it, and `standard_conforming_strings = on`,
-//! whatever the server's default, so a quoted literal means one thing.
+//! `pg_stat_activity` can name it, uses the target's `sslmode` as libpq
+//! would ([`open`]), and sets `standard_conforming_strings = on` whatever
+//! the server's default, so a quoted literal means one thing.
 //!
 //! A connection lost to a server restart or a cut network is reconnected
 //! with [`Connector::reconnect`]: bounded retries with backoff, for at most
-//! [`RECONNECT_WAIT`] (docs/crash-safety.md).
+//! `--reconnect-wait` ([`RECONNECT_WAIT`] by default; docs/crash-safety.md).
 
 use std::time::{Duration, Instant};
 
+use postgres::config::SslMode as PgSslMode;
 use postgres::error::SqlState;
-use postgres::{Client, NoTls};
+use postgres::{CancelToken, Client, NoTls};
 
-use crate::db::conninfo::{Host, Target};
+use crate::db::conninfo::{Host, SslMode, Target};
+use crate::db::tls::Tls;
 
 /// How long a run waits for a lost server before it gives up, unless
 /// `--reconnect-wait` says otherwise: a restart takes seconds, a failover
@@ -57,10 +60,7 @@ impl Connector {
     }
 
     pub fn connect(&self, database: &str) -> Result<Client, postgres::Error> {
-        self.target
-            .config_for(database)
-            .options("-c standard_conforming_strings=on")
-            .connect(NoTls)
+        open(&self.target, database)
     }
 
     /// A new connection to `database`, retried while the server cannot be
@@ -83,6 +83,15 @@ impl Connector {
         }
     }
 
+    /// What cancels the statement running on `client`, over a connection
+    /// made as `client`'s was (with TLS when it used TLS).
+    pub fn cancel_token(&self, client: &Client) -> Cancel {
+        Cancel {
+            token: client.cancel_token(),
+            tls: self.target.tls.clone(),
+        }
+    }
+
     /// Where the server is: whether its disk can be seen from here.
     pub fn host(&self) -> &Host {
         &self.target.host
@@ -95,4 +104,76 @@ impl Connector {
         env.push(("PGDATABASE".into(), database.into()));
         env
     }
+}
+
+/// Cancels one connection's running statement.
+#[derive(Clone)]
+pub struct Cancel {
+    token: CancelToken,
+    tls: Option<Tls>,
+}
+
+impl Cancel {
+    /// Asks the server to cancel; best effort (the statement may be over).
+    pub fn cancel(&self) {
+        let _ = match &self.tls {
+            Some(tls) => self.token.cancel_query(tls.connector()),
+            None => self.token.cancel_query(NoTls),
+        };
+    }
+}
+
+/// A connection to `database` on `target`'s server, trying what libpq's
+/// `sslmode` tries:
+/// - over a Unix socket, never TLS (libpq ignores `sslmode` there, and the
+///   server refuses TLS on sockets);
+/// - `disable`: clear;
+/// - `allow`: clear, and TLS if the server turned the clear connection
+///   away (a `hostssl` line in `pg_hba.conf`);
+/// - `prefer`: TLS if the server offers it, and clear if the server does
+///   not or the TLS handshake fails;
+/// - `require`, `verify-ca`, `verify-full`: TLS or nothing.
+pub fn open(target: &Target, database: &str) -> Result<Client, postgres::Error> {
+    let mut config = target.config_for(database);
+    config.options("-c standard_conforming_strings=on");
+    let tls = match (&target.host, &target.tls, target.sslmode) {
+        (Host::Tcp(_), Some(tls), mode) if mode != SslMode::Disable => tls,
+        _ => return config.ssl_mode(PgSslMode::Disable).connect(NoTls),
+    };
+    match target.sslmode {
+        SslMode::Disable => config.ssl_mode(PgSslMode::Disable).connect(NoTls),
+        SslMode::Allow => match config.ssl_mode(PgSslMode::Disable).connect(NoTls) {
+            Err(error) if error.as_db_error().is_some() => {
+                config.ssl_mode(PgSslMode::Require).connect(tls.connector())
+            }
+            other => other,
+        },
+        SslMode::Prefer => match config.ssl_mode(PgSslMode::Prefer).connect(tls.connector()) {
+            Err(error) if tls_failed(&error) => config.ssl_mode(PgSslMode::Disable).connect(NoTls),
+            other => other,
+        },
+        SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => {
+            config.ssl_mode(PgSslMode::Require).connect(tls.connector())
+        }
+    }
+}
+
+/// Whether the connection failed in the TLS handshake: rustls's error,
+/// which tokio-rustls hands on inside an `io::Error`.
+fn tls_failed(error: &postgres::Error) -> bool {
+    let mut next = std::error::Error::source(error);
+    while let Some(cause) = next {
+        if cause.is::<rustls::Error>() {
+            return true;
+        }
+        if let Some(io) = cause.downcast_ref::<std::io::Error>()
+            && io
+                .get_ref()
+                .is_some_and(|inner| inner.is::<rustls::Error>())
+        {
+            return true;
+        }
+        next = cause.source();
+    }
+    false
 }

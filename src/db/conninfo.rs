@@ -5,10 +5,10 @@
 //! values come from (flags, inventory, libpq's environment) is
 //! `crate::target`'s business, not this module's.
 //!
-//! TLS: the runner's connections have none (the `postgres` crate is built
-//! without a TLS connector). `sslmode` `disable`, `allow` and `prefer`
-//! therefore connect in clear; `require`, `verify-ca` and `verify-full`
-//! are refused rather than quietly downgraded.
+//! TLS follows libpq's `sslmode` (see `db::tls` for what each mode checks
+//! and `db::connect` for what each tries); children get the same mode and
+//! certificate files in `PGSSLMODE`, `PGSSLROOTCERT`, `PGSSLCERT` and
+//! `PGSSLKEY`.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -18,6 +18,7 @@ use std::time::Duration;
 use thiserror::Error;
 
 use super::pgpass::{self, Key};
+use super::tls::{Tls, TlsFiles};
 use crate::plan::Secret;
 
 /// Where libpq looks for a server's socket when no host is given: Debian
@@ -47,8 +48,18 @@ const KEEPALIVES_RETRIES: u32 = 3;
 /// Variables to remove from a child's environment before adding those of
 /// [`env_for_child`]: the password must not travel in the environment,
 /// and the others would make libpq connect somewhere else than the target
-/// (`PGHOSTADDR` beats `PGHOST`; a service file beats the environment).
-pub const CHILD_ENV_REMOVE: &[&str] = &["PGPASSWORD", "PGHOSTADDR", "PGSERVICE", "PGSERVICEFILE"];
+/// (`PGHOSTADDR` beats `PGHOST`; a service's settings beat the
+/// environment's, so a child given `PGSERVICE` would not use the target's
+/// `PGHOST`), or with other certificates than the runner's.
+pub const CHILD_ENV_REMOVE: &[&str] = &[
+    "PGPASSWORD",
+    "PGHOSTADDR",
+    "PGSERVICE",
+    "PGSERVICEFILE",
+    "PGSSLROOTCERT",
+    "PGSSLCERT",
+    "PGSSLKEY",
+];
 
 /// Where the server is.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -68,23 +79,26 @@ impl fmt::Display for Host {
     }
 }
 
-/// libpq's `sslmode` values that a connection without TLS can honour.
+/// libpq's `sslmode`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SslMode {
     Disable,
-    /// Clear first; TLS only if the server insists (which then fails here).
+    /// Clear first; TLS if the server refuses the clear connection.
     Allow,
-    /// TLS if available, which for the runner it is not: clear.
+    /// TLS if the server offers it, else clear (libpq's default).
     Prefer,
+    /// TLS, the server's certificate checked only against a root
+    /// certificate file that exists.
+    Require,
+    /// TLS, the server's certificate chained to a root certificate.
+    VerifyCa,
+    /// As `VerifyCa`, and the certificate names the host.
+    VerifyFull,
 }
 
 /// Why an `sslmode` value cannot be used.
 #[derive(Clone, Debug, Error, PartialEq, Eq)]
 pub enum SslModeError {
-    #[error(
-        "`{0}` is not supported: plan-runner's connections have no TLS, and `{0}` must not fall back to a clear connection; use `prefer` or `disable` over a trusted network, a Unix socket or an SSH tunnel"
-    )]
-    NeedsTls(String),
     #[error(
         "unknown sslmode `{0}`; expected `disable`, `allow`, `prefer`, `require`, `verify-ca` or `verify-full`"
     )]
@@ -97,9 +111,9 @@ impl SslMode {
             "disable" => Ok(SslMode::Disable),
             "allow" => Ok(SslMode::Allow),
             "prefer" => Ok(SslMode::Prefer),
-            "require" | "verify-ca" | "verify-full" => {
-                Err(SslModeError::NeedsTls(text.to_string()))
-            }
+            "require" => Ok(SslMode::Require),
+            "verify-ca" => Ok(SslMode::VerifyCa),
+            "verify-full" => Ok(SslMode::VerifyFull),
             _ => Err(SslModeError::Unknown(text.to_string())),
         }
     }
@@ -109,15 +123,16 @@ impl SslMode {
             SslMode::Disable => "disable",
             SslMode::Allow => "allow",
             SslMode::Prefer => "prefer",
+            SslMode::Require => "require",
+            SslMode::VerifyCa => "verify-ca",
+            SslMode::VerifyFull => "verify-full",
         }
     }
 
-    fn for_postgres(self) -> postgres::config::SslMode {
-        match self {
-            // Without a TLS connector, `allow` can only ever be clear.
-            SslMode::Disable | SslMode::Allow => postgres::config::SslMode::Disable,
-            SslMode::Prefer => postgres::config::SslMode::Prefer,
-        }
+    /// Whether the server's certificate must be checked whatever files
+    /// exist (`verify-ca`, `verify-full`).
+    pub fn verifies(self) -> bool {
+        matches!(self, SslMode::VerifyCa | SslMode::VerifyFull)
     }
 }
 
@@ -131,6 +146,13 @@ pub struct Target {
     /// Shown as `***` by Debug.
     pub password: Option<Secret>,
     pub sslmode: SslMode,
+    /// The certificate files in use (given, or libpq's defaults in
+    /// `~/.postgresql` that exist).
+    pub tls_files: TlsFiles,
+    /// The client configuration built from them; `None` when no
+    /// connection of this target uses TLS (`disable`, or a Unix socket,
+    /// over which libpq never uses TLS).
+    pub tls: Option<Tls>,
     pub application_name: String,
     /// `None`: wait as long as the system does (`PGCONNECT_TIMEOUT=0`).
     pub connect_timeout: Option<Duration>,
@@ -163,7 +185,6 @@ impl Target {
             .user(&self.user)
             .dbname(database)
             .application_name(&self.application_name)
-            .ssl_mode(self.sslmode.for_postgres())
             .keepalives(true)
             .keepalives_idle(KEEPALIVES_IDLE)
             .keepalives_interval(KEEPALIVES_INTERVAL)
@@ -211,7 +232,9 @@ impl Target {
 }
 
 /// The environment for a child process: `PGHOST`, `PGPORT`, `PGUSER`,
-/// `PGDATABASE`, `PGSSLMODE` and, when there is a password, `PGPASSFILE`
+/// `PGDATABASE`, `PGSSLMODE`, the certificate files in use
+/// (`PGSSLROOTCERT`, `PGSSLCERT`, `PGSSLKEY`) and, when there is a
+/// password, `PGPASSFILE`
 /// naming a 0600 password file written into `run_folder`. The password
 /// itself is never in the result. The caller first removes
 /// [`CHILD_ENV_REMOVE`] from the child's environment, then sets these.
@@ -226,6 +249,16 @@ pub fn env_for_child(
         ("PGDATABASE".to_string(), target.database.clone()),
         ("PGSSLMODE".to_string(), target.sslmode.as_str().to_string()),
     ];
+    let files = &target.tls_files;
+    for (name, path) in [
+        ("PGSSLROOTCERT", &files.rootcert),
+        ("PGSSLCERT", &files.cert),
+        ("PGSSLKEY", &files.key),
+    ] {
+        if let Some(path) = path {
+            env.push((name.to_string(), path.display().to_string()));
+        }
+    }
     if let Some(password) = &target.password {
         let path = pgpass::write(run_folder, &target.pgpass_key(), password)?;
         env.push(("PGPASSFILE".to_string(), path.display().to_string()));

@@ -1,5 +1,5 @@
 //! PostgreSQL as the runner sees it: a connection's settings (`conninfo`),
-//! libpq's password file (`pgpass`), and
+//! libpq's password file (`pgpass`), TLS (`tls`), and
 //! everything the runner itself says to the server (not the steps' SQL):
 //! fingerprints, sessions, the lock, the history, the runs table, kept
 //! snapshots. Which target a run is about is decided above, in
@@ -15,6 +15,7 @@ pub mod pgpass;
 pub mod runs;
 pub mod server;
 pub mod sessions;
+pub mod tls;
 
 pub use crate::quote::{check_identifier, quote_ident};
 pub use conninfo::{Host, SslMode, Target, env_for_child};

@@ -15,10 +15,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-use postgres::{CancelToken, NoTls};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::{Handle, Signals};
 
+use crate::db::connect::Cancel;
 use crate::exec::process::Stopper;
 use crate::exec::progress::Progress;
 
@@ -50,13 +50,13 @@ pub struct Statements(Arc<Mutex<Running>>);
 #[derive(Default)]
 struct Running {
     next: u64,
-    tokens: Vec<(u64, CancelToken)>,
+    tokens: Vec<(u64, Cancel)>,
 }
 
 impl Statements {
     /// A statement is about to run on the connection `token` cancels;
     /// returns what `remove` takes once it is over.
-    pub fn add(&self, token: CancelToken) -> u64 {
+    pub fn add(&self, token: Cancel) -> u64 {
         let mut running = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         let id = running.next;
         running.next += 1;
@@ -75,7 +75,7 @@ impl Statements {
     /// Asks the server to cancel every statement running now: each step
     /// sees "canceling statement due to user request" and fails.
     pub fn cancel_all(&self) {
-        let tokens: Vec<CancelToken> = self
+        let tokens: Vec<Cancel> = self
             .0
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -85,7 +85,7 @@ impl Statements {
             .collect();
         // Outside the lock: cancelling opens a connection to the server.
         for token in tokens {
-            let _ = token.cancel_query(NoTls);
+            token.cancel();
         }
     }
 }

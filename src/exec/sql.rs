@@ -45,7 +45,19 @@ pub fn describe_error(e: &postgres::Error) -> String {
             }
             out
         }
-        None => e.to_string(),
+        // The client's own errors say what failed in their causes
+        // ("error performing TLS handshake" alone hides the certificate's
+        // name; "error connecting to server" the refused connection).
+        None => {
+            let mut out = e.to_string();
+            let mut next = std::error::Error::source(e);
+            while let Some(cause) = next {
+                out.push_str(": ");
+                out.push_str(&cause.to_string());
+                next = cause.source();
+            }
+            out
+        }
     }
 }
 

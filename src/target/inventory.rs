@@ -42,6 +42,9 @@ const TARGET_FIELDS: &[&str] = &[
     "database",
     "password",
     "sslmode",
+    "sslrootcert",
+    "sslcert",
+    "sslkey",
     "maintenance_db",
     "step_user",
     "vars",
@@ -114,6 +117,11 @@ pub struct InventoryTarget {
     pub password: Option<Secret>,
     #[serde(default, deserialize_with = "sslmode")]
     pub sslmode: Option<SslMode>,
+    /// libpq's certificate files; a relative path is relative to the
+    /// inventory's folder, where a team keeps them beside it.
+    pub sslrootcert: Option<PathBuf>,
+    pub sslcert: Option<PathBuf>,
+    pub sslkey: Option<PathBuf>,
     /// Where the runner's lock and runs table live (`postgres` by default).
     pub maintenance_db: Option<String>,
     /// The system user steps run as when the runner is root and the step
@@ -146,10 +154,29 @@ impl Inventory {
     pub fn parse(path: impl Into<PathBuf>, text: &str) -> Result<Inventory, InventoryError> {
         let path = path.into();
         match serde_yaml::from_str::<RawInventory>(text) {
-            Ok(raw) => Ok(Inventory {
-                path,
-                targets: raw.targets,
-            }),
+            Ok(mut raw) => {
+                let folder = path.parent().unwrap_or(Path::new("")).to_path_buf();
+                for target in raw.targets.values_mut() {
+                    for file in [
+                        &mut target.sslrootcert,
+                        &mut target.sslcert,
+                        &mut target.sslkey,
+                    ]
+                    .into_iter()
+                    .flatten()
+                    {
+                        // `system` is libpq's word for the system's roots,
+                        // not a file.
+                        if file.is_relative() && file.as_os_str() != "system" {
+                            *file = folder.join(&*file);
+                        }
+                    }
+                }
+                Ok(Inventory {
+                    path,
+                    targets: raw.targets,
+                })
+            }
             Err(error) => Err(invalid(&path, text, &error)),
         }
     }
@@ -705,13 +732,13 @@ mod tests {
     }
 
     #[test]
-    fn ssl_modes_needing_tls_are_refused_at_the_value() {
+    fn an_unknown_sslmode_is_refused_at_the_value() {
         // The error used to point at the target's first key (`database`).
-        let text = "targets:\n  a:\n    database: a\n    sslmode: verify-full\n    host: h\n";
+        let text = "targets:\n  a:\n    database: a\n    sslmode: sometimes\n    host: h\n";
         let (m, line, column) = message(text);
-        assert!(m.contains("not supported"), "{m}");
+        assert!(m.contains("unknown sslmode `sometimes`"), "{m}");
         assert_eq!((line, column), (4, 14));
-        assert_eq!(underlined(text), "verify-full");
+        assert_eq!(underlined(text), "sometimes");
         let flow = "targets: {a: {database: a, sslmode: bogus}}\n";
         assert!(message(flow).0.contains("bogus"));
         assert_eq!(underlined(flow), "bogus");
@@ -722,8 +749,26 @@ mod tests {
                 .0
                 .contains("sslmode")
         );
-        let (m, _, _) = message("targets:\n  a:\n    database: a\n    sslmode: require\n");
-        assert!(m.contains("require"), "{m}");
+    }
+
+    #[test]
+    fn tls_settings_are_read_and_paths_are_beside_the_inventory() {
+        let inventory = Inventory::parse(
+            "/srv/inv/targets.yaml",
+            "targets:\n  a:\n    database: a\n    sslmode: verify-full\n    sslrootcert: certs/root.crt\n    sslcert: /etc/erp/client.crt\n    sslkey: client.key\n",
+        )
+        .unwrap();
+        let a = inventory.target("a").unwrap();
+        assert_eq!(a.sslmode, Some(SslMode::VerifyFull));
+        assert_eq!(
+            a.sslrootcert.as_deref(),
+            Some(Path::new("/srv/inv/certs/root.crt"))
+        );
+        assert_eq!(a.sslcert.as_deref(), Some(Path::new("/etc/erp/client.crt")));
+        assert_eq!(a.sslkey.as_deref(), Some(Path::new("/srv/inv/client.key")));
+        let (m, line, _) = message("targets:\n  a:\n    database: a\n    sslmode: sometimes\n");
+        assert!(m.contains("unknown sslmode `sometimes`"), "{m}");
+        assert!(line > 0);
     }
 
     #[test]

@@ -124,7 +124,10 @@ fn clap_synopses() -> BTreeMap<String, Synopsis> {
             let mut flags: Vec<Flag> = command
                 .get_arguments()
                 .filter_map(|arg| {
-                    let long = arg.get_long()?;
+                    // `--help` is every command's; the commands that take
+                    // psql's `-h` declare their own (`-?`), which synopses
+                    // leave out like clap's.
+                    let long = arg.get_long().filter(|long| *long != "help")?;
                     // A flag that takes one of a few values shows them
                     // (`--format human|json`); any other its value's name.
                     let value = arg.get_action().takes_values().then(|| {

@@ -87,14 +87,21 @@ impl ProcessSpec {
 }
 
 /// The child's environment: the runner's own, without `PGPASSWORD` (a
-/// password reaches children only through the caller's 0600 `PGPASSFILE`),
-/// then `set` in order, a later value winning.
+/// password reaches children only through the caller's 0600 `PGPASSFILE`)
+/// and the other libpq variables that would take it elsewhere than the
+/// target (`CHILD_ENV_REMOVE`: a `PGSERVICE` would beat the target's
+/// `PGHOST`), then `set` in order, a later value winning.
 pub(super) fn child_env(
     inherited: impl Iterator<Item = (OsString, OsString)>,
     set: impl Iterator<Item = (OsString, OsString)>,
 ) -> Vec<(OsString, OsString)> {
-    let mut env: BTreeMap<OsString, OsString> =
-        inherited.filter(|(name, _)| name != "PGPASSWORD").collect();
+    let mut env: BTreeMap<OsString, OsString> = inherited
+        .filter(|(name, _)| {
+            !crate::db::conninfo::CHILD_ENV_REMOVE
+                .iter()
+                .any(|removed| name == removed)
+        })
+        .collect();
     env.extend(set);
     env.into_iter().collect()
 }

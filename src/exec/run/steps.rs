@@ -157,7 +157,9 @@ impl Worker<'_> {
         let mut client = self.opts.connector.connect(&self.opts.database)?;
         // A signal, or a sibling's failure, cancels the statement, as it
         // ends a command's group.
-        let registered = self.statements.add(client.cancel_token());
+        let registered = self
+            .statements
+            .add(self.opts.connector.cancel_token(&client));
         let result = if self.stopper.is_stopped() {
             Err(StepError::Interrupted)
         } else {
