@@ -50,11 +50,6 @@ fn stages<M: Measurement>(c: &mut Criterion<M>, suffix: &str) {
     group.bench_function("parse", |b| {
         b.iter_with_large_drop(|| parse::parse(black_box(&source)))
     });
-    // The path of a file that grammar/fast.pest does not accept (and of
-    // every file before it existed): grammar/plan.pest alone.
-    group.bench_function("parse_plan_pest", |b| {
-        b.iter_with_large_drop(|| parse::parse_with_plan_grammar(black_box(&source)))
-    });
     // Resolving alone, from an AST already built.
     let parsed = parse::parse(&source);
     group.bench_function("resolve", |b| {

@@ -46,18 +46,6 @@ fn significant<'i>(pair: Pair<'i, Rule>) -> impl Iterator<Item = Pair<'i, Rule>>
     })
 }
 
-/// `plan p {` reads as a step of kind `plan`; saying so would send the
-/// partner looking for a step kind.
-pub fn unquoted_plan_name(name: &str, span: Span) -> Diagnostic {
-    Diagnostic::new(
-        Code::Syntax,
-        span,
-        format!("expected the plan's name as a string, found `{name}`"),
-    )
-    .label("not quoted")
-    .help(format!("write plan \"{name}\" {{ ... }}"))
-}
-
 impl Builder<'_> {
     fn span(&self, pair: &Pair<'_, Rule>) -> Span {
         Span::from(pair.as_span()).shifted(self.offset)
@@ -149,8 +137,19 @@ impl Builder<'_> {
         let mut inner = significant(pair);
         let kind = inner.next().ok_or_else(|| internal(span, "step"))?;
         let name = inner.next().ok_or_else(|| internal(span, "step"))?;
+        // `plan p {` reads as a step of kind `plan`; saying so would send
+        // the partner looking for a step kind.
         if kind.as_str() == "plan" {
-            return Err(unquoted_plan_name(name.as_str(), self.span(&name)));
+            return Err(Diagnostic::new(
+                Code::Syntax,
+                self.span(&name),
+                format!(
+                    "expected the plan's name as a string, found `{}`",
+                    name.as_str()
+                ),
+            )
+            .label("not quoted")
+            .help(format!("write plan \"{}\" {{ ... }}", name.as_str())));
         }
         Ok(Step {
             kind: self.ident(&kind),
