@@ -10,7 +10,6 @@ pub mod ast;
 pub mod cli;
 pub mod cluster;
 pub mod commands;
-pub mod cores;
 pub mod db;
 pub mod diagnostic;
 pub mod exec;

@@ -28,9 +28,7 @@ enum State {
     Failed,
 }
 
-/// The variables of one plan and their values, computed on demand. Once
-/// every declaration is computed (`all`), a lookup changes nothing, and a
-/// copy (`detached`) can resolve steps on another thread.
+/// The variables of one plan and their values, computed on demand.
 pub struct Scope<'a> {
     /// The accepted declarations, in file order.
     decls: Vec<&'a VarDecl>,
@@ -127,31 +125,6 @@ impl<'a> Scope<'a> {
                     .map(|v| (name.to_string(), Arc::unwrap_or_clone(v)))
             })
             .collect()
-    }
-
-    /// A copy for another thread, whose values share nothing with these:
-    /// every use of a variable counts a reference to its value, and two
-    /// cores counting on one value would wait on each other.
-    pub fn detached(&self) -> Scope<'a> {
-        let own = |value: &Arc<Text>| Arc::new(Text::clone(value));
-        Scope {
-            decls: self.decls.clone(),
-            index: self.index.clone(),
-            states: self
-                .states
-                .iter()
-                .map(|state| match state {
-                    State::Unresolved => State::Unresolved,
-                    State::Resolving => State::Resolving,
-                    State::Done(value) => State::Done(own(value)),
-                    State::Failed => State::Failed,
-                })
-                .collect(),
-            stack: self.stack.clone(),
-            default_db: self.default_db.as_ref().map(own),
-            ctx: self.ctx,
-            missing: Vec::new(),
-        }
     }
 
     /// A value given on the command line or by the inventory.
