@@ -129,7 +129,7 @@ pub fn resolve(file: &ast::File, source: &Source, ctx: &Context) -> Resolved {
     // and is only looked up from the cache here.
     let database = scope
         .lookup(vars::DB, Span::default(), None, &mut Vec::new())
-        .map(std::sync::Arc::unwrap_or_clone);
+        .map(std::rc::Rc::unwrap_or_clone);
     let mut builder = steps::StepBuilder::new(&mut scope, update_command, &mut diagnostics);
     let main: Vec<&ast::Step> = file
         .items

@@ -3,7 +3,7 @@
 
 use std::collections::hash_map::Entry;
 use std::fmt::Write as _;
-use std::sync::Arc;
+use std::rc::Rc;
 
 use super::attrs::{Attrs, plain, wrong_type};
 use super::parse_duration;
@@ -202,7 +202,7 @@ impl<'s, 'a> StepBuilder<'s, 'a> {
     fn with_segs<R>(
         &mut self,
         s: &'a Str,
-        modules: Option<&Arc<Text>>,
+        modules: Option<&Rc<Text>>,
         f: impl FnOnce(&mut Self, &[Seg<'a>]) -> Option<R>,
     ) -> Option<R> {
         let mut segs = std::mem::take(&mut self.segs);
@@ -537,7 +537,7 @@ impl<'s, 'a> StepBuilder<'s, 'a> {
         }
     }
 
-    fn argv(&mut self, s: &'a Str, modules: Option<&Arc<Text>>) -> Option<Vec<Text>> {
+    fn argv(&mut self, s: &'a Str, modules: Option<&Rc<Text>>) -> Option<Vec<Text>> {
         self.with_segs(s, modules, |this, segs| this.split(segs, s.span))
     }
 
@@ -581,7 +581,7 @@ impl<'s, 'a> StepBuilder<'s, 'a> {
         &mut self,
         step: &'a ast::Step,
         attrs: &Attrs<'a>,
-        modules: Option<&Arc<Text>>,
+        modules: Option<&Rc<Text>>,
     ) -> Option<Command> {
         match (attrs.get("run"), attrs.get("shell")) {
             (Some(_), Some(shell)) => {
@@ -824,7 +824,7 @@ impl<'s, 'a> StepBuilder<'s, 'a> {
         } else {
             Modules::Named(names.into_iter().map(|(n, _)| n).collect())
         };
-        let joined = Arc::new(Text::lit(modules.joined()));
+        let joined = Rc::new(Text::lit(modules.joined()));
         let command = if attrs.has("run") || attrs.has("shell") {
             self.command(step, attrs, Some(&joined))?
         } else if let Some(template) = self.update_command {

@@ -2,7 +2,7 @@
 //! default), order independence with cycle detection, and interpolation of
 //! `${name}` into segments.
 
-use std::sync::Arc;
+use std::rc::Rc;
 
 use super::Context;
 use super::words::Seg;
@@ -24,7 +24,7 @@ enum State {
     Resolving,
     /// Shared by every use: a variable used in every step is computed once
     /// and never copied.
-    Done(Arc<Text>),
+    Done(Rc<Text>),
     Failed,
 }
 
@@ -40,7 +40,7 @@ pub struct Scope<'a> {
     stack: Vec<usize>,
     /// `target.database`, the value of `${db}` when the plan does not
     /// declare `db`.
-    default_db: Option<Arc<Text>>,
+    default_db: Option<Rc<Text>>,
     ctx: &'a Context,
     /// Values a live run needs but the environment does not hold.
     pub missing: Vec<String>,
@@ -122,19 +122,19 @@ impl<'a> Scope<'a> {
             .filter_map(|(name, i)| {
                 let span = self.decls[i].name.span;
                 self.lookup(name, span, None, diagnostics)
-                    .map(|v| (name.to_string(), Arc::unwrap_or_clone(v)))
+                    .map(|v| (name.to_string(), Rc::unwrap_or_clone(v)))
             })
             .collect()
     }
 
     /// A value given on the command line or by the inventory.
-    fn given(&self, name: &str, value: &str) -> Arc<Text> {
+    fn given(&self, name: &str, value: &str) -> Rc<Text> {
         let secret = self
             .index
             .get(name)
             .is_some_and(|&i| matches!(self.decls[i].expr, Expr::Secret { .. }));
         // A value given for a secret stays a secret.
-        Arc::new(if secret {
+        Rc::new(if secret {
             Text(vec![Piece::Secret(Secret::new(name, value))])
         } else {
             Text::lit(value)
@@ -147,9 +147,9 @@ impl<'a> Scope<'a> {
         &mut self,
         name: &str,
         span: crate::source::Span,
-        modules: Option<&Arc<Text>>,
+        modules: Option<&Rc<Text>>,
         diagnostics: &mut Vec<Diagnostic>,
-    ) -> Option<Arc<Text>> {
+    ) -> Option<Rc<Text>> {
         // `--var` and the inventory set only what the plan declares, and
         // `db` (docs/language.md): an inventory's `modules`, or a value
         // for a name the plan uses without declaring it, must not stand
@@ -166,7 +166,7 @@ impl<'a> Scope<'a> {
         }
         if name == MODULES {
             if let Some(modules) = modules {
-                return Some(Arc::clone(modules));
+                return Some(Rc::clone(modules));
             }
             diagnostics.push(
                 Diagnostic::new(Code::UndefinedVariable, span, "`${modules}` is only known inside an update command")
@@ -179,8 +179,8 @@ impl<'a> Scope<'a> {
             if name == DB {
                 let db = self
                     .default_db
-                    .get_or_insert_with(|| Arc::new(target(self.ctx, "database")));
-                return Some(Arc::clone(db));
+                    .get_or_insert_with(|| Rc::new(target(self.ctx, "database")));
+                return Some(Rc::clone(db));
             }
             let mut d = Diagnostic::new(
                 Code::UndefinedVariable,
@@ -200,7 +200,7 @@ impl<'a> Scope<'a> {
             return None;
         };
         match &self.states[i] {
-            State::Done(value) => return Some(Arc::clone(value)),
+            State::Done(value) => return Some(Rc::clone(value)),
             State::Failed => return None,
             State::Resolving => {
                 let start = self.stack.iter().position(|&n| n == i).unwrap_or(0);
@@ -233,14 +233,14 @@ impl<'a> Scope<'a> {
         let decl = self.decls[i];
         self.states[i] = State::Resolving;
         self.stack.push(i);
-        let value = self.expr(&decl.expr, diagnostics).map(Arc::new);
+        let value = self.expr(&decl.expr, diagnostics).map(Rc::new);
         self.stack.pop();
         // A cycle found below may already have marked this one failed.
         if matches!(self.states[i], State::Failed) {
             return None;
         }
         self.states[i] = match &value {
-            Some(v) => State::Done(Arc::clone(v)),
+            Some(v) => State::Done(Rc::clone(v)),
             None => State::Failed,
         };
         value
@@ -316,7 +316,7 @@ impl<'a> Scope<'a> {
     pub fn interpolate<'s>(
         &mut self,
         s: &'s Str,
-        modules: Option<&Arc<Text>>,
+        modules: Option<&Rc<Text>>,
         diagnostics: &mut Vec<Diagnostic>,
         segs: &mut Vec<Seg<'s>>,
     ) -> bool {
