@@ -14,11 +14,6 @@ mod clean;
 mod cpu;
 mod support;
 
-/// The allocator the `plan` binary uses (src/main.rs), so that the
-/// figures are the binary's.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use std::hint::black_box;
 use std::path::PathBuf;
 

@@ -16,11 +16,6 @@
 mod cpu_time;
 mod support;
 
-/// The allocator the `plan` binary uses (src/main.rs), so that the
-/// figures are the binary's.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use std::hint::black_box;
 
 use cpu_time::CpuTime;
