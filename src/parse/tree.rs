@@ -241,7 +241,7 @@ impl Builder<'_> {
             let key_span = self.span(&key);
             let text = self.string(key)?.literal();
             Ident {
-                name: text.into(),
+                name: text,
                 span: key_span,
             }
         } else {
@@ -257,14 +257,14 @@ impl Builder<'_> {
 
     fn ident(&self, pair: &Pair<'_, Rule>) -> Ident {
         Ident {
-            name: pair.as_str().into(),
+            name: pair.as_str().to_string(),
             span: self.span(pair),
         }
     }
 
     fn number(&self, pair: &Pair<'_, Rule>) -> Number {
         Number {
-            text: pair.as_str().into(),
+            text: pair.as_str().to_string(),
             span: self.span(pair),
         }
     }
@@ -279,7 +279,7 @@ impl Builder<'_> {
         let body_offset = self.span(&body).start;
         Ok(Str {
             parts: strings::decode(body.as_str(), body_offset, self.diagnostics),
-            raw: raw.into(),
+            raw,
             span,
         })
     }

@@ -212,7 +212,7 @@ fn plan_header(
         };
         let text = match &attr.value {
             Value::Str(_) => attrs.literal(key, diagnostics)?.literal(),
-            Value::Number(n) => n.text.to_string(),
+            Value::Number(n) => n.text.clone(),
             other => {
                 diagnostics.push(attrs::wrong_type(key, "a release such as \"6.0.0\"", other));
                 return None;

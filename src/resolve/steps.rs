@@ -390,7 +390,7 @@ impl<'s, 'a> StepBuilder<'s, 'a> {
         let mut after = Vec::with_capacity(items.len());
         for item in items {
             let (name, span) = match item {
-                Value::Name(i) => (i.name.to_string(), i.span),
+                Value::Name(i) => (i.name.clone(), i.span),
                 Value::Str(s) => (s.literal(), s.span),
                 _ => continue,
             };
@@ -512,14 +512,14 @@ impl<'s, 'a> StepBuilder<'s, 'a> {
             }
             let value = match &entry.value {
                 Value::Str(s) => self.joined(s),
-                Value::Number(n) => Some(Text::lit(n.text.as_str())),
+                Value::Number(n) => Some(Text::lit(&n.text)),
                 other => {
                     self.diagnostics.push(wrong_type(key, "a string", other));
                     None
                 }
             };
             match value {
-                Some(v) => out.push((key.to_string(), v)),
+                Some(v) => out.push((key.clone(), v)),
                 None => ok = false,
             }
         }
@@ -779,7 +779,7 @@ impl<'s, 'a> StepBuilder<'s, 'a> {
                 for item in &list.items {
                     match item {
                         Value::Str(s) => out.push((s.literal(), s.span)),
-                        Value::Name(i) => out.push((i.name.to_string(), i.span)),
+                        Value::Name(i) => out.push((i.name.clone(), i.span)),
                         other => {
                             self.diagnostics
                                 .push(wrong_type("modules", "a module's name", other));
@@ -856,7 +856,7 @@ impl<'s, 'a> StepBuilder<'s, 'a> {
                 let sql = self.sql_text(sql)?;
                 let expect = match &expect.value {
                     Value::Str(s) => self.joined(s)?,
-                    Value::Number(n) => Text::lit(n.text.as_str()),
+                    Value::Number(n) => Text::lit(&n.text),
                     other => {
                         self.diagnostics.push(wrong_type(
                             "expect",

@@ -253,7 +253,7 @@ impl<'a> Scope<'a> {
                 self.interpolate(s, None, diagnostics, &mut segs)
                     .then(|| super::words::join(&segs))
             }
-            Expr::Number(n) => Some(Text::lit(n.text.as_str())),
+            Expr::Number(n) => Some(Text::lit(&n.text)),
             Expr::Env { name, default, .. } => {
                 let key = name.literal();
                 if let Some(live) = &self.ctx.live
