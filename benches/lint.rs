@@ -4,9 +4,8 @@
 //! and commands: docs/performance.md.
 //!
 //! Each is measured twice: in wall-clock time (criterion's default), and
-//! with the `_cpu` suffix in the CPU time of the benchmark's process (all
-//! its threads: a large plan is read on several), which on a shared
-//! machine counts the work and not the wait for a free core.
+//! with the `_cpu` suffix in the CPU time of the benchmark's process, which
+//! on a shared machine counts the work and not the wait for a free core.
 
 #[path = "support/clean.rs"]
 mod clean;
