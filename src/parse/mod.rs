@@ -8,6 +8,7 @@ mod strings;
 mod tree;
 
 use std::num::NonZeroUsize;
+use std::ops::Range;
 use std::path::Path;
 use std::sync::Once;
 
@@ -115,17 +116,36 @@ fn recover(text: &str, parsed: &mut Parsed) {
                 };
                 builder.items(pairs, &mut parsed.file);
             }
-            Err(error) => parsed
-                .diagnostics
-                .push(block_error(&error, chunk, block.start)),
+            Err(error) => {
+                let block = block.start..block.end;
+                keep_leading_items(text, block.clone(), parsed);
+                parsed.diagnostics.push(block_error(&error, text, block));
+            }
         }
     }
     parsed.file.comments.sort_by_key(|c| c.span.start);
 }
 
+/// Adds to the AST the whole blocks that start `text[block]`, a part of the
+/// file that does not parse: when the scan did not see where a block ends
+/// (a stray line after it, or the next block indented), the mistake lies
+/// after a block that is fine, and the block is kept for the later stages.
+fn keep_leading_items(text: &str, block: Range<usize>, parsed: &mut Parsed) {
+    // `leading_items` cannot fail but for pest's call limit, and then there
+    // is nothing to keep.
+    if let Ok(pairs) = Grammar::parse(Rule::leading_items, &text[block.clone()]) {
+        let mut builder = tree::Builder {
+            offset: block.start,
+            diagnostics: &mut parsed.diagnostics,
+        };
+        builder.items(pairs, &mut parsed.file);
+    }
+}
+
 /// The most useful diagnostic for a block that does not parse: an open
 /// string or an unclosed brace says more than "expected `}`".
-fn block_error(error: &pest::error::Error<Rule>, chunk: &str, offset: usize) -> Diagnostic {
+fn block_error(error: &pest::error::Error<Rule>, text: &str, block: Range<usize>) -> Diagnostic {
+    let (chunk, offset) = (&text[block.clone()], block.start);
     let scan = chunks::scan(chunk);
     if let Some(quote) = scan.open_string {
         return Diagnostic::new(
@@ -136,8 +156,7 @@ fn block_error(error: &pest::error::Error<Rule>, chunk: &str, offset: usize) -> 
         .label("the string starts here")
         .help("add the closing `\"`; write `\\\"` for a quote inside a string");
     }
-    let diagnostic = errors::from_pest(error, chunk, offset);
-    let at_end = diagnostic.primary.span.start >= offset + chunk.trim_end().len();
+    let at_end = errors::position(error) >= chunk.trim_end().len();
     if at_end && let Some(&(open, bracket)) = scan.open_brackets.last() {
         let close = match bracket {
             '{' => '}',
@@ -154,12 +173,13 @@ fn block_error(error: &pest::error::Error<Rule>, chunk: &str, offset: usize) -> 
             "add the matching `{close}` at the end of the block"
         ));
     }
-    diagnostic
+    errors::from_pest(error, text, block)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ast::Item;
 
     fn parse_text(text: &str) -> Parsed {
         parse(&Source::new("t.plan", text))
@@ -173,6 +193,52 @@ mod tests {
         assert_eq!(parsed.diagnostics.len(), 2, "{:#?}", parsed.diagnostics);
         // The good blocks are still read.
         assert_eq!(parsed.file.items.len(), 2);
+    }
+
+    /// The names of the steps in the AST, `on_failure` ones after a `!`.
+    fn step_names(parsed: &Parsed) -> Vec<String> {
+        let mut names = Vec::new();
+        for item in &parsed.file.items {
+            match item {
+                Item::Step(s) => names.push(s.name.name.clone()),
+                Item::OnFailure(o) => {
+                    names.extend(o.steps.iter().map(|s| format!("!{}", s.name.name)))
+                }
+                _ => {}
+            }
+        }
+        names
+    }
+
+    #[test]
+    fn a_block_before_a_stray_line_is_kept() {
+        let text = "plan \"p\" {\n  from = \"1\"\n  to = \"2\"\n}\n\nstop a {\n  run = \"x\"\n}\noops\n\n# b\nstop b {\n  run = \"y\"\n}\n";
+        let parsed = parse_text(text);
+        assert_eq!(step_names(&parsed), ["a", "b"]);
+        let [error] = parsed.diagnostics.as_slice() else {
+            panic!("one error: {:#?}", parsed.diagnostics)
+        };
+        // Right after `oops`, not at the comment or `stop b`, and not "the
+        // end of the file".
+        assert_eq!(error.message, "expected a name, found the end of the block");
+        let after_oops = text.find("oops").expect("oops") + 4;
+        assert_eq!(error.primary.span, Span::new(after_oops, after_oops));
+        let b = text.find("stop b").expect("stop b");
+        assert_eq!(error.secondary[0].span, Span::new(b, b + 4));
+    }
+
+    #[test]
+    fn the_end_of_the_file_is_named_only_there() {
+        let parsed = parse_text("plan \"p\" {\n  from = \"1\"\n  to = \"2\"\n}\nvar x =\n");
+        let [error] = parsed.diagnostics.as_slice() else {
+            panic!("one error: {:#?}", parsed.diagnostics)
+        };
+        assert!(
+            error.message.ends_with("found the end of the file"),
+            "{}",
+            error.message
+        );
+        assert_eq!(parsed.file.items.len(), 1, "the plan block is kept");
     }
 
     #[test]
