@@ -2,13 +2,12 @@
 //! can: when the whole file does not parse, each top-level block is parsed
 //! on its own, so one missing brace does not hide the next block's mistake.
 
-mod chunks;
 mod errors;
+mod recovery;
 mod strings;
 mod tree;
 
 use std::num::NonZeroUsize;
-use std::ops::Range;
 use std::path::Path;
 use std::sync::Once;
 
@@ -95,85 +94,9 @@ pub fn parse(source: &Source) -> Parsed {
             };
             builder.items(pairs, &mut parsed.file);
         }
-        Err(_) => recover(text, &mut parsed),
+        Err(_) => recovery::recover(text, &mut parsed),
     }
     parsed
-}
-
-/// Parses each top-level block on its own and reports each one's error.
-fn recover(text: &str, parsed: &mut Parsed) {
-    let scan = chunks::scan(text);
-    for block in chunks::blocks(&scan, text.len()) {
-        let chunk = &text[block.start..block.end];
-        // A chunk is parsed as a whole file: when the scan missed a
-        // block's start, the chunk holds two blocks, and pest then points
-        // at the real mistake instead of "expected the end of the file".
-        match Grammar::parse(Rule::file, chunk) {
-            Ok(pairs) => {
-                let mut builder = tree::Builder {
-                    offset: block.start,
-                    diagnostics: &mut parsed.diagnostics,
-                };
-                builder.items(pairs, &mut parsed.file);
-            }
-            Err(error) => {
-                let block = block.start..block.end;
-                keep_leading_items(text, block.clone(), parsed);
-                parsed.diagnostics.push(block_error(&error, text, block));
-            }
-        }
-    }
-    parsed.file.comments.sort_by_key(|c| c.span.start);
-}
-
-/// Adds to the AST the whole blocks that start `text[block]`, a part of the
-/// file that does not parse: when the scan did not see where a block ends
-/// (a stray line after it, or the next block indented), the mistake lies
-/// after a block that is fine, and the block is kept for the later stages.
-fn keep_leading_items(text: &str, block: Range<usize>, parsed: &mut Parsed) {
-    // `leading_items` cannot fail but for pest's call limit, and then there
-    // is nothing to keep.
-    if let Ok(pairs) = Grammar::parse(Rule::leading_items, &text[block.clone()]) {
-        let mut builder = tree::Builder {
-            offset: block.start,
-            diagnostics: &mut parsed.diagnostics,
-        };
-        builder.items(pairs, &mut parsed.file);
-    }
-}
-
-/// The most useful diagnostic for a block that does not parse: an open
-/// string or an unclosed brace says more than "expected `}`".
-fn block_error(error: &pest::error::Error<Rule>, text: &str, block: Range<usize>) -> Diagnostic {
-    let (chunk, offset) = (&text[block.clone()], block.start);
-    let scan = chunks::scan(chunk);
-    if let Some(quote) = scan.open_string {
-        return Diagnostic::new(
-            Code::UnterminatedString,
-            Span::new(quote, quote + 1).shifted(offset),
-            "this string is never closed",
-        )
-        .label("the string starts here")
-        .help("add the closing `\"`; write `\\\"` for a quote inside a string");
-    }
-    let at_end = errors::position(error) >= chunk.trim_end().len();
-    if at_end && let Some(&(open, bracket)) = scan.open_brackets.last() {
-        let close = match bracket {
-            '{' => '}',
-            '[' => ']',
-            _ => ')',
-        };
-        return Diagnostic::new(
-            Code::Syntax,
-            Span::new(open, open + 1).shifted(offset),
-            format!("this `{bracket}` is never closed"),
-        )
-        .label("opened here")
-        .help(format!(
-            "add the matching `{close}` at the end of the block"
-        ));
-    }
-    errors::from_pest(error, text, block)
 }
 
 #[cfg(test)]

@@ -1,19 +1,103 @@
-//! A lexical scan that pest cannot give: where top-level blocks start (so
-//! that parsing can resume after a syntax error and report every broken
-//! block, not only the first), where a string is left open, and which `{` is
+//! What `parse` does with a file that does not parse: every top-level
+//! block is read on its own, so that one mistake does not hide the next
+//! block's, and the blocks that are fine still reach resolve and lint. The
+//! blocks are found by a lexical scan that pest cannot give: where
+//! top-level blocks start, where a string is left open, and which `{` is
 //! never closed. It looks only at quotes, comments and braces.
 
+use std::ops::Range;
+
+use pest::Parser as _;
+
+use super::{Grammar, Parsed, Rule, errors, tree};
+use crate::diagnostic::{Code, Diagnostic};
 use crate::source::Span;
+
+/// Parses each top-level block on its own and reports each one's error.
+pub fn recover(text: &str, parsed: &mut Parsed) {
+    let scan = scan(text);
+    for block in blocks(&scan, text.len()) {
+        let chunk = &text[block.start..block.end];
+        // A chunk is parsed as a whole file: when the scan missed a
+        // block's start, the chunk holds two blocks, and pest then points
+        // at the real mistake instead of "expected the end of the file".
+        match Grammar::parse(Rule::file, chunk) {
+            Ok(pairs) => {
+                let mut builder = tree::Builder {
+                    offset: block.start,
+                    diagnostics: &mut parsed.diagnostics,
+                };
+                builder.items(pairs, &mut parsed.file);
+            }
+            Err(error) => {
+                let block = block.start..block.end;
+                keep_leading_items(text, block.clone(), parsed);
+                parsed.diagnostics.push(block_error(&error, text, block));
+            }
+        }
+    }
+    parsed.file.comments.sort_by_key(|c| c.span.start);
+}
+
+/// Adds to the AST the whole blocks that start `text[block]`, a part of the
+/// file that does not parse: when the scan did not see where a block ends
+/// (a stray line after it, or the next block indented), the mistake lies
+/// after a block that is fine, and the block is kept for the later stages.
+fn keep_leading_items(text: &str, block: Range<usize>, parsed: &mut Parsed) {
+    // `leading_items` cannot fail but for pest's call limit, and then there
+    // is nothing to keep.
+    if let Ok(pairs) = Grammar::parse(Rule::leading_items, &text[block.clone()]) {
+        let mut builder = tree::Builder {
+            offset: block.start,
+            diagnostics: &mut parsed.diagnostics,
+        };
+        builder.items(pairs, &mut parsed.file);
+    }
+}
+
+/// The most useful diagnostic for a block that does not parse: an open
+/// string or an unclosed brace says more than "expected `}`".
+fn block_error(error: &pest::error::Error<Rule>, text: &str, block: Range<usize>) -> Diagnostic {
+    let (chunk, offset) = (&text[block.clone()], block.start);
+    let scan = scan(chunk);
+    if let Some(quote) = scan.open_string {
+        return Diagnostic::new(
+            Code::UnterminatedString,
+            Span::new(quote, quote + 1).shifted(offset),
+            "this string is never closed",
+        )
+        .label("the string starts here")
+        .help("add the closing `\"`; write `\\\"` for a quote inside a string");
+    }
+    let at_end = errors::position(error) >= chunk.trim_end().len();
+    if at_end && let Some(&(open, bracket)) = scan.open_brackets.last() {
+        let close = match bracket {
+            '{' => '}',
+            '[' => ']',
+            _ => ')',
+        };
+        return Diagnostic::new(
+            Code::Syntax,
+            Span::new(open, open + 1).shifted(offset),
+            format!("this `{bracket}` is never closed"),
+        )
+        .label("opened here")
+        .help(format!(
+            "add the matching `{close}` at the end of the block"
+        ));
+    }
+    errors::from_pest(error, text, block)
+}
 
 /// What the scan found in a piece of text.
 #[derive(Debug, Default)]
-pub struct Scan {
+struct Scan {
     /// Byte offsets where top-level blocks start; the first is always 0.
-    pub starts: Vec<usize>,
+    starts: Vec<usize>,
     /// The opening quote of a string that reaches the end of the text.
-    pub open_string: Option<usize>,
+    open_string: Option<usize>,
     /// Each `{` (and `[`, `(`) still open at the end of the text.
-    pub open_brackets: Vec<(usize, char)>,
+    open_brackets: Vec<(usize, char)>,
 }
 
 /// Scans `text`. A line that starts in column 1 with what looks like a block
@@ -21,7 +105,7 @@ pub struct Scan {
 /// unless it lies inside a string or is a step of an open `on_failure`;
 /// when a string is never closed, strings are ignored for that purpose,
 /// since its true end is unknown.
-pub fn scan(text: &str) -> Scan {
+fn scan(text: &str) -> Scan {
     let first = scan_with(text, true);
     if first.open_string.is_some() {
         let ignoring = scan_with(text, false);
@@ -134,7 +218,7 @@ fn header_at(text: &str) -> Option<Header> {
 }
 
 /// Splits the text into the blocks' spans.
-pub fn blocks(scan: &Scan, len: usize) -> Vec<Span> {
+fn blocks(scan: &Scan, len: usize) -> Vec<Span> {
     scan.starts
         .iter()
         .enumerate()
