@@ -72,7 +72,7 @@ pub fn from_pest(error: &pest::error::Error<Rule>, text: &str, block: Range<usiz
 /// The length of `block` without what ends it after its last token:
 /// whitespace, and comment lines (a comment above a block belongs to the
 /// block before it, as block starts go).
-fn content_len(block: &str) -> usize {
+pub fn content_len(block: &str) -> usize {
     let mut content = block.trim_end();
     loop {
         let last_line = content.rfind('\n').map_or(0, |n| n + 1);

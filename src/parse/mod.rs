@@ -151,6 +151,32 @@ mod tests {
     }
 
     #[test]
+    fn every_broken_step_of_on_failure_is_reported_and_the_others_kept() {
+        let text = "plan \"p\" {\n  from = \"1\"\n  to = \"2\"\n}\n\non_failure {\n  start up {\n    run = \"x\"\n  }\n\n  script notify {\n    run \"y\"\n  }\n\n  script log {\n    after = up,\n  }\n\n  script last {\n    after = up\n  }\n}\n";
+        let parsed = parse_text(text);
+        let lines: Vec<usize> = parsed
+            .diagnostics
+            .iter()
+            .map(|d| text[..d.primary.span.start].lines().count())
+            .collect();
+        assert_eq!(lines, [12, 16], "{:#?}", parsed.diagnostics);
+        assert_eq!(step_names(&parsed), ["!up", "!last"]);
+    }
+
+    #[test]
+    fn an_on_failure_block_left_open_keeps_its_steps() {
+        let parsed = parse_text(
+            "stop down {\n}\n\non_failure {\n  start up {\n    run = \"x\"\n  }\n\n  start cron_up {\n  }\n",
+        );
+        let [error] = parsed.diagnostics.as_slice() else {
+            panic!("one error: {:#?}", parsed.diagnostics)
+        };
+        assert_eq!(error.message, "this `{` is never closed");
+        assert_eq!(error.primary.span, Span::new(26, 27));
+        assert_eq!(step_names(&parsed), ["down", "!up", "!cron_up"]);
+    }
+
+    #[test]
     fn the_end_of_the_file_is_named_only_there() {
         let parsed = parse_text("plan \"p\" {\n  from = \"1\"\n  to = \"2\"\n}\nvar x =\n");
         let [error] = parsed.diagnostics.as_slice() else {

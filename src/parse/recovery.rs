@@ -10,6 +10,7 @@ use std::ops::Range;
 use pest::Parser as _;
 
 use super::{Grammar, Parsed, Rule, errors, tree};
+use crate::ast::{File, Item, OnFailure};
 use crate::diagnostic::{Code, Diagnostic};
 use crate::source::Span;
 
@@ -31,12 +32,77 @@ pub fn recover(text: &str, parsed: &mut Parsed) {
             }
             Err(error) => {
                 let block = block.start..block.end;
-                keep_leading_items(text, block.clone(), parsed);
-                parsed.diagnostics.push(block_error(&error, text, block));
+                if !recover_on_failure(text, block.clone(), &error, parsed) {
+                    keep_leading_items(text, block.clone(), parsed);
+                    parsed.diagnostics.push(block_error(&error, text, block));
+                }
             }
         }
     }
     parsed.file.comments.sort_by_key(|c| c.span.start);
+}
+
+/// Reads an `on_failure` block that does not parse a step at a time, each
+/// from its header to the next (the last one with the block's `}`): every
+/// broken step is reported, and the others are kept in the block, so that
+/// one mistake does not make the block look empty to lint. `false` when
+/// `text[block]` is not such a block, or its steps cannot be told apart.
+fn recover_on_failure(
+    text: &str,
+    block: Range<usize>,
+    error: &pest::error::Error<Rule>,
+    parsed: &mut Parsed,
+) -> bool {
+    let chunk = &text[block.clone()];
+    if header_at(chunk) != Some(Header::OnFailure) {
+        return false;
+    }
+    // `header_at` saw it on the block's first line.
+    let Some(open) = chunk.find('{') else {
+        return false;
+    };
+    let starts = scan(chunk).inner_steps;
+    if starts.is_empty() {
+        return false;
+    }
+    let mut steps = Vec::new();
+    let mut errors = Vec::new();
+    for (n, &start) in starts.iter().enumerate() {
+        let end = starts.get(n + 1).copied().unwrap_or(chunk.len());
+        let piece = block.start + start..block.start + end;
+        let mut builder = tree::Builder {
+            offset: piece.start,
+            diagnostics: &mut parsed.diagnostics,
+        };
+        match Grammar::parse(Rule::failure_step, &text[piece.clone()]) {
+            Ok(pairs) => builder.steps(pairs, &mut steps, &mut parsed.file.comments),
+            Err(error) => {
+                if let Ok(pairs) = Grammar::parse(Rule::leading_items, &text[piece.clone()]) {
+                    let mut kept = File::default();
+                    builder.items(pairs, &mut kept);
+                    parsed.file.comments.extend(kept.comments);
+                    steps.extend(kept.items.into_iter().filter_map(|item| match item {
+                        Item::Step(step) => Some(step),
+                        _ => None,
+                    }));
+                }
+                errors.push(block_error(&error, text, piece));
+            }
+        }
+    }
+    // Every step reads well: the mistake is elsewhere in the block.
+    if errors.is_empty() {
+        errors.push(block_error(error, text, block.clone()));
+    }
+    parsed.diagnostics.extend(errors);
+    let end = block.start + errors::content_len(chunk);
+    parsed.file.items.push(Item::OnFailure(OnFailure {
+        steps,
+        keyword: Span::new(block.start, block.start + "on_failure".len()),
+        body: Span::new(block.start + open, end),
+        span: Span::new(block.start, end),
+    }));
+    true
 }
 
 /// Adds to the AST the whole blocks that start `text[block]`, a part of the
@@ -98,6 +164,10 @@ struct Scan {
     open_string: Option<usize>,
     /// Each `{` (and `[`, `(`) still open at the end of the text.
     open_brackets: Vec<(usize, char)>,
+    /// Byte offsets of the step headers that start no top-level block:
+    /// indented ones, and those right inside an `on_failure` block. Where
+    /// the steps of an `on_failure` block that does not parse start.
+    inner_steps: Vec<usize>,
 }
 
 /// Scans `text`. A line that starts in column 1 with what looks like a block
@@ -111,6 +181,7 @@ fn scan(text: &str) -> Scan {
         let ignoring = scan_with(text, false);
         return Scan {
             starts: ignoring.starts,
+            inner_steps: ignoring.inner_steps,
             ..first
         };
     }
@@ -132,17 +203,24 @@ fn scan_with(text: &str, respect_strings: bool) -> Scan {
     let mut line_start = true;
     while i < bytes.len() {
         let b = bytes[i];
-        if line_start
-            && (in_string.is_none() || !respect_strings)
-            && let Some(header) = header_at(&text[i..])
-        {
-            let in_failure = header == Header::Step
-                && failure_brace.is_some_and(|depth| scan.open_brackets.len() == depth + 1);
-            if !in_failure {
-                if i > 0 {
-                    scan.starts.push(i);
+        if line_start && (in_string.is_none() || !respect_strings) {
+            let indent = text[i..].len() - text[i..].trim_start_matches([' ', '\t']).len();
+            match header_at(&text[i + indent..]) {
+                Some(Header::Step) if indent > 0 => scan.inner_steps.push(i + indent),
+                Some(_) if indent > 0 => {}
+                Some(header) => {
+                    let in_failure = header == Header::Step
+                        && failure_brace.is_some_and(|depth| scan.open_brackets.len() == depth + 1);
+                    if in_failure {
+                        scan.inner_steps.push(i);
+                    } else {
+                        if i > 0 {
+                            scan.starts.push(i);
+                        }
+                        pending_failure = header == Header::OnFailure;
+                    }
                 }
-                pending_failure = header == Header::OnFailure;
+                None => {}
             }
         }
         line_start = b == b'\n';
@@ -186,10 +264,10 @@ enum Header {
     Step,
 }
 
-/// What block, if any, a line starting at column 1 opens: `plan ...`,
+/// What block, if any, a line opens when it starts with `text`: `plan ...`,
 /// `var ...`, `on_failure {`, or `KIND NAME {` (the block may go on on the
-/// same line). An indented line never starts a block: steps inside
-/// `on_failure` are indented, and so are attributes.
+/// same line). An indented line never starts a top-level block: steps
+/// inside `on_failure` are indented, and so are attributes.
 fn header_at(text: &str) -> Option<Header> {
     let line = text.split('\n').next().unwrap_or("");
     let first_len = line
@@ -251,6 +329,18 @@ mod tests {
     fn steps_of_on_failure_stay_in_their_block() {
         let text = "on_failure {\n  start a {\n  }\nstart b {\n}\n}\nstop c {\n}\n";
         assert_eq!(scan(text).starts, vec![0, 43]);
+    }
+
+    #[test]
+    fn steps_inside_blocks_are_listed() {
+        let text = "on_failure {\n  start a {\n  }\nstart b {\n}\n}\nstop c {\n  x y {\n}\n";
+        let scan = scan(text);
+        let at = |s: &str| text.find(s).expect(s);
+        assert_eq!(scan.starts, vec![0, at("stop c")]);
+        assert_eq!(
+            scan.inner_steps,
+            vec![at("start a"), at("start b"), at("x y")]
+        );
     }
 
     #[test]

@@ -51,16 +51,39 @@ impl Builder<'_> {
         Span::from(pair.as_span()).shifted(self.offset)
     }
 
-    /// The items and comments under a `file` pair.
-    pub fn items(&mut self, pairs: Pairs<'_, Rule>, file: &mut File) {
-        for pair in pairs.clone().flatten() {
+    /// Every comment under the pairs, in order.
+    fn comments(&self, pairs: Pairs<'_, Rule>, comments: &mut Vec<Comment>) {
+        for pair in pairs.flatten() {
             if pair.as_rule() == Rule::COMMENT {
-                file.comments.push(Comment {
+                comments.push(Comment {
                     text: pair.as_str().trim_end().to_string(),
                     span: self.span(&pair),
                 });
             }
         }
+    }
+
+    /// The steps and comments under a `failure_step` pair.
+    pub fn steps(
+        &mut self,
+        pairs: Pairs<'_, Rule>,
+        steps: &mut Vec<Step>,
+        comments: &mut Vec<Comment>,
+    ) {
+        self.comments(pairs.clone(), comments);
+        for top in pairs {
+            for pair in significant(top) {
+                match self.step(pair) {
+                    Ok(step) => steps.push(step),
+                    Err(d) => self.diagnostics.push(d),
+                }
+            }
+        }
+    }
+
+    /// The items and comments under a `file` (or `leading_items`) pair.
+    pub fn items(&mut self, pairs: Pairs<'_, Rule>, file: &mut File) {
+        self.comments(pairs.clone(), &mut file.comments);
         for top in pairs {
             for pair in significant(top) {
                 match self.item(pair) {
