@@ -1,6 +1,7 @@
 //! Text to AST: the only place that sees pest. Reports every syntax error it
 //! can: when the whole file does not parse, each top-level block is parsed
-//! on its own, so one missing brace does not hide the next block's mistake.
+//! on its own (`recovery.rs`), so one missing brace does not hide the next
+//! block's mistake, and the blocks that read well are still returned.
 
 mod errors;
 mod recovery;
@@ -24,7 +25,11 @@ use crate::source::{Source, Span};
 struct Grammar;
 
 /// The AST of a file and what was wrong with it. `file` holds every block
-/// that could be read, even when there are errors.
+/// that could be read, even when there are errors (in a broken `on_failure`
+/// block, every step that could be read), so that later stages can still
+/// report their own findings; `diagnostics` holds every syntax error found,
+/// one per broken block or `on_failure` step. A caller must not run a file
+/// whose `diagnostics` hold an error.
 #[derive(Debug)]
 pub struct Parsed {
     pub file: File,
@@ -69,7 +74,7 @@ pub fn from_bytes(path: &Path, bytes: Vec<u8>) -> (Source, Option<Diagnostic>) {
 /// only a backstop against a pathological input taking unbounded time.
 const CALL_LIMIT: usize = 500_000_000;
 
-/// Parses a plan's text.
+/// Parses a plan's text. Never stops at the first error: see `Parsed`.
 pub fn parse(source: &Source) -> Parsed {
     static LIMIT: Once = Once::new();
     LIMIT.call_once(|| pest::set_call_limit(NonZeroUsize::new(CALL_LIMIT)));
