@@ -38,8 +38,15 @@ pub fn from_pest(error: &pest::error::Error<Rule>, text: &str, block: Range<usiz
     };
     match &error.variant {
         ErrorVariant::ParsingError { positives, .. } => {
-            let mut expected: Vec<&str> =
-                positives.iter().filter_map(|r| expected_word(*r)).collect();
+            let mut expected: Vec<&str> = positives
+                .iter()
+                .filter_map(|r| expected_word(*r))
+                // A block parsed on its own ends before the file does.
+                .map(|w| match w {
+                    END_OF_FILE if block.end < text.len() => "the end of the block",
+                    w => w,
+                })
+                .collect();
             expected.sort_by_key(|word| rank(word));
             expected.dedup();
             let expected = collapse_values(expected);
@@ -143,10 +150,12 @@ fn expected_word(rule: Rule) -> Option<&'static str> {
         Rule::step => "a step",
         Rule::attr => "an attribute",
         Rule::map_entry => "`KEY = value`",
-        Rule::EOI => "the end of the file",
+        Rule::EOI => END_OF_FILE,
         _ => return None,
     })
 }
+
+const END_OF_FILE: &str = "the end of the file";
 
 /// What may start a value, in the order messages list them.
 const SCALARS: [&str; 4] = ["a string", "a number", "a name", BOOLEAN];

@@ -182,6 +182,21 @@ mod tests {
     }
 
     #[test]
+    fn a_part_read_on_its_own_does_not_end_the_file() {
+        let parsed =
+            parse_text("on_failure {\n  start a {\n  } junk\n  start b {\n  }\n}\nstop c {\n}\n");
+        let [error] = parsed.diagnostics.as_slice() else {
+            panic!("one error: {:#?}", parsed.diagnostics)
+        };
+        assert_eq!(
+            error.message,
+            "expected `}` or the end of the block, found `junk`"
+        );
+        // `a` is whole before the mistake, so it is kept.
+        assert_eq!(step_names(&parsed), ["!a", "!b", "c"]);
+    }
+
+    #[test]
     fn the_end_of_the_file_is_named_only_there() {
         let parsed = parse_text("plan \"p\" {\n  from = \"1\"\n  to = \"2\"\n}\nvar x =\n");
         let [error] = parsed.diagnostics.as_slice() else {
