@@ -12,7 +12,10 @@ pub fn decode(body: &str, offset: usize, diagnostics: &mut Vec<Diagnostic>) -> V
     let mut text = String::new();
     let mut i = 0;
     // Only `\` and `$` mean anything: the runs between them are copied whole.
-    while let Some(n) = memchr::memchr2(b'\\', b'$', &body.as_bytes()[i..]) {
+    while let Some(n) = body.as_bytes()[i..]
+        .iter()
+        .position(|&b| b == b'\\' || b == b'$')
+    {
         text.push_str(&body[i..i + n]);
         i += n;
         if body.as_bytes()[i] == b'\\' {
