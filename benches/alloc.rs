@@ -1,8 +1,8 @@
 //! Heap allocations per stage on the generated 5,000-step plan: a counting
 //! global allocator around the system one. Counts do not depend on the
 //! machine's load, so they show a change's effect where timings on a shared
-//! machine blur it. `cargo bench --bench alloc`; figures in
-//! docs/performance.md.
+//! machine blur it. `cargo bench --bench alloc` prints them
+//! (docs/performance.md has the command).
 
 #[path = "support/clean.rs"]
 mod clean;

@@ -1,21 +1,17 @@
-//! `plan lint` speed: one generated 5,000-step plan (read from memory,
-//! parse included), and a folder of 200 plans of 50 steps (read from disk,
-//! as `plan lint plans/` does). Figures and commands: docs/performance.md.
+//! `plan lint` speed: a realistic plan of about 200 lines and one generated
+//! 5,000-step plan (read from memory, parse included), and a folder of 200
+//! plans of 50 steps (read from disk, as `plan lint plans/` does). Figures
+//! and commands: docs/performance.md.
 //!
 //! Each is measured twice: in wall-clock time (criterion's default), and
-//! with the `_cpu` suffix in the CPU time of the benchmark's process (all
-//! its threads: a large plan is read on several), which on a shared
-//! machine counts the work and not the wait for a free core.
+//! with the `_cpu` suffix in the CPU time of the benchmark's process, which
+//! on a shared machine counts the work and not the wait for a free core.
 
 #[path = "support/clean.rs"]
 mod clean;
 #[path = "support/cpu.rs"]
 mod cpu;
-
-/// The allocator the `plan` binary uses (src/main.rs), so that the
-/// figures are the binary's.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+mod support;
 
 use std::hint::black_box;
 use std::path::PathBuf;
@@ -50,7 +46,18 @@ fn cpu(c: &mut Criterion<cpu::CpuTime>) {
     bench(c, "_cpu");
 }
 
+/// Steps of `support::plan` that make a plan of about 200 lines, the size
+/// of a real migration's plan.
+const SMALL_STEPS: usize = 25;
+
 fn bench<M: Measurement + 'static>(c: &mut Criterion<M>, suffix: &str) {
+    let small = support::plan(SMALL_STEPS);
+    let lines = small.lines().count();
+    assert!((190..=220).contains(&lines), "{lines} lines");
+    c.bench_function(&format!("lint {lines}-line plan{suffix}"), |b| {
+        b.iter(|| lint_text(black_box(&small)))
+    });
+
     let big = clean::plan(5_000);
     assert_eq!(lint_text(&big), 0, "the generated plan lints clean");
     // The whole of `plan lint` on one file, then its two halves: the

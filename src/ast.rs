@@ -8,12 +8,6 @@ use serde::Serialize;
 
 use crate::source::Span;
 
-/// Text taken from the plan: names, literals, numbers. Up to 24 bytes it is
-/// stored inline, with no allocation of its own; most names and many
-/// literals of a plan are that short, and a large plan has tens of
-/// thousands of them.
-pub type SmallString = compact_str::CompactString;
-
 /// A whole file.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct File {
@@ -52,7 +46,7 @@ impl Item {
 /// A name as written, with where.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Ident {
-    pub name: SmallString,
+    pub name: String,
     #[serde(skip)]
     pub span: Span,
 }
@@ -188,7 +182,7 @@ impl Value {
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Number {
-    pub text: SmallString,
+    pub text: String,
     #[serde(skip)]
     pub span: Span,
 }
@@ -222,7 +216,7 @@ pub struct MapEntry {
 #[derive(Clone, Debug, Serialize)]
 pub struct Str {
     /// Exactly as written, quotes included (fmt prints it back unchanged).
-    pub raw: SmallString,
+    pub raw: String,
     pub parts: Vec<StrPart>,
     #[serde(skip)]
     pub span: Span,
@@ -255,7 +249,7 @@ impl Str {
 #[derive(Clone, Debug, Serialize)]
 pub enum StrPart {
     /// Decoded text (escapes and `$${` already turned into what they mean).
-    Lit(SmallString),
+    Lit(String),
     /// `${name}`; the span covers the name.
     Var(Ident),
 }

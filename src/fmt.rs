@@ -327,7 +327,7 @@ impl Printer<'_> {
                             text.get(e.key.span.start..e.key.span.end)
                                 .map_or_else(|| quote(&e.key.name), str::to_string)
                         } else {
-                            e.key.name.to_string()
+                            e.key.name.clone()
                         };
                         (key, scalar_text(&e.value))
                     })
@@ -377,10 +377,10 @@ impl Printer<'_> {
 
 fn scalar_text(value: &Value) -> String {
     match value {
-        Value::Str(s) => s.raw.to_string(),
-        Value::Number(n) => n.text.to_string(),
+        Value::Str(s) => s.raw.clone(),
+        Value::Number(n) => n.text.clone(),
         Value::Bool(b, _) => b.to_string(),
-        Value::Name(i) => i.name.to_string(),
+        Value::Name(i) => i.name.clone(),
         // Lists and maps hold only scalars (the grammar says so).
         Value::List(_) | Value::Map(_) => String::new(),
     }
@@ -388,8 +388,8 @@ fn scalar_text(value: &Value) -> String {
 
 fn expr_text(expr: &Expr) -> String {
     match expr {
-        Expr::Str(s) => s.raw.to_string(),
-        Expr::Number(n) => n.text.to_string(),
+        Expr::Str(s) => s.raw.clone(),
+        Expr::Number(n) => n.text.clone(),
         Expr::Env { name, default, .. } => match default {
             Some(d) => format!("env({}, {})", name.raw, d.raw),
             None => format!("env({})", name.raw),

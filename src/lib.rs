@@ -1,16 +1,11 @@
 //! plan-runner: ERP version migrations as reviewed, linted, declarative
 //! plans. `run` is the whole program; `main.rs` only calls it.
 
-// pest is built without its `std` feature (see Cargo.toml), and the parser
-// pest_derive then generates names its collections `::alloc::...`.
-extern crate alloc;
-
 pub mod analysis;
 pub mod ast;
 pub mod cli;
 pub mod cluster;
 pub mod commands;
-pub mod cores;
 pub mod db;
 pub mod diagnostic;
 pub mod exec;

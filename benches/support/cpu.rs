@@ -1,14 +1,12 @@
-//! CPU time of the benchmark's process, every thread of it, as a criterion
-//! measurement. On a machine shared with other work, it counts the work and
-//! leaves out the time spent waiting for a free core; since a large plan is
-//! parsed and resolved on several threads, it is the sum of their work, not
-//! the time a user waits (the wall-clock figures give that). Used by
-//! parse.rs and lint.rs.
+//! CPU time of the benchmark's process as a criterion measurement. On a
+//! machine shared with other work, it counts the work and leaves out the
+//! time spent waiting for a free core (the wall-clock figures, what a user
+//! waits, include it). Used by parse.rs and lint.rs.
 
 use criterion::Throughput;
 use criterion::measurement::{Measurement, ValueFormatter};
 
-/// The CPU time of the process, all its threads, in nanoseconds.
+/// The CPU time of the process, in nanoseconds.
 pub struct CpuTime;
 
 fn process_cpu_ns() -> u64 {

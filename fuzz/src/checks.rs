@@ -15,9 +15,8 @@ use plan_runner::resolve::{self, Context, Live};
 use plan_runner::source::{Source, Span};
 use plan_runner::{fmt, parse};
 
-/// Any bytes: read, parse (both grammars agreeing), resolve and graph
-/// without a panic; every diagnostic points inside the text, on character
-/// boundaries, and renders;
+/// Any bytes: read, parse, resolve and graph without a panic; every
+/// diagnostic points inside the text, on character boundaries, and renders;
 /// a plan that resolves can be shown and drawn. Resolution runs twice: as
 /// `lint` does (no environment) and as `apply` would (a live context), since
 /// the two take different paths through variables and secrets.
@@ -26,7 +25,6 @@ pub fn check_analysis(data: &[u8]) {
     if let Some(d) = &not_utf8 {
         check_diagnostic(d, &source);
     }
-    check_grammars_agree(&source);
     let analysis = analysis::analyse(source, &Context::default());
     for d in &analysis.diagnostics {
         check_diagnostic(d, &analysis.source);
@@ -46,29 +44,6 @@ pub fn check_analysis(data: &[u8]) {
     for d in &live.diagnostics {
         check_diagnostic(d, &analysis.source);
     }
-}
-
-/// `parse` reads a file with grammar/fast.pest when that grammar accepts
-/// it; the result must be exactly what grammar/plan.pest alone gives: the
-/// AST with its spans and comments, and every diagnostic in order.
-pub fn check_grammars_agree(source: &Source) {
-    let fast = parse::parse(source);
-    let reference = parse::parse_with_plan_grammar(source);
-    let shown = |p: &parse::Parsed| format!("{:#?}", (&p.file, &p.diagnostics));
-    let (fast, reference) = (shown(&fast), shown(&reference));
-    assert!(
-        fast == reference,
-        "the grammars disagree on {:?}\n--- parse ---\n{fast}\n--- plan.pest alone ---\n{reference}",
-        source.text()
-    );
-    // A large plan is cut into pieces and read on several threads: cut at
-    // every place a cut may fall, on two threads, the result is the same.
-    let pieces = shown(&parse::parse_in_pieces(source, 1, 2));
-    assert!(
-        pieces == reference,
-        "pieces disagree on {:?}\n--- in pieces ---\n{pieces}\n--- plan.pest alone ---\n{reference}",
-        source.text()
-    );
 }
 
 /// Bytes that parse without a diagnostic: `fmt`'s output parses without a

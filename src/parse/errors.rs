@@ -1,36 +1,67 @@
 //! Turning pest's errors into diagnostics in a partner's words: what was
 //! found and what could have come there, never the grammar's rule names.
 
+use std::ops::Range;
+
 use pest::error::{ErrorVariant, InputLocation};
 
 use super::Rule;
 use crate::diagnostic::{Code, Diagnostic};
 use crate::source::Span;
 
-/// A diagnostic for a pest error in `text`, which starts at byte `offset` of
-/// the file.
-pub fn from_pest(error: &pest::error::Error<Rule>, text: &str, offset: usize) -> Diagnostic {
-    let pos = match error.location {
+/// Where pest stopped, in the text it was given.
+pub fn position(error: &pest::error::Error<Rule>) -> usize {
+    match error.location {
         InputLocation::Pos(p) => p,
         InputLocation::Span((s, _)) => s,
     }
-    .min(text.len());
-    let found = describe_found(text, pos);
-    let span = Span::new(pos, pos + found.len).shifted(offset);
+}
+
+/// A diagnostic for a pest error from parsing `text[block]` on its own
+/// (`block` is the whole file when the file was parsed whole). Spans are the
+/// file's. A block parsed on its own ends where the next block starts: when
+/// pest wanted more at its end, that is "the end of the block", not of the
+/// file.
+pub fn from_pest(error: &pest::error::Error<Rule>, text: &str, block: Range<usize>) -> Diagnostic {
+    let pos = (block.start + position(error)).min(block.end);
+    let content_end = block.start + content_len(&text[block.clone()]);
+    let next_block = (pos >= content_end && block.end < text.len()).then_some(block.end);
+    let (found, span) = match next_block {
+        Some(_) => (
+            "the end of the block".to_string(),
+            Span::new(content_end, content_end),
+        ),
+        None => {
+            let found = describe_found(text, pos);
+            (found.text, Span::new(pos, pos + found.len))
+        }
+    };
     match &error.variant {
         ErrorVariant::ParsingError { positives, .. } => {
-            let mut expected: Vec<&str> =
-                positives.iter().filter_map(|r| expected_word(*r)).collect();
+            let mut expected: Vec<&str> = positives
+                .iter()
+                .filter_map(|r| expected_word(*r))
+                // A block parsed on its own ends before the file does.
+                .map(|w| match w {
+                    END_OF_FILE if block.end < text.len() => "the end of the block",
+                    w => w,
+                })
+                .collect();
             expected.sort_by_key(|word| rank(word));
             expected.dedup();
             let expected = collapse_values(expected);
             let message = if expected.is_empty() {
-                format!("unexpected {}", found.text)
+                format!("unexpected {found}")
             } else {
-                format!("expected {}, found {}", join_or(&expected), found.text)
+                format!("expected {}, found {found}", join_or(&expected))
             };
             let mut diagnostic =
                 Diagnostic::new(Code::Syntax, span, message).label(label(&expected));
+            if let Some(next) = next_block {
+                let len = describe_found(text, next).len.max(1);
+                diagnostic =
+                    diagnostic.also(Span::new(next, next + len), "the next block starts here");
+            }
             if let Some(help) = hint(&expected, text, pos) {
                 diagnostic = diagnostic.help(help);
             }
@@ -42,6 +73,20 @@ pub fn from_pest(error: &pest::error::Error<Rule>, text: &str, offset: usize) ->
             "the plan is too large or too deeply nested to read",
         )
         .help("split the plan into smaller files"),
+    }
+}
+
+/// The length of `block` without what ends it after its last token:
+/// whitespace, and comment lines (a comment above a block belongs to the
+/// block before it, as block starts go).
+pub fn content_len(block: &str) -> usize {
+    let mut content = block.trim_end();
+    loop {
+        let last_line = content.rfind('\n').map_or(0, |n| n + 1);
+        if !content[last_line..].trim_start().starts_with('#') {
+            return content.len();
+        }
+        content = content[..last_line].trim_end();
     }
 }
 
@@ -105,10 +150,12 @@ fn expected_word(rule: Rule) -> Option<&'static str> {
         Rule::step => "a step",
         Rule::attr => "an attribute",
         Rule::map_entry => "`KEY = value`",
-        Rule::EOI => "the end of the file",
+        Rule::EOI => END_OF_FILE,
         _ => return None,
     })
 }
+
+const END_OF_FILE: &str = "the end of the file";
 
 /// What may start a value, in the order messages list them.
 const SCALARS: [&str; 4] = ["a string", "a number", "a name", BOOLEAN];

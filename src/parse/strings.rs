@@ -1,7 +1,7 @@
 //! Decoding a string literal's body: escapes, `$${` and `${name}`. Spans of
 //! interpolated names point into the original text.
 
-use crate::ast::{Ident, SmallString, StrPart};
+use crate::ast::{Ident, StrPart};
 use crate::diagnostic::{Code, Diagnostic};
 use crate::source::Span;
 
@@ -9,7 +9,7 @@ use crate::source::Span;
 /// `offset` of the file.
 pub fn decode(body: &str, offset: usize, diagnostics: &mut Vec<Diagnostic>) -> Vec<StrPart> {
     let mut parts = Vec::new();
-    let mut text = SmallString::default();
+    let mut text = String::new();
     let mut i = 0;
     // Where a `${` at or after `i` is closed, or stopped by a `"` or a line
     // break: searched once per stretch, not once per `${`, which made a
@@ -21,7 +21,10 @@ pub fn decode(body: &str, offset: usize, diagnostics: &mut Vec<Diagnostic>) -> V
     // the terminal).
     let mut unclosed: Option<(usize, Option<usize>, usize)> = None;
     // Only `\` and `$` mean anything: the runs between them are copied whole.
-    while let Some(n) = memchr::memchr2(b'\\', b'$', &body.as_bytes()[i..]) {
+    while let Some(n) = body.as_bytes()[i..]
+        .iter()
+        .position(|&b| b == b'\\' || b == b'$')
+    {
         text.push_str(&body[i..i + n]);
         i += n;
         if body.as_bytes()[i] == b'\\' {
@@ -74,7 +77,7 @@ pub fn decode(body: &str, offset: usize, diagnostics: &mut Vec<Diagnostic>) -> V
                         parts.push(StrPart::Lit(std::mem::take(&mut text)));
                     }
                     parts.push(StrPart::Var(Ident {
-                        name: name.into(),
+                        name: name.to_string(),
                         span,
                     }));
                     // Past the name and the closing brace.

@@ -46,33 +46,44 @@ fn significant<'i>(pair: Pair<'i, Rule>) -> impl Iterator<Item = Pair<'i, Rule>>
     })
 }
 
-/// `plan p {` reads as a step of kind `plan`; saying so would send the
-/// partner looking for a step kind.
-pub fn unquoted_plan_name(name: &str, span: Span) -> Diagnostic {
-    Diagnostic::new(
-        Code::Syntax,
-        span,
-        format!("expected the plan's name as a string, found `{name}`"),
-    )
-    .label("not quoted")
-    .help(format!("write plan \"{name}\" {{ ... }}"))
-}
-
 impl Builder<'_> {
     fn span(&self, pair: &Pair<'_, Rule>) -> Span {
         Span::from(pair.as_span()).shifted(self.offset)
     }
 
-    /// The items and comments under a `file` pair.
-    pub fn items(&mut self, pairs: Pairs<'_, Rule>, file: &mut File) {
-        for pair in pairs.clone().flatten() {
+    /// Every comment under the pairs, in order.
+    fn comments(&self, pairs: Pairs<'_, Rule>, comments: &mut Vec<Comment>) {
+        for pair in pairs.flatten() {
             if pair.as_rule() == Rule::COMMENT {
-                file.comments.push(Comment {
+                comments.push(Comment {
                     text: pair.as_str().trim_end().to_string(),
                     span: self.span(&pair),
                 });
             }
         }
+    }
+
+    /// The steps and comments under a `failure_step` pair.
+    pub fn steps(
+        &mut self,
+        pairs: Pairs<'_, Rule>,
+        steps: &mut Vec<Step>,
+        comments: &mut Vec<Comment>,
+    ) {
+        self.comments(pairs.clone(), comments);
+        for top in pairs {
+            for pair in significant(top) {
+                match self.step(pair) {
+                    Ok(step) => steps.push(step),
+                    Err(d) => self.diagnostics.push(d),
+                }
+            }
+        }
+    }
+
+    /// The items and comments under a `file` (or `leading_items`) pair.
+    pub fn items(&mut self, pairs: Pairs<'_, Rule>, file: &mut File) {
+        self.comments(pairs.clone(), &mut file.comments);
         for top in pairs {
             for pair in significant(top) {
                 match self.item(pair) {
@@ -149,8 +160,19 @@ impl Builder<'_> {
         let mut inner = significant(pair);
         let kind = inner.next().ok_or_else(|| internal(span, "step"))?;
         let name = inner.next().ok_or_else(|| internal(span, "step"))?;
+        // `plan p {` reads as a step of kind `plan`; saying so would send
+        // the partner looking for a step kind.
         if kind.as_str() == "plan" {
-            return Err(unquoted_plan_name(name.as_str(), self.span(&name)));
+            return Err(Diagnostic::new(
+                Code::Syntax,
+                self.span(&name),
+                format!(
+                    "expected the plan's name as a string, found `{}`",
+                    name.as_str()
+                ),
+            )
+            .label("not quoted")
+            .help(format!("write plan \"{}\" {{ ... }}", name.as_str())));
         }
         Ok(Step {
             kind: self.ident(&kind),
@@ -242,7 +264,7 @@ impl Builder<'_> {
             let key_span = self.span(&key);
             let text = self.string(key)?.literal();
             Ident {
-                name: text.into(),
+                name: text,
                 span: key_span,
             }
         } else {
@@ -258,14 +280,14 @@ impl Builder<'_> {
 
     fn ident(&self, pair: &Pair<'_, Rule>) -> Ident {
         Ident {
-            name: pair.as_str().into(),
+            name: pair.as_str().to_string(),
             span: self.span(pair),
         }
     }
 
     fn number(&self, pair: &Pair<'_, Rule>) -> Number {
         Number {
-            text: pair.as_str().into(),
+            text: pair.as_str().to_string(),
             span: self.span(pair),
         }
     }
@@ -280,7 +302,7 @@ impl Builder<'_> {
         let body_offset = self.span(&body).start;
         Ok(Str {
             parts: strings::decode(body.as_str(), body_offset, self.diagnostics),
-            raw: raw.into(),
+            raw,
             span,
         })
     }

@@ -65,19 +65,6 @@ const PLAN_ATTRS: &[&str] = &[
 
 /// Resolves a parsed file.
 pub fn resolve(file: &ast::File, source: &Source, ctx: &Context) -> Resolved {
-    resolve_on(file, source, ctx, None)
-}
-
-/// `resolve` with the number of threads for the steps given (`None`: one
-/// per core for a large plan). The result must not depend on it; tests
-/// compare.
-#[doc(hidden)]
-pub fn resolve_on(
-    file: &ast::File,
-    source: &Source,
-    ctx: &Context,
-    threads: Option<usize>,
-) -> Resolved {
     let mut diagnostics = Vec::new();
     let decls: Vec<&ast::VarDecl> = file
         .items
@@ -137,17 +124,16 @@ pub fn resolve_on(
         )
         .string("update_command", &mut Vec::new())
     });
-    // Every declaration is computed before the steps: the steps then only
-    // read the scope, and can be resolved on several threads. (A cycle is
-    // therefore found from the declaration first in name order.)
+    // Every declaration is computed before the steps, in name order, so a
+    // cycle is reported from the declaration first in name order, whichever
+    // step uses it first.
     let vars = scope.all(&mut diagnostics);
     // After `all`, so a broken `db` declaration has already been reported
     // and is only looked up from the cache here.
     let database = scope
         .lookup(vars::DB, Span::default(), None, &mut Vec::new())
-        .map(std::sync::Arc::unwrap_or_clone);
-    let mut builder =
-        steps::StepBuilder::new(&mut scope, update_command, &mut diagnostics, threads);
+        .map(std::rc::Rc::unwrap_or_clone);
+    let mut builder = steps::StepBuilder::new(&mut scope, update_command, &mut diagnostics);
     let main: Vec<&ast::Step> = file
         .items
         .iter()
@@ -243,7 +229,7 @@ fn plan_header(
         };
         let text = match &attr.value {
             Value::Str(_) => attrs.literal(key, diagnostics)?.literal(),
-            Value::Number(n) => n.text.to_string(),
+            Value::Number(n) => n.text.clone(),
             other => {
                 diagnostics.push(attrs::wrong_type(key, "a release such as \"6.0.0\"", other));
                 return None;
@@ -416,7 +402,7 @@ mod tests {
         }
         let source = Source::new("t.plan", text);
         let parsed = parse(&source);
-        let resolved = resolve_on(&parsed.file, &source, &Context::default(), Some(1));
+        let resolved = resolve(&parsed.file, &source, &Context::default());
         assert_eq!(codes(&resolved), ["E023"], "reported once");
         assert!(
             resolved.diagnostics[0]

@@ -3,14 +3,13 @@
 
 use std::collections::hash_map::Entry;
 use std::fmt::Write as _;
-use std::sync::Arc;
+use std::rc::Rc;
 
 use super::attrs::{Attrs, plain, wrong_type};
 use super::parse_duration;
 use super::vars::{Scope, fix_name};
 use super::words::{self, Seg, WordError};
 use crate::ast::{self, Str, Value};
-use crate::cores;
 use crate::diagnostic::{Code, Diagnostic, suggest};
 use crate::names::NameMap;
 use crate::parse::is_var_name;
@@ -91,13 +90,6 @@ fn kinds_with(key: &str) -> Vec<&'static str> {
         .collect()
 }
 
-/// Below this many steps per thread, starting a thread costs more than it
-/// saves (a step takes about a microsecond).
-const PARALLEL_STEPS: usize = 1_000;
-
-/// How many consecutive steps a thread takes at a time.
-const RUN_STEPS: usize = 200;
-
 /// Where the steps with one name are.
 #[derive(Clone, Copy)]
 struct Named {
@@ -126,9 +118,6 @@ pub struct StepBuilder<'s, 'a> {
     patterns: NameMap<&'a str, Option<String>>,
     /// Builds every text of the plan, reusing its buffers.
     texts: words::Builder,
-    /// How many threads resolve the main steps; `None`: one per core, for
-    /// a plan large enough to gain from them.
-    threads: Option<usize>,
 }
 
 impl<'s, 'a> StepBuilder<'s, 'a> {
@@ -136,7 +125,6 @@ impl<'s, 'a> StepBuilder<'s, 'a> {
         scope: &'s mut Scope<'a>,
         update_command: Option<&'a Str>,
         diagnostics: &'s mut Vec<Diagnostic>,
-        threads: Option<usize>,
     ) -> Self {
         StepBuilder {
             scope,
@@ -145,7 +133,6 @@ impl<'s, 'a> StepBuilder<'s, 'a> {
             segs: Vec::new(),
             patterns: NameMap::default(),
             texts: words::Builder::default(),
-            threads,
         }
     }
     /// Builds the main steps and the `on_failure` steps.
@@ -203,52 +190,11 @@ impl<'s, 'a> StepBuilder<'s, 'a> {
                 }
             }
         }
-        let main_steps = self.steps_in_parallel(main, &names);
+        let mut main_steps = Vec::with_capacity(main.len());
+        main_steps.extend(main.iter().filter_map(|s| self.step(s, &names, false)));
         let mut failure_steps = Vec::with_capacity(failure.len());
         failure_steps.extend(failure.iter().filter_map(|s| self.step(s, &names, true)));
         (main_steps, failure_steps)
-    }
-
-    /// The main steps, resolved on up to one thread per core when there
-    /// are many. Each step's result depends only on the step, the names
-    /// and the scope, whose variables are all computed by now (`resolve`),
-    /// so a copy of it gives what this one would. Each thread takes the
-    /// next run of steps not yet taken; the runs are joined in file order,
-    /// and the diagnostics are sorted by position afterwards anyway.
-    fn steps_in_parallel(&mut self, main: &[&'a ast::Step], names: &Names<'_>) -> Vec<Step> {
-        let threads = self
-            .threads
-            .unwrap_or_else(|| cores::threads_for(main.len(), PARALLEL_STEPS));
-        let mut steps = Vec::with_capacity(main.len());
-        if threads <= 1 {
-            steps.extend(main.iter().filter_map(|s| self.step(s, names, false)));
-            return steps;
-        }
-        let runs: Vec<&[&ast::Step]> = main.chunks(RUN_STEPS).collect();
-        let (scope, update_command) = (&*self.scope, self.update_command);
-        let (all, _) = cores::run(threads, runs.len(), |queue| {
-            let mut scope = scope.detached(threads);
-            let mut diagnostics = Vec::new();
-            let mut builder =
-                StepBuilder::new(&mut scope, update_command, &mut diagnostics, Some(1));
-            let mut done = Vec::new();
-            while let Some(i) = queue.take() {
-                let mut run = Vec::with_capacity(runs[i].len());
-                run.extend(runs[i].iter().filter_map(|s| builder.step(s, names, false)));
-                done.push((i, run));
-            }
-            (done, diagnostics)
-        });
-        let mut done = Vec::with_capacity(runs.len());
-        for (runs, diagnostics) in all {
-            done.extend(runs);
-            self.diagnostics.extend(diagnostics);
-        }
-        done.sort_unstable_by_key(|(i, _)| *i);
-        for (_, run) in done {
-            steps.extend(run);
-        }
-        steps
     }
 
     /// Interpolates `s` into the builder's buffer and hands the segments to
@@ -258,7 +204,7 @@ impl<'s, 'a> StepBuilder<'s, 'a> {
     fn with_segs<R>(
         &mut self,
         s: &'a Str,
-        modules: Option<&Arc<Text>>,
+        modules: Option<&Rc<Text>>,
         f: impl FnOnce(&mut Self, &[Seg<'a>]) -> Option<R>,
     ) -> Option<R> {
         let mut segs = std::mem::take(&mut self.segs);
@@ -445,7 +391,7 @@ impl<'s, 'a> StepBuilder<'s, 'a> {
         let mut after = Vec::with_capacity(items.len());
         for item in items {
             let (name, span) = match item {
-                Value::Name(i) => (i.name.to_string(), i.span),
+                Value::Name(i) => (i.name.clone(), i.span),
                 Value::Str(s) => (s.literal(), s.span),
                 _ => continue,
             };
@@ -567,14 +513,14 @@ impl<'s, 'a> StepBuilder<'s, 'a> {
             }
             let value = match &entry.value {
                 Value::Str(s) => self.joined(s),
-                Value::Number(n) => Some(Text::lit(n.text.as_str())),
+                Value::Number(n) => Some(Text::lit(&n.text)),
                 other => {
                     self.diagnostics.push(wrong_type(key, "a string", other));
                     None
                 }
             };
             match value {
-                Some(v) => out.push((key.to_string(), v)),
+                Some(v) => out.push((key.clone(), v)),
                 None => ok = false,
             }
         }
@@ -592,7 +538,7 @@ impl<'s, 'a> StepBuilder<'s, 'a> {
         }
     }
 
-    fn argv(&mut self, s: &'a Str, modules: Option<&Arc<Text>>) -> Option<Vec<Text>> {
+    fn argv(&mut self, s: &'a Str, modules: Option<&Rc<Text>>) -> Option<Vec<Text>> {
         self.with_segs(s, modules, |this, segs| this.split(segs, s.span))
     }
 
@@ -636,7 +582,7 @@ impl<'s, 'a> StepBuilder<'s, 'a> {
         &mut self,
         step: &'a ast::Step,
         attrs: &Attrs<'a>,
-        modules: Option<&Arc<Text>>,
+        modules: Option<&Rc<Text>>,
     ) -> Option<Command> {
         match (attrs.get("run"), attrs.get("shell")) {
             (Some(_), Some(shell)) => {
@@ -833,7 +779,7 @@ impl<'s, 'a> StepBuilder<'s, 'a> {
                 None
             }
         };
-        let joined = Arc::new(match &modules {
+        let joined = Rc::new(match &modules {
             Some(modules) => Text::lit(modules.joined()),
             None => Text::unresolved(super::vars::MODULES),
         });
@@ -874,7 +820,7 @@ impl<'s, 'a> StepBuilder<'s, 'a> {
                 for item in &list.items {
                     match item {
                         Value::Str(s) => out.push((s.literal(), s.span)),
-                        Value::Name(i) => out.push((i.name.to_string(), i.span)),
+                        Value::Name(i) => out.push((i.name.clone(), i.span)),
                         other => {
                             self.diagnostics
                                 .push(wrong_type("modules", "a module's name", other));

@@ -2,7 +2,7 @@
 //! default), order independence with cycle detection, and interpolation of
 //! `${name}` into segments.
 
-use std::sync::Arc;
+use std::rc::Rc;
 
 use super::Context;
 use super::words::Seg;
@@ -35,13 +35,11 @@ enum State {
     Resolving,
     /// Shared by every use: a variable used in every step is computed once
     /// and never copied.
-    Done(Arc<Text>),
+    Done(Rc<Text>),
     Failed,
 }
 
-/// The variables of one plan and their values, computed on demand. Once
-/// every declaration is computed (`all`), a lookup changes nothing, and a
-/// copy (`detached`) can resolve steps on another thread.
+/// The variables of one plan and their values, computed on demand.
 pub struct Scope<'a> {
     /// The accepted declarations, in file order.
     decls: Vec<&'a VarDecl>,
@@ -60,7 +58,7 @@ pub struct Scope<'a> {
     spent: bool,
     /// `target.database`, the value of `${db}` when the plan does not
     /// declare `db`.
-    default_db: Option<Arc<Text>>,
+    default_db: Option<Rc<Text>>,
     ctx: &'a Context,
     /// Values a live run needs but the environment does not hold.
     pub missing: Vec<String>,
@@ -145,48 +143,19 @@ impl<'a> Scope<'a> {
             .filter_map(|(name, i)| {
                 let span = self.decls[i].name.span;
                 self.lookup(name, span, None, diagnostics)
-                    .map(|v| (name.to_string(), Arc::unwrap_or_clone(v)))
+                    .map(|v| (name.to_string(), Rc::unwrap_or_clone(v)))
             })
             .collect()
     }
 
-    /// A copy for another thread, whose values share nothing with these:
-    /// every use of a variable counts a reference to its value, and two
-    /// cores counting on one value would wait on each other. It gets a
-    /// `share`th of what is left of the budget.
-    pub fn detached(&self, share: usize) -> Scope<'a> {
-        let own = |value: &Arc<Text>| Arc::new(Text::clone(value));
-        Scope {
-            decls: self.decls.clone(),
-            index: self.index.clone(),
-            states: self
-                .states
-                .iter()
-                .map(|state| match state {
-                    State::Unresolved => State::Unresolved,
-                    State::Resolving => State::Resolving,
-                    State::Done(value) => State::Done(own(value)),
-                    State::Failed => State::Failed,
-                })
-                .collect(),
-            stack: self.stack.clone(),
-            parts: self.parts.clone(),
-            budget: self.budget / share.max(1),
-            spent: self.spent,
-            default_db: self.default_db.as_ref().map(own),
-            ctx: self.ctx,
-            missing: Vec::new(),
-        }
-    }
-
     /// A value given on the command line or by the inventory.
-    fn given(&self, name: &str, value: &str) -> Arc<Text> {
+    fn given(&self, name: &str, value: &str) -> Rc<Text> {
         let secret = self
             .index
             .get(name)
             .is_some_and(|&i| matches!(self.decls[i].expr, Expr::Secret { .. }));
         // A value given for a secret stays a secret.
-        Arc::new(if secret {
+        Rc::new(if secret {
             Text(vec![Piece::Secret(Secret::new(name, value))])
         } else {
             Text::lit(value)
@@ -199,9 +168,9 @@ impl<'a> Scope<'a> {
         &mut self,
         name: &str,
         span: Span,
-        modules: Option<&Arc<Text>>,
+        modules: Option<&Rc<Text>>,
         diagnostics: &mut Vec<Diagnostic>,
-    ) -> Option<Arc<Text>> {
+    ) -> Option<Rc<Text>> {
         // `--var` and the inventory set only what the plan declares, and
         // `db` (docs/language.md): an inventory's `modules`, or a value
         // for a name the plan uses without declaring it, must not stand
@@ -218,7 +187,7 @@ impl<'a> Scope<'a> {
         }
         if name == MODULES {
             if let Some(modules) = modules {
-                return Some(Arc::clone(modules));
+                return Some(Rc::clone(modules));
             }
             diagnostics.push(
                 Diagnostic::new(Code::UndefinedVariable, span, "`${modules}` is only known inside an update command")
@@ -231,8 +200,8 @@ impl<'a> Scope<'a> {
             if name == DB {
                 let db = self
                     .default_db
-                    .get_or_insert_with(|| Arc::new(target(self.ctx, "database")));
-                return Some(Arc::clone(db));
+                    .get_or_insert_with(|| Rc::new(target(self.ctx, "database")));
+                return Some(Rc::clone(db));
             }
             let mut d = Diagnostic::new(
                 Code::UndefinedVariable,
@@ -255,7 +224,7 @@ impl<'a> Scope<'a> {
             self.settle(i, diagnostics);
         }
         match &self.states[i] {
-            State::Done(value) => Some(Arc::clone(value)),
+            State::Done(value) => Some(Rc::clone(value)),
             // `Resolving`: a declaration read while `settle` computes it,
             // which is only ever through a cycle already reported.
             State::Resolving | State::Failed | State::Unresolved => None,
@@ -288,7 +257,7 @@ impl<'a> Scope<'a> {
                     let decl = self.decls[i];
                     // Computed even when a cycle failed it, so that its
                     // other mistakes are reported too.
-                    let value = self.expr(&decl.expr, diagnostics).map(Arc::new);
+                    let value = self.expr(&decl.expr, diagnostics).map(Rc::new);
                     if !matches!(self.states[i], State::Failed) {
                         self.states[i] = match value {
                             Some(v) => State::Done(v),
@@ -365,7 +334,7 @@ impl<'a> Scope<'a> {
                 self.interpolate(s, None, diagnostics, &mut segs)
                     .then(|| super::words::join(&segs))
             }
-            Expr::Number(n) => Some(Text::lit(n.text.as_str())),
+            Expr::Number(n) => Some(Text::lit(&n.text)),
             Expr::Env { name, default, .. } => {
                 let key = name.literal();
                 if let Some(live) = &self.ctx.live
@@ -430,7 +399,7 @@ impl<'a> Scope<'a> {
     pub fn interpolate<'s>(
         &mut self,
         s: &'s Str,
-        modules: Option<&Arc<Text>>,
+        modules: Option<&Rc<Text>>,
         diagnostics: &mut Vec<Diagnostic>,
         segs: &mut Vec<Seg<'s>>,
     ) -> bool {
@@ -451,7 +420,7 @@ impl<'a> Scope<'a> {
                         }
                         None => {
                             ok = false;
-                            segs.push(Seg::Value(Arc::new(Text::unresolved(ident.name.as_str()))));
+                            segs.push(Seg::Value(Rc::new(Text::unresolved(ident.name.as_str()))));
                         }
                     }
                 }
@@ -498,7 +467,7 @@ impl<'a> Scope<'a> {
         // stands unresolved, and nothing is copied.
         for (seg, part) in segs.iter_mut().zip(&s.parts) {
             if let StrPart::Var(ident) = part {
-                *seg = Seg::Value(Arc::new(Text::unresolved(ident.name.as_str())));
+                *seg = Seg::Value(Rc::new(Text::unresolved(ident.name.as_str())));
             }
         }
         false

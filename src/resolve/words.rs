@@ -2,7 +2,7 @@
 //! (quotes and backslashes), with no shell: a substituted value is inserted
 //! into the word being built and is never split or interpreted.
 
-use std::sync::Arc;
+use std::rc::Rc;
 
 use crate::plan::{Piece, Text};
 
@@ -12,7 +12,7 @@ pub enum Seg<'s> {
     /// Text written in the plan: subject to word splitting.
     Lit(&'s str),
     /// A variable's value: opaque.
-    Value(Arc<Text>),
+    Value(Rc<Text>),
 }
 
 /// Why a command could not be split.
@@ -298,7 +298,7 @@ mod tests {
     }
 
     fn val(s: &str) -> Seg<'static> {
-        Seg::Value(Arc::new(Text::lit(s)))
+        Seg::Value(Rc::new(Text::lit(s)))
     }
 
     #[test]
@@ -353,7 +353,7 @@ mod tests {
     #[test]
     fn one_builder_serves_many_texts() {
         let mut b = Builder::default();
-        let secret = Seg::Value(Arc::new(Text(vec![Piece::Secret(
+        let secret = Seg::Value(Rc::new(Text(vec![Piece::Secret(
             crate::plan::Secret::new("S", "s"),
         )])));
         let first = b
@@ -464,15 +464,15 @@ mod tests {
                 1..4,
             )
         ) {
-            let values: Vec<Option<Arc<Text>>> = parts
+            let values: Vec<Option<Rc<Text>>> = parts
                 .iter()
-                .map(|(_, v)| v.as_ref().map(|v| Arc::new(Text::lit(v.as_str()))))
+                .map(|(_, v)| v.as_ref().map(|v| Rc::new(Text::lit(v.as_str()))))
                 .collect();
             let mut segs = Vec::new();
             for ((text, _), value) in parts.iter().zip(&values) {
                 segs.push(Seg::Lit(text));
                 if let Some(value) = value {
-                    segs.push(Seg::Value(Arc::clone(value)));
+                    segs.push(Seg::Value(Rc::clone(value)));
                 }
             }
             let fast = Builder::default().split(&segs);

@@ -2,12 +2,12 @@
 //! every kind with their attributes, lists and maps, comments between any
 //! two tokens, odd spacing and blank lines. For each: formatting keeps the
 //! syntax tree (spans aside) and every comment, and formatting twice
-//! changes nothing more. And both grammars read each the same way.
+//! changes nothing more.
 
 use proptest::prelude::*;
 use proptest::sample::select;
 
-use plan_runner::parse::{Parsed, parse, parse_with_plan_grammar};
+use plan_runner::parse::{Parsed, parse};
 use plan_runner::source::Source;
 
 /// What separates two tokens: spaces, line breaks, blank lines, comments.
@@ -494,21 +494,6 @@ proptest! {
             "comments changed\n--- input ---\n{}\n--- formatted ---\n{}",
             text,
             formatted
-        );
-    }
-
-    /// `parse` reads most files with grammar/fast.pest; what it gives must
-    /// be exactly what grammar/plan.pest alone gives, spans included.
-    #[test]
-    fn both_grammars_read_the_same_tree(text in plan_text()) {
-        let source = Source::new("generated.plan", text.as_str());
-        let fast = parse(&source);
-        let reference = parse_with_plan_grammar(&source);
-        prop_assert_eq!(
-            format!("{:?}", (&fast.file, &fast.diagnostics)),
-            format!("{:?}", (&reference.file, &reference.diagnostics)),
-            "the grammars disagree\n--- input ---\n{}",
-            text
         );
     }
 

@@ -5,7 +5,10 @@
 
 use std::path::{Path, PathBuf};
 
+use assert_cmd::Command;
+
 use plan_runner::analysis::{Analysis, analyse, analyse_path};
+use plan_runner::ast::{File, Item};
 use plan_runner::diagnostic::human::{Style, render};
 use plan_runner::resolve::Context;
 use plan_runner::source::Source;
@@ -133,15 +136,75 @@ fn broken_plans_are_reported_as_a_partner_would_want() {
 
 #[test]
 fn every_error_in_separate_blocks_is_reported() {
-    let analysis = analyse_file(Path::new(
-        "tests/fixtures/parse/err/two_errors_two_blocks.plan",
-    ));
-    let lines: Vec<usize> = analysis
-        .diagnostics
-        .iter()
-        .map(|d| analysis.source.line_col(d.primary.span.start).line)
-        .collect();
-    assert_eq!(lines, [7, 12], "{}", rendered(&analysis));
+    // The line of each finding, and the steps that are still read.
+    let cases: [(&str, &[usize], &[&str]); 4] = [
+        ("two_errors_two_blocks", &[7, 12], &["up", "!old_up"]),
+        ("two_broken_steps", &[9, 15, 21], &["pre", "!old_server_up"]),
+        (
+            "stray_line_between_blocks",
+            &[11, 20],
+            &["down", "before", "!up"],
+        ),
+        ("two_broken_failure_steps", &[14, 23], &["down", "!up"]),
+    ];
+    for (name, lines, steps) in cases {
+        let analysis = analyse_file(Path::new(&format!("{ERR}/{name}.plan")));
+        let found: Vec<usize> = analysis
+            .diagnostics
+            .iter()
+            .map(|d| analysis.source.line_col(d.primary.span.start).line)
+            .collect();
+        assert_eq!(found, lines, "{name}:\n{}", rendered(&analysis));
+        assert_eq!(step_names(&analysis.ast), steps, "{name}");
+    }
+}
+
+/// The binary on a file with two broken steps: `plan lint` shows both
+/// errors, and the finding in the step between them, and exits 1; `plan
+/// apply` refuses the file before it looks for the database.
+#[test]
+fn lint_shows_every_syntax_error_and_apply_refuses_the_file() {
+    let path = format!("{ERR}/two_broken_steps.plan");
+    let plan = |args: &[&str]| {
+        Command::cargo_bin("plan")
+            .expect("the plan binary is built")
+            .args(args)
+            .arg(&path)
+            .output()
+            .expect("plan runs")
+    };
+    let lint = plan(&["lint"]);
+    let stdout = String::from_utf8_lossy(&lint.stdout);
+    assert_eq!(lint.status.code(), Some(1), "{stdout}");
+    for at in [":9:7]", ":15:13]", ":21:42]"] {
+        assert!(stdout.contains(at), "{at} missing:\n{stdout}");
+    }
+    assert!(
+        stdout.ends_with("1 file checked: 3 errors, 0 warnings\n"),
+        "{stdout}"
+    );
+
+    let apply = plan(&["apply", "--database", "never_reached"]);
+    let stderr = String::from_utf8_lossy(&apply.stderr);
+    assert_eq!(apply.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(":9:7]") && stderr.contains(":21:42]"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("nothing was run"), "{stderr}");
+}
+
+/// The names of a file's steps, `on_failure` ones after a `!`.
+fn step_names(file: &File) -> Vec<String> {
+    let mut names = Vec::new();
+    for item in &file.items {
+        match item {
+            Item::Step(s) => names.push(s.name.name.clone()),
+            Item::OnFailure(o) => names.extend(o.steps.iter().map(|s| format!("!{}", s.name.name))),
+            _ => {}
+        }
+    }
+    names
 }
 
 #[test]
