@@ -27,11 +27,7 @@ pub fn run(args: &ApplyArgs) -> Result<Ending, UsageError> {
             .map_err(UsageError::from)?;
         (args.plan.clone(), resolved)
     };
-    if resolved.target.database == resolved.maintenance_db {
-        return Err(UsageError::TargetIsMaintenance {
-            database: resolved.maintenance_db.clone(),
-        });
-    }
+    crate::commands::refuse_unusable_target(args.target.database.as_deref(), &resolved)?;
     if args.no_rollback && resolved.production {
         return Err(UsageError::NoRollbackOnProduction {
             target: resolved

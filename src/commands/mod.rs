@@ -70,6 +70,24 @@ pub enum UsageError {
     )]
     TargetIsMaintenance { database: String },
 
+    #[error("the target database name is empty")]
+    #[diagnostic(
+        code(plan::blank_database),
+        help(
+            "libpq would fall back to the user's name and run the plan on another database: name the database with -d/--database, the inventory's `database` or PGDATABASE"
+        )
+    )]
+    BlankDatabase,
+
+    #[error("the target database `{database}` is a template database")]
+    #[diagnostic(
+        code(plan::target_is_template),
+        help(
+            "template0 and template1 are copied into every new database: a plan runs on an ERP database, never on them"
+        )
+    )]
+    TargetIsTemplate { database: String },
+
     #[error("the plan needs values that are not set: {what}")]
     #[diagnostic(
         code(plan::missing_value),
@@ -223,6 +241,30 @@ pub fn default_state_dir() -> PathBuf {
         Some(home) => Path::new(&home).join(".local/share/plan-runner"),
         None => std::env::temp_dir().join("plan-runner"),
     }
+}
+
+/// Refuses a target no plan may run on, before anything is done: a blank
+/// database name (given empty, or a variable that made it empty), the
+/// maintenance database (which holds the lock), a template database.
+pub fn refuse_unusable_target(
+    given: Option<&str>,
+    resolved: &ResolvedTarget,
+) -> Result<(), UsageError> {
+    let database = &resolved.target.database;
+    if given.is_some_and(|d| d.trim().is_empty()) || database.trim().is_empty() {
+        return Err(UsageError::BlankDatabase);
+    }
+    if *database == resolved.maintenance_db {
+        return Err(UsageError::TargetIsMaintenance {
+            database: database.clone(),
+        });
+    }
+    if matches!(database.as_str(), "template0" | "template1") {
+        return Err(UsageError::TargetIsTemplate {
+            database: database.clone(),
+        });
+    }
+    Ok(())
 }
 
 /// The plan files named by `paths`: files as given, folders searched for

@@ -26,11 +26,7 @@ pub fn run(args: &RecoverArgs) -> Result<Ending, UsageError> {
     let resolved = target::resolve_wanted(&args.target.wanted(), &Env::from_process())
         .map_err(UsageError::from)?;
     let database = resolved.target.database.clone();
-    if database == resolved.maintenance_db {
-        return Err(UsageError::TargetIsMaintenance {
-            database: resolved.maintenance_db.clone(),
-        });
-    }
+    crate::commands::refuse_unusable_target(args.target.database.as_deref(), &resolved)?;
     for warning in &resolved.warnings {
         eprint(&format!("warning: {warning}\n"));
     }

@@ -223,3 +223,31 @@ fn a_server_gone_longer_than_the_wait_is_left_to_recover_and_recovered() {
     assert_eq!(fingerprint(&world.db), fingerprint_before);
     assert_eq!(read_tree(&world.tree()), tree_before);
 }
+
+#[test]
+fn a_blank_maintenance_or_template_target_is_refused_before_anything_runs() {
+    let world = World::new("faults_unusable_targets");
+    write_plan(&world);
+    for (database, says) in [
+        ("", "the target database name is empty"),
+        ("  ", "the target database name is empty"),
+        ("template1", "is a template database"),
+        ("postgres", "is also the maintenance database"),
+    ] {
+        let output = support::plan_command(world.db.cluster)
+            .args(["apply", "--state-dir"])
+            .arg(world.state.path())
+            .args(["--database", database])
+            .arg(world.folder.plan())
+            .output()
+            .expect("plan apply runs");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "`{database}`: {stderr}");
+        assert!(stderr.contains(says), "`{database}`: {stderr}");
+        assert!(
+            run_folders(world.state.path()).is_empty(),
+            "`{database}`: no run was started"
+        );
+    }
+    assert!(!world.witnessed("early"), "no step ran");
+}
