@@ -17,6 +17,7 @@ pub mod names;
 pub mod parse;
 pub mod pg_programs;
 pub mod plan;
+pub mod private;
 pub mod quote;
 pub mod resolve;
 pub mod source;

@@ -83,7 +83,17 @@ pub fn run(args: &ApplyArgs) -> Result<Ending, UsageError> {
     let child_env = if args.dry_run {
         Vec::new()
     } else {
-        std::fs::create_dir_all(run_folder.join("logs")).map_err(|source| UsageError::Write {
+        // Private whatever the umask: the state folder, `runs/`, the run
+        // folder and its logs (the password file for the steps lives there).
+        [
+            state_dir.as_path(),
+            &state_dir.join("runs"),
+            &run_folder,
+            &run_folder.join("logs"),
+        ]
+        .into_iter()
+        .try_for_each(crate::private::make_dir)
+        .map_err(|source| UsageError::Write {
             path: run_folder.clone(),
             source,
         })?;

@@ -113,6 +113,14 @@ pub fn run(args: &RecoverArgs) -> Result<Ending, UsageError> {
         }
         return say(Ending::run(Outcome::Refused), m);
     };
+    if let Err(untrusted) =
+        crate::private::check_all([folder.as_path(), &folder.join(journal::FILE_NAME)])
+    {
+        return say(
+            Ending::run(Outcome::Refused),
+            format!("run {} is not recovered: {untrusted}", row.run_id),
+        );
+    }
     let contents = match journal::read(&folder) {
         Ok(c) => c,
         Err(e) => {

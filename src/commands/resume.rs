@@ -106,6 +106,8 @@ pub fn find(
                 .unwrap_or_default()
         )));
     };
+    crate::private::check_all([folder.as_path(), &folder.join(journal::FILE_NAME)])
+        .map_err(|untrusted| refuse(format!("run {} is not resumed: {untrusted}", row.run_id)))?;
     let contents = journal::read(&folder).map_err(|e| {
         refuse(format!(
             "run {} cannot be resumed: its journal cannot be read in {}: {e}",

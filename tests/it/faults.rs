@@ -251,3 +251,78 @@ fn a_blank_maintenance_or_template_target_is_refused_before_anything_runs() {
     }
     assert!(!world.witnessed("early"), "no step ran");
 }
+
+#[test]
+fn state_is_private_whatever_the_umask_and_a_journal_others_may_write_is_not_trusted() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    use std::os::unix::process::CommandExt;
+
+    let world = World::new("faults_private_state");
+    write_plan(&world);
+    let fingerprint_before = fingerprint(&world.db);
+    let tree_before = read_tree(&world.tree());
+    let mut cmd = apply_command(&world.db, &world.folder.plan(), world.state.path(), &[]);
+    // SAFETY: umask is async-signal-safe; the child calls nothing else.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::umask(0);
+            Ok(())
+        });
+    }
+    let mut runner = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("`plan apply` starts");
+    wait_for(&mut runner, "the held step", || {
+        world.path("held.started").is_file().then_some(())
+    });
+    let folder = run_folders(world.state.path())
+        .into_iter()
+        .next()
+        .expect("the run folder");
+    let journal = folder.join("journal");
+    let mode = |p: &std::path::Path| std::fs::metadata(p).expect("exists").mode() & 0o777;
+    for dir in [
+        world.state.path().to_path_buf(),
+        world.state.path().join("runs"),
+        folder.clone(),
+        folder.join("logs"),
+    ] {
+        assert_eq!(mode(&dir), 0o700, "{} under umask 0", dir.display());
+    }
+    assert_eq!(mode(&journal), 0o600, "the journal under umask 0");
+
+    // The runner dies; someone else could now have written the journal.
+    runner.kill().expect("kill -9 the runner");
+    runner.wait().expect("reaped");
+    std::fs::set_permissions(&journal, std::fs::Permissions::from_mode(0o666)).expect("chmod");
+    let recover = || {
+        support::plan_command(world.db.cluster)
+            .args(["recover", "--database", &world.db.name, "--state-dir"])
+            .arg(world.state.path())
+            .output()
+            .expect("plan recover runs")
+    };
+    let refused = recover();
+    let refused_err = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(4), "{refused_err}");
+    assert!(
+        refused_err.contains(&journal.display().to_string()),
+        "{refused_err}"
+    );
+    assert!(refused_err.contains("not trusted"), "{refused_err}");
+    assert!(world.witnessed("early"), "the database was changed");
+    assert_ne!(
+        fingerprint(&world.db),
+        fingerprint_before,
+        "nothing restored"
+    );
+
+    std::fs::set_permissions(&journal, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let recovered = recover();
+    let recovered_err = String::from_utf8_lossy(&recovered.stderr);
+    assert_eq!(recovered.status.code(), Some(0), "{recovered_err}");
+    assert_eq!(fingerprint(&world.db), fingerprint_before);
+    assert_eq!(read_tree(&world.tree()), tree_before);
+}

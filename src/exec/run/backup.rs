@@ -101,9 +101,9 @@ impl Run<'_> {
                 if let Some(program) = &taken.program {
                     self.progress.message(&format!("  dumped with {program}"));
                 }
-                let _ = std::fs::write(
-                    self.run_folder.join(format!("backup-{}.json", step.name)),
-                    serde_json::to_vec_pretty(&taken).unwrap_or_default(),
+                let _ = crate::private::write(
+                    &self.run_folder.join(format!("backup-{}.json", step.name)),
+                    &serde_json::to_vec_pretty(&taken).unwrap_or_default(),
                 );
                 let recorded = self.journal(&Record::BackupTaken {
                     taken: taken.clone(),

@@ -117,7 +117,7 @@ impl Run<'_> {
     pub(super) fn write_report(&self) {
         let path = self.run_folder.join("report.json");
         if let Ok(json) = serde_json::to_vec_pretty(&self.report) {
-            let _ = std::fs::write(path, json);
+            let _ = crate::private::write(&path, &json);
         }
     }
 }

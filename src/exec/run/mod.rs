@@ -199,13 +199,14 @@ enum Signals {
 
 impl Run<'_> {
     fn go(&mut self, order: &[usize], failure_order: &[usize]) {
-        if let Err(source) = std::fs::create_dir_all(self.run_folder.join("logs")) {
+        if let Err(source) = crate::private::make_dir(&self.run_folder.join("logs"))
+            .and_then(|()| crate::private::make_dir(&self.run_folder))
+        {
             return self.early(Early::RunFolder {
                 folder: self.run_folder.clone(),
                 source,
             });
         }
-        restrict(&self.run_folder);
         if let Err(source) = self.open_journal() {
             return self.early(Early::Journal {
                 folder: self.run_folder.clone(),
@@ -319,10 +320,4 @@ pub fn new_run_id() -> String {
         let _ = std::io::Read::read_exact(&mut f, &mut bytes);
     }
     format!("{stamp}{}", hex::encode(bytes))
-}
-
-/// Run folders hold logs and dumps: readable by their owner only.
-fn restrict(folder: &Path) {
-    use std::os::unix::fs::PermissionsExt;
-    let _ = std::fs::set_permissions(folder, std::fs::Permissions::from_mode(0o700));
 }
