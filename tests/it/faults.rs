@@ -326,3 +326,83 @@ fn state_is_private_whatever_the_umask_and_a_journal_others_may_write_is_not_tru
     assert_eq!(fingerprint(&world.db), fingerprint_before);
     assert_eq!(read_tree(&world.tree()), tree_before);
 }
+
+#[test]
+fn a_huge_line_of_output_stays_in_the_log_not_in_the_report_or_the_journal() {
+    let world = World::new("faults_huge_output");
+    std::fs::write(
+        world.path("steps/loud.sh"),
+        "head -c 50000000 /dev/zero | tr '\\0' x\necho\necho 'ERROR: the last words'\nexit 1\n",
+    )
+    .expect("write loud.sh");
+    world.write_plan(&format!(
+        r#"plan "huge output" {{
+  from          = "1.0"
+  to            = "2.0"
+  release_query = "select v from release"
+}}
+
+stop server_down {{
+  run = "true"
+}}
+
+backup before {{
+  after  = server_down
+  method = "snapshot"
+  paths  = ["{TREE}"]
+}}
+
+script loud {{
+  after   = before
+  run     = "sh steps/loud.sh"
+  timeout = "2m"
+}}
+
+on_failure {{
+  start server_up {{
+    run = "touch on_failure.ran"
+  }}
+}}
+"#
+    ));
+    let fingerprint_before = fingerprint(&world.db);
+    let applied = world.apply(&world.folder.plan(), &[]);
+    applied.assert_code(1);
+    let folder = applied.run_folder.clone().expect("a run folder");
+    let size = |name: &str| std::fs::metadata(folder.join(name)).expect(name).len();
+    assert!(
+        size("report.json") < 100_000,
+        "report.json: {} bytes",
+        size("report.json")
+    );
+    assert!(
+        size("journal") < 100_000,
+        "journal: {} bytes",
+        size("journal")
+    );
+    let log = std::fs::read_dir(folder.join("logs"))
+        .expect("logs")
+        .flatten()
+        .map(|e| e.metadata().expect("log").len())
+        .max()
+        .unwrap_or(0);
+    assert!(log > 50_000_000, "the log keeps everything: {log} bytes");
+    let report = applied.report();
+    let step = crate::support::apply::step(report, "loud").expect("the step's report");
+    let lines: Vec<&str> = step["last_lines"]
+        .as_array()
+        .expect("last lines")
+        .iter()
+        .filter_map(|l| l.as_str())
+        .collect();
+    assert!(
+        lines.iter().any(|l| l.contains("ERROR: the last words")),
+        "{lines:?}"
+    );
+    assert!(
+        lines.iter().any(|l| l.contains("more bytes in the log")),
+        "the huge line is shown cut: {:?}",
+        lines.iter().map(|l| l.len()).collect::<Vec<_>>()
+    );
+    assert_eq!(fingerprint(&world.db), fingerprint_before);
+}

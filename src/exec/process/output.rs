@@ -3,6 +3,31 @@
 
 use super::*;
 
+/// The most of one line of a step's output the runner holds, matches or
+/// copies into a report or the journal; the log keeps the whole line.
+/// (One 200 MB line once cost 1.9 GB of memory and a 629 MB report.)
+pub(super) const MAX_LINE_BYTES: usize = 4 * 1024;
+
+/// The most of a log's tail read for its last lines.
+const MAX_TAIL_BYTES: u64 = 1024 * 1024;
+
+/// `line` cut to [`MAX_LINE_BYTES`] on a character boundary, saying how
+/// much was left out.
+fn capped(line: &str) -> String {
+    if line.len() <= MAX_LINE_BYTES {
+        return line.to_string();
+    }
+    let mut cut = MAX_LINE_BYTES;
+    while !line.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!(
+        "{}… ({} more bytes in the log)",
+        &line[..cut],
+        line.len() - cut
+    )
+}
+
 /// Opens (or creates) the log for appending, readable by its owner only,
 /// also when an earlier run left it with a wider mode.
 pub(super) fn open_log(path: &Path) -> Result<File, ProcessError> {
@@ -53,8 +78,13 @@ pub(super) fn matching_line(
     let mut line = Vec::new();
     loop {
         line.clear();
-        if reader.read_until(b'\n', &mut line)? == 0 {
+        // At most MAX_LINE_BYTES of a line are held; the rest is skipped.
+        let limit = u64::try_from(MAX_LINE_BYTES).unwrap_or(u64::MAX);
+        if reader.by_ref().take(limit).read_until(b'\n', &mut line)? == 0 {
             return Ok(None);
+        }
+        if line.last() != Some(&b'\n') {
+            reader.skip_until(b'\n')?;
         }
         let text = String::from_utf8_lossy(&line);
         let text = text.trim_end_matches(['\n', '\r']);
@@ -90,7 +120,9 @@ pub(super) fn last_lines(
         if text.ends_with('\n') {
             lines.pop();
         }
-        let whole = from == start;
+        // A tail past MAX_TAIL_BYTES is not read further: its first line
+        // is then cut like a line too long.
+        let whole = from == start || chunk >= MAX_TAIL_BYTES;
         if !whole && !lines.is_empty() {
             // Cut somewhere inside: not a whole line.
             lines.remove(0);
@@ -100,7 +132,7 @@ pub(super) fn last_lines(
             return Ok(lines
                 .into_iter()
                 .skip(skip)
-                .map(|line| line.trim_end_matches('\r').to_string())
+                .map(|line| capped(line.trim_end_matches('\r')))
                 .collect());
         }
         chunk = chunk.saturating_mul(2);
