@@ -312,6 +312,10 @@ pub struct ApplyArgs {
     /// the run to `plan recover`.
     #[arg(long, value_name = "DUR", default_value = "60s", value_parser = parse_duration)]
     pub reconnect_wait: std::time::Duration,
+    /// The timeout of an on_failure step that sets none: a restart that
+    /// hangs must not hold the target's lock for ever.
+    #[arg(long, value_name = "DUR", default_value = "10m", value_parser = parse_duration)]
+    pub on_failure_timeout: std::time::Duration,
     /// Run up to N independent steps at once (1 to 64); a backup still
     /// runs alone, and the first failure ends the others.
     #[arg(long, value_name = "N", default_value = "1", value_parser = parse_jobs)]

@@ -120,6 +120,7 @@ pub fn run(args: &ApplyArgs) -> Result<Ending, UsageError> {
         step_user: resolved.step_user.clone(),
         grace: args.grace,
         reconnect_wait: args.reconnect_wait,
+        on_failure_timeout: args.on_failure_timeout,
         target_flags: crate::commands::target_flags(&args.target, &resolved),
         no_rollback: args.no_rollback,
         jobs: args.jobs,

@@ -226,6 +226,7 @@ pub fn run(args: &RecoverArgs) -> Result<Ending, UsageError> {
         step_user: resolved.step_user.clone(),
         grace: args.grace,
         reconnect_wait: crate::db::connect::RECONNECT_WAIT,
+        on_failure_timeout: crate::exec::run::DEFAULT_ON_FAILURE_TIMEOUT,
         target_flags: target_flags(&args.target, &resolved),
         no_rollback: false,
         // on_failure steps run one at a time (docs/apply.md).

@@ -226,7 +226,24 @@ impl Report {
             }
         }
         for s in &self.on_failure {
-            let _ = writeln!(out, "on_failure {}: {}", s.name, s.status);
+            if s.status == "failed" {
+                // After a failed run this is the step that was to put the
+                // old server back: a person must hear that it did not.
+                let _ = writeln!(
+                    out,
+                    "ON_FAILURE STEP `{}` FAILED: {}",
+                    s.name,
+                    s.error.as_deref().unwrap_or("no reason given")
+                );
+                for line in &s.last_lines {
+                    let _ = writeln!(out, "  | {line}");
+                }
+                if let Some(log) = &s.log {
+                    let _ = writeln!(out, "  log: {}", log.display());
+                }
+            } else {
+                let _ = writeln!(out, "on_failure {}: {}", s.name, s.status);
+            }
         }
         let _ = writeln!(
             out,

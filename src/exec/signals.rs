@@ -27,15 +27,19 @@ use crate::exec::progress::Progress;
 enum Phase {
     /// Steps run: a signal stops them.
     Steps,
-    /// Restoring backups (and running `on_failure`): a signal waits.
+    /// Restoring backups: a signal waits.
     RollingBack(Instant),
+    /// Running `on_failure` after a proved rollback: a signal ends the
+    /// running `on_failure` step (one that hangs must not hold the lock
+    /// for ever), and no further one starts.
+    OnFailure,
 }
 
 struct State {
     /// The first SIGINT or SIGTERM received; 0 while none.
     signal: AtomicI32,
     phase: Mutex<Phase>,
-    stopper: Stopper,
+    stopper: Mutex<Stopper>,
     /// The SQL statements running now: a signal cancels them.
     statements: Statements,
     /// Where the watch says what a signal did (none for a dry run).
@@ -106,7 +110,7 @@ impl Watch {
         let state = Arc::new(State {
             signal: AtomicI32::new(0),
             phase: Mutex::new(Phase::Steps),
-            stopper,
+            stopper: Mutex::new(stopper),
             statements: Statements::default(),
             progress: Some(progress),
         });
@@ -140,7 +144,7 @@ impl Watch {
             state: Arc::new(State {
                 signal: AtomicI32::new(0),
                 phase: Mutex::new(Phase::Steps),
-                stopper: Stopper::new(),
+                stopper: Mutex::new(Stopper::new()),
                 statements: Statements::default(),
                 progress: None,
             }),
@@ -170,6 +174,21 @@ impl Watch {
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = Phase::RollingBack(Instant::now());
     }
+
+    /// The rollback is proved and `on_failure` runs with `stopper`: from
+    /// now on a signal ends its running step.
+    pub fn on_failure(&self, stopper: Stopper) {
+        *self
+            .state
+            .stopper
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = stopper;
+        *self
+            .state
+            .phase
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Phase::OnFailure;
+    }
 }
 
 impl State {
@@ -189,6 +208,17 @@ impl State {
         }
         let phase = *self.phase.lock().unwrap_or_else(PoisonError::into_inner);
         match phase {
+            Phase::OnFailure => {
+                self.say(&format!(
+                    "{}: ending the running on_failure step; no other one starts",
+                    name(signal)
+                ));
+                self.stopper
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .stop();
+                self.statements.cancel_all();
+            }
             Phase::RollingBack(since) => self.say(&format!(
                 "{}: the rollback is in progress ({:.0} s so far) and is not abandoned: wait for it to finish",
                 name(signal),
@@ -210,7 +240,10 @@ impl State {
                         name(signal)
                     ));
                 }
-                self.stopper.stop();
+                self.stopper
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .stop();
                 // The steps fail; the run then rolls back.
                 self.statements.cancel_all();
             }

@@ -406,3 +406,56 @@ on_failure {{
     );
     assert_eq!(fingerprint(&world.db), fingerprint_before);
 }
+
+#[test]
+fn an_on_failure_step_that_hangs_is_ended_and_reported_loudly() {
+    let world = World::new("faults_on_failure_hangs");
+    world.write_plan(&format!(
+        r#"plan "on_failure hangs" {{
+  from          = "1.0"
+  to            = "2.0"
+  release_query = "select v from release"
+}}
+
+stop server_down {{
+  run = "true"
+}}
+
+backup before {{
+  after  = server_down
+  method = "snapshot"
+  paths  = ["{TREE}"]
+}}
+
+script broken {{
+  after   = before
+  run     = "sh steps/mutate.sh broken fail"
+  timeout = "1m"
+}}
+
+on_failure {{
+  start server_up {{
+    run = "sleep 600"
+  }}
+}}
+"#
+    ));
+    let fingerprint_before = fingerprint(&world.db);
+    let applied = world.apply(&world.folder.plan(), &["--on-failure-timeout", "2s"]);
+    applied.assert_code(1);
+    let report = applied.report();
+    assert_eq!(report["outcome"], "rolled_back", "{}", applied.output());
+    let on_failure = &report["on_failure"][0];
+    assert_eq!(on_failure["name"], "server_up");
+    assert_eq!(on_failure["status"], "failed", "{}", applied.output());
+    let error = on_failure["error"].as_str().unwrap_or_default();
+    assert!(error.contains("timed out"), "{error}");
+    assert!(
+        applied
+            .stderr
+            .contains("ON_FAILURE STEP `server_up` FAILED"),
+        "{}",
+        applied.output()
+    );
+    assert_eq!(fingerprint(&world.db), fingerprint_before);
+}

@@ -62,6 +62,9 @@ pub struct Options {
     pub grace: Duration,
     /// How long a lost server is waited for (`--reconnect-wait`).
     pub reconnect_wait: Duration,
+    /// The timeout of an `on_failure` step that sets none
+    /// (`--on-failure-timeout`).
+    pub on_failure_timeout: Duration,
     /// The flags that name this target on the command line (`--database
     /// acme`), for the commands a message tells the user to run.
     pub target_flags: String,
@@ -189,6 +192,10 @@ struct Run<'a> {
 }
 
 use prepare::Early;
+
+/// The timeout of an `on_failure` step that sets none, unless
+/// `--on-failure-timeout` says otherwise (`plan recover` uses this one).
+pub const DEFAULT_ON_FAILURE_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// Whether a run hears SIGINT and SIGTERM (a dry run does not: it changes
 /// nothing, and the default action ends it).

@@ -163,10 +163,18 @@ impl Run<'_> {
 
     pub(super) fn on_failure(&mut self, order: &[usize]) {
         // The steps' stopper may have been used by a signal; on_failure
-        // steps must run all the same.
+        // steps must run all the same, and a signal now ends them.
         self.stopper = Stopper::new();
+        self.signals.on_failure(self.stopper.clone());
         for &i in order {
-            let step = &self.plan.on_failure[i];
+            if self.stopper.is_stopped() {
+                break;
+            }
+            // An on_failure step without a timeout gets one: a restart
+            // that hangs must not hold the target's lock for ever.
+            let mut step = self.plan.on_failure[i].clone();
+            step.timeout = step.timeout.or(Some(self.opts.on_failure_timeout));
+            let step = &step;
             self.progress
                 .step_started(&step.name, &format!("on_failure {}", step.kind));
             let _ = self.journal(&Record::StepStarted {
