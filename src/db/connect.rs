@@ -92,6 +92,12 @@ impl Connector {
         }
     }
 
+    /// The target's password, if it has one: the run hides it wherever a
+    /// step prints it.
+    pub fn password(&self) -> Option<&str> {
+        self.target.password.as_ref().map(|p| p.expose())
+    }
+
     /// Where the server is: whether its disk can be seen from here.
     pub fn host(&self) -> &Host {
         &self.target.host

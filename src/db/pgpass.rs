@@ -238,6 +238,11 @@ pub fn contents(key: &Key<'_>, password: &Secret) -> Result<String, WriteError> 
     Ok(out)
 }
 
+/// Removes the password file [`write`] made in `folder`, if it is there.
+pub fn remove(folder: &Path) {
+    let _ = std::fs::remove_file(folder.join(CHILD_PASSFILE));
+}
+
 /// Writes the password file into `folder` with mode 0600 and returns its
 /// path. The file is written under a temporary name and renamed into
 /// place, so a child reading it while another step starts never sees it

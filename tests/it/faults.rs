@@ -459,3 +459,74 @@ on_failure {{
     );
     assert_eq!(fingerprint(&world.db), fingerprint_before);
 }
+
+#[test]
+fn the_connection_password_is_in_no_log_or_report_and_its_file_is_gone_after_the_run() {
+    let world = World::new("faults_password");
+    std::fs::write(
+        world.path("steps/leak.sh"),
+        "echo \"the password file says: $(cat \"$PGPASSFILE\")\"\nexit 1\n",
+    )
+    .expect("write leak.sh");
+    world.write_plan(&format!(
+        r#"plan "password" {{
+  from          = "1.0"
+  to            = "2.0"
+  release_query = "select v from release"
+}}
+
+stop server_down {{
+  run = "true"
+}}
+
+backup before {{
+  after  = server_down
+  method = "snapshot"
+  paths  = ["{TREE}"]
+}}
+
+script leak {{
+  after   = before
+  run     = "sh steps/leak.sh"
+  timeout = "1m"
+}}
+
+on_failure {{
+  start server_up {{
+    run = "touch on_failure.ran"
+  }}
+}}
+"#
+    ));
+    // The test server trusts every local connection: the password is
+    // accepted and ignored, so the run goes as with a real one.
+    let password = "pw-Zq8-never-shown";
+    let mut cmd = apply_command(&world.db, &world.folder.plan(), world.state.path(), &[]);
+    cmd.env("PGPASSWORD", password);
+    let applied = crate::support::apply::run(&mut cmd, world.state.path());
+    applied.assert_code(1);
+    assert!(!applied.output().contains(password), "{}", applied.output());
+    let folder = applied.run_folder.clone().expect("a run folder");
+    let mut seen = Vec::new();
+    for file in crate::support::apply::files_under(&folder) {
+        let text = std::fs::read(&file).unwrap_or_default();
+        let text = String::from_utf8_lossy(&text);
+        assert!(
+            !text.contains(password),
+            "{} holds the password",
+            file.display()
+        );
+        seen.push(file);
+    }
+    let log = seen
+        .iter()
+        .find(|f| f.to_string_lossy().contains("leak"))
+        .expect("the leak step's log");
+    let text = std::fs::read_to_string(log).expect("the log");
+    assert!(text.contains("the password file says:"), "{text}");
+    assert!(text.contains("***"), "the password is shown hidden: {text}");
+    assert!(
+        !folder.join("pgpass").exists(),
+        "the password file is removed when the run ends"
+    );
+}

@@ -90,6 +90,11 @@ impl<'a> Run<'a> {
         for secret in crate::exec::steps::secrets(plan) {
             redactor.learn(&secret);
         }
+        // The connection's password reaches the steps only in a 0600 file,
+        // but a step may print it all the same.
+        if let Some(password) = opts.connector.password() {
+            redactor.learn(password);
+        }
         let stopper = Stopper::new();
         let progress = Progress::start(&redactor);
         let signals = match signals {
@@ -145,6 +150,9 @@ impl<'a> Run<'a> {
         self.progress.finish();
         self.redact_logs();
         self.redact_report();
+        // The steps' password file lives as long as the run: whatever the
+        // outcome, it is gone once the run ends (a recovery writes its own).
+        crate::db::pgpass::remove(&self.run_folder);
         self.report.ended_at = crate::units::now_millis();
         let code = exit::status(self.report.ending()).code();
         self.report.exit_code = code;

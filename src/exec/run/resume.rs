@@ -46,6 +46,7 @@ pub fn resume(
             // Nothing was changed: the run stays as it was, to be resumed
             // or recovered later, and its folder keeps its own report.
             run.lock = None;
+            crate::db::pgpass::remove(&opts.run_folder);
             run.report.outcome = Outcome::Error;
             run.report.message = Some(message);
             run.report.ended_at = crate::units::now_millis();
