@@ -238,6 +238,8 @@ impl Journal {
         };
         if result.is_err() {
             self.broken.store(true, Ordering::SeqCst);
+        } else {
+            abort_if_told();
         }
         result
     }
@@ -260,6 +262,24 @@ impl Journal {
     /// Whether some record could not be written.
     pub fn is_broken(&self) -> bool {
         self.broken.load(Ordering::SeqCst)
+    }
+}
+
+/// Names the environment switch of the crash tests: `N` makes the runner
+/// abort (ended as by kill -9: no destructor, no further write) right after
+/// its Nth journal record is written, so that a test can end a run at
+/// every transition the journal has and check that `plan recover` ends
+/// where an uninterrupted run would. Never set outside the tests.
+pub const ABORT_AFTER_RECORD_VAR: &str = "PLAN_RUNNER_ABORT_AFTER_RECORD";
+
+fn abort_if_told() {
+    static AFTER: std::sync::OnceLock<Option<usize>> = std::sync::OnceLock::new();
+    static WRITTEN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let after = AFTER.get_or_init(|| std::env::var(ABORT_AFTER_RECORD_VAR).ok()?.parse().ok());
+    if let Some(n) = after
+        && WRITTEN.fetch_add(1, Ordering::SeqCst) + 1 == *n
+    {
+        std::process::abort();
     }
 }
 

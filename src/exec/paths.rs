@@ -41,6 +41,13 @@ pub enum PathError {
         #[source]
         source: std::io::Error,
     },
+    #[error(
+        "the copy `{}` no longer exists, and `{}` is not as it was when it was copied",
+        copy.display(),
+        original.display()
+    )]
+    #[diagnostic(code(plan::backup::paths))]
+    Gone { copy: PathBuf, original: PathBuf },
 }
 
 /// One file, folder or link in a tree.

@@ -189,10 +189,24 @@ fn restore_database(
 
 /// Restores one tree, finishing what an earlier rollback of this run left
 /// half done (it died between its two renames, or after them): the tree
-/// moved aside is then already at its `failed` name.
+/// moved aside is then already at its `failed` name; or done (the copy and
+/// the failed tree are both gone, and the tree matches the backup).
 fn restore_tree(tree: &TreeBackup, run_id: &str) -> Result<Option<PathBuf>, paths::PathError> {
     let failed = paths::copy_path(&tree.original, run_id, "failed");
     let exists = |p: &Path| std::fs::symlink_metadata(p).is_ok();
+    if !exists(&failed) && !exists(&tree.copy) {
+        // An earlier rollback of this run put the copy back and dropped the
+        // failed tree, then its runner died before it said so: the tree is
+        // already restored when it matches the backup's manifest. Restoring
+        // again would move the live, restored tree aside.
+        return match paths::manifest(&tree.original) {
+            Ok(now) if paths::differences(&tree.manifest, &now).is_empty() => Ok(None),
+            _ => Err(paths::PathError::Gone {
+                copy: tree.copy.clone(),
+                original: tree.original.clone(),
+            }),
+        };
+    }
     if !exists(&failed) || exists(&tree.original) && exists(&tree.copy) {
         return paths::restore(tree, run_id);
     }

@@ -530,3 +530,114 @@ on_failure {{
         "the password file is removed when the run ends"
     );
 }
+
+/// A run that fails after changing data, with a snapshot and a file tree:
+/// every kind of journal record is written on its way.
+const FAILING_RUN: &str = r#"plan "every transition" {
+  from          = "1.0"
+  to            = "2.0"
+  release_query = "select v from release"
+}
+
+stop server_down {
+  run = "true"
+}
+
+backup before {
+  after  = server_down
+  method = "snapshot"
+  paths  = ["files"]
+}
+
+script early {
+  after   = before
+  run     = "sh steps/mutate.sh early ok"
+  timeout = "1m"
+}
+
+script broken {
+  after   = early
+  run     = "sh steps/mutate.sh late fail"
+  timeout = "1m"
+}
+
+on_failure {
+  start server_up {
+    run = "touch on_failure.ran"
+  }
+}
+"#;
+
+fn journal_lines(world: &World) -> usize {
+    let folder = run_folders(world.state.path())
+        .into_iter()
+        .next()
+        .expect("a run folder");
+    std::fs::read_to_string(folder.join("journal"))
+        .expect("the journal")
+        .lines()
+        .count()
+}
+
+#[test]
+fn a_kill_after_every_journal_transition_is_recovered_to_where_the_run_would_end() {
+    // An uninterrupted run: how many records it writes, and where it ends.
+    let reference = World::new("faults_transitions_reference");
+    reference.write_plan(FAILING_RUN);
+    let before = fingerprint(&reference.db);
+    reference
+        .apply(&reference.folder.plan(), &[])
+        .assert_code(1);
+    assert_eq!(fingerprint(&reference.db), before);
+    let records = journal_lines(&reference);
+    assert!(records >= 10, "the run wrote {records} records");
+
+    for n in 1..=records {
+        let world = World::new(&format!("faults_transition_{n}"));
+        world.write_plan(FAILING_RUN);
+        let fingerprint_before = fingerprint(&world.db);
+        let tree_before = read_tree(&world.tree());
+        let mut cmd = apply_command(&world.db, &world.folder.plan(), world.state.path(), &[]);
+        cmd.env(
+            plan_runner::exec::journal::ABORT_AFTER_RECORD_VAR,
+            n.to_string(),
+        );
+        let aborted = cmd.output().expect("plan apply runs");
+        assert_eq!(
+            aborted.status.code(),
+            None,
+            "record {n}: the runner was to abort after it\n{}",
+            String::from_utf8_lossy(&aborted.stderr)
+        );
+        assert_eq!(journal_lines(&world), n, "record {n} is the journal's last");
+        let recover = || {
+            support::plan_command(world.db.cluster)
+                .args(["recover", "--database", &world.db.name, "--state-dir"])
+                .arg(world.state.path())
+                .output()
+                .expect("plan recover runs")
+        };
+        let first = recover();
+        let first_err = String::from_utf8_lossy(&first.stderr);
+        assert_eq!(first.status.code(), Some(0), "record {n}: {first_err}");
+        assert_eq!(
+            fingerprint(&world.db),
+            fingerprint_before,
+            "record {n}: the database is as before\n{first_err}"
+        );
+        assert_eq!(
+            read_tree(&world.tree()),
+            tree_before,
+            "record {n}: the file tree is as before\n{first_err}"
+        );
+        let second = recover();
+        let second_err = String::from_utf8_lossy(&second.stderr);
+        assert_eq!(second.status.code(), Some(0), "record {n}: {second_err}");
+        assert!(
+            second_err.contains("nothing to recover"),
+            "record {n}: {second_err}"
+        );
+        assert_eq!(fingerprint(&world.db), fingerprint_before, "record {n}");
+        assert_eq!(read_tree(&world.tree()), tree_before, "record {n}");
+    }
+}
