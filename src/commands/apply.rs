@@ -2,6 +2,7 @@
 //! print the report. `--sandbox` does the same against a throwaway cluster
 //! seeded from the plan's `fixture/` folder.
 
+use std::path::Path;
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
@@ -83,20 +84,25 @@ pub fn run(args: &ApplyArgs) -> Result<Ending, UsageError> {
     let child_env = if args.dry_run {
         Vec::new()
     } else {
-        // Private whatever the umask: the state folder, `runs/`, the run
-        // folder and its logs (the password file for the steps lives there).
-        [
-            state_dir.as_path(),
-            &state_dir.join("runs"),
-            &run_folder,
-            &run_folder.join("logs"),
-        ]
-        .into_iter()
-        .try_for_each(crate::private::make_dir)
-        .map_err(|source| UsageError::Write {
-            path: run_folder.clone(),
-            source,
-        })?;
+        // Private whatever the umask: the state folder and `runs/` (unless
+        // a resumed run's folder is elsewhere), the run folder and its logs
+        // (the password file for the steps lives there).
+        let runs = state_dir.join("runs");
+        let state: &[&Path] = if run_folder.starts_with(&state_dir) {
+            &[state_dir.as_path(), &runs]
+        } else {
+            &[]
+        };
+        let logs = run_folder.join("logs");
+        state
+            .iter()
+            .copied()
+            .chain([run_folder.as_path(), &logs])
+            .try_for_each(crate::private::make_dir)
+            .map_err(|source| UsageError::Write {
+                path: run_folder.clone(),
+                source,
+            })?;
         crate::db::env_for_child(&resolved.target, &run_folder)
             .map_err(|e| UsageError::from(target::TargetError::from(e)))?
     };
