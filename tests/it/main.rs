@@ -18,6 +18,7 @@ mod fuzz_regressions;
 mod hostile;
 mod inventory;
 mod jobs;
+mod layout;
 mod lint;
 mod lint_docs;
 mod parse_fixtures;
