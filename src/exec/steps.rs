@@ -49,6 +49,9 @@ pub fn log_path(run_folder: &Path, step: &Step, prefix: &str) -> PathBuf {
         .join(format!("{prefix}{}.log", step.name))
 }
 
+/// The prefix of an `on_failure` step's log name (`on_failure-NAME.log`).
+pub const ON_FAILURE_PREFIX: &str = "on_failure-";
+
 pub fn run_command(
     setting: &Setting<'_>,
     step: &Step,
@@ -82,9 +85,29 @@ pub fn run_command(
             return outcome;
         }
     };
-    match process::run(&spec, setting.stopper, |spawned| {
+    let mut ran = process::run(&spec, setting.stopper, |spawned| {
         (setting.on_spawn)(spawned);
-    }) {
+    });
+    // A full disk under the state folder must not keep on_failure (the
+    // restart of the old server) from running: its log goes to a private
+    // file in the system's temporary folder instead, and the report says
+    // where.
+    if prefix == ON_FAILURE_PREFIX
+        && matches!(ran, Err(process::ProcessError::Log { .. }))
+        && let Ok(elsewhere) = tempfile::Builder::new()
+            .prefix(&format!("plan-runner-{}-", step.name))
+            .suffix(".log")
+            .tempfile()
+            .and_then(|f| f.keep().map_err(|e| e.error))
+    {
+        let mut spec = spec;
+        spec.log = elsewhere.1;
+        outcome.log = spec.log.clone();
+        ran = process::run(&spec, setting.stopper, |spawned| {
+            (setting.on_spawn)(spawned);
+        });
+    }
+    match ran {
         Ok(run) => {
             outcome.attempts = run.outcome.attempts();
             if let Outcome::Failed { reason, .. } = &run.outcome {

@@ -641,3 +641,73 @@ fn a_kill_after_every_journal_transition_is_recovered_to_where_the_run_would_end
         assert_eq!(read_tree(&world.tree()), tree_before, "record {n}");
     }
 }
+
+#[test]
+fn a_full_disk_under_the_state_folder_still_rolls_back_proves_and_runs_on_failure() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "this test mounts a small tmpfs to fill: run the tests as root (CI does)"
+    );
+    let world = World::new("faults_full_state");
+    world.write_plan(FAILING_RUN);
+    let fingerprint_before = fingerprint(&world.db);
+    let tree_before = read_tree(&world.tree());
+    let state = world.state.path().join("small");
+    std::fs::create_dir_all(&state).expect("mount point");
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
+        .arg(&state)
+        .status()
+        .expect("mount runs");
+    assert!(
+        mounted.success(),
+        "cannot mount a tmpfs on {}",
+        state.display()
+    );
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount")
+                .arg("-l")
+                .arg(&self.0)
+                .status();
+        }
+    }
+    let _unmount = Unmount(state.clone());
+    // Fill it but for 16 kB: the run folder and its journal fit, its logs
+    // and its report do not.
+    let filled = std::process::Command::new("dd")
+        .args(["if=/dev/zero", "bs=1k", "count=2032"])
+        .arg(format!("of={}", state.join("fill").display()))
+        .status()
+        .expect("dd runs");
+    assert!(filled.success());
+
+    let output = support::plan_command(world.db.cluster)
+        .args(["apply", "--database", &world.db.name, "--state-dir"])
+        .arg(&state)
+        .arg(world.folder.plan())
+        .output()
+        .expect("plan apply runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("fingerprints equal"), "{stderr}");
+    assert_eq!(fingerprint(&world.db), fingerprint_before, "{stderr}");
+    assert_eq!(read_tree(&world.tree()), tree_before, "{stderr}");
+    assert!(
+        world.on_failure_ran(),
+        "on_failure ran all the same: {stderr}"
+    );
+    // No report at all rather than an empty one, and the summary says so.
+    for folder in run_folders(&state) {
+        let report = folder.join("report.json");
+        if let Ok(bytes) = std::fs::read(&report) {
+            assert!(
+                serde_json::from_slice::<serde_json::Value>(&bytes).is_ok(),
+                "report.json is whole or absent"
+            );
+        } else {
+            assert!(stderr.contains("could not write"), "{stderr}");
+        }
+    }
+}

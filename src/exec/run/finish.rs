@@ -114,10 +114,18 @@ impl Run<'_> {
         }
     }
 
-    pub(super) fn write_report(&self) {
+    pub(super) fn write_report(&mut self) {
         let path = self.run_folder.join("report.json");
-        if let Ok(json) = serde_json::to_vec_pretty(&self.report) {
-            let _ = crate::private::write(&path, &json);
+        if let Ok(json) = serde_json::to_vec_pretty(&self.report)
+            && let Err(e) = crate::private::write(&path, &json)
+        {
+            // The summary on stderr is then the only report: it says so (a
+            // full disk must not leave an empty file to be trusted).
+            let _ = std::fs::remove_file(&path);
+            self.add_message(&format!(
+                "could not write {}: {e}; this summary is the run's only report",
+                path.display()
+            ));
         }
     }
 }

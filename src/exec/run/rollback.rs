@@ -182,7 +182,7 @@ impl Run<'_> {
                 kind: step.kind.to_string(),
                 on_failure: true,
             });
-            let report = self.step(step, "on_failure-");
+            let report = self.step(step, crate::exec::steps::ON_FAILURE_PREFIX);
             let _ = self.journal(&Record::StepEnded {
                 step: step.name.clone(),
                 status: report.status.clone(),
