@@ -11,11 +11,12 @@ use std::time::{Duration, Instant};
 use crate::support::apply::{TREE, World, apply_command, fingerprint, read_tree, run_folders};
 use crate::support::{self, wait_for};
 
-/// A plan whose `held` step waits for the file `go` in the plan's folder
-/// (or 2 minutes), after `early` changed rows, the schema and the tree.
-fn write_plan(world: &World) {
-    world.write_plan(&format!(
-        r#"plan "faults" {{
+/// A plan of the tests' shape: the old server stopped, a snapshot of the
+/// database with the file tree, then `steps` (the first `after = before`),
+/// and an `on_failure` step `server_up` that runs `on_failure_run`.
+fn plan(title: &str, steps: &str, on_failure_run: &str) -> String {
+    format!(
+        r#"plan "{title}" {{
   from          = "1.0"
   to            = "2.0"
   release_query = "select v from release"
@@ -30,31 +31,53 @@ backup before {{
   method = "snapshot"
   paths  = ["{TREE}"]
 }}
-
-script early {{
-  after   = before
-  run     = "sh steps/mutate.sh early ok"
-  timeout = "1m"
-}}
-
-script held {{
-  after   = early
-  run     = "sh -c 'touch held.started; i=0; while [ ! -e go ] && [ $i -lt 1200 ]; do sleep 0.1; i=$((i+1)); done'"
-  timeout = "3m"
-}}
-
-check settled {{
-  after  = held
-  sql    = "select 1"
-  expect = "1"
-}}
-
+{steps}
 on_failure {{
   start server_up {{
-    run = "touch on_failure.ran"
+    run = "{on_failure_run}"
   }}
 }}
 "#
+    )
+}
+
+/// The marker the tests' usual `on_failure` step leaves.
+const TOUCH_MARKER: &str = "touch on_failure.ran";
+
+/// `plan recover` of `world`'s database, from its state folder.
+fn recover(world: &World) -> std::process::Output {
+    support::plan_command(world.db.cluster)
+        .args(["recover", "--database", &world.db.name, "--state-dir"])
+        .arg(world.state.path())
+        .output()
+        .expect("plan recover runs")
+}
+
+/// A plan whose `held` step waits for the file `go` in the plan's folder
+/// (or 2 minutes), after `early` changed rows, the schema and the tree.
+fn write_plan(world: &World) {
+    world.write_plan(&plan(
+        "faults",
+        r#"
+script early {
+  after   = before
+  run     = "sh steps/mutate.sh early ok"
+  timeout = "1m"
+}
+
+script held {
+  after   = early
+  run     = "sh -c 'touch held.started; i=0; while [ ! -e go ] && [ $i -lt 1200 ]; do sleep 0.1; i=$((i+1)); done'"
+  timeout = "3m"
+}
+
+check settled {
+  after  = held
+  sql    = "select 1"
+  expect = "1"
+}
+"#,
+        TOUCH_MARKER,
     ));
 }
 
@@ -197,14 +220,7 @@ fn a_server_gone_longer_than_the_wait_is_left_to_recover_and_recovered() {
     );
 
     cluster.bring_server_up().expect("the server starts again");
-    let recover = || {
-        support::plan_command(cluster)
-            .args(["recover", "--database", &world.db.name, "--state-dir"])
-            .arg(world.state.path())
-            .output()
-            .expect("plan recover runs")
-    };
-    let first = recover();
+    let first = recover(&world);
     let first_err = String::from_utf8_lossy(&first.stderr);
     assert_eq!(first.status.code(), Some(0), "{first_err}");
     assert!(first_err.contains("fingerprints equal"), "{first_err}");
@@ -216,7 +232,7 @@ fn a_server_gone_longer_than_the_wait_is_left_to_recover_and_recovered() {
     );
 
     // Recovering again changes nothing.
-    let second = recover();
+    let second = recover(&world);
     let second_err = String::from_utf8_lossy(&second.stderr);
     assert_eq!(second.status.code(), Some(0), "{second_err}");
     assert!(second_err.contains("nothing to recover"), "{second_err}");
@@ -297,14 +313,7 @@ fn state_is_private_whatever_the_umask_and_a_journal_others_may_write_is_not_tru
     runner.kill().expect("kill -9 the runner");
     runner.wait().expect("reaped");
     std::fs::set_permissions(&journal, std::fs::Permissions::from_mode(0o666)).expect("chmod");
-    let recover = || {
-        support::plan_command(world.db.cluster)
-            .args(["recover", "--database", &world.db.name, "--state-dir"])
-            .arg(world.state.path())
-            .output()
-            .expect("plan recover runs")
-    };
-    let refused = recover();
+    let refused = recover(&world);
     let refused_err = String::from_utf8_lossy(&refused.stderr);
     assert_eq!(refused.status.code(), Some(4), "{refused_err}");
     assert!(
@@ -320,7 +329,7 @@ fn state_is_private_whatever_the_umask_and_a_journal_others_may_write_is_not_tru
     );
 
     std::fs::set_permissions(&journal, std::fs::Permissions::from_mode(0o600)).expect("chmod");
-    let recovered = recover();
+    let recovered = recover(&world);
     let recovered_err = String::from_utf8_lossy(&recovered.stderr);
     assert_eq!(recovered.status.code(), Some(0), "{recovered_err}");
     assert_eq!(fingerprint(&world.db), fingerprint_before);
@@ -335,35 +344,16 @@ fn a_huge_line_of_output_stays_in_the_log_not_in_the_report_or_the_journal() {
         "head -c 50000000 /dev/zero | tr '\\0' x\necho\necho 'ERROR: the last words'\nexit 1\n",
     )
     .expect("write loud.sh");
-    world.write_plan(&format!(
-        r#"plan "huge output" {{
-  from          = "1.0"
-  to            = "2.0"
-  release_query = "select v from release"
-}}
-
-stop server_down {{
-  run = "true"
-}}
-
-backup before {{
-  after  = server_down
-  method = "snapshot"
-  paths  = ["{TREE}"]
-}}
-
-script loud {{
+    world.write_plan(&plan(
+        "huge output",
+        r#"
+script loud {
   after   = before
   run     = "sh steps/loud.sh"
   timeout = "2m"
-}}
-
-on_failure {{
-  start server_up {{
-    run = "touch on_failure.ran"
-  }}
-}}
-"#
+}
+"#,
+        TOUCH_MARKER,
     ));
     let fingerprint_before = fingerprint(&world.db);
     let applied = world.apply(&world.folder.plan(), &[]);
@@ -410,35 +400,16 @@ on_failure {{
 #[test]
 fn an_on_failure_step_that_hangs_is_ended_and_reported_loudly() {
     let world = World::new("faults_on_failure_hangs");
-    world.write_plan(&format!(
-        r#"plan "on_failure hangs" {{
-  from          = "1.0"
-  to            = "2.0"
-  release_query = "select v from release"
-}}
-
-stop server_down {{
-  run = "true"
-}}
-
-backup before {{
-  after  = server_down
-  method = "snapshot"
-  paths  = ["{TREE}"]
-}}
-
-script broken {{
+    world.write_plan(&plan(
+        "on_failure hangs",
+        r#"
+script broken {
   after   = before
   run     = "sh steps/mutate.sh broken fail"
   timeout = "1m"
-}}
-
-on_failure {{
-  start server_up {{
-    run = "sleep 600"
-  }}
-}}
-"#
+}
+"#,
+        "sleep 600",
     ));
     let fingerprint_before = fingerprint(&world.db);
     let applied = world.apply(&world.folder.plan(), &["--on-failure-timeout", "2s"]);
@@ -468,35 +439,16 @@ fn the_connection_password_is_in_no_log_or_report_and_its_file_is_gone_after_the
         "echo \"the password file says: $(cat \"$PGPASSFILE\")\"\nexit 1\n",
     )
     .expect("write leak.sh");
-    world.write_plan(&format!(
-        r#"plan "password" {{
-  from          = "1.0"
-  to            = "2.0"
-  release_query = "select v from release"
-}}
-
-stop server_down {{
-  run = "true"
-}}
-
-backup before {{
-  after  = server_down
-  method = "snapshot"
-  paths  = ["{TREE}"]
-}}
-
-script leak {{
+    world.write_plan(&plan(
+        "password",
+        r#"
+script leak {
   after   = before
   run     = "sh steps/leak.sh"
   timeout = "1m"
-}}
-
-on_failure {{
-  start server_up {{
-    run = "touch on_failure.ran"
-  }}
-}}
-"#
+}
+"#,
+        TOUCH_MARKER,
     ));
     // The test server trusts every local connection: the password is
     // accepted and ignored, so the run goes as with a real one.
@@ -533,22 +485,10 @@ on_failure {{
 
 /// A run that fails after changing data, with a snapshot and a file tree:
 /// every kind of journal record is written on its way.
-const FAILING_RUN: &str = r#"plan "every transition" {
-  from          = "1.0"
-  to            = "2.0"
-  release_query = "select v from release"
-}
-
-stop server_down {
-  run = "true"
-}
-
-backup before {
-  after  = server_down
-  method = "snapshot"
-  paths  = ["files"]
-}
-
+fn failing_run() -> String {
+    plan(
+        "every transition",
+        r#"
 script early {
   after   = before
   run     = "sh steps/mutate.sh early ok"
@@ -560,13 +500,10 @@ script broken {
   run     = "sh steps/mutate.sh late fail"
   timeout = "1m"
 }
-
-on_failure {
-  start server_up {
-    run = "touch on_failure.ran"
-  }
+"#,
+        TOUCH_MARKER,
+    )
 }
-"#;
 
 fn journal_lines(world: &World) -> usize {
     let folder = run_folders(world.state.path())
@@ -583,7 +520,7 @@ fn journal_lines(world: &World) -> usize {
 fn a_kill_after_every_journal_transition_is_recovered_to_where_the_run_would_end() {
     // An uninterrupted run: how many records it writes, and where it ends.
     let reference = World::new("faults_transitions_reference");
-    reference.write_plan(FAILING_RUN);
+    reference.write_plan(&failing_run());
     let before = fingerprint(&reference.db);
     reference
         .apply(&reference.folder.plan(), &[])
@@ -594,7 +531,7 @@ fn a_kill_after_every_journal_transition_is_recovered_to_where_the_run_would_end
 
     for n in 1..=records {
         let world = World::new(&format!("faults_transition_{n}"));
-        world.write_plan(FAILING_RUN);
+        world.write_plan(&failing_run());
         let fingerprint_before = fingerprint(&world.db);
         let tree_before = read_tree(&world.tree());
         let mut cmd = apply_command(&world.db, &world.folder.plan(), world.state.path(), &[]);
@@ -610,14 +547,7 @@ fn a_kill_after_every_journal_transition_is_recovered_to_where_the_run_would_end
             String::from_utf8_lossy(&aborted.stderr)
         );
         assert_eq!(journal_lines(&world), n, "record {n} is the journal's last");
-        let recover = || {
-            support::plan_command(world.db.cluster)
-                .args(["recover", "--database", &world.db.name, "--state-dir"])
-                .arg(world.state.path())
-                .output()
-                .expect("plan recover runs")
-        };
-        let first = recover();
+        let first = recover(&world);
         let first_err = String::from_utf8_lossy(&first.stderr);
         assert_eq!(first.status.code(), Some(0), "record {n}: {first_err}");
         assert_eq!(
@@ -630,7 +560,7 @@ fn a_kill_after_every_journal_transition_is_recovered_to_where_the_run_would_end
             tree_before,
             "record {n}: the file tree is as before\n{first_err}"
         );
-        let second = recover();
+        let second = recover(&world);
         let second_err = String::from_utf8_lossy(&second.stderr);
         assert_eq!(second.status.code(), Some(0), "record {n}: {second_err}");
         assert!(
@@ -649,7 +579,7 @@ fn a_full_disk_under_the_state_folder_still_rolls_back_proves_and_runs_on_failur
         "this test mounts a small tmpfs to fill: run the tests as root (CI does)"
     );
     let world = World::new("faults_full_state");
-    world.write_plan(FAILING_RUN);
+    world.write_plan(&failing_run());
     let fingerprint_before = fingerprint(&world.db);
     let tree_before = read_tree(&world.tree());
     let state = world.state.path().join("small");
