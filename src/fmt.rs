@@ -14,7 +14,7 @@ const WIDTH: usize = 100;
 /// file's every line into a change would bury the changes that matter.
 pub fn format(file: &File, source: &Source) -> String {
     let text = source.text();
-    let crlf = text.find('\n').is_some_and(|n| text[..n].ends_with('\r'));
+    let crlf = first_line_ends_in_crlf(text);
     let mut printer = Printer {
         out: String::new(),
         newline: if crlf { "\r\n" } else { "\n" },
@@ -25,6 +25,33 @@ pub fn format(file: &File, source: &Source) -> String {
     };
     printer.file(file);
     printer.out
+}
+
+/// Whether the first line break outside a string literal is `\r\n`. A
+/// break inside a string is the string's content, copied as written: it
+/// must not decide (the formatted file may start with a multi-line string,
+/// and formatting it again must give the same file).
+fn first_line_ends_in_crlf(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    let (mut in_string, mut in_comment, mut escaped) = (false, false, false);
+    for (i, &b) in bytes.iter().enumerate() {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'\n' => return i > 0 && bytes[i - 1] == b'\r',
+            b'#' => in_comment = true,
+            b'"' if !in_comment => in_string = true,
+            _ => {}
+        }
+    }
+    false
 }
 
 struct Printer<'a> {
@@ -452,5 +479,14 @@ mod tests {
             once,
             "plan \"p\" {\n  from = \"5.0\"\n  # c\n  to   = \"6.0\"\n}\n"
         );
+    }
+
+    #[test]
+    fn a_multi_line_string_first_does_not_decide_the_line_ending() {
+        // Found by fmt_props: the first break of the formatted file was
+        // inside a string, and formatting it again turned CRLF into LF.
+        let text = "var db = env(\"X\", \"\n  a\n\")\r\nplan \"p\" {\r\n  from = \"5.0\"\r\n  to   = \"6.0\"\r\n}\r\n";
+        let once = assert_stable(text);
+        assert!(once.contains(")\r\n"), "{once:?}");
     }
 }
