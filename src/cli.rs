@@ -16,7 +16,10 @@ use crate::version::Version;
 /// out, `plan show` and `plan graph` show what will run, in which order.
 ///
 /// `plan apply` runs a plan against a database and rolls it back on any
-/// failure; `plan status` and `plan backups` show what it left.
+/// failure; `plan recover` finishes a run whose runner died; `plan status`
+/// and `plan backups` show what runs left. `plan new` writes a plan to
+/// start from, `plan explain CODE` explains a diagnostic, and `plan
+/// completions` and `plan man` serve the shell and the manual.
 #[derive(Debug, Parser)]
 #[command(
     name = "plan",
@@ -35,8 +38,10 @@ pub enum Command {
     ///
     /// Reads each file, and every `*.plan` below each folder, and reports
     /// syntax errors, broken references and the risky patterns of
-    /// docs/lints.md. Exit 0 when there is no error (warnings allowed),
-    /// 1 when there is one, 2 when a path does not exist.
+    /// docs/lints.md. Exit 1 on whatever `plan apply` would refuse (an
+    /// error, or "changes data without a backup" not allowed by a `# lint:
+    /// allow` comment), and on any warning with --deny warnings; 0
+    /// otherwise; 2 when a path does not exist or holds no plan.
     Lint(LintArgs),
     /// Lay plans out the canonical way (in place), keeping every comment.
     ///
