@@ -199,6 +199,16 @@ impl State {
         }
     }
 
+    /// Ends what runs now: the steps' process groups (through the
+    /// stopper) and their SQL statements.
+    fn end_running(&self) {
+        self.stopper
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .stop();
+        self.statements.cancel_all();
+    }
+
     fn receive(&self, signal: i32) {
         if signal == SIGHUP {
             self.say(
@@ -213,11 +223,7 @@ impl State {
                     "{}: ending the running on_failure step; no other one starts",
                     name(signal)
                 ));
-                self.stopper
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .stop();
-                self.statements.cancel_all();
+                self.end_running();
             }
             Phase::RollingBack(since) => self.say(&format!(
                 "{}: the rollback is in progress ({:.0} s so far) and is not abandoned: wait for it to finish",
@@ -240,12 +246,8 @@ impl State {
                         name(signal)
                     ));
                 }
-                self.stopper
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .stop();
                 // The steps fail; the run then rolls back.
-                self.statements.cancel_all();
+                self.end_running();
             }
         }
     }
