@@ -17,3 +17,4 @@ pub mod signals;
 pub mod space;
 pub mod sql;
 pub mod steps;
+pub mod strays;

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
+pub use crate::exec::strays::StrayReport;
 use crate::exit::{Ending, Outcome};
 
 #[derive(Clone, Debug, Serialize)]
@@ -39,6 +40,9 @@ pub struct Report {
     pub backups: Vec<BackupReport>,
     pub rollback: Option<RollbackReport>,
     pub on_failure: Vec<StepReport>,
+    /// Processes the steps left running that the runner ended (or could
+    /// not end): see docs/apply.md.
+    pub strays: Vec<StrayReport>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -223,6 +227,25 @@ impl Report {
             );
             for d in &r.differences {
                 let _ = writeln!(out, "  - {d}");
+            }
+        }
+        if !self.strays.is_empty() {
+            let _ = writeln!(out, "\nprocesses the steps left running:");
+            for s in &self.strays {
+                let _ = writeln!(
+                    out,
+                    "  {} {}{}: {}",
+                    if s.ended { "ended" } else { "NOT ENDED" },
+                    s.pid,
+                    match (&s.step, s.when.as_str()) {
+                        (Some(step), "rollback") =>
+                            format!(" (step `{step}`, before the rollback)"),
+                        (None, "rollback") => " (before the rollback)".to_string(),
+                        (Some(step), _) => format!(" (when step `{step}` ended)"),
+                        (None, _) => String::new(),
+                    },
+                    s.command
+                );
             }
         }
         for s in &self.on_failure {

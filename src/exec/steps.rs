@@ -15,6 +15,9 @@ pub struct CommandOutcome {
     pub last_lines: Vec<String>,
     /// Why it failed, redacted; `None` on success.
     pub error: Option<String>,
+    /// What a failed attempt left in its process group, killed with it:
+    /// (pid, command line), not redacted.
+    pub left_in_group: Vec<(u32, String)>,
 }
 
 /// Every secret value of the plan, to hide wherever output is shown.
@@ -64,6 +67,7 @@ pub fn run_command(
         log: log.clone(),
         last_lines: Vec::new(),
         error: None,
+        left_in_group: Vec::new(),
     };
     let spec = match ProcessSpec::for_step(step, &setting.plan.folder, &log) {
         Ok(Some(mut spec)) => {
@@ -110,6 +114,7 @@ pub fn run_command(
     match ran {
         Ok(run) => {
             outcome.attempts = run.outcome.attempts();
+            outcome.left_in_group = run.left_in_group.clone();
             if let Outcome::Failed { reason, .. } = &run.outcome {
                 let attempts = run.outcome.attempts();
                 outcome.error = Some(if attempts > 1 {

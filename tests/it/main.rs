@@ -28,6 +28,7 @@ mod psql_flags;
 mod resume;
 mod servers;
 mod status;
+mod strays;
 mod support;
 mod tls;
 mod tool;

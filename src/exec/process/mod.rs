@@ -259,6 +259,9 @@ impl Outcome {
 pub struct StepRun {
     pub outcome: Outcome,
     pub log: PathBuf,
+    /// The processes (pid, command line) still in a failed attempt's group
+    /// when its leader exited, killed with it: what the step left behind.
+    pub left_in_group: Vec<(u32, String)>,
     /// Where the last attempt's header starts in the log.
     last_attempt_at: u64,
     redactor: Redactor,
@@ -311,6 +314,7 @@ pub fn run(
     let total = spec.retries.saturating_add(1);
     let mut attempt = 0;
     let mut last_attempt_at = log.metadata().map_err(log_error)?.len();
+    let mut left_in_group = Vec::new();
     loop {
         if stopper.is_stopped() {
             return Ok(prepared.finish(
@@ -360,7 +364,9 @@ pub fn run(
         };
         if failure.is_some() {
             // The leader has exited; what it left in its group goes with
-            // it (see the module doc). It is not reaped yet: see `Leader`.
+            // it (see the module doc), named for the report first. It is
+            // not reaped yet: see `Leader`.
+            left_in_group.extend(crate::exec::strays::group_members(pgid.as_raw()));
             signal_group(pgid, Signal::SIGKILL);
         }
         leader.reap();
@@ -391,7 +397,9 @@ pub fn run(
                 reason,
             },
         };
-        return Ok(prepared.finish(spec, outcome, last_attempt_at));
+        let mut run = prepared.finish(spec, outcome, last_attempt_at);
+        run.left_in_group = left_in_group;
+        return Ok(run);
     }
 }
 

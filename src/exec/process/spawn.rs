@@ -259,6 +259,7 @@ impl Prepared {
         StepRun {
             outcome,
             log: spec.log.clone(),
+            left_in_group: Vec::new(),
             last_attempt_at,
             redactor: self.redactor.clone(),
         }

@@ -108,6 +108,9 @@ impl Run<'_> {
             step.error.iter_mut().for_each(hide);
             step.last_lines.iter_mut().for_each(hide);
         }
+        for stray in &mut self.report.strays {
+            hide(&mut stray.command);
+        }
         if let Some(r) = self.report.rollback.as_mut() {
             r.error.iter_mut().for_each(hide);
             r.differences.iter_mut().for_each(hide);

@@ -34,6 +34,7 @@ use crate::exec::progress::Progress;
 use crate::exec::redact::Redactor;
 use crate::exec::report::{BackupReport, Report, RollbackReport, StepReport};
 use crate::exec::signals::{Statements, Watch};
+use crate::exec::strays::Tracker;
 use crate::exec::{paths, space, sql};
 use crate::exit::{self, Outcome};
 use crate::plan::{Action, Check, Plan, Sql, Step};
@@ -128,12 +129,14 @@ impl<'a> Run<'a> {
                 backups: Vec::new(),
                 rollback: None,
                 on_failure: Vec::new(),
+                strays: Vec::new(),
             },
             run_id,
             run_folder,
             taken: Vec::new(),
             maintenance: None,
             stopper,
+            strays: Tracker::new(),
             signals,
             journal: None,
             lock: None,
@@ -148,6 +151,7 @@ impl<'a> Run<'a> {
     fn finish(mut self) -> Report {
         // The summary comes next, on a terminal without spinners.
         self.progress.finish();
+        self.report.strays = self.strays.reports();
         self.redact_logs();
         self.redact_report();
         // The steps' password file lives as long as the run: whatever the
@@ -178,6 +182,8 @@ struct Run<'a> {
     taken: Vec<Taken>,
     maintenance: Option<Client>,
     stopper: Stopper,
+    /// The processes steps left behind (`exec::strays`).
+    strays: Tracker,
     /// Every secret of the plan: a server's error or a check's mismatch
     /// quotes the SQL's values, secrets included.
     redactor: Redactor,

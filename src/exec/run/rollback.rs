@@ -45,6 +45,10 @@ impl Run<'_> {
             reason: reason.into(),
         });
         self.progress.message(&format!("rolling back ({reason})"));
+        if let Err(why) = self.end_strays_before_rollback() {
+            self.await_recovery(&why);
+            return false;
+        }
         if !self.taken.is_empty()
             && let Err(why) = self.hold_lock()
         {
@@ -119,6 +123,35 @@ impl Run<'_> {
         ));
         self.progress
             .message("✗ the rollback cannot start: see the summary below");
+    }
+
+    /// Ends every process the steps left behind, `start` steps' servers
+    /// included (`exec::strays`): the restore and its proof must not race
+    /// a daemon still writing. `Err` says what could not be ended.
+    fn end_strays_before_rollback(&mut self) -> Result<(), String> {
+        let ended = self.strays.before_rollback(self.opts.grace);
+        let shown = |list: &[crate::exec::strays::StrayReport]| {
+            list.iter()
+                .map(|s| format!("{} `{}`", s.pid, self.redactor.redact(&s.command)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        match ended {
+            Ok(ended) => {
+                if !ended.is_empty() {
+                    self.progress.message(&format!(
+                        "! ended {} process(es) the steps left running: {}",
+                        ended.len(),
+                        shown(&ended)
+                    ));
+                }
+                Ok(())
+            }
+            Err(left) => Err(format!(
+                "process(es) the steps started are still running after SIGKILL: {}; the backup cannot be restored nor proved while they may write; end them (check `ps -o pid,stat,wchan,args`)",
+                shown(&left)
+            )),
+        }
     }
 
     pub(super) fn where_things_are(&self) -> String {

@@ -51,6 +51,7 @@ impl<'a> Run<'a> {
             journal: self.journal.clone(),
             redactor: self.redactor.clone(),
             stopper: self.stopper.clone(),
+            strays: self.strays.clone(),
             statements: self.signals.statements(),
             progress: self.progress.clone(),
         }
@@ -91,6 +92,7 @@ pub(super) struct Worker<'a> {
     pub(super) journal: Option<Arc<Journal>>,
     pub(super) redactor: Redactor,
     pub(super) stopper: Stopper,
+    pub(super) strays: Tracker,
     pub(super) statements: Statements,
     pub(super) progress: Progress,
 }
@@ -121,6 +123,7 @@ impl Worker<'_> {
                 let target_env = self.step_env();
                 let journal = self.journal.as_deref();
                 let on_spawn = |spawned: &crate::exec::process::Spawned| {
+                    self.strays.spawned(spawned.start_time);
                     if let Some(journal) = journal {
                         journal.process_started(&step.name, spawned);
                     }
@@ -134,7 +137,9 @@ impl Worker<'_> {
                     stopper: &self.stopper,
                     on_spawn: &on_spawn,
                 };
+                self.strays.begin(&step.name);
                 let outcome = crate::exec::steps::run_command(&setting, step, command, prefix);
+                self.end_strays(step, &outcome.left_in_group);
                 report.attempts = outcome.attempts;
                 report.log = Some(outcome.log.clone());
                 report.last_lines = outcome.last_lines.clone();
@@ -142,6 +147,29 @@ impl Worker<'_> {
             }
         };
         conclude(report, started, result, &self.redactor)
+    }
+
+    /// Ends what the step's command left running, unless it is a `start`
+    /// step's server (`exec::strays`), and says so, with what a failed
+    /// attempt left in its group (killed with it).
+    fn end_strays(&self, step: &Step, left_in_group: &[(u32, String)]) {
+        let start = step.kind == crate::plan::StepKind::Start;
+        let mut left = self.strays.killed_with_group(&step.name, left_in_group);
+        left.extend(self.strays.end(&step.name, start, self.opts.grace));
+        for stray in left {
+            let line = format!(
+                "! step `{}` left process {} running: {} ({})",
+                stray.step.as_deref().unwrap_or(&step.name),
+                stray.pid,
+                self.redactor.redact(&stray.command),
+                if stray.ended {
+                    "ended"
+                } else {
+                    "COULD NOT BE ENDED"
+                }
+            );
+            self.progress.message(&line);
+        }
     }
 
     pub(super) fn step_env(&self) -> Vec<(String, String)> {
