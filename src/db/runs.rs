@@ -113,16 +113,20 @@ pub enum Access {
 /// What this session's role may do with `plan_runner.runs` in its
 /// database (the maintenance database).
 pub fn access(client: &mut Client) -> Result<Access, postgres::Error> {
+    // From the catalogs, not `to_regclass`: naming an object in a schema
+    // the role may not use is itself refused.
     let row = client.query_one(
-        "select quote_ident(current_user), quote_ident(current_database()),
-                to_regnamespace('plan_runner') is not null,
-                to_regclass('plan_runner.runs') is not null,
+        "with s as (select oid from pg_namespace where nspname = 'plan_runner'),
+              t as (select c.oid from pg_class c join s on c.relnamespace = s.oid
+                    where c.relname = 'runs')
+         select quote_ident(current_user), quote_ident(current_database()),
+                exists (select 1 from s), exists (select 1 from t),
                 has_database_privilege(current_database(), 'CREATE'),
-                coalesce(has_schema_privilege(to_regnamespace('plan_runner'), 'USAGE'), false),
-                coalesce(has_schema_privilege(to_regnamespace('plan_runner'), 'CREATE'), false),
-                coalesce(has_table_privilege(to_regclass('plan_runner.runs'), 'SELECT')
-                     and has_table_privilege(to_regclass('plan_runner.runs'), 'INSERT')
-                     and has_table_privilege(to_regclass('plan_runner.runs'), 'UPDATE'), false)",
+                coalesce((select has_schema_privilege(oid, 'USAGE') from s), false),
+                coalesce((select has_schema_privilege(oid, 'CREATE') from s), false),
+                coalesce((select has_table_privilege(oid, 'SELECT')
+                             and has_table_privilege(oid, 'INSERT')
+                             and has_table_privilege(oid, 'UPDATE') from t), false)",
         &[],
     )?;
     let (user, database): (String, String) = (row.get(0), row.get(1));

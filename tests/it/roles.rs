@@ -366,7 +366,7 @@ fn an_owner_role_recovers_its_run_after_kill_9() {
     let cluster = own_cluster();
     // A superuser's run creates the runs record first: it is open to
     // the role all the same.
-    let boss = customer(cluster, support_user(cluster), "boss", &passing());
+    let boss = customer(cluster, cluster.user(), "boss", &passing());
     boss.apply(&[]).assert_code(0);
     role(cluster, "odoo_k", true);
     let odoo = customer(cluster, "odoo_k", "killed", &plan("51", true));
@@ -408,11 +408,6 @@ fn an_owner_role_recovers_its_run_after_kill_9() {
     let again = String::from_utf8_lossy(&again.stderr);
     assert!(again.contains("nothing to recover"), "{again}");
     assert_eq!(odoo.databases(), std::slice::from_ref(&odoo.db.name));
-}
-
-/// The cluster's superuser, as a role name.
-fn support_user(cluster: &Cluster) -> &'static str {
-    cluster.user()
 }
 
 #[test]
@@ -496,4 +491,49 @@ fn dry_run_lists_the_privileges_and_a_role_without_createdb_is_refused_before_an
     assert_eq!(dry.status.code(), Some(0), "{out}");
     assert!(out.contains("copy made by the server in"), "{out}");
     assert!(!out.contains("pg_read_all_settings TO"), "{out}");
+}
+
+/// The runs record as plan-runner made it before it was opened to other
+/// roles: a table of the superuser's, no grants.
+const CLOSED_RECORD: &str = "create schema plan_runner;
+    create table plan_runner.runs (
+        run_id text primary key, target text not null, host text not null,
+        pid integer not null, plan text not null, plan_sha256 text not null,
+        started_at timestamptz not null default now(), ended_at timestamptz,
+        state text not null, run_folder text)";
+
+#[test]
+fn a_runs_record_made_closed_is_refused_with_its_grant_and_opened_by_its_owners_next_run() {
+    let cluster = own_cluster();
+    superuser(cluster, CLOSED_RECORD);
+    role(cluster, "odoo_old", true);
+    let odoo = customer(cluster, "odoo_old", "old_record", &passing());
+    let before = odoo.fingerprint();
+    let files = odoo.files();
+    let refused = odoo.apply(&[]);
+    refused.assert_code(4);
+    assert_eq!(
+        line_to_copy(&refused.stderr, "GRANT "),
+        "GRANT USAGE ON SCHEMA plan_runner TO odoo_old; GRANT SELECT, INSERT, UPDATE ON plan_runner.runs TO odoo_old;",
+        "{}",
+        refused.output()
+    );
+    assert_unchanged(&odoo, &before, &files);
+
+    // The table's owner (the superuser) runs once: the record is opened.
+    let boss = customer(cluster, cluster.user(), "old_boss", &passing());
+    boss.apply(&[]).assert_code(0);
+    let applied = odoo.apply(&[]);
+    applied.assert_code(0);
+    assert_eq!(odoo.release(), "2.0");
+    let role: String = cluster
+        .connect("postgres")
+        .unwrap()
+        .query_one(
+            "select run_role from plan_runner.runs where run_id = $1",
+            &[&applied.run_id()],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(role, "odoo_old", "the row is the role's own");
 }
