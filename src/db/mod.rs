@@ -12,6 +12,7 @@ pub mod history;
 pub mod kept;
 pub mod lock;
 pub mod pgpass;
+pub mod privileges;
 pub mod runs;
 pub mod server;
 pub mod sessions;

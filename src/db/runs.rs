@@ -30,22 +30,146 @@ fn ensure(client: &mut Client) -> Result<(), postgres::Error> {
         "select pg_advisory_xact_lock(hashtextextended('plan-runner:runs-table', 0))",
         &[],
     )?;
-    tx.batch_execute(
-        "create schema if not exists plan_runner;
-         create table if not exists plan_runner.runs (
-             run_id      text primary key,
-             target      text not null,
-             host        text not null,
-             pid         integer not null,
-             plan        text not null,
-             plan_sha256 text not null,
-             started_at  timestamptz not null default now(),
-             ended_at    timestamptz,
-             state       text not null
-         );
-         alter table plan_runner.runs add column if not exists run_folder text;",
+    // `create schema if not exists` checks CREATE on the database before
+    // it looks for the schema: every statement here runs only when its
+    // object is missing, so that a role granted nothing but the rows
+    // (the usual Odoo role) gets through.
+    let row = tx.query_one(
+        "select to_regnamespace('plan_runner') is not null,
+                to_regclass('plan_runner.runs') is not null,
+                coalesce((select not c.relforcerowsecurity from pg_class c
+                          where c.oid = to_regclass('plan_runner.runs')), false),
+                coalesce((select pg_has_role(current_user, c.relowner, 'USAGE') from pg_class c
+                          where c.oid = to_regclass('plan_runner.runs')), false),
+                exists (select 1 from pg_attribute
+                        where attrelid = coalesce(to_regclass('plan_runner.runs'), 0)
+                          and attname = 'run_folder' and not attisdropped)",
+        &[],
     )?;
+    let (schema, table, closed, owned, has_folder): (bool, bool, bool, bool, bool) =
+        (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4));
+    let to_open = table && closed && owned;
+    if !schema {
+        tx.batch_execute("create schema plan_runner")?;
+    }
+    if !table {
+        tx.batch_execute(
+            "create table plan_runner.runs (
+                 run_id      text primary key,
+                 target      text not null,
+                 host        text not null,
+                 pid         integer not null,
+                 plan        text not null,
+                 plan_sha256 text not null,
+                 started_at  timestamptz not null default now(),
+                 ended_at    timestamptz,
+                 state       text not null,
+                 run_folder  text
+             )",
+        )?;
+    } else if !has_folder && owned {
+        tx.batch_execute("alter table plan_runner.runs add column run_folder text")?;
+    }
+    if !table || to_open {
+        tx.batch_execute(OPEN)?;
+    }
     tx.commit()
+}
+
+/// Opens the table to every role (each role applies to the databases it
+/// owns, and every runner must see every unfinished run), while a role
+/// may only write its own rows: the row says which role wrote it, and
+/// the owner too is held to the policies (`force`). A table made before
+/// this existed is opened by the first run of its owner or a superuser.
+const OPEN: &str = "
+    alter table plan_runner.runs add column if not exists
+        run_role text not null default current_user;
+    alter table plan_runner.runs enable row level security;
+    alter table plan_runner.runs force row level security;
+    create policy runs_read on plan_runner.runs for select using (true);
+    create policy runs_write on plan_runner.runs for insert with check (run_role = current_user);
+    create policy runs_close on plan_runner.runs for update
+        using (run_role = current_user
+               or exists (select 1 from pg_roles r
+                          where r.rolname = run_role and pg_has_role(current_user, r.oid, 'MEMBER')))
+        with check (run_role = current_user
+               or exists (select 1 from pg_roles r
+                          where r.rolname = run_role and pg_has_role(current_user, r.oid, 'MEMBER')));
+    grant usage on schema plan_runner to public;
+    grant select, insert, update on plan_runner.runs to public;";
+
+/// Whether this session's role may keep the runs record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// The table is there and the role may read and write its rows.
+    Writable,
+    /// The table is not there and the role may create it.
+    Creatable,
+    /// The role may not: `grant` is the line a superuser (or the owner
+    /// of the database or schema) runs in the maintenance database.
+    Missing { grant: String },
+}
+
+/// What this session's role may do with `plan_runner.runs` in its
+/// database (the maintenance database).
+pub fn access(client: &mut Client) -> Result<Access, postgres::Error> {
+    // From the catalogs, not `to_regclass`: naming an object in a schema
+    // the role may not use is itself refused.
+    let row = client.query_one(
+        "with s as (select oid from pg_namespace where nspname = 'plan_runner'),
+              t as (select c.oid from pg_class c join s on c.relnamespace = s.oid
+                    where c.relname = 'runs')
+         select quote_ident(current_user), quote_ident(current_database()),
+                exists (select 1 from s), exists (select 1 from t),
+                has_database_privilege(current_database(), 'CREATE'),
+                coalesce((select has_schema_privilege(oid, 'USAGE') from s), false),
+                coalesce((select has_schema_privilege(oid, 'CREATE') from s), false),
+                coalesce((select has_table_privilege(oid, 'SELECT')
+                             and has_table_privilege(oid, 'INSERT')
+                             and has_table_privilege(oid, 'UPDATE') from t), false)",
+        &[],
+    )?;
+    let (user, database): (String, String) = (row.get(0), row.get(1));
+    let (schema, table, create_db, usage, create_schema, rows): (
+        bool,
+        bool,
+        bool,
+        bool,
+        bool,
+        bool,
+    ) = (
+        row.get(2),
+        row.get(3),
+        row.get(4),
+        row.get(5),
+        row.get(6),
+        row.get(7),
+    );
+    Ok(if table {
+        if usage && rows {
+            Access::Writable
+        } else {
+            Access::Missing {
+                grant: format!(
+                    "GRANT USAGE ON SCHEMA plan_runner TO {user}; GRANT SELECT, INSERT, UPDATE ON plan_runner.runs TO {user};"
+                ),
+            }
+        }
+    } else if schema {
+        if usage && create_schema {
+            Access::Creatable
+        } else {
+            Access::Missing {
+                grant: format!("GRANT USAGE, CREATE ON SCHEMA plan_runner TO {user};"),
+            }
+        }
+    } else if create_db {
+        Access::Creatable
+    } else {
+        Access::Missing {
+            grant: format!("GRANT CREATE ON DATABASE {database} TO {user};"),
+        }
+    })
 }
 
 /// This machine's name, as the runs table and the journal record it.

@@ -31,9 +31,15 @@ pub fn data_directory(maintenance: &mut Client, local: bool) -> DataDirectory {
     }
     match maintenance.query_one("show data_directory", &[]) {
         Ok(row) => DataDirectory::Here(PathBuf::from(row.get::<_, String>(0))),
-        Err(_) => DataDirectory::NotChecked(
-            "the server does not show its data directory to this user".into(),
-        ),
+        Err(_) => {
+            // Only superusers and members of pg_read_all_settings see it.
+            let user = maintenance
+                .query_one("select quote_ident(current_user)", &[])
+                .map_or_else(|_| "this role".into(), |row| row.get::<_, String>(0));
+            DataDirectory::NotChecked(format!(
+                "the role {user} may not read the server's data directory; to let it, as a superuser: GRANT pg_read_all_settings TO {user};"
+            ))
+        }
     }
 }
 

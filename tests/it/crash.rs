@@ -552,9 +552,9 @@ fn dry_run_changes_nothing() {
         "on_failure",
         "sessions on",
         "lock: free",
-        "privileges: may create databases",
-        "privileges: may rename and drop",
-        "privileges: may end other sessions",
+        "present: may create databases",
+        &format!("present: owns `{}`", setup.db.name),
+        "present: may end other roles' sessions",
         "nothing was changed",
     ] {
         assert!(out.contains(expected), "missing {expected:?} in:\n{out}");
@@ -589,9 +589,10 @@ fn dry_run_says_what_a_plain_role_may_not_do() {
         .unwrap();
     let out = stdout(&output);
     for expected in [
-        format!("`{role}` may NOT create databases"),
-        format!("`{role}` does NOT own `{}`", setup.db.name),
-        format!("`{role}` may end only its own role's sessions"),
+        "MISSING: may create databases".to_string(),
+        format!("ALTER ROLE {role} CREATEDB;"),
+        format!("MISSING: owns `{}`", setup.db.name),
+        "not granted: may end other roles' sessions".to_string(),
     ] {
         assert!(
             out.contains(&expected),

@@ -26,6 +26,7 @@ mod process;
 mod progress;
 mod psql_flags;
 mod resume;
+mod roles;
 mod servers;
 mod status;
 mod strays;

@@ -85,41 +85,28 @@ pub fn dry_run(
         },
         Err(e) => refuse(&mut out, format!("cannot look for the lock's holder: {e}")),
     }
-    match privileges(maintenance, &opts.database) {
-        Ok(p) => {
-            // What each privilege allows, and what its absence means.
-            let checks = [
-                (
-                    p.create_db,
-                    "may create databases (snapshots, restores)".to_string(),
+    let needs = run.privilege_needs();
+    let maintenance = match run.maintenance() {
+        Ok(m) => m,
+        Err(e) => {
+            let _ = writeln!(out, "  cannot connect to the server: {e}");
+            return (out, Outcome::Error);
+        }
+    };
+    match needs {
+        Ok(needs) => {
+            let user = crate::db::privileges::user(maintenance).unwrap_or_default();
+            if crate::db::privileges::refusal(&user, &needs).is_some() {
+                refuse(
+                    &mut out,
                     format!(
-                        "`{}` may NOT create databases: a snapshot or a restore would fail",
-                        p.user
+                        "the role `{user}` lacks what this run needs (see its privileges below)"
                     ),
-                ),
-                (
-                    p.owns_target,
-                    format!(
-                        "may rename and drop `{}` (a rollback swaps it with its backup)",
-                        opts.database
-                    ),
-                    format!(
-                        "`{}` does NOT own `{}`: a rollback could not rename it (make it the owner, or run as a superuser)",
-                        p.user, opts.database
-                    ),
-                ),
-                (
-                    p.signal_backend,
-                    "may end other sessions (--terminate-connections, and a rollback's sessions on the target)".to_string(),
-                    format!(
-                        "`{}` may end only its own role's sessions (neither superuser nor in pg_signal_backend): --terminate-connections and a rollback cannot end the sessions of other roles",
-                        p.user
-                    ),
-                ),
-            ];
-            for (granted, may, may_not) in checks {
-                let said = if p.superuser || granted { may } else { may_not };
-                let _ = writeln!(out, "  privileges: {said}");
+                );
+            }
+            let _ = writeln!(out, "  privileges of `{user}`, as the run needs them:");
+            for line in crate::db::privileges::describe(&needs).lines() {
+                let _ = writeln!(out, "  {line}");
             }
         }
         Err(e) => {
@@ -223,37 +210,6 @@ pub fn dry_run(
         }
     );
     (out, outcome)
-}
-
-/// What the run's role may do that a run needs.
-struct Privileges {
-    user: String,
-    superuser: bool,
-    create_db: bool,
-    /// Member of `pg_signal_backend`: may end other roles' sessions
-    /// (superusers' excepted).
-    signal_backend: bool,
-    /// Owns the target (or is a member of its owner): a rollback renames
-    /// it, which only its owner may.
-    owns_target: bool,
-}
-
-fn privileges(maintenance: &mut Client, database: &str) -> Result<Privileges, postgres::Error> {
-    let row = maintenance.query_one(
-        "select r.rolname::text, r.rolsuper, r.rolcreatedb, \
-                pg_has_role(current_user, 'pg_signal_backend', 'MEMBER'), \
-                coalesce((select pg_has_role(current_user, d.datdba, 'MEMBER') \
-                          from pg_database d where d.datname = $1), false) \
-         from pg_roles r where r.rolname = current_user",
-        &[&database],
-    )?;
-    Ok(Privileges {
-        user: row.get(0),
-        superuser: row.get(1),
-        create_db: row.get(2),
-        signal_backend: row.get(3),
-        owns_target: row.get(4),
-    })
 }
 
 /// A connection to the target in which nothing can be written.

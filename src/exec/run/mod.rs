@@ -9,6 +9,7 @@ pub mod dead;
 pub mod dry;
 mod finish;
 mod gate;
+mod needs;
 mod prepare;
 pub mod recover;
 pub mod resume;

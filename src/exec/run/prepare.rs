@@ -34,6 +34,9 @@ pub enum Early {
     /// what to do.
     #[error("{0}")]
     Unfinished(String),
+    /// The role lacks a privilege the run needs (`db::privileges`).
+    #[error("{0}")]
+    Privileges(String),
     #[error("the plan's release_query failed: {0}")]
     ReleaseQuery(String),
     #[error(
@@ -69,6 +72,7 @@ impl Early {
             Early::UnsupportedServer { .. }
             | Early::LockHeld { .. }
             | Early::Unfinished(_)
+            | Early::Privileges(_)
             | Early::ReleaseQuery(_)
             | Early::UnknownRelease { .. }
             | Early::WrongRelease { .. } => Outcome::Refused,
@@ -100,6 +104,9 @@ impl Run<'_> {
         if !version.is_supported() {
             return Err(Early::UnsupportedServer { version });
         }
+        // Before the lock and the runs row: a role that cannot finish the
+        // run is told so with nothing written anywhere.
+        self.check_privileges()?;
         let session = opts
             .connector
             .connect(&opts.maintenance_db)
