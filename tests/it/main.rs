@@ -22,6 +22,7 @@ mod layout;
 mod lint;
 mod lint_docs;
 mod parse_fixtures;
+mod paths_owners;
 mod process;
 mod progress;
 mod psql_flags;
