@@ -25,6 +25,7 @@ mod parse_fixtures;
 mod paths_owners;
 mod process;
 mod progress;
+mod prune_trust;
 mod psql_flags;
 mod resume;
 mod servers;
