@@ -88,9 +88,10 @@ pub enum Command {
     /// Newest first; with --prune --keep N, remove all but the newest N.
     /// A backup is a snapshot database on the server or a dump folder in a
     /// run folder, with the copies of its `paths`. A backup of a run that
-    /// is still running (or whose runner died) is never removed. Exit 0, 1
-    /// when a backup could not be removed, 2 on a usage or connection
-    /// error.
+    /// is still running (or whose runner died), or that no run folder of
+    /// the state dir recorded, is never removed. Exit 0, 1 when a backup
+    /// could not be removed, 2 on a usage or connection error, 4 when a
+    /// run folder or record is not the user's alone (nothing removed).
     Backups(BackupsArgs),
     /// Take over a run whose runner died (or that --no-rollback stopped):
     /// restore its backups, prove it, run on_failure.

@@ -5,6 +5,12 @@
 //! `--prune --keep N` removes all but the newest N, and never a backup of a
 //! run that `plan_runner.runs` says is still running (or whose runner died:
 //! its backups are what a recovery needs). `plan status` lists the same.
+//!
+//! A database's comment or a `plan_runner.runs` row can be written by
+//! anyone who may write to the server: pruning removes only what a run
+//! folder of the state folder records (`backup-<step>.json`), and only once
+//! the state folder, its run folders and those records are the user's
+//! alone (`private::check`).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -55,6 +61,10 @@ pub struct Kept {
     pub run_state: Option<String>,
     /// Its run never ended (`running` with no end): not removable.
     pub in_use: bool,
+    /// A run folder of this state folder recorded it as its backup: only
+    /// such a backup is ever pruned (a snapshot found by its comment alone
+    /// is not).
+    pub recorded: bool,
     #[serde(skip)]
     sort_key: Option<SystemTime>,
 }
@@ -110,15 +120,19 @@ pub fn list(
     let mut found = Vec::new();
     for snap in kept::list(maintenance, database)? {
         let label = kept::parse_label(&snap.label);
-        let record = records
-            .iter()
-            .find(|r| r.taken.method == BackupMethod::Snapshot && r.taken.copy == snap.name);
+        let record = records.iter().find(|r| {
+            r.taken.method == BackupMethod::Snapshot
+                && r.taken.copy == snap.name
+                && &r.taken.database == database
+        });
         let taken_at = label.taken.clone();
         let mut kept = Kept {
             method: BackupMethod::Snapshot,
             name: snap.name.clone(),
             database: database.clone(),
-            run_id: label.run_id.clone(),
+            run_id: record
+                .map(|r| r.run_id.clone())
+                .or_else(|| label.run_id.clone()),
             step: record.map(|r| r.taken.step.clone()),
             plan: label.plan.clone(),
             sort_key: taken_at
@@ -130,9 +144,10 @@ pub fn list(
             paths: Vec::new(),
             run_state: None,
             in_use: false,
+            recorded: record.is_some(),
         };
         if let Some(r) = record {
-            add_paths(&mut kept, &r.taken);
+            add_paths(&mut kept, r);
         }
         found.push(kept);
     }
@@ -176,8 +191,9 @@ pub fn list(
             paths: Vec::new(),
             run_state: None,
             in_use: false,
+            recorded: true,
         };
-        add_paths(&mut kept, &r.taken);
+        add_paths(&mut kept, r);
         found.push(kept);
     }
     for k in &mut found {
@@ -199,16 +215,65 @@ pub fn list(
     Ok(found)
 }
 
-fn add_paths(kept: &mut Kept, taken: &Taken) {
-    for tree in &taken.trees {
+fn add_paths(kept: &mut Kept, record: &Record) {
+    for tree in &record.taken.trees {
         // A relative copy path was relative to a folder we no longer know.
-        if tree.copy.is_absolute() && std::fs::symlink_metadata(&tree.copy).is_ok() {
+        if tree.copy.is_absolute()
+            && is_copy_of(&tree.copy, &tree.original, &record.run_id)
+            && std::fs::symlink_metadata(&tree.copy).is_ok()
+        {
             kept.paths.push(KeptFiles {
                 bytes: crate::exec::space::tree_size(&tree.copy).unwrap_or(0),
                 path: tree.copy.clone(),
             });
         }
     }
+}
+
+/// Whether `copy` is named as `paths::back_up` names a copy of `original`
+/// in run `run_id` (`.<name>.pr-<run>`, `.<name>.pr2-<run>`...) beside it:
+/// pruning removes nothing else, whatever a record says.
+fn is_copy_of(copy: &Path, original: &Path, run_id: &str) -> bool {
+    let (Some(name), Some(copy_name)) = (original.file_name(), copy.file_name()) else {
+        return false;
+    };
+    let Some(rest) = copy_name
+        .to_str()
+        .and_then(|c| c.strip_prefix(&format!(".{}.pr", name.to_string_lossy())))
+        .and_then(|c| c.strip_suffix(&format!("-{run_id}")))
+    else {
+        return false;
+    };
+    copy.parent() == original.parent() && rest.chars().all(|c| c.is_ascii_digit())
+}
+
+/// Checks the state folder, its `runs` folder, each run folder and the
+/// records in it (`private::check`) before pruning acts on what they say.
+fn check_state(state_dir: &Path) -> Result<(), crate::private::Untrusted> {
+    if std::fs::symlink_metadata(state_dir).is_err() {
+        return Ok(());
+    }
+    crate::private::check(state_dir)?;
+    let runs = state_dir.join("runs");
+    let Ok(entries) = std::fs::read_dir(&runs) else {
+        return Ok(());
+    };
+    crate::private::check(&runs)?;
+    let mut folders: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+    folders.sort();
+    for folder in folders {
+        crate::private::check(&folder)?;
+        let Ok(files) = std::fs::read_dir(&folder) else {
+            continue;
+        };
+        for file in files.flatten() {
+            let name = file.file_name().to_string_lossy().into_owned();
+            if name.starts_with("backup-") && name.ends_with(".json") || name == "report.json" {
+                crate::private::check(&file.path())?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A `backup-<step>.json` found in a run folder.
@@ -276,20 +341,28 @@ fn records(state_dir: &Path) -> Vec<Record> {
 pub struct Removal {
     #[serde(flatten)]
     pub backup: Kept,
-    /// `removed`, `failed` or `in_use` (left alone).
+    /// `removed`, `failed`, or left alone: `in_use`, `not_recorded`.
     pub outcome: String,
     pub error: Option<String>,
 }
 
 /// Removes every backup after the first `keep` (the list is newest
-/// first), except those of unfinished runs.
+/// first), except those of unfinished runs and those no run folder
+/// records.
 fn prune(maintenance: &mut Client, backups: &[Kept], keep: usize) -> Vec<Removal> {
     let mut out = Vec::new();
     for b in backups.iter().skip(keep) {
-        if b.in_use {
+        let left = if b.in_use {
+            Some("in_use")
+        } else if !b.recorded {
+            Some("not_recorded")
+        } else {
+            None
+        };
+        if let Some(outcome) = left {
             out.push(Removal {
                 backup: b.clone(),
-                outcome: "in_use".into(),
+                outcome: outcome.into(),
                 error: None,
             });
             continue;
@@ -341,6 +414,12 @@ struct Document<'a> {
 pub fn run(args: &BackupsArgs) -> Result<Ending, UsageError> {
     let resolved = resolve_target(&args.target)?;
     let state_dir = crate::commands::state_dir(args.state_dir.as_deref());
+    if args.prune
+        && let Err(untrusted) = check_state(&state_dir)
+    {
+        crate::commands::eprint(&format!("nothing was pruned: {untrusted}\n"));
+        return Ok(Ending::run(crate::exit::Outcome::Refused));
+    }
     let mut maintenance = connect(&resolved, &resolved.maintenance_db)?;
     let backups =
         list(&mut maintenance, &resolved, &state_dir).map_err(|e| UsageError::Database {
@@ -393,6 +472,14 @@ pub fn run(args: &BackupsArgs) -> Result<Ending, UsageError> {
                                 r.backup.describe()
                             );
                         }
+                        "not_recorded" => {
+                            let _ = writeln!(
+                                out,
+                                "left {}: no run folder in {} records it (plan removes only the backups its runs recorded)",
+                                r.backup.describe(),
+                                state_dir.display()
+                            );
+                        }
                         _ => {
                             let _ = writeln!(
                                 out,
@@ -425,4 +512,22 @@ pub fn human_list(backups: &[&Kept], target: &str) -> String {
         out.push_str(&b.human());
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_sibling_named_as_back_up_names_it_is_a_copy() {
+        let original = Path::new("/srv/filestore/acme");
+        let copy = |p: &str| is_copy_of(Path::new(p), original, "2405011200ab12");
+        assert!(copy("/srv/filestore/.acme.pr-2405011200ab12"));
+        assert!(copy("/srv/filestore/.acme.pr2-2405011200ab12"));
+        assert!(!copy("/srv/filestore/acme"));
+        assert!(!copy("/srv/filestore/.acme.pr-2405011200ab13"));
+        assert!(!copy("/srv/other/.acme.pr-2405011200ab12"));
+        assert!(!copy("/srv/filestore/.acme.prx-2405011200ab12"));
+        assert!(!copy("/"));
+    }
 }

@@ -6,6 +6,7 @@
 
 pub mod backup;
 pub mod journal;
+pub mod owners;
 pub mod paths;
 pub mod process;
 pub mod progress;

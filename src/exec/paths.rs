@@ -2,7 +2,9 @@
 //! the same file system with reflinks where the file system offers them
 //! (never hard links, which a step rewriting a file in place would change),
 //! with modes, times and owners kept; fingerprinted by a manifest; restored
-//! by swapping the trees with renames.
+//! by swapping the trees with renames. The manifest is the original's: a
+//! copy that did not keep an owner, a mode or a time is a failed backup,
+//! not a proof that fails later.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -48,6 +50,23 @@ pub enum PathError {
     )]
     #[diagnostic(code(plan::backup::paths))]
     Gone { copy: PathBuf, original: PathBuf },
+    #[error(
+        "the copy `{}` of `{}` is not what it copied: {}",
+        copy.display(),
+        original.display(),
+        differences.join("; ")
+    )]
+    #[diagnostic(
+        code(plan::backup::paths),
+        help(
+            "a copy keeps owners and setuid bits only when plan runs as root; run it as root, or as the files' owner"
+        )
+    )]
+    NotKept {
+        original: PathBuf,
+        copy: PathBuf,
+        differences: Vec<String>,
+    },
 }
 
 /// One file, folder or link in a tree.
@@ -57,6 +76,12 @@ pub struct Entry {
     pub mode: u32,
     pub uid: u32,
     pub gid: u32,
+    /// Modification time, seconds and nanoseconds since the epoch (absent
+    /// from journals written before it was recorded: 0).
+    #[serde(default)]
+    pub mtime: i64,
+    #[serde(default)]
+    pub mtime_nsec: i64,
     /// SHA-256 of a file's bytes, or a link's target.
     pub hash: String,
 }
@@ -117,14 +142,28 @@ pub fn back_up(path: &Path, run_id: &str) -> Result<TreeBackup, PathError> {
             detail: e.to_string(),
         })?;
     if !output.status.success() {
-        let _ = fs::remove_dir_all(&copy);
+        let _ = remove(&copy);
         return Err(PathError::Copy {
             from: path.to_path_buf(),
             to: copy,
             detail: String::from_utf8_lossy(&output.stderr).trim().to_string(),
         });
     }
+    // The copy's content is hashed (it is what a rollback puts back); its
+    // owners, modes and times must be the original's. `cp -a` run by a user
+    // who is not root gives other users' files to itself and clears their
+    // setuid bits without failing: that copy is refused here.
     let manifest = manifest(&copy)?;
+    let original = metadata(path)?;
+    let differences = differences(&original, &manifest);
+    if !differences.is_empty() {
+        let _ = remove(&copy);
+        return Err(PathError::NotKept {
+            original: path.to_path_buf(),
+            copy,
+            differences,
+        });
+    }
     Ok(TreeBackup {
         original: path.to_path_buf(),
         copy,
@@ -174,11 +213,28 @@ pub fn manifest(root: &Path) -> Result<Manifest, PathError> {
     if fs::symlink_metadata(root).is_err() {
         return Ok(out);
     }
-    walk(root, root, &mut out)?;
+    walk(root, root, &mut out, Hashing::Content)?;
     Ok(out)
 }
 
-fn walk(root: &Path, path: &Path, out: &mut Manifest) -> Result<(), PathError> {
+/// [`manifest`] without the content hashes (every `hash` empty): what a
+/// walk of owners, modes, sizes and times costs, without reading a byte.
+pub fn metadata(root: &Path) -> Result<Manifest, PathError> {
+    let mut out = Manifest::new();
+    if fs::symlink_metadata(root).is_err() {
+        return Ok(out);
+    }
+    walk(root, root, &mut out, Hashing::None)?;
+    Ok(out)
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Hashing {
+    Content,
+    None,
+}
+
+fn walk(root: &Path, path: &Path, out: &mut Manifest, hashing: Hashing) -> Result<(), PathError> {
     let read = |source| PathError::Read {
         path: path.to_path_buf(),
         source,
@@ -193,7 +249,7 @@ fn walk(root: &Path, path: &Path, out: &mut Manifest) -> Result<(), PathError> {
             .map_err(read)?
             .to_string_lossy()
             .into_owned()
-    } else if meta.is_file() {
+    } else if meta.is_file() && hashing == Hashing::Content {
         let mut file = fs::File::open(path).map_err(read)?;
         let mut hasher = Sha256::new();
         let mut buf = vec![0; 1 << 16];
@@ -215,6 +271,8 @@ fn walk(root: &Path, path: &Path, out: &mut Manifest) -> Result<(), PathError> {
             mode: meta.permissions().mode(),
             uid: meta.uid(),
             gid: meta.gid(),
+            mtime: meta.mtime(),
+            mtime_nsec: meta.mtime_nsec(),
             hash,
         },
     );
@@ -226,24 +284,56 @@ fn walk(root: &Path, path: &Path, out: &mut Manifest) -> Result<(), PathError> {
             .map_err(read)?;
         entries.sort();
         for entry in entries {
-            walk(root, &entry, out)?;
+            walk(root, &entry, out, hashing)?;
         }
     }
     Ok(())
 }
 
-/// What differs between two manifests, in words.
+/// What differs between two manifests, in words. A side without hashes
+/// ([`metadata`]) compares everything but the content.
 pub fn differences(before: &Manifest, after: &Manifest) -> Vec<String> {
     let mut out = Vec::new();
     for (path, was) in before {
         match after.get(path) {
             None => out.push(format!("`{path}` is missing")),
-            Some(now) if now != was => out.push(format!("`{path}` differs")),
-            Some(_) => {}
+            Some(now) => {
+                let what = what_differs(was, now);
+                if !what.is_empty() {
+                    out.push(format!("`{path}`: {}", what.join(", ")));
+                }
+            }
         }
     }
     for path in after.keys().filter(|p| !before.contains_key(*p)) {
         out.push(format!("`{path}` was not there before"));
+    }
+    out
+}
+
+/// Each attribute of an entry that differs, `was -> now`.
+fn what_differs(was: &Entry, now: &Entry) -> Vec<String> {
+    let mut out = Vec::new();
+    if was.uid != now.uid {
+        out.push(format!("owner uid {} -> {}", was.uid, now.uid));
+    }
+    if was.gid != now.gid {
+        out.push(format!("group gid {} -> {}", was.gid, now.gid));
+    }
+    if was.mode != now.mode {
+        out.push(format!("mode {:o} -> {:o}", was.mode, now.mode));
+    }
+    if was.size != now.size {
+        out.push(format!("size {} -> {}", was.size, now.size));
+    }
+    // A journal written before times were recorded has none to compare.
+    let recorded = |e: &Entry| e.mtime != 0 || e.mtime_nsec != 0;
+    if recorded(was) && recorded(now) && (was.mtime, was.mtime_nsec) != (now.mtime, now.mtime_nsec)
+    {
+        out.push("modification time".into());
+    }
+    if !was.hash.is_empty() && !now.hash.is_empty() && was.hash != now.hash {
+        out.push("content".into());
     }
     out
 }

@@ -30,10 +30,9 @@ impl Run<'_> {
         })
     }
 
-    pub(super) fn backup(&mut self, step: &Step, b: &crate::plan::Backup) -> Result<(), StepError> {
-        let database = b.database.expose().unwrap_or_default();
-        let trees: Vec<PathBuf> = b
-            .paths
+    /// The backup's `paths`, absolute.
+    pub(super) fn trees(&self, b: &crate::plan::Backup) -> Vec<PathBuf> {
+        b.paths
             .iter()
             .map(|p| {
                 // Recorded absolute: `plan backups` and `plan recover` may run
@@ -41,7 +40,12 @@ impl Run<'_> {
                 let path = self.plan.folder.join(p.expose().unwrap_or_default());
                 std::path::absolute(&path).unwrap_or(path)
             })
-            .collect();
+            .collect()
+    }
+
+    pub(super) fn backup(&mut self, step: &Step, b: &crate::plan::Backup) -> Result<(), StepError> {
+        let database = b.database.expose().unwrap_or_default();
+        let trees = self.trees(b);
         let copy = match b.method {
             // The name `crate::exec::backup::take` will use (a second snapshot of the
             // same database gets `_pr2_`): `plan recover` drops a half-made

@@ -21,6 +21,12 @@ pub enum Early {
         folder: PathBuf,
         source: std::io::Error,
     },
+    /// Files of a backup's `paths` whose owner or group this user could
+    /// not give back (`exec::owners`).
+    #[error(
+        "a rollback could not give these files of the backed-up `paths` their owner or group back:\n{0}\nnothing was changed; run plan as root (or as the files' owner)"
+    )]
+    PathOwners(String),
     /// A connection or a statement of the runner's own failed.
     #[error("{what}: {detail}")]
     Database { what: String, detail: String },
@@ -74,6 +80,7 @@ impl Early {
             | Early::Unfinished(_)
             | Early::Privileges(_)
             | Early::ReleaseQuery(_)
+            | Early::PathOwners(_)
             | Early::UnknownRelease { .. }
             | Early::WrongRelease { .. } => Outcome::Refused,
         }
@@ -95,6 +102,7 @@ impl Run<'_> {
     pub(super) fn prepare(&mut self) -> Result<(), Early> {
         let opts = self.opts;
         let db_error = Early::database;
+        self.owners_restorable()?;
         let version = {
             let m = self
                 .maintenance()
@@ -157,6 +165,28 @@ impl Run<'_> {
         // snapshot copies it or a rollback renames it.
         drop(target);
         Ok(())
+    }
+
+    /// Refuses, before anything is taken, a plan whose `paths` hold files
+    /// this user could not give back their owner or group.
+    #[allow(clippy::result_large_err)] // see `Early`
+    fn owners_restorable(&self) -> Result<(), Early> {
+        let trees: Vec<PathBuf> = self
+            .plan
+            .steps
+            .iter()
+            .filter_map(|step| match &step.action {
+                crate::plan::Action::Backup(b) => Some(self.trees(b)),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        let found = crate::exec::owners::unrestorable(&trees);
+        if found.is_empty() {
+            Ok(())
+        } else {
+            Err(Early::PathOwners(crate::exec::owners::describe(&found)))
+        }
     }
 
     /// The run's session on the maintenance database; a session the
