@@ -32,7 +32,7 @@ impl Run<'_> {
 
     pub(super) fn backup(&mut self, step: &Step, b: &crate::plan::Backup) -> Result<(), StepError> {
         let database = b.database.expose().unwrap_or_default();
-        let trees: Vec<PathBuf> = b
+        let mut trees: Vec<PathBuf> = b
             .paths
             .iter()
             .map(|p| {
@@ -42,6 +42,7 @@ impl Run<'_> {
                 std::path::absolute(&path).unwrap_or(path)
             })
             .collect();
+        trees.extend(self.opts.filestore_of(&database, &trees));
         let copy = match b.method {
             // The name `crate::exec::backup::take` will use (a second snapshot of the
             // same database gets `_pr2_`): `plan recover` drops a half-made
@@ -182,5 +183,15 @@ impl Run<'_> {
         if let Some(b) = self.report.backups.iter_mut().find(|b| b.copy == copy) {
             b.state = state.into();
         }
+    }
+}
+
+impl Options {
+    /// The ERP filestore of `database` when it is the target's and the
+    /// plan names the server's configuration: part of every backup of it,
+    /// unless `paths` lists it already.
+    pub(super) fn filestore_of(&self, database: &str, listed: &[PathBuf]) -> Option<PathBuf> {
+        let filestore = &self.erp_config.as_ref()?.filestore;
+        (database == self.database && !listed.contains(filestore)).then(|| filestore.clone())
     }
 }
