@@ -342,6 +342,11 @@ pub struct ApplyArgs {
     /// again, and a failure rolls back to that run's backups.
     #[arg(long, conflicts_with_all = ["sandbox", "dry_run"])]
     pub resume: bool,
+    /// Run even though the plan's `erp_config` names another database
+    /// server, user or database than the target: the server is given the
+    /// target's connection.
+    #[arg(long)]
+    pub erp_config_override: bool,
 }
 
 #[derive(Debug, clap::Args)]

@@ -8,6 +8,7 @@ pub mod cluster;
 pub mod commands;
 pub mod db;
 pub mod diagnostic;
+pub mod erp_config;
 pub mod exec;
 pub mod exit;
 pub mod fmt;

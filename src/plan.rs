@@ -197,6 +197,8 @@ pub struct Plan {
     pub to: Version,
     pub description: Option<String>,
     pub release_query: Option<Text>,
+    /// The ERP server's configuration file (`erp_config`), as written.
+    pub erp_config: Option<Text>,
     /// Every declared variable with its value, in file order.
     pub vars: Vec<(String, Text)>,
     /// The database the steps change: the value of `${db}` (the target's

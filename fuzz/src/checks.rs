@@ -159,7 +159,11 @@ fn live_context() -> Context {
     Context {
         overrides: BTreeMap::from([("scripts".to_string(), "migrate/a b".to_string())]),
         inventory: BTreeMap::from([("db".to_string(), "from inventory".to_string())]),
-        live: Some(Live { env, target }),
+        live: Some(Live {
+            env,
+            target,
+            erp_config: None,
+        }),
     }
 }
 

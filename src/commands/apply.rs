@@ -46,18 +46,27 @@ pub fn run(args: &ApplyArgs) -> Result<Ending, UsageError> {
     })?;
     let plan_sha256 = hex::encode(Sha256::digest(&bytes));
 
-    let ctx = crate::commands::live_context(&args.vars, &resolved);
-    let analysis = analyse_path(&plan_path, &ctx).map_err(|source| UsageError::Io {
-        path: plan_path.clone(),
-        source,
-    })?;
+    let state_dir = crate::commands::state_dir(args.state_dir.as_deref());
+    let fresh_id = run::new_run_id();
+    let mut ctx = crate::commands::live_context(&args.vars, &resolved);
+    // `${erp_config}` names the derived file in the run folder.
+    let derived_in = |ctx: &mut crate::resolve::Context, folder: &Path| {
+        if let Some(live) = &mut ctx.live {
+            let derived = folder.join(crate::erp_config::DERIVED_FILE);
+            live.erp_config = Some(derived.display().to_string());
+        }
+    };
+    derived_in(&mut ctx, &state_dir.join("runs").join(&fresh_id));
+    let analyse = |ctx: &crate::resolve::Context| {
+        analyse_path(&plan_path, ctx).map_err(|source| UsageError::Io {
+            path: plan_path.clone(),
+            source,
+        })
+    };
+    let mut analysis = analyse(&ctx)?;
     if let Some(exit) = refuse_to_run(&analysis, args)? {
         return Ok(exit);
     }
-    let (Some(plan), Some((main, failure))) = (&analysis.plan, &analysis.graphs) else {
-        return Ok(Ending::checked(true));
-    };
-    let state_dir = crate::commands::state_dir(args.state_dir.as_deref());
     // A resumed run keeps its id and its run folder.
     let resuming = if args.resume {
         match crate::commands::resume::find(args, &resolved, &plan_sha256, |w| {
@@ -73,13 +82,25 @@ pub fn run(args: &ApplyArgs) -> Result<Ending, UsageError> {
         None
     };
     let (run_id, run_folder) = match &resuming {
-        Some(u) => (u.row.run_id.clone(), u.folder.clone()),
+        Some(u) => {
+            // The resumed run's own folder holds its derived file.
+            derived_in(&mut ctx, &u.folder);
+            analysis = analyse(&ctx)?;
+            (u.row.run_id.clone(), u.folder.clone())
+        }
         None => {
-            let run_id = run::new_run_id();
-            let run_folder = state_dir.join("runs").join(&run_id);
-            (run_id, run_folder)
+            let run_folder = state_dir.join("runs").join(&fresh_id);
+            (fresh_id, run_folder)
         }
     };
+    let (Some(plan), Some((main, failure))) = (&analysis.plan, &analysis.graphs) else {
+        return Ok(Ending::checked(true));
+    };
+    let erp_config =
+        crate::commands::erp::setting(plan, &resolved, &run_folder, args.erp_config_override)?;
+    for line in erp_config.iter().flat_map(|s| s.describe()) {
+        eprint(&format!("{line}\n"));
+    }
     // A dry run writes nothing, not even its run folder: no child runs.
     let child_env = if args.dry_run {
         Vec::new()
@@ -103,6 +124,14 @@ pub fn run(args: &ApplyArgs) -> Result<Ending, UsageError> {
                 path: run_folder.clone(),
                 source,
             })?;
+        // Written only for a run that will start: a refused one changes
+        // nothing, and the file keeps the original's other secrets.
+        if let Some(setting) = erp_config.as_ref().filter(|s| s.refusal().is_none()) {
+            setting.write().map_err(|source| UsageError::Write {
+                path: setting.derived.clone(),
+                source,
+            })?;
+        }
         crate::db::env_for_child(&resolved.target, &run_folder)
             .map_err(|e| UsageError::from(target::TargetError::from(e)))?
     };
@@ -130,6 +159,7 @@ pub fn run(args: &ApplyArgs) -> Result<Ending, UsageError> {
         target_flags: crate::commands::target_flags(&args.target, &resolved),
         no_rollback: args.no_rollback,
         jobs: args.jobs,
+        erp_config,
     };
     if args.dry_run {
         let local = run::dry::is_local(&resolved.target.host);

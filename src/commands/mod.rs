@@ -4,6 +4,7 @@
 pub mod apply;
 pub mod backups;
 pub mod completions;
+pub mod erp;
 pub mod explain;
 pub mod fmt;
 pub mod graph;
@@ -102,6 +103,10 @@ pub enum UsageError {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Sandbox(#[from] sandbox::SandboxError),
+
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    ErpConfig(#[from] crate::erp_config::ErpConfigError),
 
     #[error(transparent)]
     #[diagnostic(transparent)]
@@ -204,6 +209,7 @@ pub fn live_context(vars: &[(String, String)], resolved: &ResolvedTarget) -> Con
         live: Some(Live {
             env: std::env::vars().collect(),
             target: resolved.target.plan_fields().into_iter().collect(),
+            erp_config: None,
         }),
     }
 }

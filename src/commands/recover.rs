@@ -182,7 +182,11 @@ pub fn run(args: &RecoverArgs) -> Result<Ending, UsageError> {
             ),
         );
     }
-    let ctx = crate::commands::live_context(&args.vars, &resolved);
+    let mut ctx = crate::commands::live_context(&args.vars, &resolved);
+    if let Some(live) = &mut ctx.live {
+        let derived = folder.join(crate::erp_config::DERIVED_FILE);
+        live.erp_config = Some(derived.display().to_string());
+    }
     let analysis = analyse_path(&plan_path, &ctx).map_err(|source| UsageError::Io {
         path: plan_path.clone(),
         source,
@@ -207,6 +211,15 @@ pub fn run(args: &RecoverArgs) -> Result<Ending, UsageError> {
     };
     let child_env = crate::db::env_for_child(&resolved.target, &folder)
         .map_err(|e| UsageError::from(target::TargetError::from(e)))?;
+    // on_failure's server reads the derived file as the run's did; the
+    // run itself was not refused, so the file is not compared again.
+    let erp_config = crate::commands::erp::setting(plan, &resolved, &folder, true)?;
+    if let Some(setting) = &erp_config {
+        setting.write().map_err(|source| UsageError::Write {
+            path: setting.derived.clone(),
+            source,
+        })?;
+    }
     let options = Options {
         run_id: row.run_id.clone(),
         run_folder: folder.clone(),
@@ -231,6 +244,7 @@ pub fn run(args: &RecoverArgs) -> Result<Ending, UsageError> {
         no_rollback: false,
         // on_failure steps run one at a time (docs/apply.md).
         jobs: 1,
+        erp_config,
     };
     drop(maintenance);
     let dead = Dead {

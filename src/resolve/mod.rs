@@ -41,6 +41,9 @@ pub struct Live {
     pub env: HashMap<String, String>,
     /// `database`, `host`, `port`, `user`.
     pub target: HashMap<String, String>,
+    /// The derived ERP configuration file of the run, the value of
+    /// `${erp_config}` when the plan names one (`erp_config`).
+    pub erp_config: Option<String>,
 }
 
 /// A resolved plan (when the plan block could be read) and the problems.
@@ -61,6 +64,7 @@ const PLAN_ATTRS: &[&str] = &[
     "update_command",
     "release_query",
     "description",
+    "erp_config",
 ];
 
 /// Resolves a parsed file.
@@ -114,6 +118,9 @@ pub fn resolve(file: &ast::File, source: &Source, ctx: &Context) -> Resolved {
         }
     };
 
+    let erp_config = blocks
+        .first()
+        .and_then(|b| erp_config(b, &decls, &mut scope, &mut diagnostics));
     let update_command = blocks.first().and_then(|b| {
         Attrs::collect(
             &b.attrs,
@@ -173,6 +180,7 @@ pub fn resolve(file: &ast::File, source: &Source, ctx: &Context) -> Resolved {
                 to,
                 description,
                 release_query,
+                erp_config,
                 vars: body.vars,
                 database: body.database,
                 steps: body.steps,
@@ -195,6 +203,45 @@ pub fn resolve(file: &ast::File, source: &Source, ctx: &Context) -> Resolved {
 }
 
 type Header = (String, Version, Version, Option<String>, Option<Text>);
+
+/// The plan block's `erp_config`, the server's configuration file; while
+/// it is set, `${erp_config}` names the derived file a run gives the
+/// server (docs/odoo.md), so no declaration may take the name.
+fn erp_config(
+    block: &ast::PlanBlock,
+    decls: &[&ast::VarDecl],
+    scope: &mut Scope<'_>,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Option<Text> {
+    // Unknown or repeated attributes are reported by `plan_header`.
+    let attrs = Attrs::collect(
+        &block.attrs,
+        PLAN_ATTRS,
+        || "the `plan` block".to_string(),
+        |_| None,
+        &mut Vec::new(),
+    );
+    let s = attrs.string(vars::ERP_CONFIG, diagnostics)?;
+    for decl in decls.iter().filter(|d| d.name.name == vars::ERP_CONFIG) {
+        diagnostics.push(
+            Diagnostic::new(
+                Code::ReservedVariable,
+                decl.name.span,
+                "`erp_config` is reserved when the plan block names the ERP configuration",
+            )
+            .label("cannot be declared")
+            .also(s.span, "`${erp_config}` is bound by this")
+            .help("`${erp_config}` names the configuration file the runner derives for the server; choose another name"),
+        );
+    }
+    let mut segs = Vec::new();
+    let path = scope
+        .interpolate(s, None, diagnostics, &mut segs)
+        .then(|| words::join(&segs));
+    // After its own value: the file cannot name itself.
+    scope.bind_erp_config();
+    path
+}
 
 fn plan_header(
     block: &ast::PlanBlock,

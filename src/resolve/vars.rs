@@ -19,6 +19,8 @@ pub const TARGET_FIELDS: [&str; 4] = ["database", "host", "port", "user"];
 /// Names that are bound by the runner, not declared.
 pub const MODULES: &str = "modules";
 pub const DB: &str = "db";
+/// Bound while the plan block names the ERP configuration.
+pub const ERP_CONFIG: &str = "erp_config";
 
 /// The most bytes one string may hold once its variables are substituted
 /// (docs/language.md): a handful of variables that each double the one
@@ -59,6 +61,9 @@ pub struct Scope<'a> {
     /// `target.database`, the value of `${db}` when the plan does not
     /// declare `db`.
     default_db: Option<Rc<Text>>,
+    /// The value of `${erp_config}` once the plan block names the ERP
+    /// configuration: the run's derived file, `<erp_config>` without one.
+    erp_config: Option<Rc<Text>>,
     ctx: &'a Context,
     /// Values a live run needs but the environment does not hold.
     pub missing: Vec<String>,
@@ -118,6 +123,7 @@ impl<'a> Scope<'a> {
             budget: MAX_PLAN_BYTES,
             spent: false,
             default_db: None,
+            erp_config: None,
             ctx,
             missing: Vec::new(),
         }
@@ -146,6 +152,15 @@ impl<'a> Scope<'a> {
                     .map(|v| (name.to_string(), Rc::unwrap_or_clone(v)))
             })
             .collect()
+    }
+
+    /// Binds `${erp_config}` (the plan block names the configuration).
+    pub fn bind_erp_config(&mut self) {
+        let value = match self.ctx.live.as_ref().and_then(|l| l.erp_config.as_ref()) {
+            Some(path) => Text::lit(path),
+            None => Text(vec![Piece::Placeholder(format!("<{ERP_CONFIG}>"))]),
+        };
+        self.erp_config = Some(Rc::new(value));
     }
 
     /// A value given on the command line or by the inventory.
@@ -184,6 +199,11 @@ impl<'a> Scope<'a> {
                 .or_else(|| self.ctx.inventory.get(name))
         {
             return Some(self.given(name, value));
+        }
+        if name == ERP_CONFIG
+            && let Some(bound) = &self.erp_config
+        {
+            return Some(Rc::clone(bound));
         }
         if name == MODULES {
             if let Some(modules) = modules {

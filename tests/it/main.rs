@@ -10,6 +10,7 @@ mod cluster;
 mod crash;
 mod crash_kinds;
 mod docs;
+mod erp_config;
 mod error_codes;
 mod faults;
 mod fmt_props;

@@ -81,6 +81,7 @@ fn resolve(dir: &TempDir, text: &str, vars: &[(&str, &str)], env: &[(&str, &str)
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect::<HashMap<_, _>>(),
             target: HashMap::new(),
+            erp_config: None,
         }),
         ..Context::default()
     };

@@ -30,9 +30,12 @@ impl Run<'_> {
         })
     }
 
-    /// The backup's `paths`, absolute.
+    /// The backup's `paths`, absolute, and the filestore its ERP
+    /// configuration gives the database.
     pub(super) fn trees(&self, b: &crate::plan::Backup) -> Vec<PathBuf> {
-        b.paths
+        let database = b.database.expose().unwrap_or_default();
+        let mut trees: Vec<PathBuf> = b
+            .paths
             .iter()
             .map(|p| {
                 // Recorded absolute: `plan backups` and `plan recover` may run
@@ -40,7 +43,9 @@ impl Run<'_> {
                 let path = self.plan.folder.join(p.expose().unwrap_or_default());
                 std::path::absolute(&path).unwrap_or(path)
             })
-            .collect()
+            .collect();
+        trees.extend(self.opts.filestore_of(&database, &trees));
+        trees
     }
 
     pub(super) fn backup(&mut self, step: &Step, b: &crate::plan::Backup) -> Result<(), StepError> {
@@ -186,5 +191,15 @@ impl Run<'_> {
         if let Some(b) = self.report.backups.iter_mut().find(|b| b.copy == copy) {
             b.state = state.into();
         }
+    }
+}
+
+impl Options {
+    /// The ERP filestore of `database` when it is the target's and the
+    /// plan names the server's configuration: part of every backup of it,
+    /// unless `paths` lists it already.
+    pub(super) fn filestore_of(&self, database: &str, listed: &[PathBuf]) -> Option<PathBuf> {
+        let filestore = &self.erp_config.as_ref()?.filestore;
+        (database == self.database && !listed.contains(filestore)).then(|| filestore.clone())
     }
 }

@@ -43,6 +43,9 @@ pub fn dry_run(
         outcome = Outcome::Refused;
     };
     let _ = writeln!(out, "\nchecks against the target:");
+    if let Some(refusal) = opts.erp_config.as_ref().and_then(|s| s.refusal()) {
+        refuse(&mut out, refusal.replace('\n', "\n    "));
+    }
     let maintenance = match run.maintenance() {
         Ok(m) => m,
         Err(e) => {
@@ -311,8 +314,13 @@ fn describe_step(
                     );
                 }
             }
-            for p in &b.paths {
-                let path = plan.folder.join(p.expose().unwrap_or_default());
+            let mut trees: Vec<std::path::PathBuf> = b
+                .paths
+                .iter()
+                .map(|p| plan.folder.join(p.expose().unwrap_or_default()))
+                .collect();
+            trees.extend(run.opts.filestore_of(&database, &trees));
+            for path in trees {
                 let size = tree_size(&path);
                 let _ = writeln!(
                     out,

@@ -74,6 +74,10 @@ pub struct Options {
     pub no_rollback: bool,
     /// How many steps may run at once (`--jobs`, at least 1).
     pub jobs: usize,
+    /// The ERP server's configuration, when the plan names one: its
+    /// filestore joins every backup of the target, and a file naming
+    /// another server refuses the run.
+    pub erp_config: Option<crate::erp_config::Setting>,
 }
 
 /// Runs the plan; returns the report (already written to the run folder),
@@ -96,6 +100,9 @@ impl<'a> Run<'a> {
         // but a step may print it all the same.
         if let Some(password) = opts.connector.password() {
             redactor.learn(password);
+        }
+        for secret in opts.erp_config.iter().flat_map(|s| s.secrets()) {
+            redactor.learn(secret);
         }
         let stopper = Stopper::new();
         let progress = Progress::start(&redactor);
@@ -158,6 +165,7 @@ impl<'a> Run<'a> {
         // The steps' password file lives as long as the run: whatever the
         // outcome, it is gone once the run ends (a recovery writes its own).
         crate::db::pgpass::remove(&self.run_folder);
+        crate::erp_config::derive::remove(&self.run_folder);
         self.report.ended_at = crate::units::now_millis();
         let code = exit::status(self.report.ending()).code();
         self.report.exit_code = code;

@@ -65,6 +65,9 @@ pub enum Early {
         from: Version,
         to: Version,
     },
+    /// The ERP configuration names another server or database.
+    #[error("{0}")]
+    ErpConfig(String),
 }
 
 impl Early {
@@ -82,7 +85,8 @@ impl Early {
             | Early::ReleaseQuery(_)
             | Early::PathOwners(_)
             | Early::UnknownRelease { .. }
-            | Early::WrongRelease { .. } => Outcome::Refused,
+            | Early::WrongRelease { .. }
+            | Early::ErpConfig(_) => Outcome::Refused,
         }
     }
 
@@ -101,6 +105,11 @@ impl Run<'_> {
     #[allow(clippy::result_large_err)] // see `Early`
     pub(super) fn prepare(&mut self) -> Result<(), Early> {
         let opts = self.opts;
+        // Before any connection: the file says the server would work on
+        // another database than the one this run would back up and prove.
+        if let Some(refusal) = opts.erp_config.as_ref().and_then(|s| s.refusal()) {
+            return Err(Early::ErpConfig(refusal));
+        }
         let db_error = Early::database;
         self.owners_restorable()?;
         let version = {

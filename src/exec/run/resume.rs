@@ -47,6 +47,7 @@ pub fn resume(
             // or recovered later, and its folder keeps its own report.
             run.lock = None;
             crate::db::pgpass::remove(&opts.run_folder);
+            crate::erp_config::derive::remove(&opts.run_folder);
             run.report.outcome = Outcome::Error;
             run.report.message = Some(message);
             run.report.ended_at = crate::units::now_millis();

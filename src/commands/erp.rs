@@ -1,0 +1,62 @@
+//! `apply`'s side of the ERP configuration (`erp_config`): the file read,
+//! compared with the resolved target, and described before anything runs.
+
+use std::path::{Path, PathBuf};
+
+use crate::erp_config::{Connection, ErpConfig, ErpConfigError, Setting};
+use crate::plan::Plan;
+use crate::target::ResolvedTarget;
+
+/// The file the plan names, as a run sees it: `None` when the plan names
+/// none.
+pub fn setting(
+    plan: &Plan,
+    resolved: &ResolvedTarget,
+    run_folder: &Path,
+    overridden: bool,
+) -> Result<Option<Setting>, ErpConfigError> {
+    let Some(path) = plan.erp_config.as_ref().and_then(|t| t.expose()) else {
+        return Ok(None);
+    };
+    let path = plan.folder.join(path);
+    let config = ErpConfig::read(&path)?;
+    let t = &resolved.target;
+    let target = Connection {
+        host: t.host.to_string(),
+        port: t.port,
+        user: t.user.clone(),
+        database: t.database.clone(),
+    };
+    let home = server_home(resolved.step_user.as_deref());
+    Ok(Some(Setting::new(
+        &config,
+        &target,
+        run_folder,
+        &home,
+        &plan.folder,
+        overridden,
+    )))
+}
+
+/// The home of the user the server runs as (the inventory's step `user`,
+/// else the user running `plan`): Odoo's default `data_dir` is under it.
+fn server_home(user: Option<&str>) -> PathBuf {
+    use nix::unistd::{User, geteuid};
+    let account = match user {
+        Some(name) => User::from_name(name).ok().flatten(),
+        None => None,
+    };
+    if let Some(account) = account {
+        return account.dir;
+    }
+    if user.is_none()
+        && let Some(home) = std::env::var_os("HOME").filter(|h| !h.is_empty())
+    {
+        return PathBuf::from(home);
+    }
+    User::from_uid(geteuid())
+        .ok()
+        .flatten()
+        .map(|u| u.dir)
+        .unwrap_or_else(|| PathBuf::from("/"))
+}
