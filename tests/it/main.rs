@@ -32,3 +32,4 @@ mod strays;
 mod support;
 mod tls;
 mod tool;
+mod worker_sessions;
