@@ -1,5 +1,12 @@
 //! Other sessions on a database: who is connected (a snapshot cannot copy
 //! a database in use), blocking new connections, and ending them.
+//!
+//! A session is a client's: `backend_type = 'client backend'` (a column
+//! since PostgreSQL 10). The server's own backends on a database are not
+//! someone at work there: autovacuum, which PostgreSQL cancels itself for a
+//! template copy or a rename, and the workers (a logical replication
+//! walsender or apply worker, an extension's background worker), which
+//! block both all the same and are ended for them (`workers`, `terminate`).
 
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -37,13 +44,41 @@ impl fmt::Display for Session {
     }
 }
 
-/// The sessions on `database` other than the caller's own.
+/// The client sessions on `database` other than the caller's own.
 pub fn list(maintenance: &mut Client, database: &str) -> Result<Vec<Session>, postgres::Error> {
+    query(maintenance, database, "backend_type = 'client backend'")
+}
+
+/// The server's own backends on `database` that a template copy or a
+/// rename must not find there: every one but the clients' and
+/// autovacuum's (which the server cancels itself). Shown with their
+/// `backend_type` as their application.
+pub fn workers(maintenance: &mut Client, database: &str) -> Result<Vec<Session>, postgres::Error> {
+    query(
+        maintenance,
+        database,
+        "backend_type not in ('client backend', 'autovacuum worker')",
+    )
+}
+
+/// The backends on `database` other than the caller's own that match
+/// `which`, a condition written here, never from input.
+fn query(
+    maintenance: &mut Client,
+    database: &str,
+    which: &str,
+) -> Result<Vec<Session>, postgres::Error> {
     Ok(maintenance
         .query(
-            "select pid, usename::text, application_name, client_addr::text, state
-             from pg_stat_activity where datname = $1 and pid <> pg_backend_pid()
-             order by pid",
+            &format!(
+                "select pid, usename::text,
+                        case when backend_type = 'client backend' then application_name
+                             else backend_type end,
+                        client_addr::text, state
+                 from pg_stat_activity
+                 where datname = $1 and pid <> pg_backend_pid() and {which}
+                 order by pid"
+            ),
             &[&database],
         )?
         .into_iter()
@@ -99,8 +134,9 @@ pub fn set_allow_connections(
     ))
 }
 
-/// Ends every other session on `database` and waits (up to `wait`) until
-/// they are gone. The caller blocks new connections first.
+/// Ends every other session and worker on `database` and waits (up to
+/// `wait`) until they are gone; returns those still there. The caller
+/// blocks new connections first.
 pub fn terminate(
     maintenance: &mut Client,
     database: &str,
@@ -111,5 +147,13 @@ pub fn terminate(
          where datname = $1 and pid <> pg_backend_pid()",
         &[&database],
     )?;
-    wait_until_alone(maintenance, database, wait)
+    let deadline = Instant::now() + wait;
+    loop {
+        let mut left = list(maintenance, database)?;
+        left.extend(workers(maintenance, database)?);
+        if left.is_empty() || Instant::now() >= deadline {
+            return Ok(left);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

@@ -205,22 +205,22 @@ pub fn take(
 }
 
 /// Makes sure nobody else is connected to `database`, ending sessions if
-/// the policy says so. Returns whether connections were blocked (the
-/// caller re-allows them).
+/// the policy says so, and the server's workers on it in any case (they
+/// are nobody's session, but block the copy). Returns whether connections
+/// were blocked (the caller re-allows them).
 fn be_alone(ctx: &mut Context<'_>, database: &str, allowed: bool) -> Result<bool, BackupError> {
-    let remaining = sessions::wait_until_alone(ctx.maintenance, database, Duration::ZERO)?;
-    if remaining.is_empty() {
-        return Ok(false);
-    }
-    if !ctx.sessions.terminate {
-        let remaining = sessions::wait_until_alone(ctx.maintenance, database, ctx.sessions.wait)?;
-        if remaining.is_empty() {
-            return Ok(false);
+    let mut remaining = sessions::wait_until_alone(ctx.maintenance, database, Duration::ZERO)?;
+    if !remaining.is_empty() && !ctx.sessions.terminate {
+        remaining = sessions::wait_until_alone(ctx.maintenance, database, ctx.sessions.wait)?;
+        if !remaining.is_empty() {
+            return Err(BackupError::Sessions {
+                database: database.into(),
+                sessions: remaining,
+            });
         }
-        return Err(BackupError::Sessions {
-            database: database.into(),
-            sessions: remaining,
-        });
+    }
+    if remaining.is_empty() && sessions::workers(ctx.maintenance, database)?.is_empty() {
+        return Ok(false);
     }
     if allowed {
         sessions::set_allow_connections(ctx.maintenance, database, false)?;

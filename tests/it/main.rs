@@ -36,3 +36,4 @@ mod strays;
 mod support;
 mod tls;
 mod tool;
+mod worker_sessions;
