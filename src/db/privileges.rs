@@ -168,6 +168,28 @@ pub fn refusal(user: &str, needs: &[Need]) -> Option<String> {
     })
 }
 
+/// The refusal when the server would not let `user` connect to the
+/// maintenance database `database` (which takes CONNECT on it; every role
+/// has it unless it was revoked from PUBLIC); `None` for another error.
+pub fn connect_refusal(e: &postgres::Error, user: &str, database: &str) -> Option<String> {
+    (e.code() == Some(&postgres::error::SqlState::INSUFFICIENT_PRIVILEGE)).then(|| {
+        let need = Need {
+            what: format!(
+                "may connect to `{database}`, the maintenance database (the lock and the runs record live there)"
+            ),
+            granted: false,
+            grant: format!(
+                "GRANT CONNECT ON DATABASE {} TO {};",
+                crate::quote::quote_ident(database),
+                crate::quote::quote_ident(user)
+            ),
+            blocks: true,
+            limit: String::new(),
+        };
+        refusal(user, &[need]).unwrap_or_default()
+    })
+}
+
 /// The role of the session, as the messages name it.
 pub fn user(client: &mut Client) -> Result<String, postgres::Error> {
     Ok(client.query_one("select current_user::text", &[])?.get(0))

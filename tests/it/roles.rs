@@ -579,3 +579,38 @@ fn a_runs_record_made_closed_is_refused_with_its_grant_and_opened_by_its_owners_
         .get(0);
     assert_eq!(role, "odoo_old", "the row is the role's own");
 }
+
+#[test]
+fn a_role_that_may_not_connect_to_the_maintenance_database_is_told_the_grant() {
+    let cluster = own_cluster();
+    superuser(cluster, "revoke connect on database postgres from public");
+    role(cluster, "odoo_c", true);
+    let odoo = customer(cluster, "odoo_c", "no_connect", &passing());
+    let before = odoo.fingerprint();
+    let files = odoo.files();
+
+    let dry = odoo.dry_run();
+    let out = String::from_utf8_lossy(&dry.stdout).into_owned();
+    assert_eq!(dry.status.code(), Some(4), "{out}");
+    let grant = line_to_copy(&out, "GRANT ");
+    assert_eq!(
+        grant,
+        "GRANT CONNECT ON DATABASE \"postgres\" TO \"odoo_c\";"
+    );
+
+    let refused = odoo.apply(&[]);
+    refused.assert_code(4);
+    assert_eq!(refused.outcome(), "refused");
+    assert_eq!(line_to_copy(&refused.stderr, "GRANT "), grant);
+    assert_unchanged(&odoo, &before, &files);
+
+    // Each line run tells the next one, until the run goes through.
+    superuser(cluster, &grant);
+    let refused = odoo.apply(&[]);
+    refused.assert_code(4);
+    let next = line_to_copy(&refused.stderr, "GRANT ");
+    assert_eq!(next, "GRANT CREATE ON DATABASE postgres TO odoo_c;");
+    superuser(cluster, &next);
+    odoo.apply(&[]).assert_code(0);
+    assert_eq!(odoo.release(), "2.0");
+}
