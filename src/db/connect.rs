@@ -98,6 +98,11 @@ impl Connector {
         self.target.password.as_ref().map(|p| p.expose())
     }
 
+    /// The role the run connects as.
+    pub fn user(&self) -> &str {
+        &self.target.user
+    }
+
     /// Where the server is: whether its disk can be seen from here.
     pub fn host(&self) -> &Host {
         &self.target.host

@@ -168,7 +168,68 @@ pub fn refusal(user: &str, needs: &[Need]) -> Option<String> {
     })
 }
 
+/// The refusal when the server would not let `user` connect to the
+/// maintenance database `database` (which takes CONNECT on it; every role
+/// has it unless it was revoked from PUBLIC); `None` for another error.
+pub fn connect_refusal(e: &postgres::Error, user: &str, database: &str) -> Option<String> {
+    (e.code() == Some(&postgres::error::SqlState::INSUFFICIENT_PRIVILEGE)).then(|| {
+        let need = Need {
+            what: format!(
+                "may connect to `{database}`, the maintenance database (the lock and the runs record live there)"
+            ),
+            granted: false,
+            grant: format!(
+                "GRANT CONNECT ON DATABASE {} TO {};",
+                crate::quote::quote_ident(database),
+                crate::quote::quote_ident(user)
+            ),
+            blocks: true,
+            limit: String::new(),
+        };
+        refusal(user, &[need]).unwrap_or_default()
+    })
+}
+
 /// The role of the session, as the messages name it.
 pub fn user(client: &mut Client) -> Result<String, postgres::Error> {
     Ok(client.query_one("select current_user::text", &[])?.get(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn need(what: &str, granted: bool, blocks: bool) -> Need {
+        Need {
+            what: what.into(),
+            granted,
+            grant: format!("GRANT {what};"),
+            blocks,
+            limit: "less".into(),
+        }
+    }
+
+    #[test]
+    fn a_missing_need_shows_its_line_to_copy_and_a_present_one_does_not() {
+        let text = describe(&[need("a", true, true), need("b", false, true)]);
+        assert_eq!(
+            text,
+            "  present: a\n  MISSING: b\n    to grant it, as a superuser: GRANT b;\n"
+        );
+    }
+
+    #[test]
+    fn only_a_missing_blocking_need_refuses() {
+        let limited = [need("a", true, true), need("settings", false, false)];
+        assert!(refusal("odoo", &limited).is_none());
+        assert!(describe(&limited).contains("not granted: settings\n    without it: less"));
+        let blocked = [need("a", true, true), need("createdb", false, true)];
+        let refusal = refusal("odoo", &blocked).expect("refused");
+        assert!(refusal.starts_with("the role `odoo` lacks"), "{refusal}");
+        assert!(refusal.contains("GRANT createdb;"), "{refusal}");
+        assert!(
+            !refusal.contains("present"),
+            "only what is missing: {refusal}"
+        );
+    }
 }

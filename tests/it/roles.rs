@@ -4,8 +4,10 @@
 //! test decides who creates `plan_runner.runs` first): the first run is
 //! refused with the one GRANT line it needs, and once a DBA ran that line,
 //! such a role applies, snapshots and rolls back (proved by fingerprints
-//! and file trees), keeps a failed copy, recovers after kill -9, and a
-//! second customer's role shares the runs record without any grant.
+//! and file trees, with a snapshot and with a dump), keeps a failed copy,
+//! recovers after kill -9, and a second customer's role shares the runs
+//! record without any grant. A record made closed by an older runner is
+//! named by the grant it needs, and opened by its owner's next run.
 //! `--dry-run` lists every privilege the run needs and which are missing,
 //! and a role without CREATEDB is refused before any step, with the same
 //! line. The free-space check says what it could not read, and why.
@@ -140,6 +142,11 @@ impl Customer {
 /// (50 partners before, 51 after the change); `slow` adds a step that
 /// waits, for kill -9.
 fn plan(check_expect: &str, slow: bool) -> String {
+    plan_with("snapshot", check_expect, slow)
+}
+
+/// [`plan`] with the backup's `method`.
+fn plan_with(method: &str, check_expect: &str, slow: bool) -> String {
     let slow = if slow {
         r#"
 script slow {
@@ -165,7 +172,7 @@ stop old_down {{
 
 backup before {{
   after  = old_down
-  method = "snapshot"
+  method = "{method}"
   paths  = ["filestore"]
 }}
 
@@ -491,6 +498,41 @@ fn dry_run_lists_the_privileges_and_a_role_without_createdb_is_refused_before_an
     assert_eq!(dry.status.code(), Some(0), "{out}");
     assert!(out.contains("copy made by the server in"), "{out}");
     assert!(!out.contains("pg_read_all_settings TO"), "{out}");
+    let applied = next.apply(&[]);
+    applied.assert_code(0);
+    let line = applied
+        .stderr
+        .lines()
+        .find(|l| l.contains("free space: snapshot of `odoo_d_next`"))
+        .unwrap_or_else(|| panic!("the snapshot's room is checked: {}", applied.output()));
+    assert!(
+        line.contains("needs") && line.contains("free") && !line.contains("not checked"),
+        "{line}"
+    );
+}
+
+#[test]
+fn an_owner_role_rolls_back_a_dump_backup() {
+    let cluster = own_cluster();
+    role(cluster, "odoo_dump", true);
+    superuser(cluster, "grant create on database postgres to odoo_dump");
+    let odoo = customer(
+        cluster,
+        "odoo_dump",
+        "dumped",
+        &plan_with("dump", "50", false),
+    );
+    apply::assert_lints_clean(&odoo.folder.plan());
+    let before = odoo.fingerprint();
+    let files = odoo.files();
+    let failed = odoo.apply(&[]);
+    failed.assert_code(1);
+    assert_eq!(failed.outcome(), "rolled_back", "{}", failed.output());
+    assert_eq!(failed.report()["rollback"]["proved"], true);
+    assert_unchanged(&odoo, &before, &files);
+    assert_eq!(odoo.release(), "1.0");
+    assert!(odoo.on_failure_ran());
+    assert_eq!(odoo.databases(), std::slice::from_ref(&odoo.db.name));
 }
 
 /// The runs record as plan-runner made it before it was opened to other
@@ -536,4 +578,39 @@ fn a_runs_record_made_closed_is_refused_with_its_grant_and_opened_by_its_owners_
         .unwrap()
         .get(0);
     assert_eq!(role, "odoo_old", "the row is the role's own");
+}
+
+#[test]
+fn a_role_that_may_not_connect_to_the_maintenance_database_is_told_the_grant() {
+    let cluster = own_cluster();
+    superuser(cluster, "revoke connect on database postgres from public");
+    role(cluster, "odoo_c", true);
+    let odoo = customer(cluster, "odoo_c", "no_connect", &passing());
+    let before = odoo.fingerprint();
+    let files = odoo.files();
+
+    let dry = odoo.dry_run();
+    let out = String::from_utf8_lossy(&dry.stdout).into_owned();
+    assert_eq!(dry.status.code(), Some(4), "{out}");
+    let grant = line_to_copy(&out, "GRANT ");
+    assert_eq!(
+        grant,
+        "GRANT CONNECT ON DATABASE \"postgres\" TO \"odoo_c\";"
+    );
+
+    let refused = odoo.apply(&[]);
+    refused.assert_code(4);
+    assert_eq!(refused.outcome(), "refused");
+    assert_eq!(line_to_copy(&refused.stderr, "GRANT "), grant);
+    assert_unchanged(&odoo, &before, &files);
+
+    // Each line run tells the next one, until the run goes through.
+    superuser(cluster, &grant);
+    let refused = odoo.apply(&[]);
+    refused.assert_code(4);
+    let next = line_to_copy(&refused.stderr, "GRANT ");
+    assert_eq!(next, "GRANT CREATE ON DATABASE postgres TO odoo_c;");
+    superuser(cluster, &next);
+    odoo.apply(&[]).assert_code(0);
+    assert_eq!(odoo.release(), "2.0");
 }

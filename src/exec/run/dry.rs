@@ -49,6 +49,13 @@ pub fn dry_run(
     let maintenance = match run.maintenance() {
         Ok(m) => m,
         Err(e) => {
+            let user = opts.connector.user();
+            if let Some(refusal) =
+                crate::db::privileges::connect_refusal(&e, user, &opts.maintenance_db)
+            {
+                refuse(&mut out, refusal.replace('\n', "\n  "));
+                return (out, Outcome::Refused);
+            }
             let _ = writeln!(
                 out,
                 "  cannot connect to the server: {}",

@@ -112,11 +112,19 @@ impl Run<'_> {
         }
         let db_error = Early::database;
         self.owners_restorable()?;
-        let version = {
-            let m = self
-                .maintenance()
-                .map_err(|e| db_error("cannot connect to the server", e))?;
-            server_version(m).map_err(|e| db_error("cannot read the server version", e))?
+        let version = match self.maintenance() {
+            Ok(m) => {
+                server_version(m).map_err(|e| db_error("cannot read the server version", e))?
+            }
+            Err(e) => {
+                let user = opts.connector.user();
+                return Err(
+                    match crate::db::privileges::connect_refusal(&e, user, &opts.maintenance_db) {
+                        Some(refusal) => Early::Privileges(refusal),
+                        None => db_error("cannot connect to the server", e),
+                    },
+                );
+            }
         };
         if !version.is_supported() {
             return Err(Early::UnsupportedServer { version });
