@@ -28,6 +28,7 @@ mod progress;
 mod prune_trust;
 mod psql_flags;
 mod resume;
+mod rollback_restart;
 mod servers;
 mod status;
 mod support;
