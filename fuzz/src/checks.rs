@@ -172,3 +172,126 @@ fn live_context() -> Context {
 fn tree(file: &plan_runner::ast::File) -> String {
     serde_json::to_string_pretty(file).unwrap_or_else(|error| panic!("AST to JSON: {error}"))
 }
+
+/// Any bytes as an inventory file, read as `--inventory` reads it: a
+/// diagnostic (its labels inside the text, on character boundaries, and
+/// rendered as the command line prints it) or an inventory whose every
+/// target is found by its name and resolves to a connection (an error is
+/// fine; a panic is not). Certificate paths are dropped before resolving:
+/// the fuzzer must not make the check read `/dev/zero`.
+pub fn check_inventory(data: &[u8]) {
+    use plan_runner::target::inventory::Inventory;
+    use plan_runner::target::{self, Env, Selection};
+
+    // `Inventory::load` reads the file as UTF-8 text: other bytes are an
+    // I/O error before any parsing.
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let inventory = match Inventory::parse("fuzz/inventory.yaml", text) {
+        Ok(inventory) => inventory,
+        Err(error) => {
+            check_report(&error, text);
+            return;
+        }
+    };
+    let names: Vec<String> = inventory.names().map(str::to_string).collect();
+    for name in &names {
+        let Ok(found) = inventory.target(name) else {
+            panic!("the listed target `{name}` is not found by its name");
+        };
+        let mut found = found.clone();
+        found.sslrootcert = None;
+        found.sslcert = None;
+        found.sslkey = None;
+        let selection = Selection {
+            inventory: Some((name, &found)),
+            ..Selection::default()
+        };
+        if let Err(error) = target::resolve(&selection, &Env::empty().with_os_user("fuzz")) {
+            check_report(&error, text);
+        }
+    }
+    match inventory.target("no such target here") {
+        Ok(_) if !names.iter().any(|n| n == "no such target here") => {
+            panic!("a target that is not in the inventory was found")
+        }
+        Ok(_) => {}
+        Err(error) => check_report(&error, text),
+    }
+}
+
+/// A miette diagnostic's labels lie in `text`, on character boundaries,
+/// and it renders as the command line prints it.
+fn check_report(error: &dyn miette::Diagnostic, text: &str) {
+    for label in error.labels().into_iter().flatten() {
+        let (start, end) = (label.offset(), label.offset() + label.len());
+        assert!(
+            end <= text.len(),
+            "`{error}`: label {start}..{end} is outside the text ({} bytes)",
+            text.len()
+        );
+        assert!(
+            text.is_char_boundary(start) && text.is_char_boundary(end),
+            "`{error}`: label {start}..{end} splits a character"
+        );
+    }
+    let mut out = String::new();
+    let handler =
+        miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor());
+    if let Err(e) = handler.render_report(&mut out, error) {
+        panic!("`{error}` does not render: {e}");
+    }
+}
+
+/// Any bytes as a run's journal, read as `recover`, `--resume` and
+/// `status` read it: parsed into records, damaged lines and a torn tail
+/// (every line accounted for once), then told as a story and judged as
+/// they judge it. The same lines are read again each sealed with its
+/// checksum as the runner writes it, so that the records' JSON, not only
+/// the checksums, meets the readers.
+pub fn check_journal(data: &[u8]) {
+    check_journal_bytes(data);
+    check_journal_bytes(&seal(data));
+}
+
+fn check_journal_bytes(data: &[u8]) {
+    use plan_runner::exec::journal::{self, Story};
+    use plan_runner::exec::run::dead;
+
+    let contents = journal::parse(data);
+    let lines = data.split(|&b| b == b'\n').count();
+    let counted = contents.entries.len() + contents.damaged.len() + usize::from(contents.torn_tail);
+    assert!(
+        counted <= lines,
+        "{counted} records, damaged lines and torn tails from {lines} lines"
+    );
+    assert!(
+        contents.damaged.windows(2).all(|w| w[0] < w[1]),
+        "damaged lines out of order: {:?}",
+        contents.damaged
+    );
+    let story = Story::of(&contents.entries);
+    let _ = dead::refusal(&story, "2405011200ab12");
+    let _ = dead::done(&story);
+    let _ = dead::next_step(&story);
+    for taken in &story.taken {
+        let _ = dead::taken_report(taken);
+    }
+}
+
+/// Each line of `data` (a JSON record, the fuzzer hopes) preceded by its
+/// checksum, as `exec::journal` writes a line: the first 16 hex digits of
+/// the SHA-256 of the JSON.
+pub fn seal(data: &[u8]) -> Vec<u8> {
+    use sha2::Digest;
+    let mut out = Vec::with_capacity(data.len() + 64);
+    for line in data.split(|&b| b == b'\n') {
+        let sum = hex::encode(sha2::Sha256::digest(line));
+        out.extend_from_slice(&sum.as_bytes()[..16]);
+        out.push(b' ');
+        out.extend_from_slice(line);
+        out.push(b'\n');
+    }
+    out
+}

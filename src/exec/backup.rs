@@ -532,6 +532,7 @@ pub fn restore(
     ))?;
     tx.commit()?;
     times.renaming_s = started.elapsed().as_secs_f64();
+    crate::exec::pause::point(crate::exec::pause::ROLLBACK_RENAMED, ctx.run_folder);
     finish_restore(ctx, taken)?;
     Ok(exists.then_some(failed))
 }

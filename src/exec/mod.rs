@@ -8,6 +8,7 @@ pub mod backup;
 pub mod journal;
 pub mod owners;
 pub mod paths;
+pub mod pause;
 pub mod process;
 pub mod progress;
 pub mod redact;

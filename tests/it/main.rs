@@ -30,6 +30,7 @@ mod prune_trust;
 mod psql_flags;
 mod resume;
 mod roles;
+mod rollback_restart;
 mod servers;
 mod status;
 mod strays;

@@ -3,6 +3,10 @@
 
 use super::*;
 
+/// How many times a rollback is run when the server is lost during it: a
+/// server that restarts again and again needs a person, not a loop.
+const ROLLBACK_ATTEMPTS: usize = 3;
+
 impl Run<'_> {
     pub(super) fn roll_back_and_recover(&mut self, failure_order: &[usize]) {
         let sessions_refused = self.taken.is_empty()
@@ -52,13 +56,20 @@ impl Run<'_> {
         if !self.taken.is_empty()
             && let Err(why) = self.hold_lock()
         {
-            self.await_recovery(&why);
+            self.await_recovery(&why, false);
             return false;
         }
         // A restore takes as long as a big step: it must not look frozen.
         self.progress.activity_started("(rollback)", "rolling back");
         let rollback = self.roll_back();
         self.progress.activity_ended("(rollback)");
+        let rollback = match rollback {
+            Ok(rollback) => rollback,
+            Err(why) => {
+                self.await_recovery(&why, true);
+                return false;
+            }
+        };
         let _ = self.journal(&Record::RollbackEnded {
             proved: rollback.proved,
             restored: rollback.restored.clone(),
@@ -103,19 +114,30 @@ impl Run<'_> {
         true
     }
 
-    /// The rollback cannot start (the server is unreachable, or another
-    /// runner took the lock): nothing is restored, and the run is left
-    /// for `plan recover`: its runs row stays open and its journal ends at
-    /// the rollback's start, which `recover` takes up.
-    fn await_recovery(&mut self, why: &str) {
+    /// The rollback cannot start, or cannot go on once the server was
+    /// lost during it (`started`): the server is unreachable, or another
+    /// runner took the lock. The run is left for `plan recover`: its runs
+    /// row stays open and its journal ends at the rollback's start, which
+    /// `recover` takes up (it finishes a restore left half done).
+    fn await_recovery(&mut self, why: &str, started: bool) {
         self.awaiting_recovery = true;
         self.report.outcome = Outcome::RollbackFailed;
         self.report.rollback = Some(RollbackReport {
             error: Some(why.to_string()),
             ..RollbackReport::default()
         });
+        let state = if started {
+            "THE ROLLBACK WAS CUT SHORT: the server was lost while it restored, and"
+        } else {
+            "NOTHING WAS RESTORED:"
+        };
+        let left = if started {
+            "may be half restored"
+        } else {
+            "may be as the failed step left it"
+        };
         self.report.message = Some(format!(
-            "NOTHING WAS RESTORED: {why}.\n`{db}` may be as the failed step left it, and on_failure was NOT run.\nthe run stays unfinished: once the server is back, `plan recover {plan} {flags}` restores the backups and proves it (other runs on `{db}` are refused until then)\nwhere things are: {where_}",
+            "{state} {why}.\n`{db}` {left}, and on_failure was NOT run.\nthe run stays unfinished: once the server is back, `plan recover {plan} {flags}` restores the backups and proves it (other runs on `{db}` are refused until then)\nwhere things are: {where_}",
             db = self.opts.database,
             plan = self.opts.plan_path.display(),
             flags = self.opts.target_flags,
@@ -168,30 +190,54 @@ impl Run<'_> {
     }
 
     /// Restores the earliest backup of each database and of each tree,
-    /// then proves it.
-    pub(super) fn roll_back(&mut self) -> RollbackReport {
+    /// then proves it. When the server's sessions were lost on the way (it
+    /// restarted mid-rollback), the lock and the sessions are taken again
+    /// and the rollback runs again: each restore takes up where the last
+    /// one stopped (`exec::rollback`). `Err` says why the server could not
+    /// be reached again: the run is then left for `plan recover`.
+    pub(super) fn roll_back(&mut self) -> Result<RollbackReport, String> {
         let taken = std::mem::take(&mut self.taken);
         if taken.is_empty() {
-            return RollbackReport {
+            return Ok(RollbackReport {
                 proved: true,
                 ..RollbackReport::default()
-            };
+            });
         }
         let keep_failed = self.opts.keep_failed;
-        let rolled = match self.backup_context() {
-            Ok(mut ctx) => crate::exec::rollback::roll_back(&mut ctx, &taken, keep_failed),
-            Err(e) => crate::exec::rollback::Rolled {
-                report: RollbackReport {
-                    error: Some(e.to_string()),
-                    ..RollbackReport::default()
+        let mut attempt = 1;
+        loop {
+            let rolled = match self.backup_context() {
+                Ok(mut ctx) => crate::exec::rollback::roll_back(&mut ctx, &taken, keep_failed),
+                Err(e) => crate::exec::rollback::Rolled {
+                    report: RollbackReport {
+                        error: Some(e.to_string()),
+                        ..RollbackReport::default()
+                    },
+                    states: Vec::new(),
                 },
-                states: Vec::new(),
-            },
-        };
-        for (copy, state) in &rolled.states {
-            self.set_backup_state(copy, state);
+            };
+            let lost =
+                !rolled.report.proved && !self.maintenance.as_mut().is_some_and(connect::is_alive);
+            if !lost || attempt == ROLLBACK_ATTEMPTS {
+                for (copy, state) in &rolled.states {
+                    self.set_backup_state(copy, state);
+                }
+                return Ok(rolled.report);
+            }
+            attempt += 1;
+            self.progress.message(&format!(
+                "the server was lost during the rollback ({}): reconnecting to finish it",
+                rolled
+                    .report
+                    .error
+                    .as_deref()
+                    .unwrap_or("its session ended")
+            ));
+            if let Err(why) = self.hold_lock() {
+                self.taken = taken;
+                return Err(why);
+            }
         }
-        rolled.report
     }
 
     pub(super) fn on_failure(&mut self, order: &[usize]) {
