@@ -7,18 +7,21 @@ use crate::erp_config::{Connection, ErpConfig, ErpConfigError, Setting};
 use crate::plan::Plan;
 use crate::target::ResolvedTarget;
 
-/// The file the plan names, as a run sees it: `None` when the plan names
-/// none.
+/// The file the inventory's target or the plan names (the target's
+/// wins: each machine keeps it in its own place), as a run sees it;
+/// `None` when neither names one.
 pub fn setting(
     plan: &Plan,
     resolved: &ResolvedTarget,
     run_folder: &Path,
     overridden: bool,
 ) -> Result<Option<Setting>, ErpConfigError> {
-    let Some(path) = plan.erp_config.as_ref().and_then(|t| t.expose()) else {
-        return Ok(None);
+    let named = plan.erp_config.as_ref().and_then(|t| t.expose());
+    let path = match (&resolved.erp_config, named) {
+        (Some(path), _) => path.clone(),
+        (None, Some(path)) => plan.folder.join(path),
+        (None, None) => return Ok(None),
     };
-    let path = plan.folder.join(path);
     let config = ErpConfig::read(&path)?;
     let t = &resolved.target;
     let target = Connection {

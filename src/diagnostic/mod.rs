@@ -109,6 +109,8 @@ codes! {
     SecretInArgv = "W108", "secret-in-argv", Warning, "a `secret()` passed as a command-line argument";
     UnknownLintCode = "W109", "unknown-lint-code", Warning, "`# lint: allow(...)` names a code that does not exist, or is not written as `allow(CODE, ...)`";
     NotAllowable = "W110", "not-allowable", Warning, "`# lint: allow(...)` names a code that cannot be silenced";
+    ErpConfigConnection = "W111", "erp-config-connection", Warning, "the ERP configuration names a database server, user or database of its own";
+    ErpConfigBypassed = "W112", "erp-config-bypassed", Warning, "a step gives the server the ERP configuration itself instead of `${erp_config}`";
 }
 
 impl Code {

@@ -33,6 +33,8 @@ pub struct Context<'a> {
     pub database: Option<&'a Text>,
     /// The folder relative paths start from.
     pub folder: &'a Path,
+    /// The plan block's `erp_config`, when it names one and resolved.
+    pub erp_config: Option<&'a Text>,
     /// The graph of `steps`.
     pub main: &'a Graph,
     /// The graph of `on_failure`.
@@ -156,6 +158,7 @@ pub fn lint(analysis: &Analysis) -> FileReport {
             vars,
             database,
             folder,
+            erp_config: analysis.plan.as_ref().and_then(|p| p.erp_config.as_ref()),
             main,
             failure,
             complete: ast_steps.len() == steps.len() + on_failure.len(),

@@ -47,6 +47,7 @@ const TARGET_FIELDS: &[&str] = &[
     "sslkey",
     "maintenance_db",
     "step_user",
+    "erp_config",
     "vars",
 ];
 
@@ -127,6 +128,9 @@ pub struct InventoryTarget {
     /// The system user steps run as when the runner is root and the step
     /// names none.
     pub step_user: Option<String>,
+    /// The ERP server's configuration file on this target's machine; it
+    /// wins over the plan's `erp_config` (docs/odoo.md).
+    pub erp_config: Option<PathBuf>,
     /// Values for the plan's variables (below `--var`, above the
     /// environment and the defaults).
     #[serde(default, deserialize_with = "vars")]
@@ -161,6 +165,7 @@ impl Inventory {
                         &mut target.sslrootcert,
                         &mut target.sslcert,
                         &mut target.sslkey,
+                        &mut target.erp_config,
                     ]
                     .into_iter()
                     .flatten()

@@ -200,6 +200,9 @@ pub struct ResolvedTarget {
     pub maintenance_db: String,
     /// The inventory's default `user` for steps.
     pub step_user: Option<String>,
+    /// The inventory's `erp_config`: the ERP configuration on the
+    /// target's machine.
+    pub erp_config: Option<std::path::PathBuf>,
     /// The inventory's `vars` (below `--var`, above the environment).
     pub vars: BTreeMap<String, String>,
     /// Things the user should hear about (a password file ignored).
@@ -457,6 +460,7 @@ pub fn resolve(selection: &Selection<'_>, env: &Env) -> Result<ResolvedTarget, T
         target,
         maintenance_db,
         step_user: inv.and_then(|t| t.step_user.clone()),
+        erp_config: inv.and_then(|t| t.erp_config.clone()),
         vars: inv.map(|t| t.vars.clone()).unwrap_or_default(),
         warnings,
     })

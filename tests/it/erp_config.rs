@@ -284,3 +284,56 @@ fn with_the_override_the_server_works_on_the_target() {
         applied.output()
     );
 }
+
+#[test]
+fn the_inventory_names_the_targets_own_configuration() {
+    let s = Setup::new("erp_config_inventory");
+    // The plan's file would be accepted; the inventory's, which wins,
+    // names another port.
+    s.config(s.db.cluster.port());
+    let port = s.db.cluster.port();
+    let other = port.wrapping_add(1);
+    let machine = tempfile::Builder::new()
+        .prefix("erp-config-inventory-")
+        .tempdir()
+        .expect("an inventory folder");
+    let own = fs::read_to_string(s.folder.path().join("odoo.conf"))
+        .expect("odoo.conf")
+        .replace(&format!("db_port = {port}"), &format!("db_port = {other}"));
+    fs::write(machine.path().join("acme.conf"), own).expect("writing acme.conf");
+    let inventory = machine.path().join("inventory.yaml");
+    fs::write(
+        &inventory,
+        format!(
+            "targets:\n  acme:\n    host: {host}\n    port: {port}\n    user: {user}\n    database: {db}\n    erp_config: acme.conf\n",
+            host = s.db.cluster.host(),
+            user = s.db.cluster.user(),
+            db = s.db.name,
+        ),
+    )
+    .expect("writing the inventory");
+    let (fp, files) = (fingerprint(&s.db), tree(&s.filestore()));
+
+    let mut cmd = support::plan_process();
+    cmd.arg("apply")
+        .arg(s.folder.plan())
+        .arg("--inventory")
+        .arg(&inventory)
+        .arg("--target")
+        .arg("acme")
+        .arg("--state-dir")
+        .arg(s.state.path());
+    let applied = run(&mut cmd, s.state.path());
+    applied.assert_code(4);
+    assert_eq!(applied.outcome(), "refused", "{}", applied.output());
+    assert!(
+        applied.stderr.contains(&format!(
+            "db_port: `{other}` in the file, `{port}` for the target"
+        )),
+        "{}",
+        applied.output()
+    );
+    assert!(applied.stderr.contains("acme.conf"), "{}", applied.output());
+    assert_eq!(fingerprint(&s.db), fp, "the database is untouched");
+    assert_eq!(tree(&s.filestore()), files, "the filestore is untouched");
+}

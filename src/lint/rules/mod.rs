@@ -2,6 +2,8 @@
 //! reads the `Context` and returns its findings; it never prints and never
 //! stops another rule.
 
+mod erp_config_bypassed;
+mod erp_config_connection;
 mod literal_secret;
 mod missing_backup;
 mod missing_file;
@@ -61,6 +63,14 @@ pub const RULES: &[Rule] = &[
     Rule {
         code: Code::SecretInArgv,
         check: secret_in_argv::check,
+    },
+    Rule {
+        code: Code::ErpConfigConnection,
+        check: erp_config_connection::check,
+    },
+    Rule {
+        code: Code::ErpConfigBypassed,
+        check: erp_config_bypassed::check,
     },
 ];
 
