@@ -50,7 +50,7 @@ impl Run<'_> {
         });
         self.progress.message(&format!("rolling back ({reason})"));
         if let Err(why) = self.end_strays_before_rollback() {
-            self.await_recovery(&why);
+            self.await_recovery(&why, false);
             return false;
         }
         if !self.taken.is_empty()
