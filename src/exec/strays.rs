@@ -378,3 +378,59 @@ fn command_line(pid: u32) -> String {
         None => text,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn proc(pid: u32, ppid: u32, pgid: u32, start_time: u64) -> Proc {
+        Proc {
+            pid,
+            state: 'S',
+            ppid,
+            pgid,
+            start_time,
+        }
+    }
+
+    #[test]
+    fn the_tree_is_the_runners_orphans_outside_its_group_and_their_descendants() {
+        let me = std::process::id();
+        let group = u32::try_from(getpgrp().as_raw()).unwrap();
+        let other = group + 1_000_000;
+        let procs = [
+            // An orphan a step left, its child and grandchild.
+            proc(10, me, other, 500),
+            proc(11, 10, other, 501),
+            proc(12, 11, 12, 502),
+            // A tool the runner started itself: in the runner's group.
+            proc(20, me, group, 600),
+            proc(21, 20, group, 601),
+            // Started before the step: not selected.
+            proc(30, me, other, 100),
+            // Somebody else's.
+            proc(40, 1, other, 700),
+        ];
+        let found: Vec<u32> = tree(&procs, |p| p.start_time >= 400)
+            .iter()
+            .map(|p| p.pid)
+            .collect();
+        assert_eq!(found, [10, 11, 12]);
+    }
+
+    #[test]
+    fn a_live_process_is_read_from_proc() {
+        let me = std::process::id();
+        let stat = read_stat(me).unwrap();
+        assert_eq!(stat.pid, me);
+        assert!(stat.live());
+        assert_eq!(
+            i64::from(stat.pgid),
+            i64::from(getpgrp().as_raw()),
+            "{stat:?}"
+        );
+        assert_eq!(Some(stat.start_time), crate::exec::process::start_time(me));
+        assert!(!command_line(me).is_empty());
+        assert!(read_stat(0).is_none());
+    }
+}
