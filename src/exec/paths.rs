@@ -382,6 +382,48 @@ mod tests {
     }
 
     #[test]
+    fn a_time_or_a_mode_changed_alone_is_a_difference() {
+        let dir = tempfile::tempdir().unwrap();
+        let tree = dir.path().join("filestore");
+        fs::create_dir_all(&tree).unwrap();
+        fs::write(tree.join("file"), b"same bytes").unwrap();
+        let file = fs::File::options()
+            .write(true)
+            .open(tree.join("file"))
+            .unwrap();
+        let old = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::new(946_684_800, 5);
+        file.set_modified(old).unwrap();
+        let backup = back_up(&tree, "r4").unwrap();
+        assert_eq!(
+            backup.manifest[""].mtime,
+            manifest(&tree).unwrap()[""].mtime
+        );
+        assert_eq!(backup.manifest["file"].mtime, 946_684_800);
+        assert_eq!(backup.manifest["file"].mtime_nsec, 5);
+
+        file.set_modified(std::time::SystemTime::now()).unwrap();
+        let touched = differences(&backup.manifest, &manifest(&tree).unwrap());
+        assert_eq!(touched, vec!["`file`: modification time".to_string()]);
+        file.set_modified(old).unwrap();
+        fs::set_permissions(tree.join("file"), fs::Permissions::from_mode(0o600)).unwrap();
+        let chmodded = differences(&backup.manifest, &manifest(&tree).unwrap());
+        assert_eq!(chmodded.len(), 1, "{chmodded:?}");
+        assert!(chmodded[0].starts_with("`file`: mode "), "{chmodded:?}");
+    }
+
+    #[test]
+    fn a_manifest_from_before_times_were_recorded_still_reads_and_compares() {
+        let old = r#"{"size":3,"mode":33188,"uid":0,"gid":0,"hash":"abc"}"#;
+        let entry: Entry = serde_json::from_str(old).unwrap();
+        assert_eq!((entry.mtime, entry.mtime_nsec), (0, 0));
+        let now = Entry {
+            mtime: 1_700_000_000,
+            ..entry.clone()
+        };
+        assert!(what_differs(&entry, &now).is_empty());
+    }
+
+    #[test]
     fn a_tree_that_did_not_exist_is_removed_on_restore() {
         let dir = tempfile::tempdir().unwrap();
         let tree = dir.path().join("filestore");
