@@ -17,7 +17,7 @@ use thiserror::Error;
 
 use crate::plan::Secret;
 
-pub use derive::{Connection, Mismatch, Setting, mismatches};
+pub use derive::{Connection, Mismatch, Setting, derived_text, mismatches};
 
 /// The name of the derived file in the run folder.
 pub const DERIVED_FILE: &str = "erp.conf";
