@@ -46,6 +46,43 @@ pub fn check_analysis(data: &[u8]) {
     }
 }
 
+/// Any bytes as an ERP configuration file (`erp_config`): read without a
+/// panic, every error's labels inside the text; a file that reads gives a
+/// derived file that reads back with the target's connection.
+pub fn check_erp_config(data: &[u8]) {
+    use plan_runner::erp_config::{Connection, ErpConfig, ErpConfigError, derived_text};
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let path = Path::new("odoo.conf");
+    match ErpConfig::parse(path, text.to_string()) {
+        Ok(config) => {
+            let target = Connection {
+                host: "/run/postgresql".into(),
+                port: 5432,
+                user: "odoo".into(),
+                database: "acme".into(),
+            };
+            let derived = derived_text(&config, &target, Path::new("/srv/odoo"));
+            match ErpConfig::parse(path, derived.clone()) {
+                Ok(back) => {
+                    assert_eq!(back.option("db_name"), Some("acme"), "{derived}");
+                    assert_eq!(back.option("logfile"), None, "{derived}");
+                }
+                Err(e) => panic!("the derived file does not read back: {e}\n{derived}"),
+            }
+        }
+        Err(ErpConfigError::Syntax { labels, .. }) => {
+            for label in labels {
+                let end = label.offset() + label.len();
+                assert!(end <= text.len(), "a label past the end: {label:?}");
+                assert!(text.is_char_boundary(label.offset()) && text.is_char_boundary(end));
+            }
+        }
+        Err(e) => panic!("parsing text gave {e}"),
+    }
+}
+
 /// Bytes that parse without a diagnostic: `fmt`'s output parses without a
 /// diagnostic into the same tree (spans aside, comments included), and
 /// formatting it again changes nothing.

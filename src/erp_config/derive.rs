@@ -221,7 +221,9 @@ fn forced(target: &Connection, data_dir: &Path) -> Vec<(&'static str, String)> {
     ]
 }
 
-fn derived_text(config: &ErpConfig, target: &Connection, data_dir: &Path) -> String {
+/// The text of the derived file: always a file the server (and
+/// [`ErpConfig::parse`]) reads, whatever the original held.
+pub fn derived_text(config: &ErpConfig, target: &Connection, data_dir: &Path) -> String {
     let forced = forced(target, data_dir);
     let mut out = format!(
         "; written by plan-runner from {}: the target's connection, the log to stdout\n",
@@ -324,6 +326,23 @@ mod tests {
         );
         assert!(!format!("{s:?}").contains("hunter2"));
         assert!(s.refusal().is_none(), "overridden");
+    }
+
+    #[test]
+    fn the_derived_file_always_reads_back() {
+        for text in [
+            "",
+            "[misc]\nx = 1\n",
+            "[options]\na = first\n  # continued, not a comment\n\n[a]b]\nk: v = w\n",
+            "\u{feff}[options]\ndb_host = h\nDB_HOST2 = x\n",
+        ] {
+            let c = config(text);
+            let derived = derived_text(&c, &target(), Path::new("/d"));
+            let back = ErpConfig::parse(Path::new("erp.conf"), derived.clone())
+                .unwrap_or_else(|e| panic!("{text:?} -> {derived:?}: {e}"));
+            assert_eq!(back.option("db_name"), Some("acme"), "{derived}");
+            assert_eq!(back.option("data_dir"), Some("/d"), "{derived}");
+        }
     }
 
     #[test]

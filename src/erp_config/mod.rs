@@ -17,7 +17,7 @@ use thiserror::Error;
 
 use crate::plan::Secret;
 
-pub use derive::{Connection, Mismatch, Setting, mismatches};
+pub use derive::{Connection, Mismatch, Setting, derived_text, mismatches};
 
 /// The name of the derived file in the run folder.
 pub const DERIVED_FILE: &str = "erp.conf";
@@ -112,7 +112,9 @@ impl ErpConfig {
                 }
                 Err(ErpConfigError::Syntax {
                     message: format!("{} in `{}`", e.message, path.display()),
-                    src: Arc::new(NamedSource::new(path.display().to_string(), text)),
+                    // The lines around the error are shown: a password
+                    // among them must not be.
+                    src: Arc::new(NamedSource::new(path.display().to_string(), masked(&text))),
                     labels,
                     help: e.help,
                 })
@@ -156,9 +158,55 @@ impl ErpConfig {
     }
 }
 
+/// `text` with the value of every secret setting replaced by as many `*`
+/// as it has bytes, so that the spans of an error still point where they
+/// did.
+fn masked(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        let secret_at = line.find(['=', ':']).filter(|&at| {
+            let key = line[..at].trim().to_lowercase();
+            !key.starts_with(['#', ';', '[']) && is_secret_key(&key)
+        });
+        match secret_at {
+            Some(at) => {
+                let rest = &line[at + 1..];
+                let value = rest.trim_start().trim_end_matches(['\n', '\r']);
+                let start = at + 1 + (rest.len() - rest.trim_start().len());
+                out.push_str(&line[..start]);
+                out.push_str(&"*".repeat(value.len()));
+                out.push_str(&line[start + value.len()..]);
+            }
+            None => out.push_str(line),
+        }
+    }
+    out
+}
+
 /// Keys whose value is a secret.
 pub fn is_secret_key(key: &str) -> bool {
     ["passw", "secret", "token"]
         .iter()
         .any(|word| key.contains(word))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_error_shows_no_password_and_keeps_its_spans() {
+        let text = "[options]\ndb_password = h\u{e9}nter2\nadmin_passwd: x\nbroken\n";
+        let Err(ErpConfigError::Syntax { src, labels, .. }) =
+            ErpConfig::parse(Path::new("odoo.conf"), text.to_string())
+        else {
+            panic!("an error");
+        };
+        let shown = src.inner();
+        assert_eq!(shown.len(), text.len());
+        assert!(!shown.contains("nter2") && shown.contains("db_password = ********\n"));
+        assert!(shown.contains("admin_passwd: *\n"), "{shown}");
+        let at = labels[0].offset();
+        assert_eq!(&shown[at..at + labels[0].len()], "broken");
+    }
 }

@@ -337,3 +337,40 @@ fn the_inventory_names_the_targets_own_configuration() {
     assert_eq!(fingerprint(&s.db), fp, "the database is untouched");
     assert_eq!(tree(&s.filestore()), files, "the filestore is untouched");
 }
+
+#[test]
+fn a_configuration_the_server_would_refuse_is_a_usage_error_with_its_line() {
+    let s = Setup::new("erp_config_syntax");
+    fs::write(
+        s.folder.path().join("odoo.conf"),
+        "[options]\ndb_port = 5432\nadmin_passwd = admin-secret-42\nDB_PORT = 5433\n",
+    )
+    .expect("writing odoo.conf");
+    let fp = fingerprint(&s.db);
+
+    let applied = s.apply(&[], "");
+    applied.assert_code(2);
+    assert!(
+        applied.run_folder.is_none(),
+        "nothing ran: {}",
+        applied.output()
+    );
+    for expected in [
+        "plan::erp_config::syntax",
+        "`db_port` is set twice in `[options]`",
+        "odoo.conf:4:1",
+        "first here",
+    ] {
+        assert!(
+            applied.stderr.contains(expected),
+            "{expected}\n{}",
+            applied.output()
+        );
+    }
+    assert!(
+        !applied.stderr.contains("admin-secret-42"),
+        "the line shown beside the error hides the password\n{}",
+        applied.output()
+    );
+    assert_eq!(fingerprint(&s.db), fp, "the database is untouched");
+}

@@ -27,6 +27,7 @@ fn replay(folder: &str) {
             std::panic::catch_unwind(|| {
                 checks::check_analysis(&data);
                 checks::check_fmt_roundtrip(&data);
+                checks::check_erp_config(&data);
             })
             .is_err()
         })
