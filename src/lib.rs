@@ -10,6 +10,7 @@ pub mod db;
 pub mod diagnostic;
 pub mod exec;
 pub mod exit;
+pub mod fleet;
 pub mod fmt;
 pub mod graph;
 pub mod lint;

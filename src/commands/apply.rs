@@ -18,6 +18,18 @@ use crate::exit::Ending;
 use crate::target::{self, Env};
 
 pub fn run(args: &ApplyArgs) -> Result<Ending, UsageError> {
+    let fleet = args.target.fleet().or_else(|| {
+        // `--shard` on one `--target` is a fleet of one (or none).
+        args.shard
+            .and(args.target.target.clone())
+            .map(|name| crate::fleet::select::Selection::Names(vec![name]))
+    });
+    if let Some(selection) = fleet {
+        return crate::commands::fleet::run(args, selection);
+    }
+    if args.shard.is_some() {
+        return Err(UsageError::FleetWithoutInventory);
+    }
     // The sandbox (cluster and copied plan folder) lives until the end.
     let sandbox;
     let (plan_path, resolved) = if args.sandbox {
@@ -75,7 +87,7 @@ pub fn run(args: &ApplyArgs) -> Result<Ending, UsageError> {
     let (run_id, run_folder) = match &resuming {
         Some(u) => (u.row.run_id.clone(), u.folder.clone()),
         None => {
-            let run_id = run::new_run_id();
+            let run_id = args.run_id.clone().unwrap_or_else(run::new_run_id);
             let run_folder = state_dir.join("runs").join(&run_id);
             (run_id, run_folder)
         }
@@ -129,7 +141,7 @@ pub fn run(args: &ApplyArgs) -> Result<Ending, UsageError> {
         on_failure_timeout: args.on_failure_timeout,
         target_flags: crate::commands::target_flags(&args.target, &resolved),
         no_rollback: args.no_rollback,
-        jobs: args.jobs,
+        jobs: args.jobs.unwrap_or(1),
     };
     if args.dry_run {
         let local = run::dry::is_local(&resolved.target.host);
@@ -144,6 +156,9 @@ pub fn run(args: &ApplyArgs) -> Result<Ending, UsageError> {
         None => run::apply(plan, &main.order, &failure.order, &options),
     };
     eprint(&report.human());
+    if args.format == crate::cli::OutputFormat::Json {
+        print(&(serde_json::to_string_pretty(&report).unwrap_or_default() + "\n"));
+    }
     Ok(report.ending())
 }
 

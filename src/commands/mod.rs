@@ -5,6 +5,7 @@ pub mod apply;
 pub mod backups;
 pub mod completions;
 pub mod explain;
+pub mod fleet;
 pub mod fmt;
 pub mod graph;
 pub mod lint;
@@ -126,6 +127,17 @@ pub enum UsageError {
         )
     )]
     NoRollbackOnProduction { target: String },
+
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Select(#[from] crate::fleet::select::SelectError),
+
+    #[error("--shard picks a slice of an inventory's targets, and no --inventory is given")]
+    #[diagnostic(
+        code(plan::fleet_without_inventory),
+        help("add `--inventory FILE --all` (or --select, or --target a,b)")
+    )]
+    FleetWithoutInventory,
 
     #[error("cannot write `{}`", path.display())]
     #[diagnostic(code(plan::io))]

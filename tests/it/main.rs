@@ -12,6 +12,7 @@ mod crash_kinds;
 mod docs;
 mod error_codes;
 mod faults;
+mod fleet;
 mod fmt_props;
 mod free_space;
 mod fuzz_regressions;
