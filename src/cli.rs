@@ -239,6 +239,13 @@ pub struct StatusArgs {
     /// How to print the status.
     #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
     pub format: OutputFormat,
+    /// With several targets: read up to N at once.
+    #[arg(long, value_name = "N", default_value = "4", value_parser = parse_jobs)]
+    pub jobs: usize,
+    /// With several targets: read up to M at once on one server (host and
+    /// port).
+    #[arg(long, value_name = "M", default_value = "1", value_parser = parse_jobs)]
+    pub per_server: usize,
 }
 
 #[derive(Debug, clap::Args)]
@@ -459,8 +466,8 @@ pub enum GraphFormat {
 )]
 pub struct TargetArgs {
     /// The inventory target to work on (needs --inventory); several,
-    /// comma-separated, make a fleet run (`plan apply` only,
-    /// docs/fleet.md).
+    /// comma-separated, make a fleet run (`plan apply` and `plan
+    /// status` only, docs/fleet.md).
     #[arg(
         long,
         value_name = "NAME,...",
@@ -476,13 +483,13 @@ pub struct TargetArgs {
         conflicts_with = "database"
     )]
     pub inventory: Option<PathBuf>,
-    /// Every target of the inventory (a fleet run: `plan apply` only,
-    /// docs/fleet.md).
+    /// Every target of the inventory (a fleet run: `plan apply` and
+    /// `plan status` only, docs/fleet.md).
     #[arg(long, requires = "inventory", conflicts_with = "database")]
     pub all: bool,
     /// The inventory targets whose `labels` have KEY=VALUE; repeated, a
-    /// target must have every one (a fleet run: `plan apply` only,
-    /// docs/fleet.md).
+    /// target must have every one (a fleet run: `plan apply` and `plan
+    /// status` only, docs/fleet.md).
     #[arg(
         long,
         value_name = "KEY=VALUE",

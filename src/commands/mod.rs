@@ -6,6 +6,7 @@ pub mod backups;
 pub mod completions;
 pub mod explain;
 pub mod fleet;
+pub mod fleet_status;
 pub mod fmt;
 pub mod graph;
 pub mod lint;

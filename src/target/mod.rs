@@ -296,7 +296,7 @@ pub enum TargetError {
     #[diagnostic(
         code(plan::one_target),
         help(
-            "name one with `--target NAME`; only `plan apply` takes --all, --select and `--target a,b` (docs/fleet.md)"
+            "name one with `--target NAME`; `plan apply` and `plan status` take --all, --select and `--target a,b` (docs/fleet.md)"
         )
     )]
     OneTarget,

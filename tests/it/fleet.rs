@@ -289,6 +289,31 @@ fn six_targets_on_two_clusters_one_fails_and_is_restored() {
         assert_eq!(second.outcome(name), want, "{name}");
     }
     assert_eq!(fingerprint(&dbs[2]), doomed_before);
+
+    // `plan status --all`: every target's release and last run, at once.
+    let output = plan_process()
+        .args(["status", "--all", "--format", "json", "--jobs", "3"])
+        .arg("--inventory")
+        .arg(&inv)
+        .output()
+        .expect("running plan status");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let status: Value = serde_json::from_slice(&output.stdout).expect("status JSON");
+    let rows = status["targets"].as_array().expect("targets");
+    assert_eq!(rows.len(), 6, "{status}");
+    for row in rows {
+        let name = row["name"].as_str().unwrap_or_default();
+        assert_eq!(row["unfinished"], 0, "{row}");
+        assert!(row["error"].is_null(), "{row}");
+        if name == "c" {
+            assert_ne!(row["release"], "2.0", "{row}");
+            assert_eq!(row["last_run"]["outcome"], "rolled_back", "{row}");
+        } else {
+            assert_eq!(row["release"], "2.0", "{row}");
+            assert_eq!(row["last_run"]["outcome"], "succeeded", "{row}");
+        }
+    }
 }
 
 #[test]
@@ -553,7 +578,7 @@ fn one_target_commands_refuse_a_fleet() {
         "targets:\n  a:\n    database: a\n  b:\n    database: b\n",
     )
     .expect("writing the inventory");
-    for command in ["status", "backups", "recover"] {
+    for command in ["backups", "recover"] {
         let output = plan_process()
             .arg(command)
             .arg("--inventory")
