@@ -601,3 +601,100 @@ fn one_target_commands_refuse_a_fleet() {
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("plan::fleet_without_inventory"), "{stderr}");
 }
+
+/// The figures of docs/performance.md, "Fleets": 50 small targets on two
+/// clusters, `--jobs 1` then `--jobs 8 --per-server 4`. Not a check (a
+/// timed test would fail on a busy machine): run it on purpose with
+/// `cargo test --test it fleet::benchmark -- --ignored --nocapture`.
+#[test]
+#[ignore = "a benchmark: prints figures for docs/performance.md"]
+fn benchmark_fifty_targets_on_two_clusters() {
+    const PLAIN: &str = r#"plan "bench" {
+  from = "1.0"
+  to   = "2.0"
+}
+
+backup before {
+  method = "snapshot"
+}
+
+sql change {
+  after   = before
+  sql     = "update t set v = 'new'"
+  timeout = "1m"
+}
+"#;
+    let (one, two) = (shared_cluster(), private_cluster());
+    let dbs: Vec<TestDatabase> = (0..50)
+        .map(|i| seeded(if i % 2 == 0 { one } else { two }, &format!("bench{i}")))
+        .collect();
+    let names: Vec<String> = (0..50).map(|i| format!("c{i:02}")).collect();
+    let entries: Vec<(&str, &TestDatabase, &str)> = names
+        .iter()
+        .zip(&dbs)
+        .map(|(n, db)| (n.as_str(), db, ""))
+        .collect();
+    let (_dir, inv) = inventory(&entries);
+    let folder = PlanFolder::new(PLAIN);
+    for args in [
+        &["--jobs", "1"][..],
+        &["--jobs", "8", "--per-server", "4"][..],
+    ] {
+        let state = state_dir();
+        let mut all = vec!["--all", "--assume-release", "1.0"];
+        all.extend_from_slice(args);
+        let started = std::time::Instant::now();
+        let ran = run_fleet(&folder.plan(), &inv, state.path(), &all);
+        let wall = started.elapsed().as_secs_f64();
+        assert_eq!(ran.code, Some(0), "{}", ran.stderr);
+        let targets = ran.targets();
+        let mut runs = 0.0;
+        let mut steps = 0.0;
+        for target in targets.values() {
+            let report: Value = serde_json::from_slice(
+                &std::fs::read(target["report"].as_str().expect("a report")).expect("report"),
+            )
+            .expect("JSON");
+            let at = |k: &str| {
+                humantime::parse_rfc3339(report[k].as_str().unwrap_or_default()).expect("a time")
+            };
+            runs += at("ended_at")
+                .duration_since(at("started_at"))
+                .expect("ends after it starts")
+                .as_secs_f64();
+            steps += report["steps"]
+                .as_array()
+                .expect("steps")
+                .iter()
+                .map(|s| s["seconds"].as_f64().unwrap_or(0.0))
+                .sum::<f64>();
+            steps += report["backups"]
+                .as_array()
+                .expect("backups")
+                .iter()
+                .map(|b| b["fingerprint_seconds"].as_f64().unwrap_or(0.0))
+                .sum::<f64>();
+        }
+        let child: f64 = targets
+            .values()
+            .map(|t| t["seconds"].as_f64().unwrap_or(0.0))
+            .sum();
+        // One at a time, the fleet's own cost is the wall time its
+        // children do not cover; with several at once it cannot be told.
+        let fleet = if args[1] == "1" {
+            format!(
+                "; fleet beyond its children {:.0} ms",
+                (wall - child) / 50.0 * 1000.0
+            )
+        } else {
+            String::new()
+        };
+        println!(
+            "fleet {args:?}: 50 targets in {wall:.2} s; per target: child process {:.0} ms, \
+             its run (report start to end) {:.0} ms, its steps {:.0} ms{fleet}",
+            child / 50.0 * 1000.0,
+            runs / 50.0 * 1000.0,
+            steps / 50.0 * 1000.0,
+        );
+    }
+}
