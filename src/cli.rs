@@ -240,6 +240,13 @@ pub struct StatusArgs {
     /// How to print the status.
     #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
     pub format: OutputFormat,
+    /// With several targets: read up to N at once.
+    #[arg(long, value_name = "N", default_value = "4", value_parser = parse_jobs)]
+    pub jobs: usize,
+    /// With several targets: read up to M at once on one server (host and
+    /// port).
+    #[arg(long, value_name = "M", default_value = "1", value_parser = parse_jobs)]
+    pub per_server: usize,
 }
 
 #[derive(Debug, clap::Args)]
@@ -322,10 +329,35 @@ pub struct ApplyArgs {
     /// hangs must not hold the target's lock for ever.
     #[arg(long, value_name = "DUR", default_value = "10m", value_parser = parse_duration)]
     pub on_failure_timeout: std::time::Duration,
-    /// Run up to N independent steps at once (1 to 64); a backup still
-    /// runs alone, and the first failure ends the others.
+    /// Run up to N independent steps at once (1 to 64) [default: 1]; a
+    /// backup still runs alone, and the first failure ends the others. In
+    /// a fleet run: up to N targets at once [default: 4].
+    #[arg(long, value_name = "N", value_parser = parse_jobs)]
+    pub jobs: Option<usize>,
+    /// In a fleet run: the --jobs of each target's run (its steps).
     #[arg(long, value_name = "N", default_value = "1", value_parser = parse_jobs)]
-    pub jobs: usize,
+    pub step_jobs: usize,
+    /// In a fleet run: at most M targets at once on one server (host and
+    /// port).
+    #[arg(long, value_name = "M", default_value = "1", value_parser = parse_jobs)]
+    pub per_server: usize,
+    /// In a fleet run: once K targets did not end well (failed, refused,
+    /// unreachable), start no other; the running ones end as usual.
+    #[arg(long, value_name = "K", value_parser = parse_max_failures)]
+    pub max_failures: Option<usize>,
+    /// In a fleet run: only the I-th (from 0) of N stable slices of the
+    /// selected targets, by a hash of their names, so that N machines
+    /// share a fleet.
+    #[arg(long, value_name = "I/N", value_parser = crate::fleet::select::parse_shard)]
+    pub shard: Option<crate::fleet::select::Shard>,
+    /// How to print the report (a fleet run: its summary) on stdout:
+    /// `human` prints it on stderr, `json` prints report.json (the
+    /// fleet's summary.json) on stdout as well.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
+    pub format: OutputFormat,
+    /// The run id to use (a fleet gives each target's run its own).
+    #[arg(long, hide = true, value_parser = parse_run_id)]
+    pub run_id: Option<String>,
     /// Change nothing: show the steps with their commands, the backups
     /// with their sizes and the free space for them, and what the run
     /// would find on the target (lock, release, sessions).
@@ -434,12 +466,17 @@ pub enum GraphFormat {
 /// As in psql, `-h` is the host there, so these commands take `-?` (and
 /// `--help`) for help.
 #[derive(Clone, Debug, Default, clap::Args)]
-#[command(disable_help_flag = true)]
+#[command(
+    disable_help_flag = true,
+    group = clap::ArgGroup::new("selection").args(["target", "all", "select"]).multiple(false)
+)]
 pub struct TargetArgs {
-    /// The inventory target to work on (needs --inventory).
+    /// The inventory target to work on (needs --inventory); several,
+    /// comma-separated, make a fleet run (`plan apply` and `plan
+    /// status` only, docs/fleet.md).
     #[arg(
         long,
-        value_name = "NAME",
+        value_name = "NAME,...",
         requires = "inventory",
         conflicts_with = "database"
     )]
@@ -448,10 +485,25 @@ pub struct TargetArgs {
     #[arg(
         long,
         value_name = "FILE",
-        requires = "target",
+        requires = "selection",
         conflicts_with = "database"
     )]
     pub inventory: Option<PathBuf>,
+    /// Every target of the inventory (a fleet run: `plan apply` and
+    /// `plan status` only, docs/fleet.md).
+    #[arg(long, requires = "inventory", conflicts_with = "database")]
+    pub all: bool,
+    /// The inventory targets whose `labels` have KEY=VALUE; repeated, a
+    /// target must have every one (a fleet run: `plan apply` and `plan
+    /// status` only, docs/fleet.md).
+    #[arg(
+        long,
+        value_name = "KEY=VALUE",
+        requires = "inventory",
+        conflicts_with = "database",
+        value_parser = crate::fleet::select::parse_label
+    )]
+    pub select: Vec<(String, String)>,
     /// The database to work on, or a connection string as psql takes it:
     /// `postgresql://USER@HOST:PORT/DB?sslmode=verify-full` or `host=HOST
     /// dbname=DB sslmode=require`. What it leaves out comes from -h, -p,
@@ -484,9 +536,33 @@ pub struct TargetArgs {
 }
 
 impl TargetArgs {
+    /// The fleet these flags select (`--all`, `--select`, `--target a,b`),
+    /// or `None` for one target.
+    pub fn fleet(&self) -> Option<crate::fleet::select::Selection> {
+        use crate::fleet::select::Selection;
+        if self.all {
+            Some(Selection::All)
+        } else if !self.select.is_empty() {
+            Some(Selection::Labels(self.select.clone()))
+        } else {
+            match &self.target {
+                Some(names) if names.contains(',') => Some(Selection::Names(
+                    names
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|n| !n.is_empty())
+                        .map(str::to_string)
+                        .collect(),
+                )),
+                _ => None,
+            }
+        }
+    }
+
     /// What these flags ask the target resolver for.
     pub fn wanted(&self) -> crate::target::Wanted<'_> {
         crate::target::Wanted {
+            fleet: self.fleet().is_some(),
             inventory: self.inventory.as_deref(),
             target: self.target.as_deref(),
             database: self.database.as_deref(),
@@ -532,6 +608,29 @@ pub fn parse_jobs(text: &str) -> Result<usize, String> {
             "at most {max} steps run at once (each holds a connection or a process group)"
         )),
         Err(_) => Err(format!("`{text}` is not a number of steps from 1 to {max}")),
+    }
+}
+
+/// Parses `--max-failures K`: at least 1.
+pub fn parse_max_failures(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(0) => Err("0 would start nothing: give at least 1, or leave it out".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("`{text}` is not a number of targets")),
+    }
+}
+
+/// Parses the hidden `--run-id`: the shape `new_run_id` makes, since it
+/// becomes part of a folder and a database name.
+pub fn parse_run_id(text: &str) -> Result<String, String> {
+    if text.len() == 16
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        Ok(text.to_string())
+    } else {
+        Err(format!("`{text}` is not a run id (16 digits and a-f)"))
     }
 }
 

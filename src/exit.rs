@@ -136,6 +136,71 @@ pub enum Ending {
     /// A usage or configuration error stopped the command before it did
     /// anything.
     Usage,
+    /// A fleet run (`apply --inventory --all`), as its targets ended.
+    Fleet(Fleet),
+}
+
+/// How a fleet's targets ended, as a whole (docs/fleet.md, "Exit codes").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Fleet {
+    /// Every target succeeded or had nothing to do (or the slice was
+    /// empty).
+    AllDone,
+    /// Some target did not reach `to` (it failed and was rolled back and
+    /// proved, was refused, could not be reached, or was not started),
+    /// and none needs a person.
+    SomeFailed,
+    /// A target's rollback was not proved, or its run did not end: a
+    /// person must look at it.
+    NeedsPerson,
+    /// Every target was refused with nothing changed.
+    AllRefused,
+    /// Ctrl-C or SIGTERM: no target started after it, the running ones
+    /// rolled back, and none needs a person.
+    Interrupted,
+}
+
+/// How one target of a fleet ended, for the fleet's [`Fleet`] ending.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Member {
+    Done,
+    Failed,
+    Refused,
+    NeedsPerson,
+    NotStarted,
+}
+
+impl Member {
+    /// A target's run as its report says it ended.
+    pub fn of(outcome: Outcome) -> Member {
+        match outcome {
+            Outcome::Succeeded | Outcome::NothingToDo | Outcome::Recovered => Member::Done,
+            Outcome::RolledBack | Outcome::Error => Member::Failed,
+            Outcome::Refused => Member::Refused,
+            // `--no-rollback` left a failed database as it was, and a
+            // report that says `running` never ended: either needs a look.
+            Outcome::Stopped | Outcome::RollbackFailed | Outcome::Running => Member::NeedsPerson,
+        }
+    }
+}
+
+impl Fleet {
+    /// The whole from each target's ending; `interrupted` when a signal
+    /// stopped the fleet.
+    pub fn of(members: &[Member], interrupted: bool) -> Fleet {
+        if members.contains(&Member::NeedsPerson) {
+            Fleet::NeedsPerson
+        } else if interrupted {
+            Fleet::Interrupted
+        } else if !members.is_empty() && members.iter().all(|m| *m == Member::Refused) {
+            Fleet::AllRefused
+        } else if members.iter().all(|m| *m == Member::Done) {
+            Fleet::AllDone
+        } else {
+            Fleet::SomeFailed
+        }
+    }
 }
 
 impl Ending {
@@ -158,6 +223,13 @@ pub fn status(ending: Ending) -> Exit {
         Ending::Checked { problems: false } => Exit::Success,
         Ending::Checked { problems: true } => Exit::Failed,
         Ending::Usage => Exit::Usage,
+        Ending::Fleet(fleet) => match fleet {
+            Fleet::AllDone => Exit::Success,
+            Fleet::SomeFailed => Exit::Failed,
+            Fleet::NeedsPerson => Exit::RollbackFailed,
+            Fleet::AllRefused => Exit::Refused,
+            Fleet::Interrupted => Exit::Interrupted,
+        },
         Ending::Run {
             outcome,
             interrupted,
@@ -197,6 +269,25 @@ mod tests {
         assert_eq!(run(Outcome::Refused, false), 4);
         assert_eq!(run(Outcome::RolledBack, true), 130);
         assert_eq!(run(Outcome::Stopped, true), 130);
+    }
+
+    #[test]
+    fn a_fleet_exits_by_its_worst_target() {
+        use Member::*;
+        let code = |members: &[Member], interrupted| {
+            status(Ending::Fleet(Fleet::of(members, interrupted))).code()
+        };
+        assert_eq!(code(&[], false), 0);
+        assert_eq!(code(&[Done, Done], false), 0);
+        assert_eq!(code(&[Done, Failed], false), 1);
+        assert_eq!(code(&[Done, Refused], false), 1);
+        assert_eq!(code(&[Failed, NotStarted], false), 1);
+        assert_eq!(code(&[Refused, Refused], false), 4);
+        assert_eq!(code(&[Done, Failed, NeedsPerson], false), 3);
+        assert_eq!(code(&[Done, NeedsPerson], true), 3);
+        assert_eq!(code(&[Done, Failed, NotStarted], true), 130);
+        assert_eq!(Member::of(Outcome::Error), Failed);
+        assert_eq!(Member::of(Outcome::Stopped), NeedsPerson);
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod diagnostic;
 pub mod erp_config;
 pub mod exec;
 pub mod exit;
+pub mod fleet;
 pub mod fmt;
 pub mod graph;
 pub mod lint;

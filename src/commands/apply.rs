@@ -18,6 +18,18 @@ use crate::exit::Ending;
 use crate::target::{self, Env};
 
 pub fn run(args: &ApplyArgs) -> Result<Ending, UsageError> {
+    let fleet = args.target.fleet().or_else(|| {
+        // `--shard` on one `--target` is a fleet of one (or none).
+        args.shard
+            .and(args.target.target.clone())
+            .map(|name| crate::fleet::select::Selection::Names(vec![name]))
+    });
+    if let Some(selection) = fleet {
+        return crate::commands::fleet::run(args, selection);
+    }
+    if args.shard.is_some() {
+        return Err(UsageError::FleetWithoutInventory);
+    }
     // The sandbox (cluster and copied plan folder) lives until the end.
     let sandbox;
     let (plan_path, resolved) = if args.sandbox {
@@ -47,7 +59,9 @@ pub fn run(args: &ApplyArgs) -> Result<Ending, UsageError> {
     let plan_sha256 = hex::encode(Sha256::digest(&bytes));
 
     let state_dir = crate::commands::state_dir(args.state_dir.as_deref());
-    let fresh_id = run::new_run_id();
+    // A fleet names each target's run (`--run-id`), so its summary can
+    // find the run folder.
+    let fresh_id = args.run_id.clone().unwrap_or_else(run::new_run_id);
     let mut ctx = crate::commands::live_context(&args.vars, &resolved);
     // `${erp_config}` names the derived file in the run folder.
     let derived_in = |ctx: &mut crate::resolve::Context, folder: &Path| {
@@ -158,7 +172,7 @@ pub fn run(args: &ApplyArgs) -> Result<Ending, UsageError> {
         on_failure_timeout: args.on_failure_timeout,
         target_flags: crate::commands::target_flags(&args.target, &resolved),
         no_rollback: args.no_rollback,
-        jobs: args.jobs,
+        jobs: args.jobs.unwrap_or(1),
         erp_config,
     };
     if args.dry_run {
@@ -174,6 +188,9 @@ pub fn run(args: &ApplyArgs) -> Result<Ending, UsageError> {
         None => run::apply(plan, &main.order, &failure.order, &options),
     };
     eprint(&report.human());
+    if args.format == crate::cli::OutputFormat::Json {
+        print(&(serde_json::to_string_pretty(&report).unwrap_or_default() + "\n"));
+    }
     Ok(report.ending())
 }
 

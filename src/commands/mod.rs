@@ -6,6 +6,8 @@ pub mod backups;
 pub mod completions;
 pub mod erp;
 pub mod explain;
+pub mod fleet;
+pub mod fleet_status;
 pub mod fmt;
 pub mod graph;
 pub mod lint;
@@ -131,6 +133,17 @@ pub enum UsageError {
         )
     )]
     NoRollbackOnProduction { target: String },
+
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Select(#[from] crate::fleet::select::SelectError),
+
+    #[error("--shard picks a slice of an inventory's targets, and no --inventory is given")]
+    #[diagnostic(
+        code(plan::fleet_without_inventory),
+        help("add `--inventory FILE --all` (or --select, or --target a,b)")
+    )]
+    FleetWithoutInventory,
 
     #[error("cannot write `{}`", path.display())]
     #[diagnostic(code(plan::io))]

@@ -51,6 +51,9 @@ struct Document {
 }
 
 pub fn run(args: &StatusArgs) -> Result<Ending, UsageError> {
+    if let Some(selection) = args.target.fleet() {
+        return crate::commands::fleet_status::run(args, selection);
+    }
     let resolved = resolve_target(&args.target)?;
     let state_dir = crate::commands::state_dir(args.state_dir.as_deref());
     let database = resolved.target.database.clone();

@@ -49,6 +49,7 @@ const TARGET_FIELDS: &[&str] = &[
     "step_user",
     "erp_config",
     "vars",
+    "labels",
 ];
 
 /// At most this many target names are listed in an "unknown target" help.
@@ -135,6 +136,9 @@ pub struct InventoryTarget {
     /// environment and the defaults).
     #[serde(default, deserialize_with = "vars")]
     pub vars: BTreeMap<String, String>,
+    /// What a fleet run selects targets by (`--select tier=gold`).
+    #[serde(default, deserialize_with = "labels")]
+    pub labels: BTreeMap<String, String>,
 }
 
 #[derive(Deserialize)]
@@ -188,6 +192,11 @@ impl Inventory {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Every target with its name, sorted by name.
+    pub fn targets(&self) -> impl Iterator<Item = (&str, &InventoryTarget)> {
+        self.targets.iter().map(|(name, t)| (name.as_str(), t))
     }
 
     /// The target names, sorted.
@@ -552,6 +561,52 @@ fn vars<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::
     d.deserialize_map(Vars)
 }
 
+/// Whether `key` may name a label: what `--select KEY=VALUE` can type
+/// without quoting, and what a selector's `=` cannot be part of.
+pub fn is_label_key(key: &str) -> bool {
+    let mut chars = key.chars();
+    chars.next().is_some_and(|c| c.is_ascii_lowercase())
+        && chars
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '-' | '.'))
+}
+
+fn labels<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::Error> {
+    struct Labels;
+    impl<'de> Visitor<'de> for Labels {
+        type Value = BTreeMap<String, String>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a map from label names to values, such as `{tier: gold}`")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut out = BTreeMap::new();
+            while let Some(key) = map.next_key::<String>()? {
+                if !is_label_key(&key) {
+                    return Err(de::Error::custom(format!(
+                        "`{key}` is not a label name (a lower-case letter, then letters, digits, `_`, `-` or `.`)"
+                    )));
+                }
+                if out.contains_key(&key) {
+                    return Err(de::Error::custom(format!("label `{key}` is given twice")));
+                }
+                match map.next_value::<Option<Scalar>>()? {
+                    Some(Scalar(value)) => {
+                        out.insert(key, value);
+                    }
+                    None => {
+                        return Err(de::Error::custom(format!(
+                            "label `{key}` has no value (write \"\" for an empty one)"
+                        )));
+                    }
+                }
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_map(Labels)
+}
+
 /// A variable's value: a string, number or boolean, kept as written.
 ///
 /// Read through `deserialize_str`, which gives a plain scalar's own text:
@@ -849,5 +904,25 @@ mod tests {
             redact_passwords("host: passwordless\n"),
             "host: passwordless\n"
         );
+    }
+
+    #[test]
+    fn labels_are_read_as_written() {
+        let inventory =
+            parse("targets:\n  a:\n    database: a\n    labels: {tier: gold, wave: 2}\n").unwrap();
+        let a = inventory.target("a").unwrap();
+        assert_eq!(a.labels.get("tier").map(String::as_str), Some("gold"));
+        assert_eq!(a.labels.get("wave").map(String::as_str), Some("2"));
+    }
+
+    #[test]
+    fn a_bad_label_name_points_at_its_line() {
+        let (text, line, _) =
+            message("targets:\n  a:\n    database: a\n    labels:\n      Tier: gold\n");
+        assert!(text.contains("`Tier` is not a label name"), "{text}");
+        assert_eq!(line, 5, "{text}");
+        let (text, line, _) = message("targets:\n  a:\n    database: a\n    lables: {}\n");
+        assert!(text.contains("unknown field `lables`"), "{text}");
+        assert_eq!(line, 4);
     }
 }

@@ -294,12 +294,24 @@ pub enum TargetError {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Passfile(#[from] pgpass::WriteError),
+
+    #[error("this command works on one target, and several are selected")]
+    #[diagnostic(
+        code(plan::one_target),
+        help(
+            "name one with `--target NAME`; `plan apply` and `plan status` take --all, --select and `--target a,b` (docs/fleet.md)"
+        )
+    )]
+    OneTarget,
 }
 
 /// What the command line asks for: an inventory and one of its targets,
 /// `-h`, `-p`, `-U`, `-d`, `--maintenance-db`.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Wanted<'a> {
+    /// Several targets were selected (`--all`, `--select`, `--target
+    /// a,b`): a command that works on one refuses.
+    pub fleet: bool,
     pub inventory: Option<&'a Path>,
     pub target: Option<&'a str>,
     pub database: Option<&'a str>,
@@ -311,6 +323,9 @@ pub struct Wanted<'a> {
 
 /// Loads the inventory `wanted` names (if any) and resolves the target.
 pub fn resolve_wanted(wanted: &Wanted<'_>, env: &Env) -> Result<ResolvedTarget, TargetError> {
+    if wanted.fleet {
+        return Err(TargetError::OneTarget);
+    }
     let inventory = match wanted.inventory {
         Some(path) => Some(Inventory::load(path)?),
         None => None,

@@ -128,6 +128,11 @@ fn clap_synopses() -> BTreeMap<String, Synopsis> {
                     // psql's `-h` declare their own (`-?`), which synopses
                     // leave out like clap's.
                     let long = arg.get_long().filter(|long| *long != "help")?;
+                    // A hidden flag is the runner's own (a fleet gives
+                    // each child its run id), not the user's.
+                    if arg.is_hide_set() {
+                        return None;
+                    }
                     // A flag that takes one of a few values shows them
                     // (`--format human|json`); any other its value's name.
                     let value = arg.get_action().takes_values().then(|| {

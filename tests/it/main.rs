@@ -13,6 +13,7 @@ mod docs;
 mod erp_config;
 mod error_codes;
 mod faults;
+mod fleet;
 mod fmt_props;
 mod free_space;
 mod fuzz_regressions;
