@@ -212,13 +212,24 @@ pub fn run(args: &RecoverArgs) -> Result<Ending, UsageError> {
     let child_env = crate::db::env_for_child(&resolved.target, &folder)
         .map_err(|e| UsageError::from(target::TargetError::from(e)))?;
     // on_failure's server reads the derived file as the run's did; the
-    // run itself was not refused, so the file is not compared again.
-    let erp_config = crate::commands::erp::setting(plan, &resolved, &folder, true)?;
-    if let Some(setting) = &erp_config {
-        setting.write().map_err(|source| UsageError::Write {
-            path: setting.derived.clone(),
-            source,
-        })?;
+    // run itself was not refused, so the file is not compared again. The
+    // restore comes first whatever became of the file: it only warns.
+    let erp_config = match crate::commands::erp::setting(plan, &resolved, &folder, true) {
+        Ok(setting) => setting,
+        Err(e) => {
+            eprint(&format!(
+                "warning: {e}: on_failure's `${{erp_config}}` will not exist\n"
+            ));
+            None
+        }
+    };
+    if let Some(setting) = &erp_config
+        && let Err(e) = setting.write()
+    {
+        eprint(&format!(
+            "warning: cannot write {}: {e}\n",
+            setting.derived.display()
+        ));
     }
     let options = Options {
         run_id: row.run_id.clone(),
