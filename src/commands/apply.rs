@@ -130,6 +130,8 @@ pub fn run(args: &ApplyArgs) -> Result<Ending, UsageError> {
         target_flags: crate::commands::target_flags(&args.target, &resolved),
         no_rollback: args.no_rollback,
         jobs: args.jobs,
+        revision: args.revision.clone(),
+        allow_same_revision: args.allow_same_revision,
     };
     if args.dry_run {
         let local = run::dry::is_local(&resolved.target.host);

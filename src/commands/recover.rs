@@ -231,6 +231,8 @@ pub fn run(args: &RecoverArgs) -> Result<Ending, UsageError> {
         no_rollback: false,
         // on_failure steps run one at a time (docs/apply.md).
         jobs: 1,
+        revision: None,
+        allow_same_revision: false,
     };
     drop(maintenance);
     let dead = Dead {

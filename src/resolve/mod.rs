@@ -5,6 +5,7 @@
 
 mod attrs;
 pub mod duration;
+mod refresh;
 mod steps;
 mod vars;
 pub mod words;
@@ -61,6 +62,8 @@ const PLAN_ATTRS: &[&str] = &[
     "update_command",
     "release_query",
     "description",
+    "refresh",
+    "revision",
 ];
 
 /// Resolves a parsed file.
@@ -114,6 +117,10 @@ pub fn resolve(file: &ast::File, source: &Source, ctx: &Context) -> Resolved {
         }
     };
 
+    let (refresh, revision) = blocks
+        .first()
+        .map(|b| refresh::read(b, PLAN_ATTRS, &mut scope, &mut diagnostics))
+        .unwrap_or_default();
     let update_command = blocks.first().and_then(|b| {
         Attrs::collect(
             &b.attrs,
@@ -173,6 +180,8 @@ pub fn resolve(file: &ast::File, source: &Source, ctx: &Context) -> Resolved {
                 to,
                 description,
                 release_query,
+                refresh,
+                revision,
                 vars: body.vars,
                 database: body.database,
                 steps: body.steps,
@@ -265,7 +274,19 @@ fn plan_header(
     // Only its type is checked here: it is bound per `update` step.
     let _ = attrs.string("update_command", diagnostics);
     let ((from, from_span), (to, to_span)) = (from?, to?);
-    if from >= to {
+    let refresh = refresh::declared(block);
+    if refresh && from != to {
+        diagnostics.push(
+            Diagnostic::new(
+                Code::ReleaseOrder,
+                to_span,
+                format!("a refresh plan stays at one release, but `to` ({to}) is not `from` ({from})"),
+            )
+            .label("not `from`")
+            .also(from_span, "`from` is here")
+            .help("a refresh updates the same release after new code is deployed: make `to` equal `from`, or remove `refresh = true` for a migration"),
+        );
+    } else if from >= to && !refresh {
         diagnostics.push(
             Diagnostic::new(
                 Code::ReleaseOrder,

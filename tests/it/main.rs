@@ -21,6 +21,7 @@ mod jobs;
 mod layout;
 mod lint;
 mod lint_docs;
+mod odoo_modules;
 mod parse_fixtures;
 mod process;
 mod progress;
