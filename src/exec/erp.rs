@@ -99,13 +99,25 @@ fn probe(ready: &Ready) -> Result<(), String> {
     let (host, port) = match ready {
         Ready::Http { host, port, .. } | Ready::Tcp { host, port } => (host, *port),
     };
-    let addr = (host.as_str(), port)
+    // Every address of the name in turn: `localhost` may give ::1 first
+    // to a server that listens on 127.0.0.1 only.
+    let mut last = format!("{host} has no address");
+    let mut connected = None;
+    for addr in (host.as_str(), port)
         .to_socket_addrs()
         .map_err(|e| format!("cannot resolve {host}: {e}"))?
-        .next()
-        .ok_or_else(|| format!("{host} has no address"))?;
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))
-        .map_err(|e| format!("connection: {e}"))?;
+    {
+        match TcpStream::connect_timeout(&addr, Duration::from_secs(2)) {
+            Ok(stream) => {
+                connected = Some(stream);
+                break;
+            }
+            Err(e) => last = format!("connection to {addr}: {e}"),
+        }
+    }
+    let Some(mut stream) = connected else {
+        return Err(last);
+    };
     let Ready::Http { path, .. } = ready else {
         return Ok(());
     };
