@@ -676,6 +676,20 @@ fn stop_waits_for_the_servers_sessions_to_leave() {
         );
     erp.write_plan(&text);
 
+    // Control: a stop that does not wait leaves the session to the
+    // check, which sees it; nothing was changed yet.
+    let before = fingerprint(&erp.db);
+    let hasty = erp.apply(&[], &["--wait-for-sessions", "1ms"]);
+    hasty.assert_code(1);
+    assert_eq!(
+        step(hasty.report(), "nobody_left").unwrap()["status"],
+        "failed",
+        "{}",
+        hasty.output()
+    );
+    assert_eq!(fingerprint(&erp.db), before);
+    std::thread::sleep(std::time::Duration::from_secs(3));
+
     let applied = erp.apply(&[], &[]);
 
     applied.assert_code(0);
