@@ -730,3 +730,42 @@ fn the_failure_summary_shows_the_first_error_line_then_the_last_lines() {
     assert!(at("its last lines of output:") < at("full log: "));
     assert!(all.contains("Failed to initialize database"), "{all}");
 }
+
+#[test]
+fn a_bad_ready_or_install_is_a_diagnostic_at_its_value() {
+    let text = plan(
+        "modules = \"all\"\n  install = \"all\"",
+        PLAIN_START,
+        "ready = \"https://127.0.0.1:8069/web/health\"",
+    );
+    let folder = PlanFolder::new(&text);
+    let output = crate::support::plan()
+        .args(["lint", "--format", "json"])
+        .arg(folder.plan())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let doc: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    let findings = doc
+        .as_array()
+        .or_else(|| doc["diagnostics"].as_array())
+        .cloned()
+        .unwrap_or_else(|| panic!("findings: {doc}"));
+    let messages: Vec<String> = findings
+        .iter()
+        .filter(|f| f["code"] == "E023")
+        .map(|f| f.to_string())
+        .collect();
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("only http:// and tcp:// are understood") && m.contains("line")),
+        "{doc}"
+    );
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("`install` names the modules")),
+        "{doc}"
+    );
+}
