@@ -317,6 +317,14 @@ pub struct ApplyArgs {
     /// release_query say.
     #[arg(long, value_name = "X", value_parser = parse_release)]
     pub assume_release: Option<crate::version::Version>,
+    /// The code a refresh plan deploys (a git commit of the addons, say),
+    /// recorded in the history; wins over the plan's `revision`.
+    #[arg(long, value_name = "REV")]
+    pub revision: Option<String>,
+    /// Let a refresh plan run a revision the history already records as
+    /// applied.
+    #[arg(long)]
+    pub allow_same_revision: bool,
     /// Time a step's processes get between SIGTERM and SIGKILL.
     #[arg(long, value_name = "DUR", default_value = "10s", value_parser = parse_duration)]
     pub grace: std::time::Duration,

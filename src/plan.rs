@@ -199,6 +199,12 @@ pub struct Plan {
     pub release_query: Option<Text>,
     /// The ERP server's configuration file (`erp_config`), as written.
     pub erp_config: Option<Text>,
+    /// `refresh = true`: the same release (`from` equals `to`) updated
+    /// after new code was deployed.
+    pub refresh: bool,
+    /// `revision`: what the history records of the code a run deploys
+    /// (`--revision` wins over it).
+    pub revision: Option<Text>,
     /// Every declared variable with its value, in file order.
     pub vars: Vec<(String, Text)>,
     /// The database the steps change: the value of `${db}` (the target's
@@ -297,6 +303,9 @@ pub struct Step {
     pub user: Option<Text>,
     pub fail_on_output: Option<String>,
     pub description: Option<String>,
+    /// `ready` (`start` steps): what the step waits for once its command
+    /// has ended.
+    pub ready: Option<Ready>,
     /// The whole step block.
     pub span: Span,
     pub name_span: Span,
@@ -386,10 +395,127 @@ pub enum Action {
     Update {
         modules: Modules,
         command: Command,
+        /// `install`: modules the command installs (`-i`), besides those
+        /// it upgrades.
+        install: Vec<String>,
+        /// Whether the module registry is read after the command
+        /// (`check_modules`, on by default): a module left `to install`,
+        /// `to upgrade` or `to remove`, or a named one not `installed`,
+        /// fails the step.
+        check_modules: bool,
     },
     Check(Check),
+}
+
+/// What a `start` step waits for: the server answering.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Ready {
+    /// `http://host:port/path`: a GET answered with a 2xx status.
+    Http {
+        url: String,
+        host: String,
+        port: u16,
+        path: String,
+    },
+    /// `tcp://host:port` or `host:port`: a connection accepted.
+    Tcp { host: String, port: u16 },
+}
+
+impl fmt::Display for Ready {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Ready::Http { url, .. } => f.write_str(url),
+            Ready::Tcp { host, port } => write!(f, "tcp://{host}:{port}"),
+        }
+    }
+}
+
+impl Ready {
+    /// Parses a `ready` value; `Err` says what is wrong with it.
+    pub fn parse(text: &str) -> Result<Ready, String> {
+        let (http, rest) = if let Some(rest) = text.strip_prefix("http://") {
+            (true, rest)
+        } else if let Some(rest) = text.strip_prefix("tcp://") {
+            (false, rest)
+        } else if text.contains("://") {
+            return Err("only http:// and tcp:// are understood".into());
+        } else {
+            (false, text)
+        };
+        let (authority, path) = match rest.find('/') {
+            Some(at) if http => (&rest[..at], &rest[at..]),
+            Some(_) => return Err("a tcp address has no path".into()),
+            None => (rest, "/"),
+        };
+        let Some((host, port)) = authority.rsplit_once(':') else {
+            return Err("the port is missing, as in 127.0.0.1:8069".into());
+        };
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        if host.is_empty() {
+            return Err("the host is missing, as in 127.0.0.1:8069".into());
+        }
+        let port: u16 = match port.parse() {
+            Ok(port) if port > 0 => port,
+            _ => return Err(format!("`{port}` is not a port")),
+        };
+        Ok(if http {
+            Ready::Http {
+                url: text.to_string(),
+                host: host.to_string(),
+                port,
+                path: path.to_string(),
+            }
+        } else {
+            Ready::Tcp {
+                host: host.to_string(),
+                port,
+            }
+        })
+    }
 }
 
 /// The default `fail_on_output` of `update` steps: the ERP server can exit 0
 /// after logging that modules failed to load.
 pub const UPDATE_FAIL_ON_OUTPUT: &str = " (ERROR|CRITICAL) ";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ready_reads_http_and_tcp_addresses() {
+        assert_eq!(
+            Ready::parse("http://127.0.0.1:8069/web/health"),
+            Ok(Ready::Http {
+                url: "http://127.0.0.1:8069/web/health".into(),
+                host: "127.0.0.1".into(),
+                port: 8069,
+                path: "/web/health".into(),
+            })
+        );
+        assert_eq!(
+            Ready::parse("localhost:8069"),
+            Ok(Ready::Tcp {
+                host: "localhost".into(),
+                port: 8069
+            })
+        );
+        assert_eq!(
+            Ready::parse("tcp://[::1]:8069"),
+            Ok(Ready::Tcp {
+                host: "::1".into(),
+                port: 8069
+            })
+        );
+        for bad in [
+            "https://erp:443/",
+            "http://erp/web",
+            "erp:0",
+            "erp:http",
+            ":8069",
+            "tcp://erp:8069/x",
+        ] {
+            assert!(Ready::parse(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -34,15 +34,27 @@ impl Version {
     }
 
     /// Whether a release read from the database (`16.0.1.3`) is this one:
-    /// this version's segments equal the value's first segments.
+    /// this version's segments equal the value's first segments, compared
+    /// as whole numbers (`17.0.1` is not `17.0.10`), a segment the value
+    /// lacks counting as 0 (`16` is `16.0`). The one comparison of a
+    /// plan's release with a database's.
     pub fn is_prefix_of(&self, release: &str) -> bool {
-        let theirs: Vec<&str> = release.trim().split('.').collect();
-        self.segments.len() <= theirs.len()
-            && self
-                .segments
-                .iter()
-                .zip(&theirs)
-                .all(|(ours, theirs)| theirs.parse::<u64>().ok() == Some(*ours))
+        let Some(theirs) = release
+            .trim()
+            .split('.')
+            .map(|s| {
+                (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+                    .then(|| s.parse::<u64>().ok())
+                    .flatten()
+            })
+            .collect::<Option<Vec<u64>>>()
+        else {
+            return false;
+        };
+        self.segments
+            .iter()
+            .enumerate()
+            .all(|(i, ours)| theirs.get(i).copied().unwrap_or(0) == *ours)
     }
 
     fn segment(&self, i: usize) -> u64 {
@@ -107,7 +119,25 @@ mod tests {
     fn release_prefix_matching() {
         assert!(v("16.0").is_prefix_of("16.0.1.3"));
         assert!(v("5.0.0").is_prefix_of("5.0.0"));
-        assert!(!v("16.0").is_prefix_of("16"));
         assert!(!v("16.0").is_prefix_of("17.0.1"));
+    }
+
+    #[test]
+    fn releases_compare_by_whole_components() {
+        assert!(v("17.0").is_prefix_of("17.0.1.3"));
+        assert!(v("17.0.1").is_prefix_of("17.0.1.3"));
+        assert!(!v("17.0.1").is_prefix_of("17.0.10"));
+        assert!(!v("17.0.1").is_prefix_of("17.0.10.0"));
+        assert!(!v("17.0.1").is_prefix_of("17.0.11.3"));
+        assert!(!v("1.0").is_prefix_of("10.0"));
+        assert!(!v("17.0").is_prefix_of("170"));
+        // A segment the database's value lacks counts as 0.
+        assert!(v("16.0").is_prefix_of("16"));
+        assert!(v("6.0.0").is_prefix_of(" 6.0 "));
+        assert!(!v("6.0.1").is_prefix_of("6.0"));
+        // Anything but dotted numbers is no release at all.
+        for other in ["", "17.0.x", "saas~17.1", "17..0", "17.0-rc1"] {
+            assert!(!v("17.0").is_prefix_of(other), "{other}");
+        }
     }
 }

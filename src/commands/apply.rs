@@ -174,6 +174,8 @@ pub fn run(args: &ApplyArgs) -> Result<Ending, UsageError> {
         no_rollback: args.no_rollback,
         jobs: args.jobs.unwrap_or(1),
         erp_config,
+        revision: args.revision.clone(),
+        allow_same_revision: args.allow_same_revision,
     };
     if args.dry_run {
         let local = run::dry::is_local(&resolved.target.host);

@@ -256,6 +256,8 @@ pub fn run(args: &RecoverArgs) -> Result<Ending, UsageError> {
         // on_failure steps run one at a time (docs/apply.md).
         jobs: 1,
         erp_config,
+        revision: None,
+        allow_same_revision: false,
     };
     drop(maintenance);
     let dead = Dead {

@@ -81,6 +81,10 @@ pub struct ShownStep {
     pub expect: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub modules: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub install: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ready: Option<String>,
     pub env: BTreeMap<String, String>,
     pub cwd: Option<String>,
     pub timeout_s: Option<u64>,
@@ -132,6 +136,8 @@ impl ShownStep {
             file: None,
             expect: None,
             modules: None,
+            install: None,
+            ready: step.ready.as_ref().map(ToString::to_string),
             env: step
                 .env
                 .iter()
@@ -163,11 +169,17 @@ impl ShownStep {
             }
             Action::Sql(Sql::Inline(sql)) => shown.sql = Some(sql.to_string()),
             Action::Sql(Sql::File(file)) => shown.file = Some(file.to_string()),
-            Action::Update { modules, command } => {
+            Action::Update {
+                modules,
+                command,
+                install,
+                ..
+            } => {
                 shown.modules = Some(match modules {
                     crate::plan::Modules::All => vec!["all".into()],
                     crate::plan::Modules::Named(names) => names.clone(),
                 });
+                shown.install = (!install.is_empty()).then(|| install.clone());
                 shown.command(command);
             }
             Action::Check(Check::Sql { sql, expect }) => {
@@ -228,6 +240,12 @@ fn human_steps(out: &mut String, steps: &[ShownStep]) {
         }
         if let Some(modules) = &step.modules {
             let _ = writeln!(out, "{pad}modules: {}", modules.join(", "));
+        }
+        if let Some(install) = &step.install {
+            let _ = writeln!(out, "{pad}install: {}", install.join(", "));
+        }
+        if let Some(ready) = &step.ready {
+            let _ = writeln!(out, "{pad}ready: waits for {ready}");
         }
         if let (Some(method), Some(db)) = (step.method, &step.database) {
             let keep = if step.keep == Some(false) {

@@ -180,6 +180,9 @@ fn human(doc: &Document) -> String {
                 seconds(r.seconds),
             );
         }
+        if let Some(last) = doc.runs.first() {
+            last_run_changes(&mut out, &last.entry);
+        }
     }
 
     out.push('\n');
@@ -219,6 +222,35 @@ fn human(doc: &Document) -> String {
     let kept: Vec<&Kept> = doc.backups.iter().collect();
     out.push_str(&backups::human_list(&kept, &format!("`{}`", doc.database)));
     out
+}
+
+/// The revision the newest run deployed and the installed modules whose
+/// version it changed, as the history recorded them.
+fn last_run_changes(out: &mut String, e: &history::Entry) {
+    if let Some(revision) = &e.revision {
+        let _ = writeln!(out, "  revision of run {}: {revision}", e.run_id);
+    }
+    let changed = e.modules.as_array().map(Vec::as_slice).unwrap_or_default();
+    if changed.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "  modules whose version run {} changed:", e.run_id);
+    let side = |v: &serde_json::Value| v.as_str().unwrap_or("not installed").to_string();
+    let width = changed
+        .iter()
+        .map(|m| m["name"].as_str().unwrap_or("").chars().count())
+        .max()
+        .unwrap_or(0)
+        .min(40);
+    for m in changed {
+        let _ = writeln!(
+            out,
+            "    {:<width$}  {} -> {}",
+            m["name"].as_str().unwrap_or("?"),
+            side(&m["from"]),
+            side(&m["to"]),
+        );
+    }
 }
 
 #[cfg(test)]

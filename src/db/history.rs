@@ -21,7 +21,9 @@ pub fn ensure(client: &mut Client) -> Result<(), postgres::Error> {
              resumed      boolean not null default false,
              steps        jsonb not null default '[]'
          );
-         alter table plan_runner.history add column if not exists resumed boolean not null default false;",
+         alter table plan_runner.history add column if not exists resumed boolean not null default false;
+         alter table plan_runner.history add column if not exists revision text;
+         alter table plan_runner.history add column if not exists modules jsonb not null default '[]';",
     )
 }
 
@@ -57,17 +59,28 @@ pub struct Entry {
     pub resumed: bool,
     /// `[{"name": ..., "kind": ..., "status": ..., "seconds": ...}]`
     pub steps: serde_json::Value,
+    /// The code the run deployed, such as a git commit of the addons
+    /// (`revision`, `--revision`).
+    pub revision: Option<String>,
+    /// The installed modules whose version the run changed:
+    /// `[{"name": ..., "from": ..., "to": ...}]` (`null` for a module not
+    /// installed on that side).
+    pub modules: serde_json::Value,
 }
 
 pub fn record(client: &mut Client, entry: &Entry) -> Result<(), postgres::Error> {
     ensure(client)?;
     let steps = entry.steps.to_string();
+    let modules = entry.modules.to_string();
     client.execute(
         "insert into plan_runner.history
-             (run_id, plan, plan_sha256, from_release, to_release, started_at, ended_at, outcome, resumed, steps)
-         values ($1, $2, $3, $4, $5, $6::text::timestamptz, $7::text::timestamptz, $8, $9, $10::text::jsonb)
+             (run_id, plan, plan_sha256, from_release, to_release, started_at, ended_at, outcome, resumed, steps,
+              revision, modules)
+         values ($1, $2, $3, $4, $5, $6::text::timestamptz, $7::text::timestamptz, $8, $9, $10::text::jsonb,
+                 $11, $12::text::jsonb)
          on conflict (run_id) do update set ended_at = excluded.ended_at, outcome = excluded.outcome,
-             resumed = history.resumed or excluded.resumed, steps = excluded.steps",
+             resumed = history.resumed or excluded.resumed, steps = excluded.steps,
+             revision = excluded.revision, modules = excluded.modules",
         &[
             &entry.run_id,
             &entry.plan,
@@ -79,9 +92,40 @@ pub fn record(client: &mut Client, entry: &Entry) -> Result<(), postgres::Error>
             &entry.outcome,
             &entry.resumed,
             &steps,
+            &entry.revision,
+            &modules,
         ],
     )?;
     Ok(())
+}
+
+/// The last successful run that took the database to `release` with
+/// `revision`: its run id and end (RFC 3339), for a refresh that must not
+/// run the same code twice.
+pub fn done_with_revision(
+    client: &mut Client,
+    release: &str,
+    revision: &str,
+) -> Result<Option<(String, String)>, postgres::Error> {
+    let exists: bool = client
+        .query_one("select to_regclass('plan_runner.history') is not null", &[])?
+        .get(0);
+    if !exists {
+        return Ok(None);
+    }
+    Ok(client
+        .query_opt(
+            &format!(
+                // A table from before revisions were recorded has none.
+                "select run_id, {} from plan_runner.history h
+                  where outcome = 'succeeded' and to_release = $1
+                    and to_jsonb(h) ->> 'revision' = $2
+                  order by ended_at desc limit 1",
+                rfc3339("ended_at")
+            ),
+            &[&release, &revision],
+        )?
+        .map(|row| (row.get(0), row.get(1))))
 }
 
 /// A timestamptz column as RFC 3339 in UTC, whatever the session's
@@ -102,8 +146,11 @@ pub fn last(client: &mut Client, n: i64) -> Result<Vec<Entry>, postgres::Error> 
         .query(
             &format!(
                 "select run_id, plan, plan_sha256, from_release, to_release, {}, {},
-                        outcome, resumed, steps::text
-                 from plan_runner.history order by ended_at desc limit $1",
+                        outcome, resumed, steps::text,
+                        -- Read so that a table from before these columns
+                        -- (status never alters it) still reads.
+                        to_jsonb(h) ->> 'revision', coalesce(to_jsonb(h) -> 'modules', '[]')::text
+                 from plan_runner.history h order by ended_at desc limit $1",
                 rfc3339("started_at"),
                 rfc3339("ended_at")
             ),
@@ -121,6 +168,8 @@ pub fn last(client: &mut Client, n: i64) -> Result<Vec<Entry>, postgres::Error> 
             outcome: row.get(7),
             resumed: row.get(8),
             steps: serde_json::from_str(&row.get::<_, String>(9)).unwrap_or_default(),
+            revision: row.get(10),
+            modules: serde_json::from_str(&row.get::<_, String>(11)).unwrap_or_default(),
         })
         .collect())
 }

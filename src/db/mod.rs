@@ -11,6 +11,7 @@ pub mod fingerprint;
 pub mod history;
 pub mod kept;
 pub mod lock;
+pub mod odoo;
 pub mod pgpass;
 pub mod privileges;
 pub mod runs;

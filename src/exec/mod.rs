@@ -5,6 +5,7 @@
 //! lint error.
 
 pub mod backup;
+pub mod erp;
 pub mod journal;
 pub mod owners;
 pub mod paths;

@@ -56,6 +56,9 @@ pub struct StepReport {
     pub attempts: u32,
     pub log: Option<PathBuf>,
     pub error: Option<String>,
+    /// The first line of its output that matched `fail_on_output` (or an
+    /// ERP server's first `ERROR`/`CRITICAL` line), when it failed.
+    pub first_error: Option<String>,
     pub last_lines: Vec<String>,
 }
 
@@ -186,6 +189,9 @@ impl Report {
                 failed.name,
                 failed.error.as_deref().unwrap_or("?")
             );
+            if let Some(line) = &failed.first_error {
+                let _ = writeln!(out, "its first error line:\n  | {line}");
+            }
             if !failed.last_lines.is_empty() {
                 let _ = writeln!(out, "its last lines of output:");
                 for line in &failed.last_lines {

@@ -13,6 +13,9 @@ pub struct CommandOutcome {
     pub attempts: u32,
     pub log: PathBuf,
     pub last_lines: Vec<String>,
+    /// On failure, the first line that matched `fail_on_output` (or an
+    /// ERP server's first `ERROR`/`CRITICAL` line), redacted.
+    pub first_error: Option<String>,
     /// Why it failed, redacted; `None` on success.
     pub error: Option<String>,
     /// What a failed attempt left in its process group, killed with it:
@@ -66,6 +69,7 @@ pub fn run_command(
         attempts: 0,
         log: log.clone(),
         last_lines: Vec::new(),
+        first_error: None,
         error: None,
         left_in_group: Vec::new(),
     };
@@ -89,6 +93,7 @@ pub fn run_command(
             return outcome;
         }
     };
+    let fail_on_output = spec.fail_on_output.clone();
     let mut ran = process::run(&spec, setting.stopper, |spawned| {
         (setting.on_spawn)(spawned);
     });
@@ -123,9 +128,23 @@ pub fn run_command(
                     reason.to_string()
                 });
                 outcome.last_lines = run.last_lines(15).unwrap_or_default();
+                outcome.first_error = match reason {
+                    process::Failure::Output(line) => Some(line.clone()),
+                    _ => first_error_line(&run, fail_on_output.as_ref()),
+                };
             }
         }
         Err(e) => outcome.error = Some(e.to_string()),
     }
     outcome
+}
+
+/// The first line of a failed step's output that says what went wrong:
+/// one matching its `fail_on_output`, else an ERP server's first `ERROR`
+/// or `CRITICAL` line (the pattern `update` steps fail on by default).
+fn first_error_line(run: &process::StepRun, pattern: Option<&regex::Regex>) -> Option<String> {
+    let erp = regex::Regex::new(crate::plan::UPDATE_FAIL_ON_OUTPUT).ok()?;
+    pattern
+        .and_then(|p| run.first_match(p).ok().flatten())
+        .or_else(|| run.first_match(&erp).ok().flatten())
 }

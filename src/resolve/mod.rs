@@ -5,6 +5,7 @@
 
 mod attrs;
 pub mod duration;
+mod refresh;
 mod steps;
 mod vars;
 pub mod words;
@@ -65,6 +66,8 @@ const PLAN_ATTRS: &[&str] = &[
     "release_query",
     "description",
     "erp_config",
+    "refresh",
+    "revision",
 ];
 
 /// Resolves a parsed file.
@@ -121,6 +124,10 @@ pub fn resolve(file: &ast::File, source: &Source, ctx: &Context) -> Resolved {
     let erp_config = blocks
         .first()
         .and_then(|b| erp_config(b, &decls, &mut scope, &mut diagnostics));
+    let (refresh, revision) = blocks
+        .first()
+        .map(|b| refresh::read(b, PLAN_ATTRS, &mut scope, &mut diagnostics))
+        .unwrap_or_default();
     let update_command = blocks.first().and_then(|b| {
         Attrs::collect(
             &b.attrs,
@@ -181,6 +188,8 @@ pub fn resolve(file: &ast::File, source: &Source, ctx: &Context) -> Resolved {
                 description,
                 release_query,
                 erp_config,
+                refresh,
+                revision,
                 vars: body.vars,
                 database: body.database,
                 steps: body.steps,
@@ -312,7 +321,19 @@ fn plan_header(
     // Only its type is checked here: it is bound per `update` step.
     let _ = attrs.string("update_command", diagnostics);
     let ((from, from_span), (to, to_span)) = (from?, to?);
-    if from >= to {
+    let refresh = refresh::declared(block);
+    if refresh && from != to {
+        diagnostics.push(
+            Diagnostic::new(
+                Code::ReleaseOrder,
+                to_span,
+                format!("a refresh plan stays at one release, but `to` ({to}) is not `from` ({from})"),
+            )
+            .label("not `from`")
+            .also(from_span, "`from` is here")
+            .help("a refresh updates the same release after new code is deployed: make `to` equal `from`, or remove `refresh = true` for a migration"),
+        );
+    } else if from >= to && !refresh {
         diagnostics.push(
             Diagnostic::new(
                 Code::ReleaseOrder,

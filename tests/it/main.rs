@@ -23,6 +23,7 @@ mod jobs;
 mod layout;
 mod lint;
 mod lint_docs;
+mod odoo_modules;
 mod parse_fixtures;
 mod paths_owners;
 mod process;

@@ -283,6 +283,12 @@ impl StepRun {
         self.redactor.redact_file(&self.log)
     }
 
+    /// The first line of the last attempt that matches `pattern`,
+    /// redacted: where an ERP server's log says what went wrong first.
+    pub fn first_match(&self, pattern: &Regex) -> io::Result<Option<String>> {
+        matching_line(&self.log, self.last_attempt_at, pattern, &self.redactor)
+    }
+
     /// What hides this step's secrets, for anything else shown from it.
     pub fn redactor(&self) -> &Redactor {
         &self.redactor

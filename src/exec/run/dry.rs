@@ -260,6 +260,7 @@ fn describe_step(
         Action::Update {
             modules,
             command: c,
+            ..
         } => {
             let _ = writeln!(out, "{pad}modules: {}", modules.joined());
             command(out, c);

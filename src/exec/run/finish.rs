@@ -30,6 +30,7 @@ impl Run<'_> {
     /// Records the run in the target's history (best effort: the report
     /// says so when it cannot).
     pub(super) fn record(&mut self, outcome: Outcome) {
+        let revision = self.revision();
         let entry = history::Entry {
             run_id: self.run_id.clone(),
             plan: self.plan.name.clone(),
@@ -46,12 +47,30 @@ impl Run<'_> {
                 .iter()
                 .map(|s| serde_json::json!({"name": s.name, "kind": s.kind, "status": s.status, "seconds": s.seconds}))
                 .collect::<Vec<_>>()),
+            revision,
+            modules: serde_json::json!([]),
         };
+        let before = self
+            .modules_before
+            .as_ref()
+            .filter(|_| outcome == Outcome::Succeeded);
         let result = self
             .opts
             .connector
             .connect(&self.opts.database)
-            .and_then(|mut c| history::record(&mut c, &entry));
+            .and_then(|mut c| {
+                let mut entry = entry;
+                // What the run changed, read after it: a rolled-back run
+                // changed nothing.
+                if let Some(before) = before {
+                    let after = crate::db::odoo::installed_versions(&mut c)?;
+                    entry.modules = serde_json::json!(crate::db::odoo::changed_versions(before, &after)
+                        .into_iter()
+                        .map(|(name, from, to)| serde_json::json!({"name": name, "from": from, "to": to}))
+                        .collect::<Vec<_>>());
+                }
+                history::record(&mut c, &entry)
+            });
         if let Err(e) = result {
             let note = format!(
                 "the run could not be recorded in the history table: {}",
@@ -106,6 +125,7 @@ impl Run<'_> {
             .chain(self.report.on_failure.iter_mut())
         {
             step.error.iter_mut().for_each(hide);
+            step.first_error.iter_mut().for_each(hide);
             step.last_lines.iter_mut().for_each(hide);
         }
         for stray in &mut self.report.strays {

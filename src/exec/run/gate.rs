@@ -2,6 +2,7 @@
 //! at its `to` (nothing to do), or somewhere else (refused).
 
 use super::*;
+use crate::db::odoo;
 
 impl Run<'_> {
     /// The release gate: already at `to`, at `from`, or refused.
@@ -31,7 +32,13 @@ impl Run<'_> {
                             }
                         }
                     }
-                    None => (None, ""),
+                    // An OpenERP/Odoo database tells its release itself.
+                    None => match odoo::base_release(target) {
+                        Ok(release) => (release, "the `base` module's latest_version"),
+                        Err(e) => {
+                            return Err(Early::database("cannot read the module registry", e));
+                        }
+                    },
                 },
                 Err(e) => return Err(Early::database("cannot read the history", e)),
             }
@@ -42,15 +49,18 @@ impl Run<'_> {
                 from: from.clone(),
             });
         };
-        if to.is_prefix_of(&release) || Version::parse(release.trim()).is_some_and(|v| &v == to) {
+        if self.plan.refresh {
+            return self.refresh_gate(target, release, source);
+        }
+        if to.is_prefix_of(&release) {
             return Err(Early::AlreadyAt {
                 database: self.opts.database.clone(),
                 to: to.clone(),
+                release,
                 by: source,
             });
         }
-        if from.is_prefix_of(&release) || Version::parse(release.trim()).is_some_and(|v| &v == from)
-        {
+        if from.is_prefix_of(&release) {
             self.progress.message(&format!(
                 "`{}` is at {release} (by {source}): migrating {from} -> {to}",
                 self.opts.database
@@ -64,5 +74,51 @@ impl Run<'_> {
             from: from.clone(),
             to: to.clone(),
         })
+    }
+}
+
+impl Run<'_> {
+    /// A refresh stays at its release: the database must be at it, and
+    /// the revision it deploys must not be one already applied there.
+    #[allow(clippy::result_large_err)] // see `Early`
+    fn refresh_gate(
+        &mut self,
+        target: &mut Client,
+        release: String,
+        source: &'static str,
+    ) -> Result<(), Early> {
+        let at = &self.plan.from;
+        if !at.is_prefix_of(&release) {
+            return Err(Early::WrongRelease {
+                database: self.opts.database.clone(),
+                release,
+                by: source,
+                from: at.clone(),
+                to: self.plan.to.clone(),
+            });
+        }
+        let Some(revision) = self.revision() else {
+            return Err(Early::NoRevision);
+        };
+        if !self.opts.allow_same_revision {
+            match history::done_with_revision(target, self.plan.to.as_str(), &revision) {
+                Ok(Some((run_id, ended_at))) => {
+                    return Err(Early::SameRevision {
+                        database: self.opts.database.clone(),
+                        release: self.plan.to.clone(),
+                        revision,
+                        run_id,
+                        ended_at,
+                    });
+                }
+                Ok(None) => {}
+                Err(e) => return Err(Early::database("cannot read the history", e)),
+            }
+        }
+        self.progress.message(&format!(
+            "`{}` is at {release} (by {source}): refreshing {at} with revision {revision}",
+            self.opts.database
+        ));
+        Ok(())
     }
 }

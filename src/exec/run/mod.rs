@@ -78,6 +78,10 @@ pub struct Options {
     /// filestore joins every backup of the target, and a file naming
     /// another server refuses the run.
     pub erp_config: Option<crate::erp_config::Setting>,
+    /// `--revision`: the code this run deploys, over the plan's `revision`.
+    pub revision: Option<String>,
+    /// `--allow-same-revision`: a refresh may run a revision again.
+    pub allow_same_revision: bool,
 }
 
 /// Runs the plan; returns the report (already written to the run folder),
@@ -150,6 +154,7 @@ impl<'a> Run<'a> {
             lock: None,
             space_refused: false,
             awaiting_recovery: false,
+            modules_before: None,
             progress,
             redactor,
         }
@@ -212,6 +217,26 @@ struct Run<'a> {
     /// runs row is closed, so that no other runner ever sees this run as
     /// unfinished while it ends.
     lock: Option<Client>,
+    /// The installed modules' versions at the gate, for the history's
+    /// record of what the run changed; `None` for a database with no
+    /// module registry, or before the gate.
+    modules_before: Option<std::collections::BTreeMap<String, String>>,
+}
+
+impl Run<'_> {
+    /// The code this run deploys: `--revision`, else the plan's
+    /// `revision` (a secret in it is recorded as `***`).
+    fn revision(&self) -> Option<String> {
+        self.opts.revision.clone().or_else(|| {
+            self.plan.revision.as_ref().map(|t| {
+                if t.has_secret() {
+                    t.to_string()
+                } else {
+                    t.expose().unwrap_or_else(|| t.to_string())
+                }
+            })
+        })
+    }
 }
 
 use prepare::Early;

@@ -46,14 +46,29 @@ pub enum Early {
     #[error("the plan's release_query failed: {0}")]
     ReleaseQuery(String),
     #[error(
-        "cannot tell which release `{database}` is at: it has no plan-runner history and the plan has no release_query\nif you know it is at {from}, run again with --assume-release {from}"
+        "cannot tell which release `{database}` is at: it has no plan-runner history, the plan has no release_query and it has no OpenERP/Odoo module registry (`ir_module_module` with a `base` row)\nif you know it is at {from}, run again with --assume-release {from}"
     )]
     UnknownRelease { database: String, from: Version },
-    #[error("`{database}` is already at {to} (by {by}): nothing to do")]
+    #[error("`{database}` is already at {to} (it is at {release}, by {by}): nothing to do")]
     AlreadyAt {
         database: String,
         to: Version,
+        release: String,
         by: &'static str,
+    },
+    #[error(
+        "this refresh plan needs a revision to record (the code it deploys, such as a git commit of the addons)\ngive it with `revision = \"...\"` in the plan block or --revision REV"
+    )]
+    NoRevision,
+    #[error(
+        "`{database}` was already refreshed to {release} with revision {revision} (run {run_id}, {ended_at})\nnothing was changed; --allow-same-revision runs it again"
+    )]
+    SameRevision {
+        database: String,
+        release: Version,
+        revision: String,
+        run_id: String,
+        ended_at: String,
     },
     #[error(
         "`{database}` is at release {release} (by {by}), but this plan migrates from {from} to {to}\nnothing was changed; if {by} is wrong, --assume-release {from} overrides it"
@@ -86,6 +101,8 @@ impl Early {
             | Early::PathOwners(_)
             | Early::UnknownRelease { .. }
             | Early::WrongRelease { .. }
+            | Early::NoRevision
+            | Early::SameRevision { .. }
             | Early::ErpConfig(_) => Outcome::Refused,
         }
     }
@@ -177,6 +194,12 @@ impl Run<'_> {
             .connect(&opts.database)
             .map_err(|e| db_error(&format!("cannot connect to `{}`", opts.database), e))?;
         self.gate(&mut target)?;
+        self.modules_before = crate::db::odoo::is_erp(&mut target)
+            .and_then(|erp| {
+                erp.then(|| crate::db::odoo::installed_versions(&mut target))
+                    .transpose()
+            })
+            .map_err(|e| db_error("cannot read the module registry", e))?;
         history::ensure(&mut target).map_err(|e| db_error("cannot create the history table", e))?;
         // The runner's own connections to the target must be gone before a
         // snapshot copies it or a rollback renames it.

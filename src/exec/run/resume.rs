@@ -164,6 +164,7 @@ impl Run<'_> {
                         attempts: 0,
                         log: log.is_file().then_some(log),
                         error: None,
+                        first_error: None,
                         last_lines: Vec::new(),
                     });
                 }

@@ -2,6 +2,8 @@
 //! that is not a backup, run by a `Worker` that several steps can share.
 
 use super::*;
+use crate::exec::erp;
+use crate::plan::StepKind;
 
 /// Why a step failed, as its report and the summary say.
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +35,12 @@ pub(super) enum StepError {
     Interrupted,
     #[error("internal error: a backup runs on the run itself")]
     BackupOnWorker,
+    /// After an `update`: modules left unsettled, or the registry unread.
+    #[error("{0}")]
+    Modules(String),
+    /// After a `start` with `ready`: the server did not answer in time.
+    #[error("{0}")]
+    NotReady(String),
 }
 
 impl From<postgres::Error> for StepError {
@@ -143,7 +151,11 @@ impl Worker<'_> {
                 report.attempts = outcome.attempts;
                 report.log = Some(outcome.log.clone());
                 report.last_lines = outcome.last_lines.clone();
-                outcome.error.map_or(Ok(()), |e| Err(StepError::Command(e)))
+                report.first_error = outcome.first_error.clone();
+                match outcome.error {
+                    Some(e) => Err(StepError::Command(e)),
+                    None => self.after_command(step, started),
+                }
             }
         };
         conclude(report, started, result, &self.redactor)
@@ -169,6 +181,62 @@ impl Worker<'_> {
                 }
             );
             self.progress.message(&line);
+        }
+    }
+
+    /// What an ERP step waits for or checks once its command succeeded
+    /// (`exec::erp`).
+    fn after_command(&self, step: &Step, started: Instant) -> Result<(), StepError> {
+        match (&step.action, step.kind) {
+            (
+                Action::Update {
+                    modules,
+                    install,
+                    check_modules: true,
+                    ..
+                },
+                _,
+            ) => {
+                let named = erp::named_modules(modules, install);
+                self.with_target(|c| erp::modules_settled(c, &named).map_err(StepError::Modules))
+            }
+            (_, StepKind::Start) => match &step.ready {
+                Some(ready) => {
+                    let deadline = started + step.timeout.unwrap_or(erp::DEFAULT_READY_WAIT);
+                    self.progress
+                        .message(&format!("`{}`: waiting for {ready}", step.name));
+                    erp::wait_ready(ready, deadline, &self.stopper).map_err(|e| match e {
+                        erp::ReadyError::NotReady(why) => StepError::NotReady(why),
+                        erp::ReadyError::Interrupted => StepError::Interrupted,
+                    })
+                }
+                None => Ok(()),
+            },
+            // A snapshot cannot copy a database the old server is still
+            // connected to: the stop is over when its sessions are gone.
+            // Those that stay are left to the backup's own policy
+            // (--terminate-connections), which names them.
+            (_, StepKind::Stop) => {
+                let mut maintenance = self.opts.connector.connect(&self.opts.maintenance_db)?;
+                let left = erp::wait_sessions_gone(
+                    &mut maintenance,
+                    &self.opts.database,
+                    self.opts.sessions.wait,
+                    &self.stopper,
+                )?;
+                if !left.is_empty() {
+                    self.progress.message(&format!(
+                        "`{}`: {} session{} still on `{}` after {}",
+                        step.name,
+                        left.len(),
+                        if left.len() == 1 { "" } else { "s" },
+                        self.opts.database,
+                        crate::units::duration(self.opts.sessions.wait)
+                    ));
+                }
+                Ok(())
+            }
+            _ => Ok(()),
         }
     }
 
@@ -219,6 +287,7 @@ pub(super) fn fresh_report(step: &Step) -> StepReport {
         attempts: 1,
         log: None,
         error: None,
+        first_error: None,
         last_lines: Vec::new(),
     }
 }
@@ -247,6 +316,7 @@ pub(super) fn not_run(step: &Step) -> StepReport {
         attempts: 0,
         log: None,
         error: None,
+        first_error: None,
         last_lines: Vec::new(),
     }
 }

@@ -266,17 +266,70 @@ impl<'a> StepBuilder<'_, 'a> {
             );
             None
         };
+        let install = self.install(attrs);
+        let check_modules = match attrs.get("check_modules") {
+            None => Some(true),
+            Some(attr) => match &attr.value {
+                Value::Bool(b, _) => Some(*b),
+                other => {
+                    self.diagnostics
+                        .push(wrong_type("check_modules", "`true` or `false`", other));
+                    None
+                }
+            },
+        };
+        let install = install?;
         Some(Action::Update {
             modules: modules?,
-            command: command?,
+            command: with_install(command?, &install),
+            install,
+            check_modules: check_modules?,
         })
+    }
+
+    /// `install = ["a", "b"]`: names only, never `all`.
+    fn install(&mut self, attrs: &Attrs<'a>) -> Option<Vec<String>> {
+        let Some(attr) = attrs.get("install") else {
+            return Some(Vec::new());
+        };
+        match self.modules(attr, attrs)? {
+            Modules::Named(names) => Some(names),
+            Modules::All => {
+                self.diagnostics.push(
+                    Diagnostic::new(Code::BadValue, attr.key.span, "`install` names the modules to install, not `all`")
+                        .label("not a list of modules")
+                        .help("name the new modules, such as install = [\"sale_stock\"]; modules = \"all\" upgrades the installed ones"),
+                );
+                None
+            }
+        }
+    }
+
+    /// `ready = "http://127.0.0.1:8069/web/health"` or `"127.0.0.1:8069"`.
+    pub(super) fn ready(&mut self, attrs: &Attrs<'a>) -> Option<Option<Ready>> {
+        if !attrs.has("ready") {
+            return Some(None);
+        }
+        let s = attrs.literal("ready", self.diagnostics)?;
+        let text = plain(s);
+        match Ready::parse(&text) {
+            Ok(ready) => Some(Some(ready)),
+            Err(why) => {
+                self.diagnostics.push(
+                    Diagnostic::new(Code::BadValue, s.span, format!("`{text}` is not an address to wait for: {why}"))
+                        .label("not an address")
+                        .help("write an HTTP address such as \"http://127.0.0.1:8069/web/health\", or a TCP port such as \"127.0.0.1:8069\""),
+                );
+                None
+            }
+        }
     }
 
     /// `modules = "all"`, `"a, b"` or `[a, "b"]`; every bad name reported.
     pub(super) fn modules(&mut self, attr: &'a ast::Attr, attrs: &Attrs<'a>) -> Option<Modules> {
         let names: Vec<(String, Span)> = match &attr.value {
             Value::Str(s) if s.has_vars() => {
-                attrs.literal("modules", self.diagnostics);
+                attrs.literal(&attr.key.name, self.diagnostics);
                 return None;
             }
             Value::Str(s) if plain(s) == "all" => return Some(Modules::All),
@@ -408,6 +461,27 @@ impl<'a> StepBuilder<'_, 'a> {
                 );
                 None
             }
+        }
+    }
+}
+
+/// The update's command with `-i NAMES` after its arguments, for the
+/// modules it installs: the ERP server's flag since OpenERP 5. The names
+/// are checked (letters, digits, `_`), so in `shell =` they stay one word.
+fn with_install(command: Command, install: &[String]) -> Command {
+    if install.is_empty() {
+        return command;
+    }
+    let names = install.join(",");
+    match command {
+        Command::Argv(mut argv) => {
+            argv.push(Text::lit("-i"));
+            argv.push(Text::lit(names));
+            Command::Argv(argv)
+        }
+        Command::Shell(mut script) => {
+            script.push_lit(&format!(" -i {names}"));
+            Command::Shell(script)
         }
     }
 }

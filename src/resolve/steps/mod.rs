@@ -31,14 +31,16 @@ const COMMON: [&str; 8] = [
 
 const BACKUP: [&str; 4] = ["method", "database", "paths", "keep"];
 const COMMAND: [&str; 2] = ["run", "shell"];
+const START: [&str; 3] = ["run", "shell", "ready"];
 const SQL: [&str; 2] = ["sql", "file"];
-const UPDATE: [&str; 2] = ["modules", "run"];
+const UPDATE: [&str; 4] = ["modules", "run", "install", "check_modules"];
 const CHECK: [&str; 3] = ["sql", "expect", "run"];
 
 fn own_attrs(kind: StepKind) -> &'static [&'static str] {
     match kind {
         StepKind::Backup => &BACKUP,
-        StepKind::Stop | StepKind::Start | StepKind::Script => &COMMAND,
+        StepKind::Stop | StepKind::Script => &COMMAND,
+        StepKind::Start => &START,
         StepKind::Sql => &SQL,
         StepKind::Update => &UPDATE,
         StepKind::Check => &CHECK,
@@ -64,15 +66,17 @@ const fn with_common<const N: usize, const M: usize>(own: [&'static str; N]) -> 
 
 const BACKUP_ALL: [&str; 12] = with_common(BACKUP);
 const COMMAND_ALL: [&str; 10] = with_common(COMMAND);
+const START_ALL: [&str; 11] = with_common(START);
 const SQL_ALL: [&str; 10] = with_common(SQL);
-const UPDATE_ALL: [&str; 10] = with_common(UPDATE);
+const UPDATE_ALL: [&str; 12] = with_common(UPDATE);
 const CHECK_ALL: [&str; 11] = with_common(CHECK);
 
 /// Every key a step of `kind` accepts.
 fn allowed(kind: StepKind) -> &'static [&'static str] {
     match kind {
         StepKind::Backup => &BACKUP_ALL,
-        StepKind::Stop | StepKind::Start | StepKind::Script => &COMMAND_ALL,
+        StepKind::Stop | StepKind::Script => &COMMAND_ALL,
+        StepKind::Start => &START_ALL,
         StepKind::Sql => &SQL_ALL,
         StepKind::Update => &UPDATE_ALL,
         StepKind::Check => &CHECK_ALL,
@@ -298,6 +302,7 @@ impl<'s, 'a> StepBuilder<'s, 'a> {
         let mut fail_on_output = attrs
             .literal("fail_on_output", self.diagnostics)
             .and_then(|s| self.pattern(s));
+        let ready = self.ready(&attrs);
         let action = self.action(kind, step, &attrs)?;
         if kind == StepKind::Update && !attrs.has("fail_on_output") {
             fail_on_output = Some(UPDATE_FAIL_ON_OUTPUT.to_string());
@@ -314,6 +319,7 @@ impl<'s, 'a> StepBuilder<'s, 'a> {
             user: user?,
             fail_on_output,
             description,
+            ready: ready?,
             span: step.span,
             name_span: step.name.span,
             kind_span: step.kind.span,
