@@ -269,8 +269,21 @@ pub enum OutputFormat {
 
 #[derive(Debug, clap::Args)]
 pub struct ApplyArgs {
-    /// The plan file.
+    /// The plan file, or a folder of plans to chain (with --to).
     pub plan: PathBuf,
+    /// With a folder: the release to reach, through the fewest plans of
+    /// the folder from the target's release (docs/chains.md).
+    #[arg(long, value_name = "X", value_parser = parse_release)]
+    pub to: Option<Version>,
+    /// With a folder: go through release X (repeatable, in order), to
+    /// choose between two paths of as many hops.
+    #[arg(long, value_name = "X", value_parser = parse_release, requires = "to")]
+    pub via: Vec<Version>,
+    /// With a folder: when a hop fails, undo that hop only and stop at the
+    /// last release reached, instead of rolling the whole chain back (each
+    /// hop then takes its own backups).
+    #[arg(long, requires = "to", conflicts_with = "no_rollback")]
+    pub keep_reached: bool,
     #[command(flatten)]
     pub target: TargetArgs,
     /// Run against a throwaway PostgreSQL cluster seeded from the plan's

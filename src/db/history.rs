@@ -21,7 +21,8 @@ pub fn ensure(client: &mut Client) -> Result<(), postgres::Error> {
              resumed      boolean not null default false,
              steps        jsonb not null default '[]'
          );
-         alter table plan_runner.history add column if not exists resumed boolean not null default false;",
+         alter table plan_runner.history add column if not exists resumed boolean not null default false;
+         alter table plan_runner.history add column if not exists chain_id text;",
     )
 }
 
@@ -57,6 +58,9 @@ pub struct Entry {
     pub resumed: bool,
     /// `[{"name": ..., "kind": ..., "status": ..., "seconds": ...}]`
     pub steps: serde_json::Value,
+    /// The chain's run id, on each hop's row (whose own run id is
+    /// `<chain id>-<hop>`); null for a run of one plan.
+    pub chain_id: Option<String>,
 }
 
 pub fn record(client: &mut Client, entry: &Entry) -> Result<(), postgres::Error> {
@@ -64,8 +68,8 @@ pub fn record(client: &mut Client, entry: &Entry) -> Result<(), postgres::Error>
     let steps = entry.steps.to_string();
     client.execute(
         "insert into plan_runner.history
-             (run_id, plan, plan_sha256, from_release, to_release, started_at, ended_at, outcome, resumed, steps)
-         values ($1, $2, $3, $4, $5, $6::text::timestamptz, $7::text::timestamptz, $8, $9, $10::text::jsonb)
+             (run_id, plan, plan_sha256, from_release, to_release, started_at, ended_at, outcome, resumed, steps, chain_id)
+         values ($1, $2, $3, $4, $5, $6::text::timestamptz, $7::text::timestamptz, $8, $9, $10::text::jsonb, $11)
          on conflict (run_id) do update set ended_at = excluded.ended_at, outcome = excluded.outcome,
              resumed = history.resumed or excluded.resumed, steps = excluded.steps",
         &[
@@ -79,6 +83,7 @@ pub fn record(client: &mut Client, entry: &Entry) -> Result<(), postgres::Error>
             &entry.outcome,
             &entry.resumed,
             &steps,
+            &entry.chain_id,
         ],
     )?;
     Ok(())
@@ -102,7 +107,7 @@ pub fn last(client: &mut Client, n: i64) -> Result<Vec<Entry>, postgres::Error> 
         .query(
             &format!(
                 "select run_id, plan, plan_sha256, from_release, to_release, {}, {},
-                        outcome, resumed, steps::text
+                        outcome, resumed, steps::text, chain_id
                  from plan_runner.history order by ended_at desc limit $1",
                 rfc3339("started_at"),
                 rfc3339("ended_at")
@@ -121,6 +126,7 @@ pub fn last(client: &mut Client, n: i64) -> Result<Vec<Entry>, postgres::Error> 
             outcome: row.get(7),
             resumed: row.get(8),
             steps: serde_json::from_str(&row.get::<_, String>(9)).unwrap_or_default(),
+            chain_id: row.get(10),
         })
         .collect())
 }

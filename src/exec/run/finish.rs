@@ -31,7 +31,10 @@ impl Run<'_> {
     /// says so when it cannot).
     pub(super) fn record(&mut self, outcome: Outcome) {
         let entry = history::Entry {
-            run_id: self.run_id.clone(),
+            run_id: match &self.chain {
+                Some(place) => format!("{}-{}", self.run_id, place.hop),
+                None => self.run_id.clone(),
+            },
             plan: self.plan.name.clone(),
             plan_sha256: self.opts.plan_sha256.clone(),
             from_release: self.plan.from.to_string(),
@@ -46,6 +49,7 @@ impl Run<'_> {
                 .iter()
                 .map(|s| serde_json::json!({"name": s.name, "kind": s.kind, "status": s.status, "seconds": s.seconds}))
                 .collect::<Vec<_>>()),
+            chain_id: self.chain.as_ref().map(|_| self.run_id.clone()),
         };
         let result = self
             .opts
