@@ -66,7 +66,9 @@ pub enum Command {
     /// restore with a fingerprint, and runs `on_failure`. Writes a report
     /// into the run folder. With --resume, goes on with the target's
     /// unfinished run (its runner died, or --no-rollback stopped it)
-    /// instead of starting a new one.
+    /// instead of starting a new one. Given a folder and --to, runs the
+    /// chain of the folder's plans from the target's release to that one,
+    /// with one backup and one way back (docs/chains.md).
     ///
     /// Exit codes: 0 success or nothing to do, 1 the plan failed and was
     /// rolled back (or has errors), 2 usage error, 3 the rollback failed,
@@ -270,6 +272,7 @@ pub enum OutputFormat {
 #[derive(Debug, clap::Args)]
 pub struct ApplyArgs {
     /// The plan file, or a folder of plans to chain (with --to).
+    #[arg(value_name = "PLAN|DIR")]
     pub plan: PathBuf,
     /// With a folder: the release to reach, through the fewest plans of
     /// the folder from the target's release (docs/chains.md).

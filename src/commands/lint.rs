@@ -22,7 +22,7 @@ pub fn run(args: &LintArgs) -> Result<Ending, UsageError> {
         })?);
     }
     let mut reports: Vec<FileReport> = analyses.iter().map(lint::lint).collect();
-    folder_findings(&files, &analyses, &mut reports);
+    folder_findings(&args.paths, &files, &analyses, &mut reports);
     print(&match args.format {
         LintFormat::Human => output::human::render(&reports, stdout_style(), deny),
         LintFormat::Json => output::json::render(&reports),
@@ -41,14 +41,25 @@ pub fn run(args: &LintArgs) -> Result<Ending, UsageError> {
 
 /// The plans directly in one folder form a graph of releases (a chain,
 /// docs/chains.md): two plans for one pair, or a circle of releases, are
-/// findings on the file that makes them.
-fn folder_findings(files: &[PathBuf], analyses: &[Analysis], reports: &mut [FileReport]) {
-    let mut folders: Vec<&Path> = files.iter().filter_map(|f| f.parent()).collect();
+/// findings on the file that makes them. Only folders `plan lint` was
+/// asked to search: files named one by one are not a chain.
+fn folder_findings(
+    given: &[PathBuf],
+    files: &[PathBuf],
+    analyses: &[Analysis],
+    reports: &mut [FileReport],
+) {
+    let searched = |f: &PathBuf| given.iter().any(|g| g.is_dir() && f.starts_with(g));
+    let mut folders: Vec<&Path> = files
+        .iter()
+        .filter(|f| searched(f))
+        .filter_map(|f| f.parent())
+        .collect();
     folders.sort();
     folders.dedup();
     for folder in folders {
         let members: Vec<usize> = (0..files.len())
-            .filter(|&i| files[i].parent() == Some(folder))
+            .filter(|&i| files[i].parent() == Some(folder) && searched(&files[i]))
             .collect();
         let set: Vec<&Analysis> = members.iter().map(|&i| &analyses[i]).collect();
         for (k, finding) in crate::chain::folder::findings(&set) {
