@@ -399,8 +399,13 @@ pub struct FmtArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct ShowArgs {
-    /// The plan file.
+    /// The plan file, or a folder of plans (its graph of releases).
+    #[arg(value_name = "PLAN|DIR")]
     pub plan: PathBuf,
+    /// With a folder: the path a chain to release X takes from each
+    /// release that leads to it.
+    #[arg(long, value_name = "X", value_parser = parse_release)]
+    pub to: Option<Version>,
     /// How to print the plan.
     #[arg(long, value_enum, default_value_t = ShowFormat::Human)]
     pub format: ShowFormat,
@@ -418,7 +423,8 @@ pub enum ShowFormat {
 
 #[derive(Debug, clap::Args)]
 pub struct GraphArgs {
-    /// The plan file.
+    /// The plan file, or a folder of plans (its graph of releases).
+    #[arg(value_name = "PLAN|DIR")]
     pub plan: PathBuf,
     /// The graph language.
     #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]

@@ -165,6 +165,9 @@ impl Releases {
         }
         let mut found = Vec::new();
         self.paths_to(goal, start, &hops, &mut Vec::new(), &mut found);
+        // In plan order, so that a tie names its paths the same way every
+        // time, whichever way they were found.
+        found.sort();
         let mut found = found.into_iter();
         match (found.next(), found.next()) {
             (Some(one), None) => Ok(one),

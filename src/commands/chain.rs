@@ -35,26 +35,14 @@ pub fn run(args: &ApplyArgs) -> Result<Ending, UsageError> {
     for warning in &resolved.warnings {
         eprint(&format!("warning: {warning}\n"));
     }
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| UsageError::Io { path, source }
-    };
-    let files = crate::chain::folder::plan_files(dir).map_err(io(dir))?;
-    if files.is_empty() {
-        return Err(UsageError::NoPlanFiles { path: dir.clone() });
-    }
     let ctx = crate::commands::live_context(&args.vars, &resolved);
-    let mut analyses = Vec::with_capacity(files.len());
-    for file in &files {
-        analyses.push(analyse_path(file, &ctx).map_err(io(file))?);
-    }
+    let Folder {
+        files,
+        analyses,
+        reports,
+    } = load(dir, &ctx)?;
     // Every plan is checked, not only those on the path: a folder that
     // does not lint clean is not run at all.
-    let mut reports: Vec<FileReport> = analyses.iter().map(lint::lint).collect();
-    let refs: Vec<&Analysis> = analyses.iter().collect();
-    for (i, finding) in crate::chain::folder::findings(&refs) {
-        reports[i].diagnostics.push(finding);
-    }
     if reports.iter().any(FileReport::apply_refuses) {
         for r in &reports {
             let blocking: Vec<_> = r.blocking().cloned().collect();
@@ -125,7 +113,10 @@ pub fn run(args: &ApplyArgs) -> Result<Ending, UsageError> {
     };
     let mut hops = Vec::with_capacity(path.len());
     for (k, &i) in path.iter().enumerate() {
-        let bytes = std::fs::read(&files[i]).map_err(io(&files[i]))?;
+        let bytes = std::fs::read(&files[i]).map_err(|source| UsageError::Io {
+            path: files[i].clone(),
+            source,
+        })?;
         let sha = hex::encode(Sha256::digest(&bytes));
         let (plan, (main, failure)) = plans[i];
         let mut opts = crate::commands::apply::options(
@@ -169,6 +160,73 @@ pub fn run(args: &ApplyArgs) -> Result<Ending, UsageError> {
     let report = run::chain::apply_chain(&hops, &chain_folder, args.keep_reached);
     eprint(&report.human());
     Ok(report.ending())
+}
+
+/// The plans directly in a folder, analysed and linted, with the
+/// folder's own findings (duplicate pairs, cycles) on their files.
+pub struct Folder {
+    pub files: Vec<std::path::PathBuf>,
+    pub analyses: Vec<Analysis>,
+    pub reports: Vec<FileReport>,
+}
+
+/// Reads every plan directly in `dir` (none is a usage error).
+pub fn load(dir: &Path, ctx: &crate::resolve::Context) -> Result<Folder, UsageError> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| UsageError::Io { path, source }
+    };
+    let files = crate::chain::folder::plan_files(dir).map_err(io(dir))?;
+    if files.is_empty() {
+        return Err(UsageError::NoPlanFiles {
+            path: dir.to_path_buf(),
+        });
+    }
+    let mut analyses = Vec::with_capacity(files.len());
+    for file in &files {
+        analyses.push(analyse_path(file, ctx).map_err(io(file))?);
+    }
+    let mut reports: Vec<FileReport> = analyses.iter().map(lint::lint).collect();
+    let refs: Vec<&Analysis> = analyses.iter().collect();
+    for (i, finding) in crate::chain::folder::findings(&refs) {
+        reports[i].diagnostics.push(finding);
+    }
+    Ok(Folder {
+        files,
+        analyses,
+        reports,
+    })
+}
+
+impl Folder {
+    /// Prints every error of every plan; `true` when there was one.
+    pub fn report_errors(&self) -> bool {
+        let mut any = false;
+        for r in &self.reports {
+            let errors: Vec<_> = r
+                .diagnostics
+                .iter()
+                .filter(|d| d.is_error())
+                .cloned()
+                .collect();
+            any |= !errors.is_empty();
+            report(&errors, &r.source);
+        }
+        any
+    }
+
+    /// `(from, to, file name)` of each plan that resolved.
+    pub fn edges(&self) -> Vec<(String, String, String)> {
+        self.files
+            .iter()
+            .zip(&self.analyses)
+            .filter_map(|(f, a)| {
+                let plan = a.plan.as_ref()?;
+                let name = f.file_name()?.to_string_lossy().into_owned();
+                Some((plan.from.to_string(), plan.to.to_string(), name))
+            })
+            .collect()
+    }
 }
 
 /// Where the target is: `--assume-release`, else its history, else the

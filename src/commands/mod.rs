@@ -15,6 +15,7 @@ pub mod recover;
 pub mod resume;
 pub mod sandbox;
 pub mod show;
+pub mod show_folder;
 pub mod status;
 pub mod unfinished;
 

@@ -525,3 +525,84 @@ fn to_is_for_folders_and_folders_need_to() {
         applied.output()
     );
 }
+
+#[test]
+fn show_and_graph_draw_a_folder_as_releases_and_show_each_path() {
+    let dir = tempfile::tempdir().expect("a folder");
+    for (file, from, to) in [
+        ("a.plan", "1.0", "2.0"),
+        ("b.plan", "2.0", "3.0"),
+        ("c.plan", "1.0", "3.0"),
+        ("d.plan", "3.0", "4.0"),
+        ("e.plan", "0.9", "1.0"),
+        ("f.plan", "0.9", "2.0"),
+    ] {
+        fs::write(dir.path().join(file), hop(from, to, "true")).unwrap();
+    }
+    let show = support::plan_process()
+        .arg("show")
+        .arg(dir.path())
+        .args(["--to", "4.0"])
+        .output()
+        .expect("plan show runs");
+    let text = String::from_utf8_lossy(&show.stdout);
+    assert_eq!(show.status.code(), Some(0), "{text}");
+    assert!(text.contains("2.0 -> 3.0  b.plan"), "{text}");
+    assert!(text.contains("releases: 0.9, 1.0, 2.0, 3.0, 4.0"), "{text}");
+    assert!(
+        text.contains("from 1.0 to 4.0: c.plan, then d.plan (2 hop(s))"),
+        "{text}"
+    );
+    assert!(
+        text.contains("from 2.0 to 4.0: b.plan, then d.plan (2 hop(s))"),
+        "{text}"
+    );
+    assert!(text.contains("from 0.9 to 4.0: a tie: e.plan, then c.plan, then d.plan or f.plan, then b.plan, then d.plan"), "{text}");
+
+    let json = support::plan_process()
+        .arg("show")
+        .arg(dir.path())
+        .args(["--to", "4.0", "--format", "json"])
+        .output()
+        .expect("plan show runs");
+    let doc: serde_json::Value = serde_json::from_slice(&json.stdout).expect("JSON");
+    assert_eq!(doc["plans"].as_array().map(Vec::len), Some(6), "{doc}");
+    assert_eq!(
+        doc["paths"][1]["plans"],
+        serde_json::json!(["c.plan", "d.plan"]),
+        "{doc}"
+    );
+
+    let graph = support::plan_process()
+        .arg("graph")
+        .arg(dir.path())
+        .args(["--format", "mermaid"])
+        .output()
+        .expect("plan graph runs");
+    let text = String::from_utf8_lossy(&graph.stdout);
+    assert_eq!(graph.status.code(), Some(0), "{text}");
+    assert!(text.starts_with("flowchart LR\n"), "{text}");
+    assert!(
+        text.contains("r0([\"1.0\"])") && text.contains("r0 -->|\"a.plan\"| r1"),
+        "{text}"
+    );
+    let dot = support::plan_process()
+        .arg("graph")
+        .arg(dir.path())
+        .output()
+        .expect("plan graph runs");
+    let text = String::from_utf8_lossy(&dot.stdout);
+    assert!(
+        text.contains("\"3.0\" -> \"4.0\" [label=\"d.plan\"];"),
+        "{text}"
+    );
+
+    // --to with one plan file is a usage error.
+    let file = support::plan_process()
+        .arg("show")
+        .arg(dir.path().join("a.plan"))
+        .args(["--to", "2.0"])
+        .output()
+        .expect("plan show runs");
+    assert_eq!(file.status.code(), Some(2));
+}
