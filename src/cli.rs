@@ -66,7 +66,9 @@ pub enum Command {
     /// restore with a fingerprint, and runs `on_failure`. Writes a report
     /// into the run folder. With --resume, goes on with the target's
     /// unfinished run (its runner died, or --no-rollback stopped it)
-    /// instead of starting a new one.
+    /// instead of starting a new one. Given a folder and --to, runs the
+    /// chain of the folder's plans from the target's release to that one,
+    /// with one backup and one way back (docs/chains.md).
     ///
     /// Exit codes: 0 success or nothing to do, 1 the plan failed and was
     /// rolled back (or has errors), 2 usage error, 3 the rollback failed,
@@ -277,8 +279,22 @@ pub enum OutputFormat {
 
 #[derive(Debug, clap::Args)]
 pub struct ApplyArgs {
-    /// The plan file.
+    /// The plan file, or a folder of plans to chain (with --to).
+    #[arg(value_name = "PLAN|DIR")]
     pub plan: PathBuf,
+    /// With a folder: the release to reach, through the fewest plans of
+    /// the folder from the target's release (docs/chains.md).
+    #[arg(long, value_name = "X", value_parser = parse_release)]
+    pub to: Option<Version>,
+    /// With a folder: go through release X (repeatable, in order), to
+    /// choose between two paths of as many hops.
+    #[arg(long, value_name = "X", value_parser = parse_release, requires = "to")]
+    pub via: Vec<Version>,
+    /// With a folder: when a hop fails, undo that hop only and stop at the
+    /// last release reached, instead of rolling the whole chain back (each
+    /// hop then takes its own backups).
+    #[arg(long, requires = "to", conflicts_with = "no_rollback")]
+    pub keep_reached: bool,
     #[command(flatten)]
     pub target: TargetArgs,
     /// Run against a throwaway PostgreSQL cluster seeded from the plan's
@@ -429,8 +445,13 @@ pub struct FmtArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct ShowArgs {
-    /// The plan file.
+    /// The plan file, or a folder of plans (its graph of releases).
+    #[arg(value_name = "PLAN|DIR")]
     pub plan: PathBuf,
+    /// With a folder: the path a chain to release X takes from each
+    /// release that leads to it.
+    #[arg(long, value_name = "X", value_parser = parse_release)]
+    pub to: Option<Version>,
     /// How to print the plan.
     #[arg(long, value_enum, default_value_t = ShowFormat::Human)]
     pub format: ShowFormat,
@@ -448,7 +469,8 @@ pub enum ShowFormat {
 
 #[derive(Debug, clap::Args)]
 pub struct GraphArgs {
-    /// The plan file.
+    /// The plan file, or a folder of plans (its graph of releases).
+    #[arg(value_name = "PLAN|DIR")]
     pub plan: PathBuf,
     /// The graph language.
     #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]

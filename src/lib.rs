@@ -3,6 +3,7 @@
 
 pub mod analysis;
 pub mod ast;
+pub mod chain;
 pub mod cli;
 pub mod cluster;
 pub mod commands;

@@ -18,6 +18,7 @@ use crate::exit::Ending;
 use crate::target::{self, Env};
 
 pub fn run(args: &ApplyArgs) -> Result<Ending, UsageError> {
+<<<<<<< HEAD
     let fleet = args.target.fleet().or_else(|| {
         // `--shard` on one `--target` is a fleet of one (or none).
         args.shard
@@ -29,6 +30,16 @@ pub fn run(args: &ApplyArgs) -> Result<Ending, UsageError> {
     }
     if args.shard.is_some() {
         return Err(UsageError::FleetWithoutInventory);
+=======
+    if args.plan.is_dir() {
+        return crate::commands::chain::run(args);
+    }
+    if let Some(to) = &args.to {
+        return Err(UsageError::ToWithoutFolder {
+            path: args.plan.clone(),
+            to: to.to_string(),
+        });
+>>>>>>> wip-chains
     }
     // The sandbox (cluster and copied plan folder) lives until the end.
     let sandbox;
@@ -40,15 +51,7 @@ pub fn run(args: &ApplyArgs) -> Result<Ending, UsageError> {
             .map_err(UsageError::from)?;
         (args.plan.clone(), resolved)
     };
-    crate::commands::refuse_unusable_target(args.target.database.as_deref(), &resolved)?;
-    if args.no_rollback && resolved.production {
-        return Err(UsageError::NoRollbackOnProduction {
-            target: resolved
-                .name
-                .clone()
-                .unwrap_or_else(|| resolved.target.database.clone()),
-        });
-    }
+    refuse_target(args, &resolved)?;
     for warning in &resolved.warnings {
         eprint(&format!("warning: {warning}\n"));
     }
@@ -149,6 +152,7 @@ pub fn run(args: &ApplyArgs) -> Result<Ending, UsageError> {
         crate::db::env_for_child(&resolved.target, &run_folder)
             .map_err(|e| UsageError::from(target::TargetError::from(e)))?
     };
+<<<<<<< HEAD
     let options = Options {
         run_id: run_id.clone(),
         run_folder,
@@ -177,6 +181,15 @@ pub fn run(args: &ApplyArgs) -> Result<Ending, UsageError> {
         revision: args.revision.clone(),
         allow_same_revision: args.allow_same_revision,
     };
+=======
+    let options = options(
+        args,
+        &resolved,
+        (run_id.clone(), run_folder),
+        (&args.plan, plan_sha256),
+        child_env,
+    );
+>>>>>>> wip-chains
     if args.dry_run {
         let local = run::dry::is_local(&resolved.target.host);
         let (text, outcome) = run::dry_run(plan, &main.order, &failure.order, &options, local);
@@ -194,6 +207,60 @@ pub fn run(args: &ApplyArgs) -> Result<Ending, UsageError> {
         print(&(serde_json::to_string_pretty(&report).unwrap_or_default() + "\n"));
     }
     Ok(report.ending())
+}
+
+/// The options of a run of `plan` (with its SHA-256) as `args` ask, with
+/// the run's id and folder (a chain's hops each have their own plan and
+/// folder).
+pub(crate) fn options(
+    args: &ApplyArgs,
+    resolved: &target::ResolvedTarget,
+    (run_id, run_folder): (String, std::path::PathBuf),
+    (plan, plan_sha256): (&Path, String),
+    child_env: Vec<(String, String)>,
+) -> Options {
+    Options {
+        connector: Connector::new(resolved.target.clone(), &run_id, child_env),
+        run_id,
+        run_folder,
+        target: crate::commands::describe(resolved),
+        database: resolved.target.database.clone(),
+        maintenance_db: resolved.maintenance_db.clone(),
+        lock_timeout: args.lock_timeout.unwrap_or(Duration::ZERO),
+        sessions: SessionPolicy {
+            terminate: args.terminate_connections,
+            wait: args.wait_for_sessions,
+        },
+        keep_failed: args.keep_failed,
+        assume_release: args.assume_release.clone(),
+        // Absolute, so that `plan recover` finds it from any folder.
+        plan_path: std::path::absolute(plan).unwrap_or_else(|_| plan.to_path_buf()),
+        plan_sha256,
+        step_user: resolved.step_user.clone(),
+        grace: args.grace,
+        reconnect_wait: args.reconnect_wait,
+        on_failure_timeout: args.on_failure_timeout,
+        target_flags: crate::commands::target_flags(&args.target, resolved),
+        no_rollback: args.no_rollback,
+        jobs: args.jobs,
+    }
+}
+
+/// A target no plan may run on, or `--no-rollback` on production.
+pub(crate) fn refuse_target(
+    args: &ApplyArgs,
+    resolved: &target::ResolvedTarget,
+) -> Result<(), UsageError> {
+    crate::commands::refuse_unusable_target(args.target.database.as_deref(), resolved)?;
+    if args.no_rollback && resolved.production {
+        return Err(UsageError::NoRollbackOnProduction {
+            target: resolved
+                .name
+                .clone()
+                .unwrap_or_else(|| resolved.target.database.clone()),
+        });
+    }
+    Ok(())
 }
 
 /// Errors in the plan, values missing at apply time, `--var` for names the

@@ -8,6 +8,19 @@ use crate::graph::render;
 use crate::resolve::Context;
 
 pub fn run(args: &GraphArgs) -> Result<Ending, UsageError> {
+    if args.plan.is_dir() {
+        // A folder: its graph of releases, each plan an edge (docs/chains.md).
+        let folder = crate::commands::chain::load(&args.plan, &Context::default())?;
+        if folder.report_errors() {
+            return Ok(Ending::checked(true));
+        }
+        let edges = folder.edges();
+        print(&match args.format {
+            GraphFormat::Dot => render::releases_dot(&edges),
+            GraphFormat::Mermaid => render::releases_mermaid(&edges),
+        });
+        return Ok(Ending::checked(false));
+    }
     let analysis =
         analyse_path(&args.plan, &Context::default()).map_err(|source| io(args, source))?;
     let errors: Vec<_> = analysis

@@ -3,6 +3,7 @@
 
 pub mod apply;
 pub mod backups;
+pub mod chain;
 pub mod completions;
 pub mod erp;
 pub mod explain;
@@ -17,6 +18,7 @@ pub mod recover;
 pub mod resume;
 pub mod sandbox;
 pub mod show;
+pub mod show_folder;
 pub mod status;
 pub mod unfinished;
 
@@ -144,6 +146,33 @@ pub enum UsageError {
         help("add `--inventory FILE --all` (or --select, or --target a,b)")
     )]
     FleetWithoutInventory,
+
+    #[error("`--to {to}` needs a folder of plans, and `{}` is a file", path.display())]
+    #[diagnostic(
+        code(plan::chain::to_without_folder),
+        help(
+            "give the folder that holds the plans to chain (docs/chains.md); a plan file alone goes to its own `to`"
+        )
+    )]
+    ToWithoutFolder { path: PathBuf, to: String },
+
+    #[error("`{}` is a folder: say which release to reach with --to", path.display())]
+    #[diagnostic(
+        code(plan::chain::needs_to),
+        help(
+            "`plan apply DIR --to X` chains the folder's plans from the target's release to X (docs/chains.md)"
+        )
+    )]
+    ChainNeedsTo { path: PathBuf },
+
+    #[error("{flag} does not work with a folder of plans yet")]
+    #[diagnostic(
+        code(plan::chain::unsupported),
+        help(
+            "a chain that died is taken back to its start by `plan recover`; run a chain on a copy with a hop's plan at a time, or on a throwaway cluster you start yourself (docs/chains.md)"
+        )
+    )]
+    ChainUnsupported { flag: &'static str },
 
     #[error("cannot write `{}`", path.display())]
     #[diagnostic(code(plan::io))]

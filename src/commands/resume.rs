@@ -11,7 +11,7 @@ use crate::commands::unfinished::{run_folder, runner_alive};
 use crate::db::connect::Connector;
 use crate::db::lock;
 use crate::db::runs::{self, RunRow};
-use crate::exec::journal::{self, Story};
+use crate::exec::journal::{self, Record, Story};
 use crate::exec::run::dead::refusal;
 use crate::exec::run::resume::Unfinished;
 use crate::exit::{Ending, Outcome};
@@ -131,6 +131,17 @@ pub fn find(
         )));
     }
     let story = Story::of(&contents.entries);
+    // A chain's journal holds every hop's steps under their own names: a
+    // step of hop 1 must not count as done in hop 3 (docs/chains.md).
+    if let Some(Record::RunStarted {
+        chain: Some(mark), ..
+    }) = &story.started
+    {
+        return Err(refuse(format!(
+            "run {} is hop {} of a chain of {}: a chain is not resumed; `plan recover` takes it back to the chain's start",
+            row.run_id, mark.hop, mark.hops
+        )));
+    }
     let Some((_, journal_sha)) = story.plan.clone() else {
         return Err(refuse(format!(
             "run {} cannot be resumed: the journal in {} has no start record",

@@ -16,6 +16,15 @@ use crate::plan::{Action, Backup, Check, Command, Plan, Sql, Step, Text};
 use crate::resolve::Context;
 
 pub fn run(args: &ShowArgs) -> Result<Ending, UsageError> {
+    if args.plan.is_dir() {
+        return crate::commands::show_folder::run(args);
+    }
+    if let Some(to) = &args.to {
+        return Err(UsageError::ToWithoutFolder {
+            path: args.plan.clone(),
+            to: to.to_string(),
+        });
+    }
     let analysis =
         analyse_path(&args.plan, &Context::default()).map_err(|source| match source.kind() {
             std::io::ErrorKind::NotFound => UsageError::NoSuchPath {

@@ -23,7 +23,8 @@ pub fn ensure(client: &mut Client) -> Result<(), postgres::Error> {
          );
          alter table plan_runner.history add column if not exists resumed boolean not null default false;
          alter table plan_runner.history add column if not exists revision text;
-         alter table plan_runner.history add column if not exists modules jsonb not null default '[]';",
+         alter table plan_runner.history add column if not exists modules jsonb not null default '[]';
+         alter table plan_runner.history add column if not exists chain_id text;",
     )
 }
 
@@ -66,6 +67,9 @@ pub struct Entry {
     /// `[{"name": ..., "from": ..., "to": ...}]` (`null` for a module not
     /// installed on that side).
     pub modules: serde_json::Value,
+    /// The chain's run id, on each hop's row (whose own run id is
+    /// `<chain id>-<hop>`); null for a run of one plan.
+    pub chain_id: Option<String>,
 }
 
 pub fn record(client: &mut Client, entry: &Entry) -> Result<(), postgres::Error> {
@@ -75,9 +79,9 @@ pub fn record(client: &mut Client, entry: &Entry) -> Result<(), postgres::Error>
     client.execute(
         "insert into plan_runner.history
              (run_id, plan, plan_sha256, from_release, to_release, started_at, ended_at, outcome, resumed, steps,
-              revision, modules)
+              revision, modules, chain_id)
          values ($1, $2, $3, $4, $5, $6::text::timestamptz, $7::text::timestamptz, $8, $9, $10::text::jsonb,
-                 $11, $12::text::jsonb)
+                 $11, $12::text::jsonb, $13)
          on conflict (run_id) do update set ended_at = excluded.ended_at, outcome = excluded.outcome,
              resumed = history.resumed or excluded.resumed, steps = excluded.steps,
              revision = excluded.revision, modules = excluded.modules",
@@ -94,6 +98,7 @@ pub fn record(client: &mut Client, entry: &Entry) -> Result<(), postgres::Error>
             &steps,
             &entry.revision,
             &modules,
+            &entry.chain_id,
         ],
     )?;
     Ok(())
@@ -149,7 +154,8 @@ pub fn last(client: &mut Client, n: i64) -> Result<Vec<Entry>, postgres::Error> 
                         outcome, resumed, steps::text,
                         -- Read so that a table from before these columns
                         -- (status never alters it) still reads.
-                        to_jsonb(h) ->> 'revision', coalesce(to_jsonb(h) -> 'modules', '[]')::text
+                        to_jsonb(h) ->> 'revision', coalesce(to_jsonb(h) -> 'modules', '[]')::text,
+                        to_jsonb(h) ->> 'chain_id'
                  from plan_runner.history h order by ended_at desc limit $1",
                 rfc3339("started_at"),
                 rfc3339("ended_at")
@@ -170,6 +176,7 @@ pub fn last(client: &mut Client, n: i64) -> Result<Vec<Entry>, postgres::Error> 
             steps: serde_json::from_str(&row.get::<_, String>(9)).unwrap_or_default(),
             revision: row.get(10),
             modules: serde_json::from_str(&row.get::<_, String>(11)).unwrap_or_default(),
+            chain_id: row.get(12),
         })
         .collect())
 }

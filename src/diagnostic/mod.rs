@@ -99,6 +99,8 @@ codes! {
     MissingFile = "E027", "missing-file", Error, "a script or SQL file the plan names does not exist";
     BadTarget = "E028", "bad-target", Error, "`target.` followed by something other than database, host, port or user";
     FailureAfter = "E029", "on-failure-after", Error, "an `on_failure` step waits for a step outside `on_failure`";
+    DuplicatePair = "E040", "duplicate-pair", Error, "two plans in one folder for the same pair of releases";
+    ReleaseCycle = "E041", "release-cycle", Error, "the plans of a folder lead round in a circle of releases";
     MissingBackup = "W101", "missing-backup", Warning, "a step changes data without a backup on every path before it";
     SnapshotWithoutStop = "W102", "snapshot-without-stop", Warning, "a snapshot backup not preceded by stopping the server";
     UpdateWithoutCheck = "W103", "update-without-check", Warning, "an `update` with no `check` after it";

@@ -50,6 +50,10 @@ pub enum Record {
         pid: u32,
         /// The plan-runner version that wrote the journal.
         runner_version: String,
+        /// Set when the run is a hop of a chain: each hop starts with its
+        /// own `run_started`, in the chain's one journal.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        chain: Option<ChainMark>,
     },
     /// A backup is being made: if the runner dies now, a partial copy
     /// (`copy`, a snapshot name or a dump folder) may be left.
@@ -123,6 +127,16 @@ pub enum Record {
         outcome: String,
         exit_code: u8,
     },
+}
+
+/// Which hop of a chain a `run_started` begins.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ChainMark {
+    /// The chain's run id (the runs row, the journal's folder).
+    pub chain_id: String,
+    /// From 1.
+    pub hop: usize,
+    pub hops: usize,
 }
 
 /// A record as read back, with the time it was written.

@@ -98,3 +98,48 @@ fn mermaid_steps(out: &mut String, indent: &str, prefix: &str, steps: &[Step], g
         }
     }
 }
+
+/// A folder's graph of releases as Graphviz dot: one node per release, one
+/// edge per plan `(from, to, label)`, labelled with its file.
+pub fn releases_dot(edges: &[(String, String, String)]) -> String {
+    let mut out = String::from(
+        "digraph releases {\n  rankdir=LR;\n  node [shape=ellipse, fontname=\"Helvetica\"];\n",
+    );
+    for (from, to, label) in edges {
+        let _ = writeln!(
+            out,
+            "  {} -> {} [label={}];",
+            dot_quote(from),
+            dot_quote(to),
+            dot_quote(label)
+        );
+    }
+    out.push_str("}\n");
+    out
+}
+
+/// The same as Mermaid: releases get ids `r0`, `r1`... in order of first
+/// appearance (a release's dots are not valid in an id).
+pub fn releases_mermaid(edges: &[(String, String, String)]) -> String {
+    fn id<'a>(ids: &mut Vec<&'a str>, release: &'a str, out: &mut String) -> usize {
+        if let Some(i) = ids.iter().position(|r| *r == release) {
+            return i;
+        }
+        ids.push(release);
+        let _ = writeln!(out, "  r{}([\"{}\"])", ids.len() - 1, mermaid_text(release));
+        ids.len() - 1
+    }
+    let mut out = String::from("flowchart LR\n");
+    let mut ids: Vec<&str> = Vec::new();
+    for (from, to, label) in edges {
+        let a = id(&mut ids, from, &mut out);
+        let b = id(&mut ids, to, &mut out);
+        let _ = writeln!(out, "  r{a} -->|\"{}\"| r{b}", mermaid_text(label));
+    }
+    out
+}
+
+/// Text inside a Mermaid label's quotes: a quote or a pipe would end it.
+fn mermaid_text(text: &str) -> String {
+    text.replace('"', "#quot;").replace('|', "#124;")
+}

@@ -242,7 +242,9 @@ fn folders_are_searched_and_every_file_reported_with_one_summary() {
     let folder = Folder::new()
         .file("plans/a.plan", &warning_only())
         .file("plans/nested/b.plan", &with_error())
-        .file("plans/nested/c.plan", CLEAN)
+        // A folder of its own: b.plan migrates the same pair, and two
+        // plans for one pair in a folder are an error (E040).
+        .file("plans/nested/other/c.plan", CLEAN)
         .file("plans/notes.txt", "not a plan");
     let run = folder.lint(&["plans"]);
     assert_eq!(run.code, Some(1));

@@ -51,6 +51,13 @@ impl Run<'_> {
     pub(super) fn backup(&mut self, step: &Step, b: &crate::plan::Backup) -> Result<(), StepError> {
         let database = b.database.expose().unwrap_or_default();
         let trees = self.trees(b);
+        if let Some(copy) = self.chain_backup_covering(&database, &trees) {
+            self.progress.message(&format!(
+                "  backup `{}` is covered by the chain's backup {copy}: nothing is copied (docs/chains.md)",
+                step.name
+            ));
+            return Ok(());
+        }
         let copy = match b.method {
             // The name `crate::exec::backup::take` will use (a second snapshot of the
             // same database gets `_pr2_`): `plan recover` drops a half-made

@@ -32,7 +32,10 @@ impl Run<'_> {
     pub(super) fn record(&mut self, outcome: Outcome) {
         let revision = self.revision();
         let entry = history::Entry {
-            run_id: self.run_id.clone(),
+            run_id: match &self.chain {
+                Some(place) => format!("{}-{}", self.run_id, place.hop),
+                None => self.run_id.clone(),
+            },
             plan: self.plan.name.clone(),
             plan_sha256: self.opts.plan_sha256.clone(),
             from_release: self.plan.from.to_string(),
@@ -49,6 +52,7 @@ impl Run<'_> {
                 .collect::<Vec<_>>()),
             revision,
             modules: serde_json::json!([]),
+            chain_id: self.chain.as_ref().map(|_| self.run_id.clone()),
         };
         let before = self
             .modules_before

@@ -15,23 +15,12 @@ impl Run<'_> {
             match history::recorded_release(target) {
                 Ok(Some(r)) => (Some(r), "the history table"),
                 Ok(None) => match &self.plan.release_query {
-                    Some(query) => {
-                        let query = query.expose().unwrap_or_default();
-                        match target.simple_query(&query) {
-                            Ok(messages) => (
-                                messages.iter().find_map(|m| match m {
-                                    postgres::SimpleQueryMessage::Row(row) => {
-                                        row.get(0).map(str::to_string)
-                                    }
-                                    _ => None,
-                                }),
-                                "the plan's release_query",
-                            ),
-                            Err(e) => {
-                                return Err(Early::ReleaseQuery(sql::SqlError::from(e).describe()));
-                            }
+                    Some(query) => match release_by_query(target, query) {
+                        Ok(value) => (value, "the plan's release_query"),
+                        Err(e) => {
+                            return Err(Early::ReleaseQuery(sql::SqlError::from(e).describe()));
                         }
-                    }
+                    },
                     // An OpenERP/Odoo database tells its release itself.
                     None => match odoo::base_release(target) {
                         Ok(release) => (release, "the `base` module's latest_version"),
@@ -121,4 +110,16 @@ impl Run<'_> {
         ));
         Ok(())
     }
+}
+
+/// The first column of the first row the plan's `release_query` returns.
+pub fn release_by_query(
+    target: &mut Client,
+    query: &crate::plan::Text,
+) -> Result<Option<String>, postgres::Error> {
+    let messages = target.simple_query(&query.expose().unwrap_or_default())?;
+    Ok(messages.iter().find_map(|m| match m {
+        postgres::SimpleQueryMessage::Row(row) => row.get(0).map(str::to_string),
+        _ => None,
+    }))
 }

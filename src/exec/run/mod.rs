@@ -5,10 +5,11 @@
 //! goes on.
 
 mod backup;
+pub mod chain;
 pub mod dead;
 pub mod dry;
 mod finish;
-mod gate;
+pub mod gate;
 mod needs;
 mod prepare;
 pub mod recover;
@@ -29,7 +30,7 @@ use crate::db::connect::{self, Connector};
 use crate::db::server::ServerVersion;
 use crate::db::{history, lock, runs};
 use crate::exec::backup::{BackupError, SessionPolicy, Taken};
-use crate::exec::journal::{Journal, Record};
+use crate::exec::journal::{ChainMark, Journal, Record};
 use crate::exec::process::Stopper;
 use crate::exec::progress::Progress;
 use crate::exec::redact::Redactor;
@@ -157,6 +158,7 @@ impl<'a> Run<'a> {
             modules_before: None,
             progress,
             redactor,
+            chain: None,
         }
     }
 
@@ -176,8 +178,8 @@ impl<'a> Run<'a> {
         self.report.exit_code = code;
         self.write_report();
         // A run left for `plan recover` has not ended: its journal must
-        // say so to the recovery.
-        if !self.awaiting_recovery {
+        // say so to the recovery; nor has a chain whose next hop follows.
+        if !self.awaiting_recovery && !self.chain.as_ref().is_some_and(|c| c.continues) {
             self.journal(&Record::RunEnded {
                 outcome: self.report.outcome.as_str().into(),
                 exit_code: code,
@@ -221,6 +223,8 @@ struct Run<'a> {
     /// record of what the run changed; `None` for a database with no
     /// module registry, or before the gate.
     modules_before: Option<std::collections::BTreeMap<String, String>>,
+    /// Set when the run is one hop of a chain (`chain`).
+    chain: Option<chain::Place>,
 }
 
 impl Run<'_> {
@@ -313,7 +317,14 @@ impl Run<'_> {
 
     fn open_journal(&mut self) -> std::io::Result<()> {
         let journal = Journal::create(&self.run_folder)?;
-        journal.append(&Record::RunStarted {
+        journal.append(&self.start_record())?;
+        self.journal = Some(Arc::new(journal));
+        Ok(())
+    }
+
+    /// The journal's first record of this run (of each hop, in a chain).
+    fn start_record(&self) -> Record {
+        Record::RunStarted {
             run_id: self.run_id.clone(),
             plan: self.plan.name.clone(),
             plan_path: self.opts.plan_path.clone(),
@@ -326,9 +337,12 @@ impl Run<'_> {
             host: runs::hostname(),
             pid: std::process::id(),
             runner_version: env!("CARGO_PKG_VERSION").into(),
-        })?;
-        self.journal = Some(Arc::new(journal));
-        Ok(())
+            chain: self.chain.as_ref().map(|c| ChainMark {
+                chain_id: self.run_id.clone(),
+                hop: c.hop,
+                hops: c.hops,
+            }),
+        }
     }
 
     /// Appends a record; `false` when it could not be made durable.
