@@ -18,7 +18,6 @@ use crate::exit::Ending;
 use crate::target::{self, Env};
 
 pub fn run(args: &ApplyArgs) -> Result<Ending, UsageError> {
-<<<<<<< HEAD
     let fleet = args.target.fleet().or_else(|| {
         // `--shard` on one `--target` is a fleet of one (or none).
         args.shard
@@ -30,7 +29,7 @@ pub fn run(args: &ApplyArgs) -> Result<Ending, UsageError> {
     }
     if args.shard.is_some() {
         return Err(UsageError::FleetWithoutInventory);
-=======
+    }
     if args.plan.is_dir() {
         return crate::commands::chain::run(args);
     }
@@ -39,7 +38,6 @@ pub fn run(args: &ApplyArgs) -> Result<Ending, UsageError> {
             path: args.plan.clone(),
             to: to.to_string(),
         });
->>>>>>> wip-chains
     }
     // The sandbox (cluster and copied plan folder) lives until the end.
     let sandbox;
@@ -152,7 +150,6 @@ pub fn run(args: &ApplyArgs) -> Result<Ending, UsageError> {
         crate::db::env_for_child(&resolved.target, &run_folder)
             .map_err(|e| UsageError::from(target::TargetError::from(e)))?
     };
-<<<<<<< HEAD
     let options = Options {
         run_id: run_id.clone(),
         run_folder,
@@ -181,7 +178,7 @@ pub fn run(args: &ApplyArgs) -> Result<Ending, UsageError> {
         revision: args.revision.clone(),
         allow_same_revision: args.allow_same_revision,
     };
-=======
+    }
     let options = options(
         args,
         &resolved,
@@ -189,7 +186,6 @@ pub fn run(args: &ApplyArgs) -> Result<Ending, UsageError> {
         (&args.plan, plan_sha256),
         child_env,
     );
->>>>>>> wip-chains
     if args.dry_run {
         let local = run::dry::is_local(&resolved.target.host);
         let (text, outcome) = run::dry_run(plan, &main.order, &failure.order, &options, local);

@@ -130,6 +130,16 @@ fn child_args(args: &ApplyArgs, inventory: &Path, state_dir: &Path) -> Vec<OsStr
     if let Some(release) = &args.assume_release {
         flag("--assume-release", Some(release.to_string().into()));
     }
+    // A fleet of chains: each target walks its own path to the same `--to`.
+    if let Some(to) = &args.to {
+        flag("--to", Some(to.to_string().into()));
+    }
+    if let Some(revision) = &args.revision {
+        flag("--revision", Some(revision.into()));
+    }
+    for via in &args.via {
+        flag("--via", Some(via.to_string().into()));
+    }
     for (name, value) in &args.vars {
         flag("--var", Some(format!("{name}={value}").into()));
     }
@@ -140,6 +150,8 @@ fn child_args(args: &ApplyArgs, inventory: &Path, state_dir: &Path) -> Vec<OsStr
         (args.no_rollback, "--no-rollback"),
         (args.resume, "--resume"),
         (args.erp_config_override, "--erp-config-override"),
+        (args.keep_reached, "--keep-reached"),
+        (args.allow_same_revision, "--allow-same-revision"),
     ];
     for (on, name) in switches {
         if on {
