@@ -150,41 +150,13 @@ pub fn run(args: &ApplyArgs) -> Result<Ending, UsageError> {
         crate::db::env_for_child(&resolved.target, &run_folder)
             .map_err(|e| UsageError::from(target::TargetError::from(e)))?
     };
-    let options = Options {
-        run_id: run_id.clone(),
-        run_folder,
-        connector: Connector::new(resolved.target.clone(), &run_id, child_env),
-        target: crate::commands::describe(&resolved),
-        database: resolved.target.database.clone(),
-        maintenance_db: resolved.maintenance_db.clone(),
-        lock_timeout: args.lock_timeout.unwrap_or(Duration::ZERO),
-        sessions: SessionPolicy {
-            terminate: args.terminate_connections,
-            wait: args.wait_for_sessions,
-        },
-        keep_failed: args.keep_failed,
-        assume_release: args.assume_release.clone(),
-        // Absolute, so that `plan recover` finds it from any folder.
-        plan_path: std::path::absolute(&args.plan).unwrap_or_else(|_| args.plan.clone()),
-        plan_sha256,
-        step_user: resolved.step_user.clone(),
-        grace: args.grace,
-        reconnect_wait: args.reconnect_wait,
-        on_failure_timeout: args.on_failure_timeout,
-        target_flags: crate::commands::target_flags(&args.target, &resolved),
-        no_rollback: args.no_rollback,
-        jobs: args.jobs.unwrap_or(1),
-        erp_config,
-        revision: args.revision.clone(),
-        allow_same_revision: args.allow_same_revision,
-    };
-    }
     let options = options(
         args,
         &resolved,
         (run_id.clone(), run_folder),
         (&args.plan, plan_sha256),
         child_env,
+        erp_config,
     );
     if args.dry_run {
         let local = run::dry::is_local(&resolved.target.host);
@@ -214,6 +186,7 @@ pub(crate) fn options(
     (run_id, run_folder): (String, std::path::PathBuf),
     (plan, plan_sha256): (&Path, String),
     child_env: Vec<(String, String)>,
+    erp_config: Option<crate::erp_config::Setting>,
 ) -> Options {
     Options {
         connector: Connector::new(resolved.target.clone(), &run_id, child_env),
@@ -238,7 +211,10 @@ pub(crate) fn options(
         on_failure_timeout: args.on_failure_timeout,
         target_flags: crate::commands::target_flags(&args.target, resolved),
         no_rollback: args.no_rollback,
-        jobs: args.jobs,
+        jobs: args.jobs.unwrap_or(1),
+        erp_config,
+        revision: args.revision.clone(),
+        allow_same_revision: args.allow_same_revision,
     }
 }
 

@@ -94,6 +94,12 @@ pub fn run(args: &ApplyArgs) -> Result<Ending, UsageError> {
         &path.iter().map(|&i| &analyses[i]).collect::<Vec<_>>(),
     )?;
 
+    // Each hop would need its own derived configuration and filestore
+    // backup: not yet, and a hop must never run with a file that points
+    // its server elsewhere.
+    if resolved.erp_config.is_some() || path.iter().any(|&i| plans[i].0.erp_config.is_some()) {
+        return Err(UsageError::ChainUnsupported { flag: "erp_config" });
+    }
     let state_dir = crate::commands::state_dir(args.state_dir.as_deref());
     let chain_id = run::new_run_id();
     let chain_folder = state_dir.join("runs").join(&chain_id);
@@ -128,6 +134,7 @@ pub fn run(args: &ApplyArgs) -> Result<Ending, UsageError> {
             ),
             (&files[i], sha),
             child_env.clone(),
+            None,
         );
         // Later hops are at their `from` by the history the hop before
         // wrote; --assume-release speaks of the chain's start only.

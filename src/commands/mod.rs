@@ -169,7 +169,7 @@ pub enum UsageError {
     #[diagnostic(
         code(plan::chain::unsupported),
         help(
-            "a chain that died is taken back to its start by `plan recover`; run a chain on a copy with a hop's plan at a time, or on a throwaway cluster you start yourself (docs/chains.md)"
+            "a chain that died is taken back to its start by `plan recover`; otherwise apply the folder's plans one at a time (docs/chains.md, \"Not (yet) for chains\")"
         )
     )]
     ChainUnsupported { flag: &'static str },
