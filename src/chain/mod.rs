@@ -49,6 +49,11 @@ impl Releases {
         let mut graph: DiGraph<Version, usize> = DiGraph::new();
         for (plan, (from, to)) in pairs.iter().enumerate() {
             let a = node_or_add(&mut graph, from);
+            // A refresh plan (`from` equals `to`) moves no release: it is
+            // never a hop, and no circle.
+            if from == to {
+                continue;
+            }
             let b = node_or_add(&mut graph, to);
             graph.add_edge(a, b, plan);
         }
@@ -280,6 +285,14 @@ mod tests {
         assert_eq!(r.path(&v("4.2"), &v("6.0"), &[]), Ok(vec![3, 2]));
         assert_eq!(r.path(&v("4.4"), &v("6.0"), &[]), Ok(vec![1, 2]));
         assert_eq!(r.path(&v("6.0"), &v("6.0"), &[]), Ok(vec![]));
+    }
+
+    #[test]
+    fn a_refresh_plan_is_no_hop_and_no_circle() {
+        let r = releases(&[("16.0", "17.0"), ("17.0", "17.0"), ("17.0", "18.0")]);
+        assert_eq!(r.path(&v("16.0"), &v("18.0"), &[]), Ok(vec![0, 2]));
+        assert!(r.cycles().is_empty());
+        assert_eq!(r.known(), vec!["16.0", "17.0", "18.0"]);
     }
 
     #[test]
