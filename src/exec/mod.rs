@@ -5,6 +5,7 @@
 //! lint error.
 
 pub mod backup;
+pub mod cgroup;
 pub mod journal;
 pub mod paths;
 pub mod process;

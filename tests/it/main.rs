@@ -3,6 +3,7 @@
 mod apply;
 mod apply_failures;
 mod bench_plan;
+mod cgroups;
 mod cli;
 mod cli_basic;
 mod cli_docs;

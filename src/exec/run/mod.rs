@@ -152,6 +152,8 @@ impl<'a> Run<'a> {
         // The summary comes next, on a terminal without spinners.
         self.progress.finish();
         self.report.strays = self.strays.reports();
+        self.strays
+            .close_cgroup(self.awaiting_recovery || self.report.outcome == Outcome::Stopped);
         self.redact_logs();
         self.redact_report();
         // The steps' password file lives as long as the run: whatever the
@@ -294,7 +296,16 @@ impl Run<'_> {
             runner_version: env!("CARGO_PKG_VERSION").into(),
         })?;
         self.journal = Some(Arc::new(journal));
+        self.open_cgroup();
         Ok(())
+    }
+
+    /// Makes the run's cgroup, where the machine allows one, and records
+    /// it so that a recovery finds what is in it (`exec::cgroup`).
+    fn open_cgroup(&mut self) {
+        if let Some(path) = self.strays.open_cgroup(&self.run_id) {
+            self.journal(&Record::Cgroup { path });
+        }
     }
 
     /// Appends a record; `false` when it could not be made durable.

@@ -86,6 +86,11 @@ impl Run<'_> {
         ));
         // A step the dead runner was running may still be running: it must
         // be gone before it runs again.
+        if !self.end_dead_cgroups(&u.story) {
+            return Err(
+                "processes the dead run left are still running after SIGKILL: they must be gone before its steps run again".into(),
+            );
+        }
         for group in &u.story.groups {
             if let Some(note) = end_group(group, self.opts.grace) {
                 self.progress.message(&note);
