@@ -230,3 +230,44 @@ fn recover_ends_a_double_forked_daemon_of_a_killed_runner() {
     assert_eq!(tree_after, tree_before);
     assert!(world.on_failure_ran());
 }
+
+#[test]
+fn a_start_steps_server_outlives_the_run_outside_its_cgroups() {
+    let mount = cgroup2("start");
+    let world = World::new("cgroups_start");
+    write_daemon(&world);
+    let start = sh(&crate::strays::spawn_run(&["setsid"], 0));
+    let plan_path = world.write_plan(&plan(&format!(
+        r#"
+start server_new {{
+  after   = before
+  run     = "{start}"
+  timeout = "2m"
+}}
+"#
+    )));
+
+    let applied = world.apply(&plan_path, &[]);
+    let daemons = pids(&world.path("daemons.pids"));
+    let server = daemons.first().copied();
+    let server_cgroup = server.map(|pid| cgroup_of(&mount, pid));
+    let server_alive = server.is_some_and(process_running);
+    // The test's own cleanup first: the server must not outlive it.
+    if let Some(pid) = server {
+        // SAFETY: kill(2) on a pid this test's run started.
+        unsafe {
+            libc::kill(i32::try_from(pid).expect("a pid"), libc::SIGKILL);
+        }
+    }
+    applied.assert_code(0);
+    assert_eq!(daemons.len(), 1, "{daemons:?}");
+    assert!(server_alive, "the start step's server was ended");
+    let own = cgroup_of(&mount, std::process::id());
+    assert_eq!(
+        server_cgroup,
+        Some(own.clone()),
+        "the server is moved to the runner's own cgroup"
+    );
+    let run = own.join(format!("plan-runner-{}", applied.run_id()));
+    assert!(!run.exists(), "{} is left after the run", run.display());
+}
