@@ -271,3 +271,60 @@ start server_new {{
     let run = own.join(format!("plan-runner-{}", applied.run_id()));
     assert!(!run.exists(), "{} is left after the run", run.display());
 }
+
+#[test]
+fn resume_ends_a_killed_runners_daemon_before_it_runs_the_step_again() {
+    let mount = cgroup2("resume");
+    let world = World::new("cgroups_resume");
+    let plan_path = held_plan(&world, "forked");
+    let fingerprint_before = fingerprint(&world.db);
+    let tree_before = format!("{:?}", read_tree(&world.tree()));
+
+    let mut runner = apply_command(&world.db, &plan_path, world.state.path(), &[])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("`plan apply` starts");
+    let pid = daemon_pid(&world, &mut runner);
+    let run = run_cgroup(&cgroup_of(&mount, pid));
+    runner.kill().expect("kill -9 the runner");
+    runner.wait().expect("reaped");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(process_running(pid), "the daemon {pid} outlives its runner");
+
+    // The step runs again, starts a second daemon and fails at once.
+    std::fs::write(world.path("go"), "").expect("touch go");
+    std::fs::remove_file(world.path("spawned")).expect("rm spawned");
+    let output = apply_command(&world.db, &plan_path, world.state.path(), &["--resume"])
+        .output()
+        .expect("`plan apply --resume` runs");
+    // The run keeps its folder: read its report there.
+    let resumed = crate::support::apply::finish(
+        output,
+        Duration::ZERO,
+        world.state.path(),
+        &std::collections::BTreeSet::new(),
+    );
+    resumed.assert_code(1);
+    assert_eq!(resumed.outcome(), "rolled_back", "{}", resumed.output());
+    assert!(!process_running(pid), "daemon {pid} is still alive");
+    assert!(
+        resumed
+            .stderr
+            .contains(&format!("left process {pid} running")),
+        "--resume names the dead run's daemon: {}",
+        resumed.output()
+    );
+    let strays = crate::strays::strays(&resumed);
+    let entry =
+        named(&strays, pid).unwrap_or_else(|| panic!("daemon {pid} is not named: {strays:?}"));
+    assert_eq!(entry["when"], "recovery", "{entry}");
+    let daemons = pids(&world.path("daemons.pids"));
+    assert_eq!(daemons.len(), 2, "{daemons:?}");
+    assert!(!process_running(daemons[1]), "the second daemon is alive");
+    assert!(!run.exists(), "{} is left after the run", run.display());
+
+    let (fingerprint_after, tree_after) = settled(&world);
+    assert_eq!(fingerprint_after, fingerprint_before);
+    assert_eq!(tree_after, tree_before);
+}
