@@ -42,7 +42,8 @@ fn own(mount: &Path) -> Option<PathBuf> {
 
 /// Makes the run's cgroup, under the runner's own cgroup or else under the
 /// hierarchy's root; `None` where neither can be made. One left by an
-/// earlier runner of the same run is taken when nothing is in it.
+/// earlier runner of the same run (a resume, a recovery) is taken over:
+/// the run id names one run, whose runner holds the target's lock.
 pub fn create(run_id: &str) -> Option<PathBuf> {
     let mount = mount()?;
     let name = format!("{PREFIX}{run_id}");
@@ -54,22 +55,43 @@ pub fn create(run_id: &str) -> Option<PathBuf> {
         let path = parent.join(&name);
         match std::fs::create_dir(&path) {
             Ok(()) => Some(path),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && members(&path).is_empty() => {
-                Some(path)
-            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Some(path),
             Err(_) => None,
         }
     })
 }
 
-/// Makes the cgroup of the run's `n`th step.
-pub fn step(run: &Path, n: usize) -> Option<PathBuf> {
-    let path = run.join(format!("step-{n}"));
-    match std::fs::create_dir(&path) {
-        Ok(()) => Some(path),
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Some(path),
-        Err(_) => None,
-    }
+/// Makes the cgroup of the run's `n`th command step, `step-<n>-<name>`
+/// (the name so that a resume can tell a `start` step's server from what
+/// to end); an error if it is there already (an earlier runner's).
+pub fn step(run: &Path, n: usize, name: &str) -> io::Result<PathBuf> {
+    let name: String = name
+        .chars()
+        .take(100)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let path = run.join(format!("step-{n}-{name}"));
+    std::fs::create_dir(&path)?;
+    Ok(path)
+}
+
+/// The step name a step's cgroup carries (`step`), as made safe there.
+pub fn step_name(cgroup: &Path) -> Option<String> {
+    let file = cgroup.file_name()?.to_str()?;
+    let (n, name) = file.strip_prefix("step-")?.split_once('-')?;
+    n.parse::<usize>().ok()?;
+    Some(name.to_string())
+}
+
+/// The step cgroups right below a run's cgroup.
+pub fn steps(run: &Path) -> Vec<PathBuf> {
+    children(run)
 }
 
 /// The `cgroup.procs` file a child writes `0` into to join `cgroup`,
@@ -198,6 +220,19 @@ mod tests {
         assert!(trusted(Path::new("/tmp/plan-runner-r1"), "r1").is_err());
         assert!(trusted(&mount.join("a/../plan-runner-r1"), "r1").is_err());
         assert!(trusted(&mount, "r1").is_err());
+    }
+
+    #[test]
+    fn a_steps_cgroup_carries_its_name_made_safe() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = step(dir.path(), 3, "new_server-up").unwrap();
+        assert_eq!(path.file_name().unwrap(), "step-3-new_server-up");
+        assert_eq!(step_name(&path).as_deref(), Some("new_server-up"));
+        assert!(step(dir.path(), 3, "new_server-up").is_err());
+        let odd = step(dir.path(), 4, "a/../b c").unwrap();
+        assert_eq!(odd.parent(), Some(dir.path()));
+        assert_eq!(step_name(&odd).as_deref(), Some("a____b_c"));
+        assert_eq!(step_name(Path::new("/x/step-x-y")), None);
     }
 
     #[test]

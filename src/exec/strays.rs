@@ -152,10 +152,19 @@ impl Tracker {
         state.active += 1;
         state.window.push(step.to_string());
         let run = state.cgroup.clone()?;
-        state.steps_made += 1;
-        let path = cgroup::step(&run, state.steps_made)?;
-        state.step_cgroups.push((path.clone(), step.to_string()));
-        Some(path)
+        // Past the numbers an earlier runner of the run used.
+        for _ in 0..1000 {
+            state.steps_made += 1;
+            match cgroup::step(&run, state.steps_made, step) {
+                Ok(path) => {
+                    state.step_cgroups.push((path.clone(), step.to_string()));
+                    return Some(path);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(_) => return None,
+            }
+        }
+        None
     }
 
     /// The step's command ended: what is left in its cgroup is ended and
@@ -267,18 +276,50 @@ impl Tracker {
 
     /// Ends everything in a dead run's cgroup `path` (the journal's,
     /// checked by `cgroup::trusted`) and removes it: what the run's steps
-    /// left after its runner was killed, which went to PID 1. `Err` says
-    /// why the cgroup is still there (a process that outlived SIGKILL is
-    /// in the list with `ended: false`).
+    /// left after its runner was killed, which went to PID 1. Except the
+    /// step cgroups `keep` names by their step (a resume keeps the servers
+    /// of the `start` steps it does not run again): those become this
+    /// run's, ended like its own. `Err` says why a cgroup is still there
+    /// (a process that outlived SIGKILL is in the list, `ended: false`).
     pub fn end_dead_run(
         &self,
         path: &std::path::Path,
         grace: Duration,
+        keep: &dyn Fn(&str) -> bool,
     ) -> (Vec<StrayReport>, Result<(), String>) {
-        let ended = end_in_cgroup(path, grace, None, "recovery");
-        self.state().reports.extend(ended.iter().cloned());
-        let removed =
-            cgroup::remove(path).map_err(|e| format!("{} cannot be removed: {e}", path.display()));
+        let mut ended = Vec::new();
+        let mut kept = Vec::new();
+        let mut removed = Ok(());
+        for step_cgroup in cgroup::steps(path) {
+            match cgroup::step_name(&step_cgroup) {
+                Some(step) if keep(&step) => kept.push((step_cgroup, step)),
+                step => {
+                    ended.extend(end_in_cgroup(
+                        &step_cgroup,
+                        grace,
+                        step.as_deref(),
+                        "recovery",
+                    ));
+                    if let Err(e) = cgroup::remove(&step_cgroup) {
+                        removed = Err(format!("{} cannot be removed: {e}", step_cgroup.display()));
+                    }
+                }
+            }
+        }
+        if kept.is_empty() {
+            // Nothing should be in the run's cgroup itself; whatever is
+            // (`cgroup.kill` there would reach the kept ones too).
+            ended.extend(end_in_cgroup(path, grace, None, "recovery"));
+        }
+        let mut state = self.state();
+        state.reports.extend(ended.iter().cloned());
+        if kept.is_empty() {
+            if let Err(e) = cgroup::remove(path) {
+                removed = Err(format!("{} cannot be removed: {e}", path.display()));
+            }
+        } else {
+            state.step_cgroups.extend(kept);
+        }
         (ended, removed)
     }
 

@@ -222,6 +222,7 @@ fn recover_ends_a_double_forked_daemon_of_a_killed_runner() {
     let entry =
         named(&strays, pid).unwrap_or_else(|| panic!("daemon {pid} is not named: {strays:?}"));
     assert_eq!(entry["when"], "recovery", "{entry}");
+    assert_eq!(entry["step"], "spawn", "{entry}");
     assert_eq!(entry["ended"], true, "{entry}");
     assert!(!run.exists(), "{} is left after recover", run.display());
 
@@ -327,4 +328,73 @@ fn resume_ends_a_killed_runners_daemon_before_it_runs_the_step_again() {
     let (fingerprint_after, tree_after) = settled(&world);
     assert_eq!(fingerprint_after, fingerprint_before);
     assert_eq!(tree_after, tree_before);
+}
+
+#[test]
+fn resume_keeps_the_server_of_a_start_step_it_does_not_run_again() {
+    let mount = cgroup2("resume_start");
+    let world = World::new("cgroups_resume_start");
+    write_daemon(&world);
+    let start = sh(&crate::strays::spawn_run(&["setsid"], 0));
+    let held = sh(
+        "touch held.started; i=0; while [ ! -e go ] && [ $i -lt 1200 ]; do sleep 0.1; i=$((i+1)); done",
+    );
+    let plan_path = world.write_plan(&plan(&format!(
+        r#"
+start server_new {{
+  after   = before
+  run     = "{start}"
+  timeout = "2m"
+}}
+
+script held {{
+  after   = server_new
+  run     = "{held}"
+  timeout = "3m"
+}}
+"#
+    )));
+
+    let mut runner = apply_command(&world.db, &plan_path, world.state.path(), &[])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("`plan apply` starts");
+    wait_for(&mut runner, "the held step", || {
+        world.path("held.started").is_file().then_some(())
+    });
+    let daemons = pids(&world.path("daemons.pids"));
+    assert_eq!(daemons.len(), 1, "{daemons:?}");
+    let server = daemons[0];
+    let run = run_cgroup(&cgroup_of(&mount, server));
+    runner.kill().expect("kill -9 the runner");
+    runner.wait().expect("reaped");
+
+    std::fs::write(world.path("go"), "").expect("touch go");
+    let output = apply_command(&world.db, &plan_path, world.state.path(), &["--resume"])
+        .output()
+        .expect("`plan apply --resume` runs");
+    let resumed = crate::support::apply::finish(
+        output,
+        Duration::ZERO,
+        world.state.path(),
+        &std::collections::BTreeSet::new(),
+    );
+    let server_alive = process_running(server);
+    let server_cgroup = cgroup_of(&mount, server);
+    // SAFETY: kill(2) on a pid this test's run started.
+    unsafe {
+        libc::kill(i32::try_from(server).expect("a pid"), libc::SIGKILL);
+    }
+    resumed.assert_code(0);
+    assert_eq!(resumed.outcome(), "succeeded", "{}", resumed.output());
+    assert!(
+        server_alive,
+        "the done start step's server was ended: {}",
+        resumed.output()
+    );
+    let strays = crate::strays::strays(&resumed);
+    assert!(named(&strays, server).is_none(), "{strays:?}");
+    assert_eq!(server_cgroup, cgroup_of(&mount, std::process::id()));
+    assert!(!run.exists(), "{} is left after the run", run.display());
 }

@@ -179,7 +179,7 @@ impl Run<'_> {
         for line in story_lines(&dead.story) {
             self.progress.message(&format!("  {line}"));
         }
-        if !self.end_dead_cgroups(&dead.story) {
+        if !self.end_dead_cgroups(&dead.story, &|_| false) {
             self.report.outcome = Outcome::Error;
             self.add_message(
                 "processes the dead run left are still running after SIGKILL: the backup cannot be restored nor proved while they may write; end them (check `ps -o pid,stat,wchan,args`) and run plan recover again",
@@ -235,11 +235,12 @@ impl Run<'_> {
 impl Run<'_> {
     /// Ends every process in the dead run's cgroups (`exec::cgroup`): what
     /// its steps left however they detached, even after its runner was
-    /// killed, each named in the progress and the report. Then makes this
+    /// killed, each named in the progress and the report; but the steps'
+    /// cgroups `keep` names, which become this runner's. Then makes this
     /// runner's own. A recorded path is taken only if it is one this
     /// program makes for that run (`cgroup::trusted`). `false` when one of
     /// them outlived SIGKILL.
-    pub(super) fn end_dead_cgroups(&mut self, story: &Story) -> bool {
+    pub(super) fn end_dead_cgroups(&mut self, story: &Story, keep: &dyn Fn(&str) -> bool) -> bool {
         let mut all_ended = true;
         for recorded in &story.cgroups {
             let path = match crate::exec::cgroup::trusted(recorded, &self.run_id) {
@@ -256,7 +257,7 @@ impl Run<'_> {
             if !path.exists() {
                 continue;
             }
-            let (ended, removed) = self.strays.end_dead_run(&path, self.opts.grace);
+            let (ended, removed) = self.strays.end_dead_run(&path, self.opts.grace, keep);
             all_ended &= ended.iter().all(|s| s.ended);
             for stray in &ended {
                 let line = format!(
