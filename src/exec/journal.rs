@@ -121,6 +121,12 @@ pub enum Record {
         #[serde(default)]
         done: Vec<String>,
     },
+    /// The run's cgroup (`exec::cgroup`): what is in it when the runner
+    /// died is what its steps left, for a recovery to end. Journals from
+    /// before it have none.
+    Cgroup {
+        path: PathBuf,
+    },
     RunEnded {
         /// The report's outcome: `succeeded`, `rolled_back`, `stopped`
         /// (`--no-rollback`), `recovered`, ...
@@ -403,6 +409,9 @@ pub struct Story {
     /// Each main step's last status (`succeeded`, `failed`) and seconds,
     /// by name.
     pub ended_steps: Vec<(String, String, f64)>,
+    /// The cgroups the run's runners made, as recorded (not yet checked:
+    /// `exec::cgroup::trusted`).
+    pub cgroups: Vec<PathBuf>,
 }
 
 impl Story {
@@ -499,6 +508,11 @@ impl Story {
                     groups.clear();
                     story.failed.clear();
                     story.ended = None;
+                }
+                Record::Cgroup { path } => {
+                    if !story.cgroups.contains(path) {
+                        story.cgroups.push(path.clone());
+                    }
                 }
                 Record::RunEnded { outcome, .. } => story.ended = Some(outcome.clone()),
             }
@@ -656,5 +670,20 @@ mod tests {
             }]
         );
         assert_eq!(story.ended, None);
+    }
+
+    #[test]
+    fn the_story_has_the_runs_cgroups_once_each_and_old_journals_none() {
+        let cgroup = || Record::Cgroup {
+            path: "/sys/fs/cgroup/plan-runner-r1".into(),
+        };
+        let (_dir, bytes) = write(&[cgroup(), started(), cgroup()]);
+        let story = Story::of(&parse(&bytes).entries);
+        assert_eq!(
+            story.cgroups,
+            vec![PathBuf::from("/sys/fs/cgroup/plan-runner-r1")]
+        );
+        let (_dir, bytes) = write(&[started(), ended()]);
+        assert!(Story::of(&parse(&bytes).entries).cgroups.is_empty());
     }
 }

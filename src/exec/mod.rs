@@ -5,6 +5,7 @@
 //! lint error.
 
 pub mod backup;
+pub mod cgroup;
 pub mod erp;
 pub mod journal;
 pub mod owners;

@@ -247,6 +247,7 @@ impl Report {
                         (Some(step), "rollback") =>
                             format!(" (step `{step}`, before the rollback)"),
                         (None, "rollback") => " (before the rollback)".to_string(),
+                        (_, "recovery") => " (after its runner died)".to_string(),
                         (Some(step), _) => format!(" (when step `{step}` ended)"),
                         (None, _) => String::new(),
                     },

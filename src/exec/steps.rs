@@ -45,6 +45,8 @@ pub struct Setting<'a> {
     pub stopper: &'a Stopper,
     /// Hears of each child as it starts (the journal records its group).
     pub on_spawn: &'a dyn Fn(&Spawned),
+    /// The step's cgroup (`exec::cgroup`), when the run has one.
+    pub cgroup: Option<&'a Path>,
 }
 
 /// Where a command step's output goes: `prefix` tells `on_failure` steps'
@@ -79,6 +81,7 @@ pub fn run_command(
             spec.target_env = setting.target_env.to_vec();
             spec.grace = setting.grace;
             spec.secrets = secrets(setting.plan);
+            spec.cgroup = setting.cgroup.map(Path::to_path_buf);
             if spec.user.is_none() {
                 spec.user = setting.step_user.map(Text::lit);
             }

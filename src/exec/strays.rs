@@ -19,6 +19,12 @@
 //!   `start` steps included, is ended; what cannot be ended stops the
 //!   rollback, since a proof against a moving target proves nothing.
 //!
+//! Where the machine allows it (`exec::cgroup`), each step also has a
+//! cgroup of its own, whose members are the step's processes however they
+//! detached: that is what is ended for a step, and what `plan recover`
+//! ends after the runner itself was killed. The subreaper's sweep still
+//! runs after it, for what a cgroup could not hold.
+//!
 //! The sweep holds the tracker's lock from its look at `/proc` to its end,
 //! and a command step registers (`begin`) under that lock before it
 //! spawns: a step's own command, a child of the runner too, is never taken
@@ -32,6 +38,8 @@ use nix::sys::signal::{Signal, kill};
 use nix::sys::wait::{WaitPidFlag, waitpid};
 use nix::unistd::{Pid, getpgrp, getpid};
 use serde::Serialize;
+
+use crate::exec::cgroup;
 
 /// How long SIGKILL is given to end what SIGTERM did not: past that, a
 /// process is taken to be unkillable (stuck in the kernel).
@@ -52,7 +60,7 @@ pub struct StrayReport {
     pub command: String,
     /// The step that left it, when it can be told (see the module doc).
     pub step: Option<String>,
-    /// `step_end` or `rollback`: when it was ended.
+    /// `step_end`, `rollback` or `recovery`: when it was ended.
     pub when: String,
     /// `false`: it was still alive after SIGKILL.
     pub ended: bool,
@@ -102,6 +110,12 @@ struct State {
     kept: BTreeMap<(u32, u64), String>,
     /// Everything ended, or found unkillable, so far.
     reports: Vec<StrayReport>,
+    /// The run's cgroup, when one could be made (`open_cgroup`).
+    cgroup: Option<std::path::PathBuf>,
+    /// The steps' cgroups still there, with their step's name.
+    step_cgroups: Vec<(std::path::PathBuf, String)>,
+    /// How many step cgroups were made: the next one's number.
+    steps_made: usize,
 }
 
 impl Tracker {
@@ -123,11 +137,75 @@ impl Tracker {
         self.state().adopting
     }
 
-    /// A command step is about to spawn its command.
-    pub fn begin(&self, step: &str) {
+    /// Makes the run's cgroup (`exec::cgroup`): its path, for the journal,
+    /// or `None` where the machine allows none.
+    pub fn open_cgroup(&self, run_id: &str) -> Option<std::path::PathBuf> {
+        let path = cgroup::create(run_id)?;
+        self.state().cgroup = Some(path.clone());
+        Some(path)
+    }
+
+    /// A command step is about to spawn its command: the cgroup it is to
+    /// join, when the run has one.
+    pub fn begin(&self, step: &str) -> Option<std::path::PathBuf> {
         let mut state = self.state();
         state.active += 1;
         state.window.push(step.to_string());
+        let run = state.cgroup.clone()?;
+        // Past the numbers an earlier runner of the run used.
+        for _ in 0..1000 {
+            state.steps_made += 1;
+            match cgroup::step(&run, state.steps_made, step) {
+                Ok(path) => {
+                    state.step_cgroups.push((path.clone(), step.to_string()));
+                    return Some(path);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(_) => return None,
+            }
+        }
+        None
+    }
+
+    /// The step's command ended: what is left in its cgroup is ended and
+    /// the cgroup removed, unless it is a `start` step's (its server is
+    /// kept, in its cgroup, until a rollback or the run's end). Call
+    /// before `end`. Returns what was ended.
+    pub fn end_cgroup(
+        &self,
+        step: &str,
+        start: bool,
+        grace: Duration,
+        path: &std::path::Path,
+    ) -> Vec<StrayReport> {
+        if start {
+            return Vec::new();
+        }
+        let ended = end_in_cgroup(path, grace, Some(step), "step_end");
+        let mut state = self.state();
+        if cgroup::remove(path).is_ok() {
+            state.step_cgroups.retain(|(p, _)| p != path);
+        }
+        state.reports.extend(ended.iter().cloned());
+        ended
+    }
+
+    /// At the run's end: what `start` steps left (a server meant to
+    /// outlive the run) is moved out to the runner's own cgroup and the
+    /// run's cgroups are removed; unless the run waits for `plan recover`,
+    /// which ends what is in them.
+    pub fn close_cgroup(&self, for_recovery: bool) {
+        let mut state = self.state();
+        let Some(run) = state.cgroup.clone() else {
+            return;
+        };
+        if !for_recovery {
+            cgroup::release(&run);
+        }
+        if cgroup::remove(&run).is_ok() {
+            state.cgroup = None;
+            state.step_cgroups.clear();
+        }
     }
 
     /// One of its attempts started, at `start_time` (clock ticks).
@@ -176,22 +254,73 @@ impl Tracker {
     /// alive after SIGKILL.
     pub fn before_rollback(&self, grace: Duration) -> Result<Vec<StrayReport>, Vec<StrayReport>> {
         let mut state = self.state();
+        let mut ended = Vec::new();
+        for (path, step) in std::mem::take(&mut state.step_cgroups) {
+            ended.extend(end_in_cgroup(&path, grace, Some(&step), "rollback"));
+            if cgroup::remove(&path).is_err() {
+                state.step_cgroups.push((path, step));
+            }
+        }
         let Some(since) = state.run_since else {
-            return Ok(Vec::new());
+            return finish_rollback(&mut state, ended);
         };
         let kept = std::mem::take(&mut state.kept);
-        let ended = end_all(
+        ended.extend(end_all(
             |p: &Proc| p.start_time >= since,
             grace,
             |p| kept.get(&p.key()).cloned(),
             "rollback",
-        );
-        state.reports.extend(ended.iter().cloned());
-        if ended.iter().any(|r| !r.ended) {
-            Err(ended.into_iter().filter(|r| !r.ended).collect())
-        } else {
-            Ok(ended)
+        ));
+        finish_rollback(&mut state, ended)
+    }
+
+    /// Ends everything in a dead run's cgroup `path` (the journal's,
+    /// checked by `cgroup::trusted`) and removes it: what the run's steps
+    /// left after its runner was killed, which went to PID 1. Except the
+    /// step cgroups `keep` names by their step (a resume keeps the servers
+    /// of the `start` steps it does not run again): those become this
+    /// run's, ended like its own. `Err` says why a cgroup is still there
+    /// (a process that outlived SIGKILL is in the list, `ended: false`).
+    pub fn end_dead_run(
+        &self,
+        path: &std::path::Path,
+        grace: Duration,
+        keep: &dyn Fn(&str) -> bool,
+    ) -> (Vec<StrayReport>, Result<(), String>) {
+        let mut ended = Vec::new();
+        let mut kept = Vec::new();
+        let mut removed = Ok(());
+        for step_cgroup in cgroup::steps(path) {
+            match cgroup::step_name(&step_cgroup) {
+                Some(step) if keep(&step) => kept.push((step_cgroup, step)),
+                step => {
+                    ended.extend(end_in_cgroup(
+                        &step_cgroup,
+                        grace,
+                        step.as_deref(),
+                        "recovery",
+                    ));
+                    if let Err(e) = cgroup::remove(&step_cgroup) {
+                        removed = Err(format!("{} cannot be removed: {e}", step_cgroup.display()));
+                    }
+                }
+            }
         }
+        if kept.is_empty() {
+            // Nothing should be in the run's cgroup itself; whatever is
+            // (`cgroup.kill` there would reach the kept ones too).
+            ended.extend(end_in_cgroup(path, grace, None, "recovery"));
+        }
+        let mut state = self.state();
+        state.reports.extend(ended.iter().cloned());
+        if kept.is_empty() {
+            if let Err(e) = cgroup::remove(path) {
+                removed = Err(format!("{} cannot be removed: {e}", path.display()));
+            }
+        } else {
+            state.step_cgroups.extend(kept);
+        }
+        (ended, removed)
     }
 
     /// Records what a failed step's process group still held when its
@@ -215,6 +344,89 @@ impl Tracker {
     pub fn reports(&self) -> Vec<StrayReport> {
         self.state().reports.clone()
     }
+}
+
+/// Records what was ended before a rollback; `Err` with what outlived
+/// SIGKILL.
+fn finish_rollback(
+    state: &mut State,
+    ended: Vec<StrayReport>,
+) -> Result<Vec<StrayReport>, Vec<StrayReport>> {
+    state.reports.extend(ended.iter().cloned());
+    if ended.iter().any(|r| !r.ended) {
+        Err(ended.into_iter().filter(|r| !r.ended).collect())
+    } else {
+        Ok(ended)
+    }
+}
+
+/// Ends every process in `path` and the cgroups below it: SIGTERM, then
+/// after `grace` `cgroup.kill` (SIGKILL to each where the kernel has none),
+/// until the cgroup is empty. Every process seen alive is reported,
+/// `ended: false` when it outlived SIGKILL; the runner's own children
+/// among them (orphans it adopted) are reaped.
+fn end_in_cgroup(
+    path: &std::path::Path,
+    grace: Duration,
+    step: Option<&str>,
+    when: &str,
+) -> Vec<StrayReport> {
+    let mut seen: BTreeMap<(u32, u64), StrayReport> = BTreeMap::new();
+    let term_until = Instant::now() + grace;
+    let mut kill_until = None;
+    loop {
+        let found: Vec<Proc> = cgroup::members(path)
+            .into_iter()
+            .filter_map(read_stat)
+            .collect();
+        let seen_procs: Vec<Proc> = seen.keys().filter_map(|&(pid, _)| read_stat(pid)).collect();
+        reap(&seen_procs);
+        let live: Vec<&Proc> = found.iter().filter(|p| p.live()).collect();
+        if live.is_empty() {
+            break;
+        }
+        let now = Instant::now();
+        let signal = if now < term_until {
+            Signal::SIGTERM
+        } else {
+            if kill_until.is_none() {
+                // At once for the whole cgroup: nothing forks out meanwhile.
+                cgroup::kill(path);
+            }
+            let until = *kill_until.get_or_insert(now + KILL_WAIT);
+            if now >= until {
+                for p in &live {
+                    if let Some(r) = seen.get_mut(&p.key()) {
+                        r.ended = false;
+                    }
+                }
+                break;
+            }
+            Signal::SIGKILL
+        };
+        for p in live {
+            let fresh = !seen.contains_key(&p.key());
+            if fresh {
+                seen.insert(
+                    p.key(),
+                    StrayReport {
+                        pid: p.pid,
+                        command: command_line(p.pid),
+                        step: step.map(str::to_string),
+                        when: when.to_string(),
+                        ended: true,
+                    },
+                );
+            }
+            if fresh || signal == Signal::SIGKILL {
+                let _ = kill(Pid::from_raw(i32::try_from(p.pid).unwrap_or(0)), signal);
+            }
+        }
+        std::thread::sleep(POLL);
+    }
+    let seen_procs: Vec<Proc> = seen.keys().filter_map(|&(pid, _)| read_stat(pid)).collect();
+    reap(&seen_procs);
+    seen.into_values().collect()
 }
 
 impl Default for Tracker {

@@ -3,6 +3,7 @@
 mod apply;
 mod apply_failures;
 mod bench_plan;
+mod cgroups;
 mod chains;
 mod cli;
 mod cli_basic;

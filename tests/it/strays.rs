@@ -13,7 +13,7 @@ use crate::support::process_running;
 /// `steps/daemon.sh TAG`: records its pid in `daemons.pids`, then writes a
 /// row and a file of the tree every 50 ms for ever; `daemon.TAG.wrote`
 /// says it wrote at least once.
-fn write_daemon(world: &World) {
+pub(crate) fn write_daemon(world: &World) {
     let psql = world.db.cluster.bin("psql");
     let script = format!(
         r#"#!/bin/sh
@@ -37,7 +37,7 @@ done
 /// A step's shell that starts daemons the ways `how` names (`setsid`,
 /// `nohup`, else a double fork), waits until each wrote (60 s at most),
 /// then exits `code`.
-fn spawn_run(how: &[&str], code: i32) -> String {
+pub(crate) fn spawn_run(how: &[&str], code: i32) -> String {
     let mut script = String::new();
     for tag in how {
         let daemon = format!("sh steps/daemon.sh {tag} </dev/null >/dev/null 2>&1");
@@ -56,7 +56,7 @@ fn spawn_run(how: &[&str], code: i32) -> String {
 
 /// A plan of the fault tests' shape: the old server stopped, a snapshot
 /// with the tree, then `steps`, and `on_failure` touching a marker.
-fn plan(steps: &str) -> String {
+pub(crate) fn plan(steps: &str) -> String {
     format!(
         r#"plan "strays" {{
   from          = "1.0"
@@ -85,13 +85,13 @@ on_failure {{
 
 /// A step's `run` as a plan string: `sh -c '...'`, the script holding no
 /// single quote.
-fn sh(script: &str) -> String {
+pub(crate) fn sh(script: &str) -> String {
     assert!(!script.contains('\''), "{script}");
     format!("sh -c '{script}'")
 }
 
 /// The report's stray entries.
-fn strays(applied: &Applied) -> Vec<serde_json::Value> {
+pub(crate) fn strays(applied: &Applied) -> Vec<serde_json::Value> {
     applied.report()["strays"]
         .as_array()
         .unwrap_or_else(|| panic!("no `strays` in the report\n{}", applied.output()))
@@ -99,13 +99,13 @@ fn strays(applied: &Applied) -> Vec<serde_json::Value> {
 }
 
 /// The entry naming `pid`, if any.
-fn named(strays: &[serde_json::Value], pid: u32) -> Option<&serde_json::Value> {
+pub(crate) fn named(strays: &[serde_json::Value], pid: u32) -> Option<&serde_json::Value> {
     strays.iter().find(|s| s["pid"] == pid)
 }
 
 /// The database and the tree, twice a second apart: a writer still alive
 /// would show between the two looks.
-fn settled(world: &World) -> (plan_runner::db::fingerprint::Fingerprint, String) {
+pub(crate) fn settled(world: &World) -> (plan_runner::db::fingerprint::Fingerprint, String) {
     let first = (
         fingerprint(&world.db),
         format!("{:?}", read_tree(&world.tree())),

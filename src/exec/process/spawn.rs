@@ -169,6 +169,10 @@ impl Prepared {
         let stderr = log.try_clone().map_err(log_error)?;
         let identity = self.identity.clone();
         let arg0 = self.arg0.clone();
+        let cgroup_procs = spec
+            .cgroup
+            .as_deref()
+            .and_then(crate::exec::cgroup::procs_file);
         let mut expression = duct::cmd(&self.program, &self.args)
             .stdin_null()
             .stdout_file(stdout)
@@ -182,6 +186,19 @@ impl Prepared {
                 command.process_group(0);
                 if let Some(arg0) = &arg0 {
                     command.arg0(arg0);
+                }
+                if let Some(procs) = cgroup_procs.clone() {
+                    // First, while still the runner's user. A child that
+                    // cannot join runs anyway: the subreaper still finds
+                    // what it leaves.
+                    // SAFETY: `join` makes only async-signal-safe system
+                    // calls, on a path built before the fork.
+                    unsafe {
+                        command.pre_exec(move || {
+                            let _ = crate::exec::cgroup::join(&procs);
+                            Ok(())
+                        });
+                    }
                 }
                 if let Some(identity) = identity.clone() {
                     // SAFETY: `enter` makes only async-signal-safe system

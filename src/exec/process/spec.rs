@@ -30,6 +30,9 @@ pub struct ProcessSpec {
     /// More values to hide in what is shown from the log, beside the
     /// secrets found in the command, `env`, `cwd` and `user`.
     pub secrets: Vec<String>,
+    /// The cgroup the child joins before it runs (`exec::cgroup`), so
+    /// that all it starts stays countable however it detaches.
+    pub cgroup: Option<PathBuf>,
 }
 
 impl ProcessSpec {
@@ -47,6 +50,7 @@ impl ProcessSpec {
             log: log.into(),
             grace: DEFAULT_GRACE,
             secrets: Vec::new(),
+            cgroup: None,
         }
     }
 

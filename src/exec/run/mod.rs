@@ -167,6 +167,8 @@ impl<'a> Run<'a> {
         // The summary comes next, on a terminal without spinners.
         self.progress.finish();
         self.report.strays = self.strays.reports();
+        self.strays
+            .close_cgroup(self.awaiting_recovery || self.report.outcome == Outcome::Stopped);
         self.redact_logs();
         self.redact_report();
         // The steps' password file lives as long as the run: whatever the
@@ -319,6 +321,7 @@ impl Run<'_> {
         let journal = Journal::create(&self.run_folder)?;
         journal.append(&self.start_record())?;
         self.journal = Some(Arc::new(journal));
+        self.open_cgroup();
         Ok(())
     }
 
@@ -342,6 +345,14 @@ impl Run<'_> {
                 hop: c.hop,
                 hops: c.hops,
             }),
+        }
+    }
+
+    /// Makes the run's cgroup, where the machine allows one, and records
+    /// it so that a recovery finds what is in it (`exec::cgroup`).
+    fn open_cgroup(&mut self) {
+        if let Some(path) = self.strays.open_cgroup(&self.run_id) {
+            self.journal(&Record::Cgroup { path });
         }
     }
 

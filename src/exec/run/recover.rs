@@ -179,6 +179,13 @@ impl Run<'_> {
         for line in story_lines(&dead.story) {
             self.progress.message(&format!("  {line}"));
         }
+        if !self.end_dead_cgroups(&dead.story, &|_| false) {
+            self.report.outcome = Outcome::Error;
+            self.add_message(
+                "processes the dead run left are still running after SIGKILL: the backup cannot be restored nor proved while they may write; end them (check `ps -o pid,stat,wchan,args`) and run plan recover again",
+            );
+            return;
+        }
         for group in &dead.story.groups {
             if let Some(note) = end_group(group, self.opts.grace) {
                 self.progress.message(&note);
@@ -226,6 +233,55 @@ impl Run<'_> {
 }
 
 impl Run<'_> {
+    /// Ends every process in the dead run's cgroups (`exec::cgroup`): what
+    /// its steps left however they detached, even after its runner was
+    /// killed, each named in the progress and the report; but the steps'
+    /// cgroups `keep` names, which become this runner's. Then makes this
+    /// runner's own. A recorded path is taken only if it is one this
+    /// program makes for that run (`cgroup::trusted`). `false` when one of
+    /// them outlived SIGKILL.
+    pub(super) fn end_dead_cgroups(&mut self, story: &Story, keep: &dyn Fn(&str) -> bool) -> bool {
+        let mut all_ended = true;
+        for recorded in &story.cgroups {
+            let path = match crate::exec::cgroup::trusted(recorded, &self.run_id) {
+                Ok(path) => path,
+                Err(why) => {
+                    let note = format!(
+                        "the journal's cgroup was not used ({why}): the dead run's processes there were not ended"
+                    );
+                    self.progress.message(&note);
+                    self.add_message(&note);
+                    continue;
+                }
+            };
+            if !path.exists() {
+                continue;
+            }
+            let (ended, removed) = self.strays.end_dead_run(&path, self.opts.grace, keep);
+            all_ended &= ended.iter().all(|s| s.ended);
+            for stray in &ended {
+                let line = format!(
+                    "! the dead run left process {} running: {} ({})",
+                    stray.pid,
+                    self.redactor.redact(&stray.command),
+                    if stray.ended {
+                        "ended"
+                    } else {
+                        "COULD NOT BE ENDED"
+                    }
+                );
+                self.progress.message(&line);
+            }
+            if let Err(why) = removed {
+                let note = format!("the dead run's cgroup is left: {why}");
+                self.progress.message(&note);
+                self.add_message(&note);
+            }
+        }
+        self.open_cgroup();
+        all_ended
+    }
+
     /// Ends what the dead runner itself left working, beside its steps'
     /// groups (the tools it ran, its sessions on the server), then removes
     /// the half-made copies of a backup it did not finish. Each thing done

@@ -87,6 +87,22 @@ impl Run<'_> {
         ));
         // A step the dead runner was running may still be running: it must
         // be gone before it runs again.
+        // The servers of the `start` steps that are not run again are
+        // kept, as the dead run kept them.
+        let done_before = done(&u.story);
+        let plan = self.plan;
+        let kept_server = |name: &str| {
+            done_before.iter().any(|(d, _)| d == name)
+                && plan
+                    .steps
+                    .iter()
+                    .any(|s| s.name == name && s.kind == crate::plan::StepKind::Start)
+        };
+        if !self.end_dead_cgroups(&u.story, &kept_server) {
+            return Err(
+                "processes the dead run left are still running after SIGKILL: they must be gone before its steps run again".into(),
+            );
+        }
         for group in &u.story.groups {
             if let Some(note) = end_group(group, self.opts.grace) {
                 self.progress.message(&note);

@@ -136,6 +136,7 @@ impl Worker<'_> {
                         journal.process_started(&step.name, spawned);
                     }
                 };
+                let cgroup = self.strays.begin(&step.name);
                 let setting = crate::exec::steps::Setting {
                     plan: self.plan,
                     target_env: &target_env,
@@ -144,10 +145,10 @@ impl Worker<'_> {
                     grace: self.opts.grace,
                     stopper: &self.stopper,
                     on_spawn: &on_spawn,
+                    cgroup: cgroup.as_deref(),
                 };
-                self.strays.begin(&step.name);
                 let outcome = crate::exec::steps::run_command(&setting, step, command, prefix);
-                self.end_strays(step, &outcome.left_in_group);
+                self.end_strays(step, &outcome.left_in_group, cgroup.as_deref());
                 report.attempts = outcome.attempts;
                 report.log = Some(outcome.log.clone());
                 report.last_lines = outcome.last_lines.clone();
@@ -164,9 +165,20 @@ impl Worker<'_> {
     /// Ends what the step's command left running, unless it is a `start`
     /// step's server (`exec::strays`), and says so, with what a failed
     /// attempt left in its group (killed with it).
-    fn end_strays(&self, step: &Step, left_in_group: &[(u32, String)]) {
+    fn end_strays(
+        &self,
+        step: &Step,
+        left_in_group: &[(u32, String)],
+        cgroup: Option<&std::path::Path>,
+    ) {
         let start = step.kind == crate::plan::StepKind::Start;
         let mut left = self.strays.killed_with_group(&step.name, left_in_group);
+        if let Some(path) = cgroup {
+            left.extend(
+                self.strays
+                    .end_cgroup(&step.name, start, self.opts.grace, path),
+            );
+        }
         left.extend(self.strays.end(&step.name, start, self.opts.grace));
         for stray in left {
             let line = format!(
