@@ -3,7 +3,6 @@
 //! seeded from the plan's `fixture/` folder.
 
 use std::path::Path;
-use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
@@ -11,9 +10,7 @@ use crate::analysis::{Analysis, analyse_path};
 use crate::cli::ApplyArgs;
 use crate::commands::sandbox::Sandbox;
 use crate::commands::{UsageError, eprint, print, report};
-use crate::db::connect::Connector;
-use crate::exec::backup::SessionPolicy;
-use crate::exec::run::{self, Options};
+use crate::exec::run;
 use crate::exit::Ending;
 use crate::target::{self, Env};
 
@@ -49,7 +46,7 @@ pub fn run(args: &ApplyArgs) -> Result<Ending, UsageError> {
             .map_err(UsageError::from)?;
         (args.plan.clone(), resolved)
     };
-    refuse_target(args, &resolved)?;
+    crate::commands::run_options::refuse_target(args, &resolved)?;
     for warning in &resolved.warnings {
         eprint(&format!("warning: {warning}\n"));
     }
@@ -150,7 +147,7 @@ pub fn run(args: &ApplyArgs) -> Result<Ending, UsageError> {
         crate::db::env_for_child(&resolved.target, &run_folder)
             .map_err(|e| UsageError::from(target::TargetError::from(e)))?
     };
-    let options = options(
+    let options = crate::commands::run_options::options(
         args,
         &resolved,
         (run_id.clone(), run_folder),
@@ -175,64 +172,6 @@ pub fn run(args: &ApplyArgs) -> Result<Ending, UsageError> {
         print(&(serde_json::to_string_pretty(&report).unwrap_or_default() + "\n"));
     }
     Ok(report.ending())
-}
-
-/// The options of a run of `plan` (with its SHA-256) as `args` ask, with
-/// the run's id and folder (a chain's hops each have their own plan and
-/// folder).
-pub(crate) fn options(
-    args: &ApplyArgs,
-    resolved: &target::ResolvedTarget,
-    (run_id, run_folder): (String, std::path::PathBuf),
-    (plan, plan_sha256): (&Path, String),
-    child_env: Vec<(String, String)>,
-    erp_config: Option<crate::erp_config::Setting>,
-) -> Options {
-    Options {
-        connector: Connector::new(resolved.target.clone(), &run_id, child_env),
-        run_id,
-        run_folder,
-        target: crate::commands::describe(resolved),
-        database: resolved.target.database.clone(),
-        maintenance_db: resolved.maintenance_db.clone(),
-        lock_timeout: args.lock_timeout.unwrap_or(Duration::ZERO),
-        sessions: SessionPolicy {
-            terminate: args.terminate_connections,
-            wait: args.wait_for_sessions,
-        },
-        keep_failed: args.keep_failed,
-        assume_release: args.assume_release.clone(),
-        // Absolute, so that `plan recover` finds it from any folder.
-        plan_path: std::path::absolute(plan).unwrap_or_else(|_| plan.to_path_buf()),
-        plan_sha256,
-        step_user: resolved.step_user.clone(),
-        grace: args.grace,
-        reconnect_wait: args.reconnect_wait,
-        on_failure_timeout: args.on_failure_timeout,
-        target_flags: crate::commands::target_flags(&args.target, resolved),
-        no_rollback: args.no_rollback,
-        jobs: args.jobs.unwrap_or(1),
-        erp_config,
-        revision: args.revision.clone(),
-        allow_same_revision: args.allow_same_revision,
-    }
-}
-
-/// A target no plan may run on, or `--no-rollback` on production.
-pub(crate) fn refuse_target(
-    args: &ApplyArgs,
-    resolved: &target::ResolvedTarget,
-) -> Result<(), UsageError> {
-    crate::commands::refuse_unusable_target(args.target.database.as_deref(), resolved)?;
-    if args.no_rollback && resolved.production {
-        return Err(UsageError::NoRollbackOnProduction {
-            target: resolved
-                .name
-                .clone()
-                .unwrap_or_else(|| resolved.target.database.clone()),
-        });
-    }
-    Ok(())
 }
 
 /// Errors in the plan, values missing at apply time, `--var` for names the

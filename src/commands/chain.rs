@@ -31,7 +31,7 @@ pub fn run(args: &ApplyArgs) -> Result<Ending, UsageError> {
     }
     let resolved = target::resolve_wanted(&args.target.wanted(), &Env::from_process())
         .map_err(UsageError::from)?;
-    crate::commands::apply::refuse_target(args, &resolved)?;
+    crate::commands::run_options::refuse_target(args, &resolved)?;
     for warning in &resolved.warnings {
         eprint(&format!("warning: {warning}\n"));
     }
@@ -125,7 +125,7 @@ pub fn run(args: &ApplyArgs) -> Result<Ending, UsageError> {
         })?;
         let sha = hex::encode(Sha256::digest(&bytes));
         let (plan, (main, failure)) = plans[i];
-        let mut opts = crate::commands::apply::options(
+        let mut opts = crate::commands::run_options::options(
             args,
             &resolved,
             (

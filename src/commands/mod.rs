@@ -16,6 +16,7 @@ pub mod man;
 pub mod new;
 pub mod recover;
 pub mod resume;
+pub mod run_options;
 pub mod sandbox;
 pub mod show;
 pub mod show_folder;
