@@ -272,10 +272,7 @@ fn current_release(
     };
     let mut client = crate::db::connect::open(&resolved.target, database).map_err(|e| {
         failed(
-            &format!(
-                "cannot connect to `{database}` on {}:{}",
-                resolved.target.host, resolved.target.port
-            ),
+            &format!("cannot connect to {}", resolved.target.at(database)),
             e,
         )
     })?;

@@ -203,10 +203,7 @@ pub fn connect(
     database: &str,
 ) -> Result<postgres::Client, UsageError> {
     crate::db::connect::open(&resolved.target, database).map_err(|e| UsageError::Database {
-        what: format!(
-            "connect to `{database}` on {}:{}",
-            resolved.target.host, resolved.target.port
-        ),
+        what: format!("connect to {}", resolved.target.at(database)),
         detail: crate::exec::sql::describe_error(&e),
     })
 }

@@ -46,7 +46,15 @@ pub fn run(args: &RecoverArgs) -> Result<Ending, UsageError> {
     };
     let mut maintenance = match connector.connect(&resolved.maintenance_db) {
         Ok(c) => c,
-        Err(e) => return db_error("cannot connect to the maintenance database", e),
+        Err(e) => {
+            return db_error(
+                &format!(
+                    "cannot connect to {}",
+                    connector.at(&resolved.maintenance_db)
+                ),
+                e,
+            );
+        }
     };
     let nothing =
         || format!("nothing to recover on `{database}`: no unfinished run in plan_runner.runs");
@@ -57,7 +65,15 @@ pub fn run(args: &RecoverArgs) -> Result<Ending, UsageError> {
     }
     let session = match connector.connect(&resolved.maintenance_db) {
         Ok(c) => c,
-        Err(e) => return db_error("cannot connect to the maintenance database", e),
+        Err(e) => {
+            return db_error(
+                &format!(
+                    "cannot connect to {}",
+                    connector.at(&resolved.maintenance_db)
+                ),
+                e,
+            );
+        }
     };
     let lock_client = match lock::take(session, &database, Duration::ZERO) {
         Ok(session) => session,

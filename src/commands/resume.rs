@@ -41,9 +41,15 @@ pub fn find(
         &format!("resume-{}", crate::exec::run::new_run_id()),
         Vec::new(),
     );
-    let mut maintenance = looking
-        .connect(&resolved.maintenance_db)
-        .map_err(|e| db_error("cannot connect to the maintenance database", e))?;
+    let mut maintenance = looking.connect(&resolved.maintenance_db).map_err(|e| {
+        db_error(
+            &format!(
+                "cannot connect to {}",
+                resolved.target.at(&resolved.maintenance_db)
+            ),
+            e,
+        )
+    })?;
     let rows = runs::unfinished(&mut maintenance, database)
         .map_err(|e| db_error("cannot read plan_runner.runs", e))?;
     let Some(candidate) = rows.last() else {
@@ -53,7 +59,15 @@ pub fn find(
     // a runner refused by it can tell whose it is.
     let session = Connector::new(resolved.target.clone(), &candidate.run_id, Vec::new())
         .connect(&resolved.maintenance_db)
-        .map_err(|e| db_error("cannot connect to the maintenance database", e))?;
+        .map_err(|e| {
+            db_error(
+                &format!(
+                    "cannot connect to {}",
+                    resolved.target.at(&resolved.maintenance_db)
+                ),
+                e,
+            )
+        })?;
     let wait = args.lock_timeout.unwrap_or(Duration::ZERO);
     let lock_client = match lock::take(session, database, wait) {
         Ok(session) => session,

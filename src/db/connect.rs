@@ -103,6 +103,11 @@ impl Connector {
         &self.target.user
     }
 
+    /// Where a connection to `database` goes and as whom (`Target::at`).
+    pub fn at(&self, database: &str) -> String {
+        self.target.at(database)
+    }
+
     /// Where the server is: whether its disk can be seen from here.
     pub fn host(&self) -> &Host {
         &self.target.host

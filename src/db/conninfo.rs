@@ -166,6 +166,15 @@ impl Target {
         self
     }
 
+    /// Where a connection to `database` goes and as whom, for messages:
+    /// `` `acme` on 127.0.0.1:5432 as `odoo` `` (never the password).
+    pub fn at(&self, database: &str) -> String {
+        format!(
+            "`{database}` on {}:{} as `{}`",
+            self.host, self.port, self.user
+        )
+    }
+
     /// Settings for a connection to the target database.
     pub fn config(&self) -> postgres::Config {
         self.config_for(&self.database)

@@ -183,8 +183,8 @@ impl Run<'_> {
         let gate = match self.opts.connector.connect(&self.opts.database) {
             Ok(mut target) => self.gate(&mut target).map_err(|early| early.to_string()),
             Err(e) => Err(format!(
-                "cannot connect to `{}`: {}",
-                self.opts.database,
+                "cannot connect to {}: {}",
+                self.opts.connector.at(&self.opts.database),
                 sql::describe_error(&e)
             )),
         };

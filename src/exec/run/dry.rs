@@ -159,7 +159,10 @@ pub fn dry_run(
         },
         Err(e) => refuse(
             &mut out,
-            format!("cannot connect to `{}`: {e}", opts.database),
+            format!(
+                "cannot connect to {}: {e}",
+                opts.connector.at(&opts.database)
+            ),
         ),
     }
 

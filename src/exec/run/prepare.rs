@@ -138,7 +138,13 @@ impl Run<'_> {
                 return Err(
                     match crate::db::privileges::connect_refusal(&e, user, &opts.maintenance_db) {
                         Some(refusal) => Early::Privileges(refusal),
-                        None => db_error("cannot connect to the server", e),
+                        None => db_error(
+                            &format!(
+                                "cannot connect to {}",
+                                opts.connector.at(&opts.maintenance_db)
+                            ),
+                            e,
+                        ),
                     },
                 );
             }
@@ -149,10 +155,15 @@ impl Run<'_> {
         // Before the lock and the runs row: a role that cannot finish the
         // run is told so with nothing written anywhere.
         self.check_privileges()?;
-        let session = opts
-            .connector
-            .connect(&opts.maintenance_db)
-            .map_err(|e| db_error("cannot connect to the maintenance database", e))?;
+        let session = opts.connector.connect(&opts.maintenance_db).map_err(|e| {
+            db_error(
+                &format!(
+                    "cannot connect to {}",
+                    opts.connector.at(&opts.maintenance_db)
+                ),
+                e,
+            )
+        })?;
         let lock_client = match lock::take(session, &opts.database, opts.lock_timeout) {
             Ok(session) => session,
             Err(lock::NotTaken::Database(e)) => return Err(db_error("cannot take the lock", e)),
@@ -189,10 +200,12 @@ impl Run<'_> {
             runs::start(m, &run_id, &opts.database, &plan_path, &sha, &folder)
                 .map_err(|e| db_error("cannot record the run in plan_runner.runs", e))?;
         }
-        let mut target = opts
-            .connector
-            .connect(&opts.database)
-            .map_err(|e| db_error(&format!("cannot connect to `{}`", opts.database), e))?;
+        let mut target = opts.connector.connect(&opts.database).map_err(|e| {
+            db_error(
+                &format!("cannot connect to {}", opts.connector.at(&opts.database)),
+                e,
+            )
+        })?;
         self.gate(&mut target)?;
         self.modules_before = crate::db::odoo::is_erp(&mut target)
             .and_then(|erp| {

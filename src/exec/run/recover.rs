@@ -195,7 +195,8 @@ impl Run<'_> {
         if let Err(e) = self.maintenance() {
             self.report.outcome = Outcome::Error;
             self.add_message(&format!(
-                "cannot connect to the maintenance database: {}",
+                "cannot connect to {}: {}",
+                self.opts.connector.at(&self.opts.maintenance_db),
                 crate::exec::sql::SqlError::from(e).describe()
             ));
             return;

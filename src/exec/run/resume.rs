@@ -69,7 +69,8 @@ impl Run<'_> {
         self.lock = Some(u.lock);
         if let Err(e) = self.maintenance() {
             return Err(format!(
-                "cannot connect to the maintenance database: {}",
+                "cannot connect to {}: {}",
+                self.opts.connector.at(&self.opts.maintenance_db),
                 crate::exec::sql::SqlError::from(e).describe()
             ));
         }
