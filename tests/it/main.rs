@@ -41,4 +41,5 @@ mod strays;
 mod support;
 mod tls;
 mod tool;
+mod unsafe_paths;
 mod worker_sessions;

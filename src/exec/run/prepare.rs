@@ -27,6 +27,17 @@ pub enum Early {
         "a rollback could not give these files of the backed-up `paths` their owner or group back:\n{0}\nnothing was changed; run plan as root (or as the files' owner)"
     )]
     PathOwners(String),
+    /// A backup's `paths` entry that no rollback may put back: empty, the
+    /// root, or the place of the runner's own state, the server's data or
+    /// the plan (`unsafe_tree`).
+    #[error(
+        "the backup `{step}` would copy and restore {path}: {why}\nnothing was changed; fix the `paths` entry (or the variable that made it)"
+    )]
+    UnsafeTree {
+        step: String,
+        path: String,
+        why: String,
+    },
     /// A connection or a statement of the runner's own failed.
     #[error("{what}: {detail}")]
     Database { what: String, detail: String },
@@ -99,6 +110,7 @@ impl Early {
             | Early::Privileges(_)
             | Early::ReleaseQuery(_)
             | Early::PathOwners(_)
+            | Early::UnsafeTree { .. }
             | Early::UnknownRelease { .. }
             | Early::WrongRelease { .. }
             | Early::NoRevision
@@ -152,6 +164,7 @@ impl Run<'_> {
         if !version.is_supported() {
             return Err(Early::UnsupportedServer { version });
         }
+        self.trees_are_safe()?;
         // Before the lock and the runs row: a role that cannot finish the
         // run is told so with nothing written anywhere.
         self.check_privileges()?;
@@ -240,6 +253,70 @@ impl Run<'_> {
         } else {
             Err(Early::PathOwners(crate::exec::owners::describe(&found)))
         }
+    }
+
+    /// Refuses, before anything runs, a `paths` entry whose restore would
+    /// wipe what is not the ERP's files: an entry that is empty (a
+    /// variable made it so), the root, or the folder (or an ancestor of
+    /// the folder) that holds the state of this run, the server's data
+    /// directory (when this role may read where it is) or the plan.
+    #[allow(clippy::result_large_err)] // see `Early`
+    fn trees_are_safe(&mut self) -> Result<(), Early> {
+        let data_directory = self
+            .maintenance()
+            .ok()
+            .and_then(|m| m.query_one("show data_directory", &[]).ok())
+            .map(|row| PathBuf::from(row.get::<_, String>(0)));
+        let state = self.run_folder.parent().and_then(Path::parent);
+        // The widest first: a tree holding the state folder is named for
+        // it, not for the run folder inside.
+        let mut kept: Vec<(&str, PathBuf)> = Vec::new();
+        if let Some(state) = state {
+            kept.push(("the state folder", state.to_path_buf()));
+        }
+        kept.push(("the run folder", self.run_folder.clone()));
+        kept.push(("the plan's folder", self.plan.folder.clone()));
+        if let Some(data) = data_directory {
+            kept.push(("the server's data directory", data));
+        }
+        let real = |p: &Path| {
+            std::fs::canonicalize(p)
+                .unwrap_or_else(|_| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()))
+        };
+        for step in &self.plan.steps {
+            let crate::plan::Action::Backup(b) = &step.action else {
+                continue;
+            };
+            let refuse = |path: &str, why: String| {
+                Err(Early::UnsafeTree {
+                    step: step.name.clone(),
+                    path: path.to_string(),
+                    why,
+                })
+            };
+            for entry in &b.paths {
+                let written = entry.expose().unwrap_or_default();
+                if written.trim().is_empty() {
+                    return refuse(
+                        "an empty path",
+                        "that would be the plan's whole folder".into(),
+                    );
+                }
+            }
+            for tree in self.trees(b) {
+                let tree = real(&tree);
+                let shown = format!("`{}`", tree.display());
+                if tree.parent().is_none() {
+                    return refuse(&shown, "that is the root of the file system".into());
+                }
+                for (what, place) in &kept {
+                    if real(place).starts_with(&tree) {
+                        return refuse(&shown, format!("it holds {what} ({})", place.display()));
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The run's session on the maintenance database; a session the
