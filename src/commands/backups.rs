@@ -643,6 +643,31 @@ pub fn run(args: &BackupsArgs) -> Result<Ending, UsageError> {
     Ok(Ending::checked(failed))
 }
 
+/// How many copies of a database `plan apply` lets pile up before it
+/// says how to prune them: nothing is ever removed unasked (what is old
+/// enough to go is the partner's call), but nothing grows unseen either.
+pub const HINT_ABOVE: usize = 3;
+
+/// After a run: one line when more than [`HINT_ABOVE`] copies of the
+/// target are kept, saying what to run. Best effort: a listing that fails
+/// says nothing (the run's own outcome is what matters here).
+pub fn hint(resolved: &ResolvedTarget, state_dir: &Path) -> Option<String> {
+    let mut maintenance = connect(resolved, &resolved.maintenance_db).ok()?;
+    let kept = list(&mut maintenance, resolved, state_dir).ok()?;
+    (kept.len() > HINT_ABOVE).then(|| {
+        let bytes: u64 = kept
+            .iter()
+            .map(|k| k.bytes + k.paths.iter().map(|p| p.bytes).sum::<u64>())
+            .sum();
+        format!(
+            "note: {} copies of `{}` are kept ({} in all); `plan backups --prune --keep {HINT_ABOVE}` with this target and state dir removes all but the newest {HINT_ABOVE}\n",
+            kept.len(),
+            resolved.target.database,
+            crate::units::bytes(bytes)
+        )
+    })
+}
+
 /// The kept backups as `plan status` and `plan backups` print them.
 pub fn human_list(backups: &[&Kept], target: &str) -> String {
     if backups.is_empty() {

@@ -207,3 +207,36 @@ fn keep_counts_failed_copies_with_the_backups() {
     assert!(!exists(&gone), "{gone} is still there");
     assert!(exists(&left), "{left} was removed");
 }
+
+/// `plan apply` says how to prune once more than 3 copies of its target
+/// are kept, and not before: each failed run here keeps two (a database
+/// and a tree).
+#[test]
+fn apply_hints_at_pruning_once_more_than_three_copies_are_kept() {
+    let world = World::new("kept_failed_hint");
+    let plan = failing_plan(&world);
+    let first = world.apply(&plan, &["--keep-failed"]);
+    first.assert_code(1);
+    assert!(!first.stderr.contains("--prune"), "{}", first.output());
+    let second = world.apply(&plan, &["--keep-failed"]);
+    second.assert_code(1);
+    assert!(
+        second
+            .stderr
+            .contains(&format!("note: 4 copies of `{}` are kept", world.db.name)),
+        "{}",
+        second.output()
+    );
+    assert!(
+        second.stderr.contains("`plan backups --prune --keep 3`"),
+        "{}",
+        second.output()
+    );
+    // The hint changed nothing: all four copies are still listed.
+    let listed = json(&world, &[]);
+    assert_eq!(
+        listed["backups"].as_array().map(Vec::len),
+        Some(4),
+        "{listed:#}"
+    );
+}
