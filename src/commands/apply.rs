@@ -168,6 +168,13 @@ pub fn run(args: &ApplyArgs) -> Result<Ending, UsageError> {
         None => run::apply(plan, &main.order, &failure.order, &options),
     };
     eprint(&report.human());
+    // Not after a run that ended worse than a proved rollback: the server
+    // may be gone, and the hint would only wait for it.
+    if report.exit_code <= 1
+        && let Some(hint) = crate::commands::backups::hint(&resolved, &state_dir)
+    {
+        eprint(&hint);
+    }
     if args.format == crate::cli::OutputFormat::Json {
         print(&(serde_json::to_string_pretty(&report).unwrap_or_default() + "\n"));
     }

@@ -36,12 +36,38 @@ pub struct KeptFiles {
     pub bytes: u64,
 }
 
-/// One kept backup.
+/// What a kept copy is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    Snapshot,
+    Dump,
+    /// `<db>_failed_<run id>`, kept by `--keep-failed`.
+    FailedDatabase,
+    /// `.<name>.failed-<run id>`, kept by `--keep-failed`.
+    FailedTree,
+}
+
+impl Kind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Kind::Snapshot => "snapshot",
+            Kind::Dump => "dump",
+            Kind::FailedDatabase => "failed database",
+            Kind::FailedTree => "failed tree",
+        }
+    }
+}
+
+/// One kept backup, or one failed copy a rolled-back run kept.
 #[derive(Clone, Debug, Serialize)]
 pub struct Kept {
-    /// `snapshot` or `dump`.
-    pub method: BackupMethod,
-    /// The snapshot database's name, or the dump folder.
+    pub kind: Kind,
+    /// `snapshot` or `dump`; none for a failed copy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub method: Option<BackupMethod>,
+    /// The snapshot or failed database's name, or the dump folder or
+    /// failed tree.
     pub name: String,
     /// The database it is a backup of.
     pub database: String,
@@ -51,6 +77,9 @@ pub struct Kept {
     pub plan: Option<String>,
     /// RFC 3339, UTC.
     pub taken_at: Option<String>,
+    /// Seconds since it was taken (or, for a failed copy, since its run
+    /// ended).
+    pub age_s: Option<u64>,
     /// The size of the database copy: the snapshot database, or the files
     /// of the dump folder.
     pub bytes: u64,
@@ -72,8 +101,15 @@ pub struct Kept {
 impl Kept {
     /// `12 MB, run 2405..., plan "x", taken 2024-...`.
     fn describe(&self) -> String {
-        let mut out = format!("{} {}", self.method.as_str(), self.name);
+        let mut out = format!("{} {}", self.kind.as_str(), self.name);
         let _ = write!(out, " ({}", crate::units::bytes(self.bytes));
+        if let Some(age) = self.age_s {
+            let _ = write!(
+                out,
+                ", {} old",
+                crate::units::duration(std::time::Duration::from_secs(age))
+            );
+        }
         if let Some(run) = &self.run_id {
             let _ = write!(out, ", run {run}");
         }
@@ -127,7 +163,8 @@ pub fn list(
         });
         let taken_at = label.taken.clone();
         let mut kept = Kept {
-            method: BackupMethod::Snapshot,
+            kind: Kind::Snapshot,
+            method: Some(BackupMethod::Snapshot),
             name: snap.name.clone(),
             database: database.clone(),
             run_id: record
@@ -141,6 +178,7 @@ pub fn list(
                 .or(record.and_then(|r| r.written)),
             taken_at,
             bytes: u64::try_from(snap.bytes).unwrap_or(0),
+            age_s: None,
             paths: Vec::new(),
             run_state: None,
             in_use: false,
@@ -174,7 +212,8 @@ pub fn list(
             continue;
         }
         let mut kept = Kept {
-            method: BackupMethod::Dump,
+            kind: Kind::Dump,
+            method: Some(BackupMethod::Dump),
             name: folder.display().to_string(),
             database: database.clone(),
             run_id: Some(r.run_id.clone()),
@@ -188,6 +227,7 @@ pub fn list(
                 .map(|t| humantime::format_rfc3339_millis(t).to_string()),
             sort_key: r.written,
             bytes: crate::exec::space::tree_size(&folder).unwrap_or(0),
+            age_s: None,
             paths: Vec::new(),
             run_state: None,
             in_use: false,
@@ -196,7 +236,13 @@ pub fn list(
         add_paths(&mut kept, r);
         found.push(kept);
     }
+    failed_copies(maintenance, resolved, state_dir, &mut found)?;
+    let now = SystemTime::now();
     for k in &mut found {
+        k.age_s = k
+            .sort_key
+            .and_then(|t| now.duration_since(t).ok())
+            .map(|d| d.as_secs());
         let row = match &k.run_id {
             Some(run_id) => runs::get(maintenance, run_id)?,
             None => None,
@@ -213,6 +259,99 @@ pub fn list(
             .then_with(|| b.name.cmp(&a.name))
     });
     Ok(found)
+}
+
+/// The failed copies that rolled-back runs kept (`--keep-failed`) of the
+/// target's database and trees, as their run folder's `report.json` lists
+/// them (`rollback.failed_copies`), and only those named as a rollback of
+/// that run names them: a name on the server alone is never trusted.
+fn failed_copies(
+    maintenance: &mut Client,
+    resolved: &ResolvedTarget,
+    state_dir: &Path,
+    found: &mut Vec<Kept>,
+) -> Result<(), postgres::Error> {
+    let database = &resolved.target.database;
+    let place = format!("{}:{}/", resolved.target.host, resolved.target.port);
+    let Ok(runs) = std::fs::read_dir(state_dir.join("runs")) else {
+        return Ok(());
+    };
+    for run in runs.flatten() {
+        let run_id = run.file_name().to_string_lossy().into_owned();
+        let file = run.path().join("report.json");
+        let Some(report) = std::fs::read(&file)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+        else {
+            continue;
+        };
+        let text = |name: &str| report.get(name).and_then(|v| v.as_str());
+        if text("database") != Some(database.as_str())
+            || !text("target").is_some_and(|t| t.contains(&place))
+        {
+            continue;
+        }
+        let copies = report
+            .pointer("/rollback/failed_copies")
+            .and_then(|v| v.as_array())
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str());
+        let written = file.metadata().and_then(|m| m.modified()).ok();
+        let failed_db = crate::exec::backup::failed_name(database, &run_id);
+        for copy in copies {
+            let (kind, bytes) = if copy == failed_db {
+                let size = maintenance.query_opt(
+                    "select pg_database_size(oid) from pg_database where datname = $1",
+                    &[&copy],
+                )?;
+                match size {
+                    Some(row) => (
+                        Kind::FailedDatabase,
+                        u64::try_from(row.get::<_, i64>(0)).unwrap_or(0),
+                    ),
+                    None => continue,
+                }
+            } else if is_failed_tree(Path::new(copy), &run_id)
+                && std::fs::symlink_metadata(copy).is_ok()
+            {
+                let size = crate::exec::space::tree_size(Path::new(copy)).unwrap_or(0);
+                (Kind::FailedTree, size)
+            } else {
+                continue;
+            };
+            found.push(Kept {
+                kind,
+                method: None,
+                name: copy.to_string(),
+                database: database.clone(),
+                run_id: Some(run_id.clone()),
+                step: None,
+                plan: text("plan").map(str::to_string),
+                taken_at: text("ended_at").map(str::to_string),
+                age_s: None,
+                bytes,
+                paths: Vec::new(),
+                run_state: None,
+                in_use: false,
+                recorded: true,
+                sort_key: written,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Whether `path` is named as a rollback of run `run_id` names the tree
+/// it moved aside (`.<name>.failed-<run id>`, absolute).
+fn is_failed_tree(path: &Path, run_id: &str) -> bool {
+    path.is_absolute()
+        && path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_prefix('.'))
+            .and_then(|n| n.strip_suffix(&format!(".failed-{run_id}")))
+            .is_some_and(|name| !name.is_empty() && name != "." && !name.contains('/'))
 }
 
 fn add_paths(kept: &mut Kept, record: &Record) {
@@ -368,10 +507,12 @@ fn prune(maintenance: &mut Client, backups: &[Kept], keep: usize) -> Vec<Removal
             continue;
         }
         let mut errors = Vec::new();
-        let removed = match b.method {
-            BackupMethod::Snapshot => kept::drop_snapshot(maintenance, &b.name)
+        let removed = match b.kind {
+            Kind::Snapshot | Kind::FailedDatabase => kept::drop_snapshot(maintenance, &b.name)
                 .map_err(|e| crate::exec::sql::describe_error(&e)),
-            BackupMethod::Dump => paths::remove(Path::new(&b.name)).map_err(|e| e.to_string()),
+            Kind::Dump | Kind::FailedTree => {
+                paths::remove(Path::new(&b.name)).map_err(|e| e.to_string())
+            }
         };
         if let Err(e) = removed {
             errors.push(format!("{}: {e}", b.name));
@@ -502,6 +643,31 @@ pub fn run(args: &BackupsArgs) -> Result<Ending, UsageError> {
     Ok(Ending::checked(failed))
 }
 
+/// How many copies of a database `plan apply` lets pile up before it
+/// says how to prune them: nothing is ever removed unasked (what is old
+/// enough to go is the partner's call), but nothing grows unseen either.
+pub const HINT_ABOVE: usize = 3;
+
+/// After a run: one line when more than [`HINT_ABOVE`] copies of the
+/// target are kept, saying what to run. Best effort: a listing that fails
+/// says nothing (the run's own outcome is what matters here).
+pub fn hint(resolved: &ResolvedTarget, state_dir: &Path) -> Option<String> {
+    let mut maintenance = connect(resolved, &resolved.maintenance_db).ok()?;
+    let kept = list(&mut maintenance, resolved, state_dir).ok()?;
+    (kept.len() > HINT_ABOVE).then(|| {
+        let bytes: u64 = kept
+            .iter()
+            .map(|k| k.bytes + k.paths.iter().map(|p| p.bytes).sum::<u64>())
+            .sum();
+        format!(
+            "note: {} copies of `{}` are kept ({} in all); `plan backups --prune --keep {HINT_ABOVE}` with this target and state dir removes all but the newest {HINT_ABOVE}\n",
+            kept.len(),
+            resolved.target.database,
+            crate::units::bytes(bytes)
+        )
+    })
+}
+
 /// The kept backups as `plan status` and `plan backups` print them.
 pub fn human_list(backups: &[&Kept], target: &str) -> String {
     if backups.is_empty() {
@@ -529,5 +695,31 @@ mod tests {
         assert!(!copy("/srv/other/.acme.pr-2405011200ab12"));
         assert!(!copy("/srv/filestore/.acme.prx-2405011200ab12"));
         assert!(!copy("/"));
+    }
+
+    #[test]
+    fn only_a_tree_named_as_a_rollback_names_it_is_a_failed_tree() {
+        let run = "2405011200ab12";
+        assert!(is_failed_tree(
+            Path::new("/srv/.acme.failed-2405011200ab12"),
+            run
+        ));
+        assert!(!is_failed_tree(
+            Path::new("srv/.acme.failed-2405011200ab12"),
+            run
+        ));
+        assert!(!is_failed_tree(
+            Path::new("/srv/.acme.failed-2405011200ab13"),
+            run
+        ));
+        assert!(!is_failed_tree(
+            Path::new("/srv/acme.failed-2405011200ab12"),
+            run
+        ));
+        assert!(!is_failed_tree(
+            Path::new("/srv/..failed-2405011200ab12"),
+            run
+        ));
+        assert!(!is_failed_tree(Path::new("/srv/acme"), run));
     }
 }

@@ -2,6 +2,7 @@
 
 mod apply;
 mod apply_failures;
+mod backups_kept;
 mod bench_plan;
 mod cgroups;
 mod chains;
