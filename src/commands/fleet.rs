@@ -85,6 +85,7 @@ pub fn run(args: &ApplyArgs, selection: Selection) -> Result<Ending, UsageError>
         jobs: args.jobs.unwrap_or(DEFAULT_FLEET_JOBS),
         per_server: args.per_server,
         max_failures: args.max_failures,
+        dry_run: args.dry_run,
     };
     if members.is_empty() {
         eprint("nothing to do: this slice of the selection holds no target\n");

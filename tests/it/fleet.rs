@@ -602,6 +602,51 @@ fn one_target_commands_refuse_a_fleet() {
     assert!(stderr.contains("plan::fleet_without_inventory"), "{stderr}");
 }
 
+/// A dry run in a fleet changes nothing and says, per target, what its
+/// dry run found: `would_run` (exit 0) or `would_refuse` (exit 4, here a
+/// database at another release).
+#[test]
+fn a_dry_run_says_which_targets_would_run() {
+    let cluster = shared_cluster();
+    let good = seeded(cluster, "dry_good");
+    let old = seeded(cluster, "dry_wrongrel");
+    let (_dir, inv) = inventory(&[("good", &good, ""), ("old", &old, "")]);
+    let plan = PLAN.replace(
+        "release_query = \"select '1.0'\"",
+        "release_query = \"select case when current_database() like '%wrongrel%' then '0.9' else '1.0' end\"",
+    );
+    assert_ne!(plan, PLAN, "the release query was not replaced");
+    let folder = PlanFolder::new(&plan);
+    let state = state_dir();
+    let before = [fingerprint(&good), fingerprint(&old)];
+    let ran = run_fleet(
+        &folder.plan(),
+        &inv,
+        state.path(),
+        &["--all", "--dry-run", "--var", "pause=0"],
+    );
+    assert_eq!(ran.code, Some(1), "{}\n{}", ran.summary, ran.stderr);
+    assert_eq!(ran.summary["dry_run"], true, "{}", ran.summary);
+    assert_eq!(ran.outcome("good"), "would_run", "{}", ran.summary);
+    assert_eq!(ran.targets()["good"]["verdict"], "done");
+    assert_eq!(ran.outcome("old"), "would_refuse", "{}", ran.summary);
+    let old_row = ran.targets()["old"];
+    assert_eq!(old_row["verdict"], "refused");
+    assert_eq!(old_row["exit_code"], 4);
+    let log = std::fs::read_to_string(old_row["log"].as_str().expect("a log path"))
+        .expect("the target's log");
+    assert!(log.contains("WOULD REFUSE"), "{log}");
+    assert_eq!(ran.summary["totals"]["done"], 1);
+    assert_eq!(ran.summary["totals"]["refused"], 1);
+    assert_eq!([fingerprint(&good), fingerprint(&old)], before);
+    assert_eq!(value(&good), "old");
+    // A dry run writes no run folder.
+    assert!(
+        std::fs::read_dir(state.path().join("runs")).map_or(true, |mut d| d.next().is_none()),
+        "a dry run left a run folder"
+    );
+}
+
 /// The figures of docs/performance.md, "Fleets": 50 small targets on two
 /// clusters, `--jobs 1` then `--jobs 8 --per-server 4`. Not a check (a
 /// timed test would fail on a busy machine): run it on purpose with
