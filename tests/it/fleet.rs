@@ -602,6 +602,66 @@ fn one_target_commands_refuse_a_fleet() {
     assert!(stderr.contains("plan::fleet_without_inventory"), "{stderr}");
 }
 
+/// `--step-jobs`, `--per-server` and `--max-failures` would change nothing
+/// on one target: refused before anything runs, naming the flag.
+#[test]
+fn fleet_flags_on_one_target_are_refused() {
+    let cluster = shared_cluster();
+    let db = seeded(cluster, "fleet_only");
+    let (_dir, inv) = inventory(&[("one", &db, "")]);
+    let folder = PlanFolder::new(PLAN);
+    let state = state_dir();
+    let before = fingerprint(&db);
+    let host = cluster.host().to_string();
+    let port = cluster.port().to_string();
+    let user = cluster.user().to_string();
+    let inv_text = inv.display().to_string();
+    let by_inventory = ["--inventory", inv_text.as_str(), "--target", "one"];
+    let by_name = ["-h", &host, "-p", &port, "-U", &user, "-d", &db.name];
+    for flag in ["--step-jobs", "--per-server", "--max-failures"] {
+        for target in [&by_inventory[..], &by_name[..]] {
+            let output = plan_process()
+                .arg("apply")
+                .arg(folder.plan())
+                .arg("--state-dir")
+                .arg(state.path())
+                .args(target)
+                .args([flag, "2", "--var", "pause=0"])
+                .output()
+                .expect("running plan");
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert_eq!(output.status.code(), Some(2), "{flag} {target:?}: {stderr}");
+            assert!(stderr.contains("plan::fleet_only"), "{flag}: {stderr}");
+            assert!(stderr.contains(flag), "{flag}: {stderr}");
+        }
+    }
+    assert_eq!(fingerprint(&db), before);
+    assert!(
+        !state.path().join("runs").exists()
+            || std::fs::read_dir(state.path().join("runs")).is_ok_and(|mut d| d.next().is_none()),
+        "a refused run left a run folder"
+    );
+    // The same flags with a selection are a fleet's, and run.
+    let ran = run_fleet(
+        &folder.plan(),
+        &inv,
+        state.path(),
+        &[
+            "--all",
+            "--step-jobs",
+            "2",
+            "--per-server",
+            "2",
+            "--max-failures",
+            "1",
+            "--var",
+            "pause=0",
+        ],
+    );
+    assert_eq!(ran.code, Some(0), "{}", ran.stderr);
+    assert_eq!(ran.outcome("one"), "succeeded");
+}
+
 /// A dry run in a fleet changes nothing and says, per target, what its
 /// dry run found: `would_run` (exit 0) or `would_refuse` (exit 4, here a
 /// database at another release).
