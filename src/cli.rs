@@ -358,13 +358,15 @@ pub struct ApplyArgs {
     /// a fleet run: up to N targets at once [default: 4].
     #[arg(long, value_name = "N", value_parser = parse_jobs)]
     pub jobs: Option<usize>,
-    /// In a fleet run: the --jobs of each target's run (its steps).
-    #[arg(long, value_name = "N", default_value = "1", value_parser = parse_jobs)]
-    pub step_jobs: usize,
+    /// In a fleet run: the --jobs of each target's run (its steps)
+    /// [default: 1].
+    // No clap default: a single run refuses the flag when it is given.
+    #[arg(long, value_name = "N", value_parser = parse_jobs)]
+    pub step_jobs: Option<usize>,
     /// In a fleet run: at most M targets at once on one server (host and
-    /// port).
-    #[arg(long, value_name = "M", default_value = "1", value_parser = parse_jobs)]
-    pub per_server: usize,
+    /// port) [default: 1].
+    #[arg(long, value_name = "M", value_parser = parse_jobs)]
+    pub per_server: Option<usize>,
     /// In a fleet run: once K targets did not end well (failed, refused,
     /// unreachable), start no other; the running ones end as usual.
     #[arg(long, value_name = "K", value_parser = parse_max_failures)]

@@ -27,6 +27,16 @@ pub fn run(args: &ApplyArgs) -> Result<Ending, UsageError> {
     if args.shard.is_some() {
         return Err(UsageError::FleetWithoutInventory);
     }
+    // Fleet-only flags would be ignored by a single run: say so.
+    for (given, flag) in [
+        (args.step_jobs.is_some(), "--step-jobs"),
+        (args.per_server.is_some(), "--per-server"),
+        (args.max_failures.is_some(), "--max-failures"),
+    ] {
+        if given {
+            return Err(UsageError::FleetOnly { flag });
+        }
+    }
     if args.plan.is_dir() {
         return crate::commands::chain::run(args);
     }

@@ -83,8 +83,9 @@ pub fn run(args: &ApplyArgs, selection: Selection) -> Result<Ending, UsageError>
         inventory: std::path::absolute(inventory_path)
             .unwrap_or_else(|_| inventory_path.to_path_buf()),
         jobs: args.jobs.unwrap_or(DEFAULT_FLEET_JOBS),
-        per_server: args.per_server,
+        per_server: args.per_server.unwrap_or(1),
         max_failures: args.max_failures,
+        dry_run: args.dry_run,
     };
     if members.is_empty() {
         eprint("nothing to do: this slice of the selection holds no target\n");
@@ -113,7 +114,10 @@ fn child_args(args: &ApplyArgs, inventory: &Path, state_dir: &Path) -> Vec<OsStr
     let duration = |d: Duration| OsString::from(format!("{}ms", d.as_millis()));
     flag("--inventory", Some(inventory.into()));
     flag("--state-dir", Some(state_dir.into()));
-    flag("--jobs", Some(args.step_jobs.to_string().into()));
+    flag(
+        "--jobs",
+        Some(args.step_jobs.unwrap_or(1).to_string().into()),
+    );
     flag(
         "--wait-for-sessions",
         Some(duration(args.wait_for_sessions)),

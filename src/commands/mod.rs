@@ -148,6 +148,15 @@ pub enum UsageError {
     )]
     FleetWithoutInventory,
 
+    #[error("{flag} only concerns a fleet run, and this run has one target")]
+    #[diagnostic(
+        code(plan::fleet_only),
+        help(
+            "select several targets (`--inventory FILE --all`, --select, or --target a,b), or leave {flag} out; a single run's steps follow --jobs"
+        )
+    )]
+    FleetOnly { flag: &'static str },
+
     #[error("`--to {to}` needs a folder of plans, and `{}` is a file", path.display())]
     #[diagnostic(
         code(plan::chain::to_without_folder),

@@ -35,6 +35,7 @@ pub struct Running {
     child: Child,
     log: PathBuf,
     run_folder: PathBuf,
+    dry_run: bool,
 }
 
 impl<'a> Launcher<'a> {
@@ -99,6 +100,7 @@ impl<'a> Launcher<'a> {
                 child,
                 log,
                 run_folder,
+                dry_run: self.opts.dry_run,
             }),
             Err(error) => refuse(format!(
                 "cannot start `{}`: {error}",
@@ -153,7 +155,7 @@ impl Running {
             .ok()
             .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok());
         let cause = || last_lines(&self.log);
-        Some(TargetSummary::ended(
+        let row = TargetSummary::ended(
             &self.member,
             &self.run_id,
             &self.started_at,
@@ -163,7 +165,8 @@ impl Running {
             report.map(|r| (r, report_path.clone())),
             self.log.clone(),
             cause,
-        ))
+        );
+        Some(if self.dry_run { row.dry_run() } else { row })
     }
 
     /// Passes a signal on to the child (its process only: the run ends

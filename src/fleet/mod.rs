@@ -63,6 +63,8 @@ pub struct Options {
     pub per_server: usize,
     /// After this many targets did not end well, none starts.
     pub max_failures: Option<usize>,
+    /// `--dry-run`: each child only says whether it would run.
+    pub dry_run: bool,
 }
 
 /// Runs the fleet; returns its summary (already written into its folder).

@@ -72,6 +72,8 @@ pub struct Summary {
     pub seconds: f64,
     pub ending: Fleet,
     pub interrupted: bool,
+    /// Nothing was changed: each target only said what it would do.
+    pub dry_run: bool,
     pub exit_code: u8,
     pub totals: Totals,
     pub targets: Vec<TargetSummary>,
@@ -216,6 +218,20 @@ impl TargetSummary {
         }
         row
     }
+
+    /// A dry run leaves no report, and its exit says what it found: 0
+    /// when the run would start, 4 when it would be refused (the log
+    /// holds its WOULD REFUSE lines). Anything else stays an error.
+    pub fn dry_run(mut self) -> TargetSummary {
+        if self.report.is_none() {
+            match self.member {
+                Member::Done => self.outcome = "would_run".into(),
+                Member::Refused => self.outcome = "would_refuse".into(),
+                _ => {}
+            }
+        }
+        self
+    }
 }
 
 impl Summary {
@@ -251,6 +267,7 @@ impl Summary {
             seconds: elapsed.as_secs_f64(),
             ending,
             interrupted,
+            dry_run: opts.dry_run,
             exit_code: exit::status(Ending::Fleet(ending)).code(),
             totals,
             targets,
@@ -348,7 +365,12 @@ impl Summary {
             "\n{} done, {} failed, {} refused, {} need a person, {} not started",
             t.done, t.failed, t.refused, t.needs_person, t.not_started
         );
-        let _ = writeln!(out, "exit {}: {}", self.exit_code, ending_text(self.ending));
+        let ending = if self.dry_run {
+            dry_ending_text(self.ending)
+        } else {
+            ending_text(self.ending)
+        };
+        let _ = writeln!(out, "exit {}: {}", self.exit_code, ending);
         let _ = writeln!(
             out,
             "summary: {}",
@@ -375,6 +397,19 @@ fn ending_text(ending: Fleet) -> &'static str {
         Fleet::Interrupted => {
             "interrupted: no target started after the signal, and every running one was \
              rolled back and proved"
+        }
+    }
+}
+
+/// The same for `--dry-run`, where no target was touched.
+fn dry_ending_text(ending: Fleet) -> &'static str {
+    match ending {
+        Fleet::AllDone => "dry run: every target would run; nothing was changed",
+        Fleet::AllRefused => "dry run: every target would be refused; nothing was changed",
+        Fleet::Interrupted => "dry run interrupted; nothing was changed",
+        Fleet::SomeFailed | Fleet::NeedsPerson => {
+            "dry run: some targets would be refused or could not be checked (see each one's \
+             log); nothing was changed"
         }
     }
 }

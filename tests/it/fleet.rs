@@ -602,6 +602,111 @@ fn one_target_commands_refuse_a_fleet() {
     assert!(stderr.contains("plan::fleet_without_inventory"), "{stderr}");
 }
 
+/// `--step-jobs`, `--per-server` and `--max-failures` would change nothing
+/// on one target: refused before anything runs, naming the flag.
+#[test]
+fn fleet_flags_on_one_target_are_refused() {
+    let cluster = shared_cluster();
+    let db = seeded(cluster, "fleet_only");
+    let (_dir, inv) = inventory(&[("one", &db, "")]);
+    let folder = PlanFolder::new(PLAN);
+    let state = state_dir();
+    let before = fingerprint(&db);
+    let host = cluster.host().to_string();
+    let port = cluster.port().to_string();
+    let user = cluster.user().to_string();
+    let inv_text = inv.display().to_string();
+    let by_inventory = ["--inventory", inv_text.as_str(), "--target", "one"];
+    let by_name = ["-h", &host, "-p", &port, "-U", &user, "-d", &db.name];
+    for flag in ["--step-jobs", "--per-server", "--max-failures"] {
+        for target in [&by_inventory[..], &by_name[..]] {
+            let output = plan_process()
+                .arg("apply")
+                .arg(folder.plan())
+                .arg("--state-dir")
+                .arg(state.path())
+                .args(target)
+                .args([flag, "2", "--var", "pause=0"])
+                .output()
+                .expect("running plan");
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert_eq!(output.status.code(), Some(2), "{flag} {target:?}: {stderr}");
+            assert!(stderr.contains("plan::fleet_only"), "{flag}: {stderr}");
+            assert!(stderr.contains(flag), "{flag}: {stderr}");
+        }
+    }
+    assert_eq!(fingerprint(&db), before);
+    assert!(
+        !state.path().join("runs").exists()
+            || std::fs::read_dir(state.path().join("runs")).is_ok_and(|mut d| d.next().is_none()),
+        "a refused run left a run folder"
+    );
+    // The same flags with a selection are a fleet's, and run.
+    let ran = run_fleet(
+        &folder.plan(),
+        &inv,
+        state.path(),
+        &[
+            "--all",
+            "--step-jobs",
+            "2",
+            "--per-server",
+            "2",
+            "--max-failures",
+            "1",
+            "--var",
+            "pause=0",
+        ],
+    );
+    assert_eq!(ran.code, Some(0), "{}", ran.stderr);
+    assert_eq!(ran.outcome("one"), "succeeded");
+}
+
+/// A dry run in a fleet changes nothing and says, per target, what its
+/// dry run found: `would_run` (exit 0) or `would_refuse` (exit 4, here a
+/// database at another release).
+#[test]
+fn a_dry_run_says_which_targets_would_run() {
+    let cluster = shared_cluster();
+    let good = seeded(cluster, "dry_good");
+    let old = seeded(cluster, "dry_wrongrel");
+    let (_dir, inv) = inventory(&[("good", &good, ""), ("old", &old, "")]);
+    let plan = PLAN.replace(
+        "release_query = \"select '1.0'\"",
+        "release_query = \"select case when current_database() like '%wrongrel%' then '0.9' else '1.0' end\"",
+    );
+    assert_ne!(plan, PLAN, "the release query was not replaced");
+    let folder = PlanFolder::new(&plan);
+    let state = state_dir();
+    let before = [fingerprint(&good), fingerprint(&old)];
+    let ran = run_fleet(
+        &folder.plan(),
+        &inv,
+        state.path(),
+        &["--all", "--dry-run", "--var", "pause=0"],
+    );
+    assert_eq!(ran.code, Some(1), "{}\n{}", ran.summary, ran.stderr);
+    assert_eq!(ran.summary["dry_run"], true, "{}", ran.summary);
+    assert_eq!(ran.outcome("good"), "would_run", "{}", ran.summary);
+    assert_eq!(ran.targets()["good"]["verdict"], "done");
+    assert_eq!(ran.outcome("old"), "would_refuse", "{}", ran.summary);
+    let old_row = ran.targets()["old"];
+    assert_eq!(old_row["verdict"], "refused");
+    assert_eq!(old_row["exit_code"], 4);
+    let log = std::fs::read_to_string(old_row["log"].as_str().expect("a log path"))
+        .expect("the target's log");
+    assert!(log.contains("WOULD REFUSE"), "{log}");
+    assert_eq!(ran.summary["totals"]["done"], 1);
+    assert_eq!(ran.summary["totals"]["refused"], 1);
+    assert_eq!([fingerprint(&good), fingerprint(&old)], before);
+    assert_eq!(value(&good), "old");
+    // A dry run writes no run folder.
+    assert!(
+        std::fs::read_dir(state.path().join("runs")).map_or(true, |mut d| d.next().is_none()),
+        "a dry run left a run folder"
+    );
+}
+
 /// The figures of docs/performance.md, "Fleets": 50 small targets on two
 /// clusters, `--jobs 1` then `--jobs 8 --per-server 4`. Not a check (a
 /// timed test would fail on a busy machine): run it on purpose with
