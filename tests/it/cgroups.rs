@@ -77,8 +77,10 @@ fn held_spawn(how: &str) -> String {
         // process group nor its parent leads to it.
         _ => format!("( ( setsid {daemon} & ) & ); "),
     };
+    // Until this step's daemon recorded its pid and wrote: a step run
+    // again (--resume) finds the first daemon's mark already there.
     sh(&format!(
-        "{start}i=0; while [ ! -e daemon.{how}.wrote ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done; touch spawned; i=0; while [ ! -e go ] && [ $i -lt 1200 ]; do sleep 0.1; i=$((i+1)); done; exit 1"
+        "n=$(cat daemons.pids 2>/dev/null | wc -l); {start}i=0; while {{ [ ! -e daemon.{how}.wrote ] || [ $(cat daemons.pids 2>/dev/null | wc -l) -le $n ]; }} && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done; touch spawned; i=0; while [ ! -e go ] && [ $i -lt 1200 ]; do sleep 0.1; i=$((i+1)); done; exit 1"
     ))
 }
 
