@@ -371,62 +371,21 @@ fn end_in_cgroup(
     step: Option<&str>,
     when: &str,
 ) -> Vec<StrayReport> {
-    let mut seen: BTreeMap<(u32, u64), StrayReport> = BTreeMap::new();
-    let term_until = Instant::now() + grace;
-    let mut kill_until = None;
-    loop {
-        let found: Vec<Proc> = cgroup::members(path)
-            .into_iter()
-            .filter_map(read_stat)
-            .collect();
-        let seen_procs: Vec<Proc> = seen.keys().filter_map(|&(pid, _)| read_stat(pid)).collect();
-        reap(&seen_procs);
-        let live: Vec<&Proc> = found.iter().filter(|p| p.live()).collect();
-        if live.is_empty() {
-            break;
-        }
-        let now = Instant::now();
-        let signal = if now < term_until {
-            Signal::SIGTERM
-        } else {
-            if kill_until.is_none() {
-                // At once for the whole cgroup: nothing forks out meanwhile.
-                cgroup::kill(path);
-            }
-            let until = *kill_until.get_or_insert(now + KILL_WAIT);
-            if now >= until {
-                for p in &live {
-                    if let Some(r) = seen.get_mut(&p.key()) {
-                        r.ended = false;
-                    }
-                }
-                break;
-            }
-            Signal::SIGKILL
-        };
-        for p in live {
-            let fresh = !seen.contains_key(&p.key());
-            if fresh {
-                seen.insert(
-                    p.key(),
-                    StrayReport {
-                        pid: p.pid,
-                        command: command_line(p.pid),
-                        step: step.map(str::to_string),
-                        when: when.to_string(),
-                        ended: true,
-                    },
-                );
-            }
-            if fresh || signal == Signal::SIGKILL {
-                let _ = kill(Pid::from_raw(i32::try_from(p.pid).unwrap_or(0)), signal);
-            }
-        }
-        std::thread::sleep(POLL);
-    }
-    let seen_procs: Vec<Proc> = seen.keys().filter_map(|&(pid, _)| read_stat(pid)).collect();
-    reap(&seen_procs);
-    seen.into_values().collect()
+    end_procs(
+        || {
+            cgroup::members(path)
+                .into_iter()
+                .filter_map(read_stat)
+                .collect()
+        },
+        // At once for the whole cgroup: nothing forks out meanwhile.
+        || {
+            cgroup::kill(path);
+        },
+        grace,
+        |_| step.map(str::to_string),
+        when,
+    )
 }
 
 impl Default for Tracker {
@@ -508,12 +467,34 @@ fn end_all(
     step_of: impl Fn(&Proc) -> Option<String>,
     when: &str,
 ) -> Vec<StrayReport> {
+    end_procs(|| tree(&scan(), &select), || {}, grace, step_of, when)
+}
+
+/// The one way processes are ended, whoever finds them (`find`, called
+/// on each pass): SIGTERM once to each, then from `grace` on SIGKILL on
+/// every pass (`at_kill` first, once), until none is left or `KILL_WAIT`
+/// has passed. Every process seen alive is reported, `ended: false` when
+/// it outlived SIGKILL; the runner's own children among them are reaped.
+fn end_procs(
+    mut find: impl FnMut() -> Vec<Proc>,
+    mut at_kill: impl FnMut(),
+    grace: Duration,
+    step_of: impl Fn(&Proc) -> Option<String>,
+    when: &str,
+) -> Vec<StrayReport> {
     let mut seen: BTreeMap<(u32, u64), StrayReport> = BTreeMap::new();
+    // A process that left the cgroup or the tree by exiting is still the
+    // runner's child to reap.
+    let reap_seen = |seen: &BTreeMap<(u32, u64), StrayReport>| {
+        let procs: Vec<Proc> = seen.keys().filter_map(|&(pid, _)| read_stat(pid)).collect();
+        reap(&procs);
+    };
     let term_until = Instant::now() + grace;
     let mut kill_until = None;
     loop {
-        let found = tree(&scan(), &select);
+        let found = find();
         reap(&found);
+        reap_seen(&seen);
         let live: Vec<&Proc> = found.iter().filter(|p| p.live()).collect();
         if live.is_empty() {
             break;
@@ -522,6 +503,9 @@ fn end_all(
         let signal = if now < term_until {
             Signal::SIGTERM
         } else {
+            if kill_until.is_none() {
+                at_kill();
+            }
             let until = *kill_until.get_or_insert(now + KILL_WAIT);
             if now >= until {
                 for p in &live {
@@ -548,7 +532,8 @@ fn end_all(
                 );
             }
             // SIGTERM once each; SIGKILL on every pass, to whatever is
-            // still there.
+            // still there (and still the same process: its pid may have
+            // been taken by another since it was read).
             if (fresh || signal == Signal::SIGKILL)
                 && read_stat(p.pid).is_some_and(|again| again.start_time == p.start_time)
             {
@@ -557,6 +542,7 @@ fn end_all(
         }
         std::thread::sleep(POLL);
     }
+    reap_seen(&seen);
     seen.into_values().collect()
 }
 
