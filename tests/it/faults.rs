@@ -8,38 +8,10 @@
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::apply::{TREE, World, apply_command, fingerprint, read_tree, run_folders};
+use crate::support::apply::{
+    World, apply_command, fingerprint, read_tree, run_folders, snapshot_plan as plan,
+};
 use crate::support::{self, wait_for};
-
-/// A plan of the tests' shape: the old server stopped, a snapshot of the
-/// database with the file tree, then `steps` (the first `after = before`),
-/// and an `on_failure` step `server_up` that runs `on_failure_run`.
-fn plan(title: &str, steps: &str, on_failure_run: &str) -> String {
-    format!(
-        r#"plan "{title}" {{
-  from          = "1.0"
-  to            = "2.0"
-  release_query = "select v from release"
-}}
-
-stop server_down {{
-  run = "true"
-}}
-
-backup before {{
-  after  = server_down
-  method = "snapshot"
-  paths  = ["{TREE}"]
-}}
-{steps}
-on_failure {{
-  start server_up {{
-    run = "{on_failure_run}"
-  }}
-}}
-"#
-    )
-}
 
 /// The marker the tests' usual `on_failure` step leaves.
 const TOUCH_MARKER: &str = "touch on_failure.ran";

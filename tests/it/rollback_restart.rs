@@ -11,40 +11,23 @@ use std::process::{Child, Stdio};
 
 use plan_runner::exec::pause::{PAUSE_AT_VAR, ROLLBACK_RENAMED};
 
-use crate::support::apply::{TREE, World, apply_command, fingerprint, read_tree, run_folders};
+use crate::support::apply::{
+    World, apply_command, fingerprint, read_tree, run_folders, snapshot_plan,
+};
 use crate::support::{self, wait_for};
 
 /// Changes rows, the schema and the tree, then fails.
 fn write_plan(world: &World) {
-    world.write_plan(&format!(
-        r#"plan "rollback restart" {{
-  from          = "1.0"
-  to            = "2.0"
-  release_query = "select v from release"
-}}
-
-stop server_down {{
-  run = "true"
-}}
-
-backup before {{
-  after  = server_down
-  method = "snapshot"
-  paths  = ["{TREE}"]
-}}
-
-script changes {{
+    world.write_plan(&snapshot_plan(
+        "rollback restart",
+        r#"
+script changes {
   after   = before
   run     = "sh steps/mutate.sh changes fail"
   timeout = "1m"
-}}
-
-on_failure {{
-  start server_up {{
-    run = "touch on_failure.ran"
-  }}
-}}
-"#
+}
+"#,
+        "touch on_failure.ran",
     ));
 }
 

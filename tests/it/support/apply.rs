@@ -348,6 +348,36 @@ pub const TREE: &str = "files";
 /// Marker the plans' `on_failure` step creates in the plan folder.
 pub const ON_FAILURE_MARKER: &str = "on_failure.ran";
 
+/// A plan of the tests' shape: the old server stopped, a snapshot of the
+/// database with the file tree, then `steps` (the first `after = before`),
+/// and an `on_failure` step `server_up` that runs `on_failure_run`.
+pub fn snapshot_plan(title: &str, steps: &str, on_failure_run: &str) -> String {
+    format!(
+        r#"plan "{title}" {{
+  from          = "1.0"
+  to            = "2.0"
+  release_query = "select v from release"
+}}
+
+stop server_down {{
+  run = "true"
+}}
+
+backup before {{
+  after  = server_down
+  method = "snapshot"
+  paths  = ["{TREE}"]
+}}
+{steps}
+on_failure {{
+  start server_up {{
+    run = "{on_failure_run}"
+  }}
+}}
+"#
+    )
+}
+
 /// One failure test's world: its own seeded database, a plan folder with
 /// the file tree and the step scripts, and a state folder.
 pub struct World {
