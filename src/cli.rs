@@ -77,6 +77,24 @@ pub enum Command {
     /// a run that cannot be resumed), 130 interrupted (Ctrl-C, SIGTERM) and
     /// rolled back.
     Apply(Box<ApplyArgs>),
+    /// Run a plan (or a chain) on a throwaway copy of the target, to learn
+    /// whether it passes and how long its window must be.
+    ///
+    /// Copies the database (a snapshot, taking the target's lock only for
+    /// the copy; or, with --from-dump, a restore of a dump) and the plan's
+    /// `paths` trees and filestore, points every step at the copy, skips
+    /// `stop` and `start` steps (unless marked `rehearse = "run"`), runs
+    /// the rest for real, rolls the copy back to its backup to time and
+    /// prove the rollback, and drops the copy (--keep keeps it). The
+    /// target's rows, history and files are never changed. The result is
+    /// recorded in plan_runner.runs: `plan status` shows it, and `plan
+    /// apply` prints it before it starts (docs/rehearse.md).
+    ///
+    /// Exit codes: 0 the rehearsal passed, 1 a step failed (or the plan
+    /// has errors), 2 usage error, 4 refused with no copy made (sessions
+    /// on the target, no room, lock held, wrong release), 130 interrupted;
+    /// the copy is dropped in every case.
+    Rehearse(Box<RehearseArgs>),
     /// Show a database's release, last runs, unfinished runs and kept
     /// backups.
     ///
@@ -275,6 +293,106 @@ pub enum OutputFormat {
     Human,
     /// One JSON document (format_version 1, see docs/cli.md).
     Json,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RehearseArgs {
+    /// The plan file, or a folder of plans to chain (with --to).
+    #[arg(value_name = "PLAN|DIR")]
+    pub plan: PathBuf,
+    /// With a folder: the release to reach (as `plan apply DIR --to X`).
+    #[arg(long, value_name = "X", value_parser = parse_release)]
+    pub to: Option<Version>,
+    /// With a folder: go through release X (repeatable, in order).
+    #[arg(long, value_name = "X", value_parser = parse_release, requires = "to")]
+    pub via: Vec<Version>,
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Make the copy from this dump (pg_dump's custom, directory or tar
+    /// format) instead of a snapshot of the target: for rehearsing off the
+    /// production server, or while sessions are connected to it.
+    #[arg(long, value_name = "FILE")]
+    pub from_dump: Option<PathBuf>,
+    /// Keep the copy (database and files) for inspection, and say how to
+    /// drop it.
+    #[arg(long)]
+    pub keep: bool,
+    /// How long to wait for another run's lock on the target before
+    /// giving up.
+    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    pub lock_timeout: Option<std::time::Duration>,
+    /// How long the copy waits for other sessions to leave the target
+    /// before it refuses (they are never ended).
+    #[arg(long, value_name = "DUR", default_value = "10s", value_parser = parse_duration)]
+    pub wait_for_sessions: std::time::Duration,
+    /// Where run folders go (as `plan apply`).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Set a variable the plan declares (as `plan apply`).
+    #[arg(long = "var", value_name = "NAME=VALUE", value_parser = parse_var)]
+    pub vars: Vec<(String, String)>,
+    /// Take the database to be at this release (as `plan apply`).
+    #[arg(long, value_name = "X", value_parser = parse_release)]
+    pub assume_release: Option<crate::version::Version>,
+    /// The code a refresh plan deploys (as `plan apply`).
+    #[arg(long, value_name = "REV")]
+    pub revision: Option<String>,
+    /// Let a refresh plan run a revision the history already records.
+    #[arg(long)]
+    pub allow_same_revision: bool,
+    /// Time a step's processes get between SIGTERM and SIGKILL.
+    #[arg(long, value_name = "DUR", default_value = "10s", value_parser = parse_duration)]
+    pub grace: std::time::Duration,
+    /// Run up to N independent steps at once (as `plan apply`).
+    #[arg(long, value_name = "N", value_parser = parse_jobs)]
+    pub jobs: Option<usize>,
+    /// Rehearse even though the plan's `erp_config` names another database
+    /// server or user than the target (as `plan apply`).
+    #[arg(long)]
+    pub erp_config_override: bool,
+    /// How to print the result: `human` on stderr; `json` prints
+    /// rehearsal.json on stdout as well.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
+    pub format: OutputFormat,
+}
+
+impl RehearseArgs {
+    /// The `plan apply` the rehearsal runs on its copy: its own flags, and
+    /// apply's defaults for the rest (a rehearsal never ends a session,
+    /// never stops without rolling back, never resumes).
+    pub fn as_apply(&self) -> ApplyArgs {
+        ApplyArgs {
+            plan: self.plan.clone(),
+            to: self.to.clone(),
+            via: self.via.clone(),
+            keep_reached: false,
+            target: self.target.clone(),
+            sandbox: false,
+            lock_timeout: self.lock_timeout,
+            terminate_connections: false,
+            wait_for_sessions: self.wait_for_sessions,
+            keep_failed: false,
+            state_dir: self.state_dir.clone(),
+            vars: self.vars.clone(),
+            assume_release: self.assume_release.clone(),
+            revision: self.revision.clone(),
+            allow_same_revision: self.allow_same_revision,
+            grace: self.grace,
+            reconnect_wait: std::time::Duration::from_secs(60),
+            on_failure_timeout: std::time::Duration::from_secs(600),
+            jobs: self.jobs,
+            step_jobs: None,
+            per_server: None,
+            max_failures: None,
+            shard: None,
+            format: OutputFormat::Human,
+            run_id: None,
+            dry_run: false,
+            no_rollback: false,
+            resume: false,
+            erp_config_override: self.erp_config_override,
+        }
+    }
 }
 
 #[derive(Debug, clap::Args)]

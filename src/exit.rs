@@ -138,6 +138,35 @@ pub enum Ending {
     Usage,
     /// A fleet run (`apply --inventory --all`), as its targets ended.
     Fleet(Fleet),
+    /// A rehearsal (`plan rehearse`), as it ended on its copy.
+    Rehearsal(Rehearsed),
+}
+
+/// How a rehearsal ended (docs/rehearse.md, "Exit codes"). Its copy is
+/// dropped whatever the outcome, so none of them needs a person.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Rehearsed {
+    /// Every step passed on the copy (and its rollback was proved).
+    Passed,
+    /// A step failed on the copy, or its rollback could not be proved.
+    Failed,
+    /// Ctrl-C or SIGTERM.
+    Interrupted,
+    /// No copy was made: sessions on the target, no room, a lock held,
+    /// the wrong release.
+    Refused,
+}
+
+impl Rehearsed {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Rehearsed::Passed => "passed",
+            Rehearsed::Failed => "failed",
+            Rehearsed::Interrupted => "interrupted",
+            Rehearsed::Refused => "refused",
+        }
+    }
 }
 
 /// How a fleet's targets ended, as a whole (docs/fleet.md, "Exit codes").
@@ -229,6 +258,12 @@ pub fn status(ending: Ending) -> Exit {
             Fleet::NeedsPerson => Exit::RollbackFailed,
             Fleet::AllRefused => Exit::Refused,
             Fleet::Interrupted => Exit::Interrupted,
+        },
+        Ending::Rehearsal(rehearsed) => match rehearsed {
+            Rehearsed::Passed => Exit::Success,
+            Rehearsed::Failed => Exit::Failed,
+            Rehearsed::Interrupted => Exit::Interrupted,
+            Rehearsed::Refused => Exit::Refused,
         },
         Ending::Run {
             outcome,

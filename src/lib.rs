@@ -57,6 +57,7 @@ where
         Command::Show(args) => commands::show::run(args),
         Command::Graph(args) => commands::graph::run(args),
         Command::Apply(args) => commands::apply::run(args),
+        Command::Rehearse(args) => commands::rehearse::run(args),
         Command::Status(args) => commands::status::run(args),
         Command::Backups(args) => commands::backups::run(args),
         Command::Recover(args) => commands::recover::run(args),

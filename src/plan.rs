@@ -306,6 +306,9 @@ pub struct Step {
     /// `ready` (`start` steps): what the step waits for once its command
     /// has ended.
     pub ready: Option<Ready>,
+    /// `rehearse` (`stop` and `start` steps): whether `plan rehearse`
+    /// runs it; other kinds always run in a rehearsal.
+    pub rehearse: Rehearse,
     /// The whole step block.
     pub span: Span,
     pub name_span: Span,
@@ -405,6 +408,23 @@ pub enum Action {
         check_modules: bool,
     },
     Check(Check),
+}
+
+/// What `plan rehearse` does with a `stop` or `start` step: skip it (it
+/// would stop or start the production server), unless the plan says it
+/// is safe to run against the copy.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Rehearse {
+    #[default]
+    Skip,
+    Run,
+}
+
+impl Step {
+    /// Whether a rehearsal leaves this step out.
+    pub fn skipped_in_rehearsal(&self) -> bool {
+        matches!(self.kind, StepKind::Stop | StepKind::Start) && self.rehearse == Rehearse::Skip
+    }
 }
 
 /// What a `start` step waits for: the server answering.

@@ -8,11 +8,12 @@ use sha2::{Digest, Sha256};
 
 use crate::analysis::{Analysis, analyse_path};
 use crate::cli::ApplyArgs;
+use crate::commands::run_options::{Done, Rehearsing};
 use crate::commands::sandbox::Sandbox;
 use crate::commands::{UsageError, eprint, print, report};
 use crate::exec::run;
 use crate::exit::Ending;
-use crate::target::{self, Env};
+use crate::target::{self, Env, ResolvedTarget};
 
 pub fn run(args: &ApplyArgs) -> Result<Ending, UsageError> {
     let fleet = args.target.fleet().or_else(|| {
@@ -60,8 +61,19 @@ pub fn run(args: &ApplyArgs) -> Result<Ending, UsageError> {
     for warning in &resolved.warnings {
         eprint(&format!("warning: {warning}\n"));
     }
-    let bytes = std::fs::read(&plan_path).map_err(|source| UsageError::Io {
-        path: plan_path.clone(),
+    Ok(run_resolved(args, &plan_path, &resolved, None)?.ending())
+}
+
+/// Runs the plan at `plan_path` on `resolved` (the target, or a
+/// rehearsal's copy of it).
+pub(crate) fn run_resolved(
+    args: &ApplyArgs,
+    plan_path: &Path,
+    resolved: &ResolvedTarget,
+    rehearsing: Option<&Rehearsing<'_>>,
+) -> Result<Done, UsageError> {
+    let bytes = std::fs::read(plan_path).map_err(|source| UsageError::Io {
+        path: plan_path.to_path_buf(),
         source,
     })?;
     let plan_sha256 = hex::encode(Sha256::digest(&bytes));
@@ -69,8 +81,14 @@ pub fn run(args: &ApplyArgs) -> Result<Ending, UsageError> {
     let state_dir = crate::commands::state_dir(args.state_dir.as_deref());
     // A fleet names each target's run (`--run-id`), so its summary can
     // find the run folder.
-    let fresh_id = args.run_id.clone().unwrap_or_else(run::new_run_id);
-    let mut ctx = crate::commands::live_context(&args.vars, &resolved);
+    let fresh_id = rehearsing
+        .map(|r| r.run_id.clone())
+        .or_else(|| args.run_id.clone())
+        .unwrap_or_else(run::new_run_id);
+    let fresh_folder = rehearsing
+        .map(|r| r.run_folder.clone())
+        .unwrap_or_else(|| state_dir.join("runs").join(&fresh_id));
+    let mut ctx = crate::commands::live_context(&args.vars, resolved);
     // `${erp_config}` names the derived file in the run folder.
     let derived_in = |ctx: &mut crate::resolve::Context, folder: &Path| {
         if let Some(live) = &mut ctx.live {
@@ -78,26 +96,30 @@ pub fn run(args: &ApplyArgs) -> Result<Ending, UsageError> {
             live.erp_config = Some(derived.display().to_string());
         }
     };
-    derived_in(&mut ctx, &state_dir.join("runs").join(&fresh_id));
+    derived_in(&mut ctx, &fresh_folder);
     let analyse = |ctx: &crate::resolve::Context| {
-        analyse_path(&plan_path, ctx).map_err(|source| UsageError::Io {
-            path: plan_path.clone(),
+        let mut analysis = analyse_path(plan_path, ctx).map_err(|source| UsageError::Io {
+            path: plan_path.to_path_buf(),
             source,
-        })
+        })?;
+        if let (Some(r), Some(plan)) = (rehearsing, analysis.plan.as_mut()) {
+            crate::exec::rehearsal::point::point_at(plan, r.trees);
+        }
+        Ok::<_, UsageError>(analysis)
     };
     let mut analysis = analyse(&ctx)?;
     if let Some(exit) = refuse_to_run(&analysis, args)? {
-        return Ok(exit);
+        return Ok(Done::Ended(exit));
     }
     // A resumed run keeps its id and its run folder.
     let resuming = if args.resume {
-        match crate::commands::resume::find(args, &resolved, &plan_sha256, |w| {
+        match crate::commands::resume::find(args, resolved, &plan_sha256, |w| {
             eprint(&format!("{w}\n"))
         }) {
             Ok(unfinished) => Some(unfinished),
             Err(crate::commands::resume::Refused(ending, text)) => {
                 eprint(&format!("{text}\n"));
-                return Ok(ending);
+                return Ok(Done::Ended(ending));
             }
         }
     } else {
@@ -110,16 +132,18 @@ pub fn run(args: &ApplyArgs) -> Result<Ending, UsageError> {
             analysis = analyse(&ctx)?;
             (u.row.run_id.clone(), u.folder.clone())
         }
-        None => {
-            let run_folder = state_dir.join("runs").join(&fresh_id);
-            (fresh_id, run_folder)
-        }
+        None => (fresh_id, fresh_folder),
     };
     let (Some(plan), Some((main, failure))) = (&analysis.plan, &analysis.graphs) else {
-        return Ok(Ending::checked(true));
+        return Ok(Done::Ended(Ending::checked(true)));
     };
-    let erp_config =
-        crate::commands::erp::setting(plan, &resolved, &run_folder, args.erp_config_override)?;
+    let erp_config = crate::commands::erp::setting(
+        plan,
+        resolved,
+        rehearsing.map(|r| r.original),
+        &run_folder,
+        args.erp_config_override,
+    )?;
     for line in erp_config.iter().flat_map(|s| s.describe()) {
         eprint(&format!("{line}\n"));
     }
@@ -157,19 +181,23 @@ pub fn run(args: &ApplyArgs) -> Result<Ending, UsageError> {
         crate::db::env_for_child(&resolved.target, &run_folder)
             .map_err(|e| UsageError::from(target::TargetError::from(e)))?
     };
-    let options = crate::commands::run_options::options(
+    let mut options = crate::commands::run_options::options(
         args,
-        &resolved,
+        resolved,
         (run_id.clone(), run_folder),
         (&args.plan, plan_sha256),
         child_env,
         erp_config,
     );
+    options.rehearsal = rehearsing.is_some();
     if args.dry_run {
         let local = run::dry::is_local(&resolved.target.host);
         let (text, outcome) = run::dry_run(plan, &main.order, &failure.order, &options, local);
         print(&text);
-        return Ok(Ending::run(outcome));
+        return Ok(Done::Ended(Ending::run(outcome)));
+    }
+    if rehearsing.is_none() && resuming.is_none() {
+        crate::commands::rehearsal_record::tell_last(&options, &options.plan_sha256);
     }
     let report = match resuming {
         Some(unfinished) => {
@@ -178,17 +206,22 @@ pub fn run(args: &ApplyArgs) -> Result<Ending, UsageError> {
         None => run::apply(plan, &main.order, &failure.order, &options),
     };
     eprint(&report.human());
+    if rehearsing.is_some() {
+        let ending = report.ending();
+        return Ok(Done::Ran(vec![report], ending));
+    }
     // Not after a run that ended worse than a proved rollback: the server
     // may be gone, and the hint would only wait for it.
     if report.exit_code <= 1
-        && let Some(hint) = crate::commands::backups::hint(&resolved, &state_dir)
+        && let Some(hint) = crate::commands::backups::hint(resolved, &state_dir)
     {
         eprint(&hint);
     }
     if args.format == crate::cli::OutputFormat::Json {
         print(&(serde_json::to_string_pretty(&report).unwrap_or_default() + "\n"));
     }
-    Ok(report.ending())
+    let ending = report.ending();
+    Ok(Done::Ran(vec![report], ending))
 }
 
 /// Errors in the plan, values missing at apply time, `--var` for names the

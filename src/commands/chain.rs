@@ -11,6 +11,7 @@ use sha2::{Digest, Sha256};
 use crate::analysis::{Analysis, analyse_path};
 use crate::chain::{PathError, Releases};
 use crate::cli::ApplyArgs;
+use crate::commands::run_options::{Done, Rehearsing};
 use crate::commands::{UsageError, eprint, print, report};
 use crate::exec::run::{self, chain::Hop};
 use crate::exit::{Ending, Outcome};
@@ -35,12 +36,29 @@ pub fn run(args: &ApplyArgs) -> Result<Ending, UsageError> {
     for warning in &resolved.warnings {
         eprint(&format!("warning: {warning}\n"));
     }
-    let ctx = crate::commands::live_context(&args.vars, &resolved);
+    Ok(run_resolved(args, to, &resolved, None)?.ending())
+}
+
+/// Runs the chain of `args.plan`'s plans to `to` on `resolved` (the
+/// target, or a rehearsal's copy of it).
+pub(crate) fn run_resolved(
+    args: &ApplyArgs,
+    to: &Version,
+    resolved: &target::ResolvedTarget,
+    rehearsing: Option<&Rehearsing<'_>>,
+) -> Result<Done, UsageError> {
+    let dir = &args.plan;
+    let ctx = crate::commands::live_context(&args.vars, resolved);
     let Folder {
         files,
-        analyses,
+        mut analyses,
         reports,
     } = load(dir, &ctx)?;
+    if let Some(r) = rehearsing {
+        for plan in analyses.iter_mut().filter_map(|a| a.plan.as_mut()) {
+            crate::exec::rehearsal::point::point_at(plan, r.trees);
+        }
+    }
     // Every plan is checked, not only those on the path: a folder that
     // does not lint clean is not run at all.
     if reports.iter().any(FileReport::apply_refuses) {
@@ -52,14 +70,14 @@ pub fn run(args: &ApplyArgs) -> Result<Ending, UsageError> {
             "nothing was run: fix the plans first (`plan lint {}`)\n",
             dir.display()
         ));
-        return Ok(Ending::checked(true));
+        return Ok(Done::Ended(Ending::checked(true)));
     }
     let plans: Vec<_> = analyses
         .iter()
         .filter_map(|a| Some((a.plan.as_ref()?, a.graphs.as_ref()?)))
         .collect();
     if plans.len() != analyses.len() {
-        return Ok(Ending::checked(true));
+        return Ok(Done::Ended(Ending::checked(true)));
     }
     let pairs: Vec<_> = plans
         .iter()
@@ -68,22 +86,22 @@ pub fn run(args: &ApplyArgs) -> Result<Ending, UsageError> {
     let releases = Releases::new(&pairs);
     let refuse = |text: String| {
         eprint(&format!("{text}\n"));
-        Ok(Ending::run(Outcome::Refused))
+        Ok(Done::Ended(Ending::run(Outcome::Refused)))
     };
     if let Err(e) = releases.path(to, to, &[]) {
         return refuse(path_error(&e, dir, &files));
     }
-    let current = match current_release(args, &resolved, &plans, &releases) {
+    let current = match current_release(args, resolved, &plans, &releases) {
         Ok(v) => v,
         Err((ending, text)) => {
             eprint(&format!("{text}\n"));
-            return Ok(ending);
+            return Ok(Done::Ended(ending));
         }
     };
     let database = &resolved.target.database;
     if &current == to {
         eprint(&format!("`{database}` is already at {to}: nothing to do\n"));
-        return Ok(Ending::run(Outcome::NothingToDo));
+        return Ok(Done::Ended(Ending::run(Outcome::NothingToDo)));
     }
     let path = match releases.path(&current, to, &args.via) {
         Ok(path) => path,
@@ -101,8 +119,12 @@ pub fn run(args: &ApplyArgs) -> Result<Ending, UsageError> {
         return Err(UsageError::ChainUnsupported { flag: "erp_config" });
     }
     let state_dir = crate::commands::state_dir(args.state_dir.as_deref());
-    let chain_id = run::new_run_id();
-    let chain_folder = state_dir.join("runs").join(&chain_id);
+    let chain_id = rehearsing
+        .map(|r| r.run_id.clone())
+        .unwrap_or_else(run::new_run_id);
+    let chain_folder = rehearsing
+        .map(|r| r.run_folder.clone())
+        .unwrap_or_else(|| state_dir.join("runs").join(&chain_id));
     let child_env = if args.dry_run {
         Vec::new()
     } else {
@@ -127,7 +149,7 @@ pub fn run(args: &ApplyArgs) -> Result<Ending, UsageError> {
         let (plan, (main, failure)) = plans[i];
         let mut opts = crate::commands::run_options::options(
             args,
-            &resolved,
+            resolved,
             (
                 chain_id.clone(),
                 chain_folder.join(format!("hop-{}", k + 1)),
@@ -141,6 +163,7 @@ pub fn run(args: &ApplyArgs) -> Result<Ending, UsageError> {
         if k > 0 {
             opts.assume_release = None;
         }
+        opts.rehearsal = rehearsing.is_some();
         hops.push(Hop {
             plan,
             order: &main.order,
@@ -162,11 +185,18 @@ pub fn run(args: &ApplyArgs) -> Result<Ending, UsageError> {
         let _ = writeln!(text, "\nhop 1 in detail:");
         text.push_str(&hop_text);
         print(&text);
-        return Ok(Ending::run(outcome));
+        return Ok(Done::Ended(Ending::run(outcome)));
+    }
+    if rehearsing.is_none() {
+        crate::commands::rehearsal_record::tell_last(
+            &hops[0].opts,
+            &crate::commands::rehearsal_record::chain_identity(&files, to),
+        );
     }
     let report = run::chain::apply_chain(&hops, &chain_folder, args.keep_reached);
     eprint(&report.human());
-    Ok(report.ending())
+    let ending = report.ending();
+    Ok(Done::Ran(report.hops, ending))
 }
 
 /// The plans directly in a folder, analysed and linted, with the

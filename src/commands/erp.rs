@@ -10,9 +10,12 @@ use crate::target::ResolvedTarget;
 /// The file the inventory's target or the plan names (the target's
 /// wins: each machine keeps it in its own place), as a run sees it;
 /// `None` when neither names one.
+/// `original`: a rehearsal's target before it was pointed at the copy;
+/// the file is compared with it, while the server is given the copy.
 pub fn setting(
     plan: &Plan,
     resolved: &ResolvedTarget,
+    original: Option<&ResolvedTarget>,
     run_folder: &Path,
     overridden: bool,
 ) -> Result<Option<Setting>, ErpConfigError> {
@@ -23,22 +26,31 @@ pub fn setting(
         (None, None) => return Ok(None),
     };
     let config = ErpConfig::read(&path)?;
-    let t = &resolved.target;
-    let target = Connection {
-        host: t.host.to_string(),
-        port: t.port,
-        user: t.user.clone(),
-        database: t.database.clone(),
-    };
+    let target = connection(resolved);
     let home = server_home(resolved.step_user.as_deref());
-    Ok(Some(Setting::new(
+    let mut setting = Setting::new(
         &config,
         &target,
         run_folder,
         &home,
         &plan.folder,
         overridden,
-    )))
+    );
+    if let Some(original) = original {
+        setting.compare_with(&config, &connection(original));
+    }
+    Ok(Some(setting))
+}
+
+/// How the ERP server is to reach the target.
+pub fn connection(resolved: &ResolvedTarget) -> Connection {
+    let t = &resolved.target;
+    Connection {
+        host: t.host.to_string(),
+        port: t.port,
+        user: t.user.clone(),
+        database: t.database.clone(),
+    }
 }
 
 /// The home of the user the server runs as (the inventory's step `user`,

@@ -15,6 +15,8 @@ pub mod lint;
 pub mod man;
 pub mod new;
 pub mod recover;
+pub mod rehearsal_record;
+pub mod rehearse;
 pub mod resume;
 pub mod run_options;
 pub mod sandbox;
@@ -183,6 +185,15 @@ pub enum UsageError {
         )
     )]
     ChainUnsupported { flag: &'static str },
+
+    #[error("the copy of the target for the rehearsal could not be made: {detail}")]
+    #[diagnostic(
+        code(plan::rehearse::copy),
+        help(
+            "nothing of the target was changed, and whatever was copied is dropped; see the rehearsal folder's copies.json"
+        )
+    )]
+    RehearsalCopy { detail: String },
 
     #[error("cannot write `{}`", path.display())]
     #[diagnostic(code(plan::io))]

@@ -56,6 +56,12 @@ pub fn run(args: &RecoverArgs) -> Result<Ending, UsageError> {
             );
         }
     };
+    // A rehearsal that died left only its copy: dropped here.
+    for line in
+        crate::commands::rehearse::drop_dead(&mut maintenance, &database, args.state_dir.as_deref())
+    {
+        eprint(&format!("{line}\n"));
+    }
     let nothing =
         || format!("nothing to recover on `{database}`: no unfinished run in plan_runner.runs");
     match runs::unfinished(&mut maintenance, &database) {
@@ -230,7 +236,7 @@ pub fn run(args: &RecoverArgs) -> Result<Ending, UsageError> {
     // on_failure's server reads the derived file as the run's did; the
     // run itself was not refused, so the file is not compared again. The
     // restore comes first whatever became of the file: it only warns.
-    let erp_config = match crate::commands::erp::setting(plan, &resolved, &folder, true) {
+    let erp_config = match crate::commands::erp::setting(plan, &resolved, None, &folder, true) {
         Ok(setting) => setting,
         Err(e) => {
             eprint(&format!(
@@ -274,6 +280,7 @@ pub fn run(args: &RecoverArgs) -> Result<Ending, UsageError> {
         erp_config,
         revision: None,
         allow_same_revision: false,
+        rehearsal: false,
     };
     drop(maintenance);
     let dead = Dead {

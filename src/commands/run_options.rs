@@ -2,7 +2,7 @@
 //! arguments: the target refusals and the run's options. Shared by a
 //! single plan's run (`apply`) and each hop of a chain (`chain`).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::cli::ApplyArgs;
@@ -10,7 +10,8 @@ use crate::commands::UsageError;
 use crate::db::connect::Connector;
 use crate::exec::backup::SessionPolicy;
 use crate::exec::run::Options;
-use crate::target;
+use crate::exit::Ending;
+use crate::target::{self, ResolvedTarget};
 
 /// The options of a run of `plan` (with its SHA-256) as `args` ask, with
 /// the run's id and folder (a chain's hops each have their own plan and
@@ -50,6 +51,7 @@ pub(crate) fn options(
         erp_config,
         revision: args.revision.clone(),
         allow_same_revision: args.allow_same_revision,
+        rehearsal: false,
     }
 }
 
@@ -68,4 +70,31 @@ pub(crate) fn refuse_target(
         });
     }
     Ok(())
+}
+
+/// What a run on a rehearsal's copy is given (`plan rehearse`).
+pub(crate) struct Rehearsing<'a> {
+    pub run_id: String,
+    /// The run's folder, inside the rehearsal's.
+    pub run_folder: PathBuf,
+    /// The target before it was pointed at the copy: the ERP
+    /// configuration is compared with it.
+    pub original: &'a ResolvedTarget,
+    /// The trees named without `${db}`: (original, copy).
+    pub trees: &'a [(PathBuf, PathBuf)],
+}
+
+/// How a plan's run (or a chain's) ended: before any run, or with the
+/// reports of the runs (one, or one per hop).
+pub(crate) enum Done {
+    Ended(Ending),
+    Ran(Vec<crate::exec::report::Report>, Ending),
+}
+
+impl Done {
+    pub(crate) fn ending(&self) -> Ending {
+        match self {
+            Done::Ended(ending) | Done::Ran(_, ending) => *ending,
+        }
+    }
 }

@@ -48,6 +48,8 @@ struct Document {
     unfinished: Vec<Unfinished>,
     /// Newest first.
     backups: Vec<Kept>,
+    /// The last rehearsal of the database that ended (`plan rehearse`).
+    last_rehearsal: Option<runs::RunRow>,
 }
 
 pub fn run(args: &StatusArgs) -> Result<Ending, UsageError> {
@@ -85,6 +87,8 @@ pub fn run(args: &StatusArgs) -> Result<Ending, UsageError> {
         .collect();
     let kept = backups::list(&mut maintenance, &resolved, &state_dir)
         .map_err(failed("list the kept backups"))?;
+    let last_rehearsal = runs::last_rehearsal(&mut maintenance, &database, None)
+        .map_err(failed("read plan_runner.runs"))?;
     let doc = Document {
         format_version: 1,
         target: crate::commands::describe(&resolved),
@@ -99,6 +103,7 @@ pub fn run(args: &StatusArgs) -> Result<Ending, UsageError> {
             .collect(),
         unfinished,
         backups: kept,
+        last_rehearsal,
     };
     match args.format {
         OutputFormat::Json => {
@@ -148,6 +153,14 @@ fn human(doc: &Document) -> String {
                 "  `plan apply` will read it with the plan's release_query, or take --assume-release"
             );
         }
+    }
+    if let Some(row) = &doc.last_rehearsal {
+        let _ = writeln!(
+            out,
+            "{} ({})",
+            crate::commands::rehearsal_record::describe_row(row, false),
+            row.plan
+        );
     }
 
     out.push('\n');

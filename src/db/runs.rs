@@ -189,21 +189,99 @@ pub fn start(
     plan_sha256: &str,
     run_folder: &str,
 ) -> Result<(), postgres::Error> {
+    insert(
+        client,
+        [run_id, target, plan, plan_sha256, "running", run_folder],
+    )
+}
+
+/// A rehearsal's row: `target` is the database rehearsed (never changed:
+/// the row is no run of it), `state` is `rehearsing` until the rehearsal
+/// ends `rehearsal_passed`, `_failed`, `_interrupted` or `_refused`, or
+/// `plan recover` drops what a killed one left (`rehearsal_dropped`).
+pub fn start_rehearsal(
+    client: &mut Client,
+    run_id: &str,
+    target: &str,
+    plan: &str,
+    plan_sha256: &str,
+    run_folder: &str,
+) -> Result<(), postgres::Error> {
+    insert(
+        client,
+        [run_id, target, plan, plan_sha256, REHEARSING, run_folder],
+    )
+}
+
+/// The state of a rehearsal that has not ended.
+pub const REHEARSING: &str = "rehearsing";
+
+/// The state a rehearsal ends in, from how it ended.
+pub fn rehearsal_state(outcome: &str) -> String {
+    format!("rehearsal_{outcome}")
+}
+
+fn insert(
+    client: &mut Client,
+    [run_id, target, plan, sha, state, folder]: [&str; 6],
+) -> Result<(), postgres::Error> {
     ensure(client)?;
     client.execute(
         "insert into plan_runner.runs (run_id, target, host, pid, plan, plan_sha256, state, run_folder)
-         values ($1, $2, $3, $4, $5, $6, 'running', $7)",
+         values ($1, $2, $3, $4, $5, $6, $7, $8)",
         &[
             &run_id,
             &target,
             &hostname(),
             &(std::process::id() as i32),
             &plan,
-            &plan_sha256,
-            &run_folder,
+            &sha,
+            &state,
+            &folder,
         ],
     )?;
     Ok(())
+}
+
+/// The last rehearsal of `target` that ended (of the plan with
+/// `plan_sha256`, when given).
+pub fn last_rehearsal(
+    client: &mut Client,
+    target: &str,
+    plan_sha256: Option<&str>,
+) -> Result<Option<RunRow>, postgres::Error> {
+    if !exists(client)? {
+        return Ok(None);
+    }
+    Ok(client
+        .query_opt(
+            &format!(
+                "{SELECT} where target = $1 and state like 'rehearsal\\_%' and state <> 'rehearsal_refused'
+                   and ($2::text is null or plan_sha256 = $2)
+                 order by started_at desc, run_id desc limit 1"
+            ),
+            &[&target, &plan_sha256],
+        )?
+        .map(|row| from_row(&row)))
+}
+
+/// Rehearsals of `target` that have not ended (their runner may have
+/// died), oldest first.
+pub fn unfinished_rehearsals(
+    client: &mut Client,
+    target: &str,
+) -> Result<Vec<RunRow>, postgres::Error> {
+    if !exists(client)? {
+        return Ok(Vec::new());
+    }
+    Ok(client
+        .query(
+            &format!("{SELECT} where target = $1 and state = $2 order by started_at, run_id"),
+            &[&target, &REHEARSING],
+        )?
+        .iter()
+        .map(from_row)
+        .collect())
 }
 
 pub fn finish(client: &mut Client, run_id: &str, state: &str) -> Result<(), postgres::Error> {
@@ -242,6 +320,7 @@ pub fn last_run(client: &mut Client, target: &str) -> Result<Option<RunRow>, pos
         .query_opt(
             &format!(
                 "{SELECT} where target = $1 and state not in ('refused', 'nothing_to_do', 'error')
+                   and state not like 'rehears%'
                  order by started_at desc, run_id desc limit 1"
             ),
             &[&target],

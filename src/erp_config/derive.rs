@@ -145,6 +145,12 @@ impl Setting {
         }
     }
 
+    /// Compares the file with `original` instead of the connection the
+    /// server is given (a rehearsal gives it a copy of `original`).
+    pub fn compare_with(&mut self, config: &ErpConfig, original: &Connection) {
+        self.mismatches = mismatches(config, original);
+    }
+
     /// Why the run must not start: the file names another server or
     /// database, and `--erp-config-override` was not given.
     pub fn refusal(&self) -> Option<String> {

@@ -245,28 +245,7 @@ fn snapshot(
     allowed: bool,
 ) -> Result<(String, Fingerprint, fingerprint::Cost), BackupError> {
     let name = free_snapshot_name(ctx.maintenance, database, ctx.run_id)?;
-    let blocked = be_alone(ctx, database, allowed)?;
-    // FILE_COPY copies the files as they are (about the speed of `cp -r`);
-    // the default WAL_LOG strategy of 15 writes every block to the WAL.
-    let strategy = if ctx.server_version.has_create_strategy() {
-        " strategy file_copy"
-    } else {
-        ""
-    };
-    // On 18 the server's `file_copy_method` decides how the files are
-    // copied; `clone` (set by the administrator where the data directory
-    // is on XFS or Btrfs) makes this nearly free, but is slower than
-    // `copy` elsewhere (docs/performance.md), so it is not forced here.
-    let created = ctx.maintenance.batch_execute(&format!(
-        "create database {} template {} owner {}{strategy}",
-        quote_ident(&name),
-        quote_ident(database),
-        quote_ident(&props.owner)
-    ));
-    if blocked {
-        sessions::set_allow_connections(ctx.maintenance, database, true)?;
-    }
-    created?;
+    copy_database(ctx, database, &name, &props.owner, allowed)?;
     let result = (|| -> Result<_, BackupError> {
         let mut copy = ctx.connector.connect(&name)?;
         let (fp, cost) = fingerprint::take(&mut copy, props.clone())?;
@@ -283,6 +262,41 @@ fn snapshot(
             Err(e)
         }
     }
+}
+
+/// Copies `database` as `name` (owned by `owner`) on the server, once no
+/// other session is connected to it (as the session policy says). Shared
+/// by snapshots and a rehearsal's copy.
+pub fn copy_database(
+    ctx: &mut Context<'_>,
+    database: &str,
+    name: &str,
+    owner: &str,
+    allowed: bool,
+) -> Result<(), BackupError> {
+    let blocked = be_alone(ctx, database, allowed)?;
+    // FILE_COPY copies the files as they are (about the speed of `cp -r`);
+    // the default WAL_LOG strategy of 15 writes every block to the WAL.
+    let strategy = if ctx.server_version.has_create_strategy() {
+        " strategy file_copy"
+    } else {
+        ""
+    };
+    // On 18 the server's `file_copy_method` decides how the files are
+    // copied; `clone` (set by the administrator where the data directory
+    // is on XFS or Btrfs) makes this nearly free, but is slower than
+    // `copy` elsewhere (docs/performance.md), so it is not forced here.
+    let created = ctx.maintenance.batch_execute(&format!(
+        "create database {} template {} owner {}{strategy}",
+        quote_ident(name),
+        quote_ident(database),
+        quote_ident(owner)
+    ));
+    if blocked {
+        sessions::set_allow_connections(ctx.maintenance, database, true)?;
+    }
+    created?;
+    Ok(())
 }
 
 fn dump(
@@ -593,37 +607,52 @@ fn load_dump(ctx: &mut Context<'_>, taken: &Taken) -> Result<(String, ClientProg
         quote_literal(&props.ctype),
         locale_options(props)
     ))?;
-    let output = duct::cmd(
-        &program.path,
-        [
-            "-j".to_string(),
-            ctx.jobs.max(1).to_string(),
-            "--exit-on-error".into(),
-            "-d".into(),
-            name.clone(),
-            taken.copy.clone(),
-        ],
-    )
-    .full_env(child_env(ctx.connector.env_for(&name)))
-    .stdin_null()
-    .stdout_null()
-    .stderr_capture()
-    .unchecked()
-    .run()
-    .map_err(|e| BackupError::Tool {
-        program: "pg_restore".into(),
-        detail: e.to_string(),
-    })?;
+    run_restore(ctx, &program, &name, Path::new(&taken.copy), &[])?;
+    Ok((name, program))
+}
+
+/// Loads the dump at `dump` into the existing database `name` with
+/// `program` (`extra`: more pg_restore options); on failure the
+/// database is dropped.
+pub fn run_restore(
+    ctx: &mut Context<'_>,
+    program: &ClientProgram,
+    name: &str,
+    dump: &Path,
+    extra: &[&str],
+) -> Result<(), BackupError> {
+    let mut args: Vec<String> = vec![
+        "-j".to_string(),
+        ctx.jobs.max(1).to_string(),
+        "--exit-on-error".into(),
+    ];
+    args.extend(extra.iter().map(|a| a.to_string()));
+    args.extend([
+        "-d".into(),
+        name.to_string(),
+        dump.to_string_lossy().into_owned(),
+    ]);
+    let output = duct::cmd(&program.path, args)
+        .full_env(child_env(ctx.connector.env_for(name)))
+        .stdin_null()
+        .stdout_null()
+        .stderr_capture()
+        .unchecked()
+        .run()
+        .map_err(|e| BackupError::Tool {
+            program: "pg_restore".into(),
+            detail: e.to_string(),
+        })?;
     if !output.status.success() {
         let _ = ctx
             .maintenance
-            .batch_execute(&format!("drop database if exists {}", quote_ident(&name)));
+            .batch_execute(&format!("drop database if exists {}", quote_ident(name)));
         return Err(BackupError::Tool {
             program: "pg_restore".into(),
             detail: String::from_utf8_lossy(&output.stderr).trim().to_string(),
         });
     }
-    Ok((name, program))
+    Ok(())
 }
 
 /// Fingerprints `database` as it is now, for the proof.

@@ -14,6 +14,7 @@ pub mod pause;
 pub mod process;
 pub mod progress;
 pub mod redact;
+pub mod rehearsal;
 pub mod report;
 pub mod rollback;
 pub mod run;

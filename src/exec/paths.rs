@@ -128,27 +128,7 @@ pub fn back_up(path: &Path, run_id: &str) -> Result<TreeBackup, PathError> {
             manifest: Manifest::new(),
         });
     }
-    // cp -a keeps modes, times, owners (as root) and links; --reflink=auto
-    // shares blocks where the file system can, else copies.
-    let output = duct::cmd!("cp", "-a", "--reflink=auto", "--", path, &copy)
-        .stdin_null()
-        .stdout_null()
-        .stderr_capture()
-        .unchecked()
-        .run()
-        .map_err(|e| PathError::Copy {
-            from: path.to_path_buf(),
-            to: copy.clone(),
-            detail: e.to_string(),
-        })?;
-    if !output.status.success() {
-        let _ = remove(&copy);
-        return Err(PathError::Copy {
-            from: path.to_path_buf(),
-            to: copy,
-            detail: String::from_utf8_lossy(&output.stderr).trim().to_string(),
-        });
-    }
+    copy_tree(path, &copy)?;
     // The copy's content is hashed (it is what a rollback puts back); its
     // owners, modes and times must be the original's. `cp -a` run by a user
     // who is not root gives other users' files to itself and clears their
@@ -170,6 +150,33 @@ pub fn back_up(path: &Path, run_id: &str) -> Result<TreeBackup, PathError> {
         existed: true,
         manifest,
     })
+}
+
+/// Copies the tree (or file) at `from` to `to`, which must not exist;
+/// nothing is left at `to` when it fails.
+pub fn copy_tree(from: &Path, to: &Path) -> Result<(), PathError> {
+    // cp -a keeps modes, times, owners (as root) and links; --reflink=auto
+    // shares blocks where the file system can, else copies.
+    let output = duct::cmd!("cp", "-a", "--reflink=auto", "--", from, to)
+        .stdin_null()
+        .stdout_null()
+        .stderr_capture()
+        .unchecked()
+        .run()
+        .map_err(|e| PathError::Copy {
+            from: from.to_path_buf(),
+            to: to.to_path_buf(),
+            detail: e.to_string(),
+        })?;
+    if !output.status.success() {
+        let _ = remove(to);
+        return Err(PathError::Copy {
+            from: from.to_path_buf(),
+            to: to.to_path_buf(),
+            detail: String::from_utf8_lossy(&output.stderr).trim().to_string(),
+        });
+    }
+    Ok(())
 }
 
 /// Puts the backed-up tree back in place: the current tree is moved aside

@@ -270,6 +270,10 @@ impl Progress {
             }
             None => name.to_string(),
         };
+        if status == "skipped" {
+            self.shared.println(&format!("- {label} (skipped)"));
+            return;
+        }
         let succeeded = status == "succeeded";
         let mark = match (&self.shared.sink, succeeded) {
             (Sink::Live { color: true, .. }, true) => "\x1b[32m✓\x1b[0m",

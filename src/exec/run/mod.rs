@@ -83,6 +83,11 @@ pub struct Options {
     pub revision: Option<String>,
     /// `--allow-same-revision`: a refresh may run a revision again.
     pub allow_same_revision: bool,
+    /// The run is a rehearsal's, on its copy (`plan rehearse`): `stop`
+    /// and `start` steps are skipped unless marked `rehearse = "run"`,
+    /// and a run that passes is rolled back all the same, to time and
+    /// prove its rollback.
+    pub rehearsal: bool,
 }
 
 /// Runs the plan; returns the report (already written to the run folder),
@@ -300,6 +305,11 @@ impl Run<'_> {
     fn conclude(&mut self, failed: bool, failure_order: &[usize]) {
         if failed && self.opts.no_rollback {
             self.stop_without_rollback();
+        } else if !failed
+            && self.opts.rehearsal
+            && self.chain.as_ref().is_none_or(|c| c.hop == c.hops)
+        {
+            self.rehearse_rollback();
         } else if failed {
             self.roll_back_and_recover(failure_order);
         } else {

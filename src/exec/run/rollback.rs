@@ -38,6 +38,26 @@ impl Run<'_> {
         }
     }
 
+    /// A rehearsal whose steps passed: its copy is rolled back to its
+    /// backups all the same, so that the rehearsal times and proves the
+    /// rollback a failure at the end of the window would need. A
+    /// rollback that cannot be proved fails the rehearsal.
+    pub(super) fn rehearse_rollback(&mut self) {
+        if self.taken.is_empty() {
+            self.report.outcome = Outcome::Succeeded;
+            self.report.message =
+                Some("passed; nothing was backed up, so no rollback was rehearsed".into());
+            return;
+        }
+        if self.restore_and_prove("rehearsal: timing the rollback a failure would need") {
+            self.report.outcome = Outcome::Succeeded;
+            let proved = self.report.message.take().unwrap_or_default();
+            self.report.message = Some(format!(
+                "every step passed on the copy; then its rollback was rehearsed: {proved}"
+            ));
+        }
+    }
+
     /// Restores the backups taken and proves it. When the proof fails, the
     /// report says so loudly (outcome `rollback_failed`) and this returns
     /// `false`: nothing else may run.

@@ -22,7 +22,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::mpsc;
 
 use super::Run;
-use super::steps::{Worker, not_run};
+use super::steps::{self, Worker, not_run};
 use crate::db::lock;
 use crate::exec::journal::{Journal, Record};
 use crate::exec::report::StepReport;
@@ -353,7 +353,7 @@ impl Run<'_> {
         }
         if let Some(s) = stop.as_ref()
             && !s.by_signal
-            && report.status != "succeeded"
+            && !steps::passed(&report.status)
             && s.ended.contains(&pos)
         {
             report.status = "interrupted".into();
@@ -375,8 +375,8 @@ impl Run<'_> {
             report.seconds,
             report.error.as_deref(),
         );
-        queue.ended(pos, report.status == "succeeded");
-        if report.status != "succeeded" && stop.is_none() {
+        queue.ended(pos, steps::passed(&report.status));
+        if !steps::passed(&report.status) && stop.is_none() {
             *stop = Some(self.stop_running(queue, worker, format!("step `{}` failed", step.name)));
         }
         reports[pos] = Some(report);

@@ -109,6 +109,15 @@ impl Worker<'_> {
     pub(super) fn step(&self, step: &Step, prefix: &str) -> StepReport {
         let started = Instant::now();
         let mut report = fresh_report(step);
+        // A rehearsal must not stop or start the production server.
+        if self.opts.rehearsal && step.skipped_in_rehearsal() {
+            self.progress.message(&format!(
+                "  a rehearsal does not stop or start the server: `{}` is skipped (rehearse = \"run\" would run it)",
+                step.name
+            ));
+            report.status = "skipped".into();
+            return report;
+        }
         let result: Result<(), StepError> = match &step.action {
             Action::Backup(_) => Err(StepError::BackupOnWorker),
             Action::Sql(source) => self.sql_step(step, source),
@@ -288,6 +297,12 @@ impl Worker<'_> {
         };
         self.with_target(|c| Ok(sql::run(c, &text, step.timeout)?))
     }
+}
+
+/// Whether a step that ended so lets the run go on: it succeeded, or a
+/// rehearsal skipped it.
+pub(super) fn passed(status: &str) -> bool {
+    matches!(status, "succeeded" | "skipped")
 }
 
 pub(super) fn fresh_report(step: &Step) -> StepReport {

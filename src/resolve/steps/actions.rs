@@ -325,6 +325,27 @@ impl<'a> StepBuilder<'_, 'a> {
         }
     }
 
+    /// `rehearse = "run"` or `"skip"` (`stop` and `start` steps): whether
+    /// `plan rehearse` runs the step.
+    pub(super) fn rehearse(&mut self, attrs: &Attrs<'a>) -> Option<Rehearse> {
+        if !attrs.has("rehearse") {
+            return Some(Rehearse::Skip);
+        }
+        let s = attrs.literal("rehearse", self.diagnostics)?;
+        match plain(s).as_ref() {
+            "run" => Some(Rehearse::Run),
+            "skip" => Some(Rehearse::Skip),
+            other => {
+                self.diagnostics.push(
+                    Diagnostic::new(Code::BadValue, s.span, format!("`{other}` is not what a rehearsal does with the step"))
+                        .label("not `run` or `skip`")
+                        .help("write rehearse = \"run\" for a step that is safe to run against a copy (it does not stop or start the production server); the default, \"skip\", leaves it out of rehearsals"),
+                );
+                None
+            }
+        }
+    }
+
     /// `modules = "all"`, `"a, b"` or `[a, "b"]`; every bad name reported.
     pub(super) fn modules(&mut self, attr: &'a ast::Attr, attrs: &Attrs<'a>) -> Option<Modules> {
         let names: Vec<(String, Span)> = match &attr.value {

@@ -31,7 +31,8 @@ const COMMON: [&str; 8] = [
 
 const BACKUP: [&str; 4] = ["method", "database", "paths", "keep"];
 const COMMAND: [&str; 2] = ["run", "shell"];
-const START: [&str; 3] = ["run", "shell", "ready"];
+const STOP: [&str; 3] = ["run", "shell", "rehearse"];
+const START: [&str; 4] = ["run", "shell", "ready", "rehearse"];
 const SQL: [&str; 2] = ["sql", "file"];
 const UPDATE: [&str; 4] = ["modules", "run", "install", "check_modules"];
 const CHECK: [&str; 3] = ["sql", "expect", "run"];
@@ -39,7 +40,8 @@ const CHECK: [&str; 3] = ["sql", "expect", "run"];
 fn own_attrs(kind: StepKind) -> &'static [&'static str] {
     match kind {
         StepKind::Backup => &BACKUP,
-        StepKind::Stop | StepKind::Script => &COMMAND,
+        StepKind::Script => &COMMAND,
+        StepKind::Stop => &STOP,
         StepKind::Start => &START,
         StepKind::Sql => &SQL,
         StepKind::Update => &UPDATE,
@@ -66,7 +68,8 @@ const fn with_common<const N: usize, const M: usize>(own: [&'static str; N]) -> 
 
 const BACKUP_ALL: [&str; 12] = with_common(BACKUP);
 const COMMAND_ALL: [&str; 10] = with_common(COMMAND);
-const START_ALL: [&str; 11] = with_common(START);
+const STOP_ALL: [&str; 11] = with_common(STOP);
+const START_ALL: [&str; 12] = with_common(START);
 const SQL_ALL: [&str; 10] = with_common(SQL);
 const UPDATE_ALL: [&str; 12] = with_common(UPDATE);
 const CHECK_ALL: [&str; 11] = with_common(CHECK);
@@ -75,7 +78,8 @@ const CHECK_ALL: [&str; 11] = with_common(CHECK);
 fn allowed(kind: StepKind) -> &'static [&'static str] {
     match kind {
         StepKind::Backup => &BACKUP_ALL,
-        StepKind::Stop | StepKind::Script => &COMMAND_ALL,
+        StepKind::Script => &COMMAND_ALL,
+        StepKind::Stop => &STOP_ALL,
         StepKind::Start => &START_ALL,
         StepKind::Sql => &SQL_ALL,
         StepKind::Update => &UPDATE_ALL,
@@ -303,6 +307,7 @@ impl<'s, 'a> StepBuilder<'s, 'a> {
             .literal("fail_on_output", self.diagnostics)
             .and_then(|s| self.pattern(s));
         let ready = self.ready(&attrs);
+        let rehearse = self.rehearse(&attrs);
         let action = self.action(kind, step, &attrs)?;
         if kind == StepKind::Update && !attrs.has("fail_on_output") {
             fail_on_output = Some(UPDATE_FAIL_ON_OUTPUT.to_string());
@@ -320,6 +325,7 @@ impl<'s, 'a> StepBuilder<'s, 'a> {
             fail_on_output,
             description,
             ready: ready?,
+            rehearse: rehearse?,
             span: step.span,
             name_span: step.name.span,
             kind_span: step.kind.span,
