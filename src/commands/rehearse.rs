@@ -633,21 +633,32 @@ pub fn drop_dead(
             ));
             continue;
         };
-        if let Err(untrusted) =
-            crate::private::check_all([folder.as_path(), &folder.join(rehearsal::FILE_NAME)])
-        {
+        // What the record and the journal name is dropped: both must be
+        // this user's alone, and name nothing but a rehearsal's copies.
+        let run = folder.join("run");
+        let journal = run.join(crate::exec::journal::FILE_NAME);
+        let mut private = vec![folder.clone(), folder.join(rehearsal::FILE_NAME)];
+        if journal.exists() {
+            private.extend([run.clone(), journal]);
+        }
+        if let Err(untrusted) = crate::private::check_all(private.iter().map(PathBuf::as_path)) {
             lines.push(format!("rehearsal {id} is left as it is: {untrusted}"));
             continue;
         }
-        let Some(copies) =
-            Copies::read(&folder).filter(|c| &c.run_id == id && c.database == database)
-        else {
+        let Some(copies) = Copies::read(&folder) else {
             lines.push(format!(
                 "rehearsal {id} is left as it is: {} does not read as its record",
                 folder.join(rehearsal::FILE_NAME).display()
             ));
             continue;
         };
+        if let Some(why) = copies.untrusted(&folder, id, database) {
+            lines.push(format!(
+                "rehearsal {id} is left as it is: {}: {why}",
+                folder.join(rehearsal::FILE_NAME).display()
+            ));
+            continue;
+        }
         end_processes(&copies);
         let dropped = rehearsal::drop_all(maintenance, &copies);
         let _ = runs::finish(maintenance, &copies.inner_run_id, "dropped");

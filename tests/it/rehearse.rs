@@ -381,11 +381,26 @@ fn a_killed_rehearsal_is_dropped_by_recover() {
         "the copy and its backup: {:?}",
         related_databases(&world.db)
     );
-    let recovered = support::plan_command(world.db.cluster)
-        .args(["recover", "--database", &world.db.name, "--state-dir"])
-        .arg(world.state.path())
-        .output()
-        .unwrap();
+    let recover = || {
+        support::plan_command(world.db.cluster)
+            .args(["recover", "--database", &world.db.name, "--state-dir"])
+            .arg(world.state.path())
+            .output()
+            .unwrap()
+    };
+    // A record changed to name the target as the copy drops nothing.
+    let record = rehearsed.folder.as_ref().unwrap().join("copies.json");
+    let original = fs::read_to_string(&record).unwrap();
+    let mut forged: Value = serde_json::from_str(&original).unwrap();
+    forged["copy"] = Value::from(world.db.name.clone());
+    fs::write(&record, forged.to_string()).unwrap();
+    let refused = recover();
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(said.contains("is left as it is"), "{said}");
+    assert_eq!(related_databases(&world.db).len(), 3, "{said}");
+    fs::write(&record, original).unwrap();
+
+    let recovered = recover();
     let said = String::from_utf8_lossy(&recovered.stderr);
     assert_eq!(recovered.status.code(), Some(0), "{said}");
     assert!(said.contains("had died: its copy"), "{said}");
@@ -405,11 +420,7 @@ fn a_killed_rehearsal_is_dropped_by_recover() {
         .into_owned();
     assert_eq!(row_state(&world, &run_id), "rehearsal_dropped");
     // A second recover has nothing left to do.
-    let again = support::plan_command(world.db.cluster)
-        .args(["recover", "--database", &world.db.name, "--state-dir"])
-        .arg(world.state.path())
-        .output()
-        .unwrap();
+    let again = recover();
     assert!(!String::from_utf8_lossy(&again.stderr).contains("had died"));
 }
 
@@ -548,5 +559,71 @@ fn a_chain_is_rehearsed_hop_after_hop() {
     assert_eq!(window["first_step"], "server_down");
     assert!(window["seconds"].as_f64().unwrap() <= steps_seconds(rehearsed.report()) + 1e-9);
     assert_eq!(target_state(&world), before, "the target changed");
+    assert_nothing_left(&world, &rehearsed);
+    assert_eq!(runs[1]["rollback"]["proved"], true, "the chain's rollback");
+
+    // The chain's apply tells the rehearsal of the same chain.
+    let applied = crate::support::apply::run(
+        &mut crate::support::apply::apply_command(
+            &world.db,
+            world.folder.path(),
+            world.state.path(),
+            &["--to", "2.0"],
+        ),
+        world.state.path(),
+    );
+    assert_eq!(applied.code, Some(0), "{}", applied.output());
+    assert!(
+        applied.stderr.contains("last rehearsal of this plan: passed"),
+        "{}",
+        applied.output()
+    );
+}
+
+/// The copy of a filestore goes beside it, on a 80 MB tmpfs: 20 MB with
+/// its margin does not fit, and nothing is copied.
+#[test]
+fn a_rehearsal_with_no_room_for_its_copies_is_refused_with_the_figures() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "this test mounts a small tmpfs: run the tests as root (CI does)"
+    );
+    let world = World::new("rehearse_room");
+    let stores = world.state.path().join("filestore");
+    fs::create_dir_all(&stores).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=80m", "tmpfs"])
+        .arg(&stores)
+        .output()
+        .unwrap();
+    assert!(mounted.status.success(), "{mounted:?}");
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(stores.clone());
+    let store = stores.join(&world.db.name);
+    fs::create_dir_all(&store).unwrap();
+    for i in 0..20 {
+        fs::write(store.join(format!("f{i}")), vec![b'x'; 1 << 20]).unwrap();
+    }
+    let text = plan(&world, "sh steps/mutate.sh r ok", "").replace(
+        &format!("paths  = [\"{TREE}\"]"),
+        &format!("paths  = [\"{TREE}\", \"{}/${{db}}\"]", stores.display()),
+    );
+    let plan = world.write_plan(&text);
+    let before = (target_state(&world), read_tree(&store));
+    let rehearsed = rehearse(&world, &plan, &[]);
+    assert_eq!(rehearsed.code, Some(4), "{}", rehearsed.output());
+    assert_eq!(rehearsed.outcome(), "refused");
+    assert!(
+        rehearsed.stderr.contains("no room") && rehearsed.stderr.contains("MB free"),
+        "{}",
+        rehearsed.output()
+    );
+    assert_eq!((target_state(&world), read_tree(&store)), before);
+    assert_eq!(fs::read_dir(&stores).unwrap().count(), 1, "nothing copied");
     assert_nothing_left(&world, &rehearsed);
 }

@@ -614,3 +614,53 @@ fn a_role_that_may_not_connect_to_the_maintenance_database_is_told_the_grant() {
     odoo.apply(&[]).assert_code(0);
     assert_eq!(odoo.release(), "2.0");
 }
+
+/// The usual Odoo role rehearses its own database: the snapshot copy, the
+/// run on it with its own snapshot, the rehearsed rollback and the drop
+/// all work with CREATEDB and nothing more; then a dump of its database
+/// is rehearsed the same way, restored by that role.
+#[test]
+fn an_owner_role_rehearses_its_database_from_a_snapshot_and_from_a_dump() {
+    let cluster = own_cluster();
+    role(cluster, "odoo_rehearse", true);
+    superuser(cluster, "grant create on database postgres to odoo_rehearse");
+    let odoo = customer(cluster, "odoo_rehearse", "rehearsed", &passing());
+    apply::assert_lints_clean(&odoo.folder.plan());
+    let before = odoo.fingerprint();
+    let files = odoo.files();
+    let plan = odoo.folder.plan();
+    let rehearsed = odoo
+        .command(&["rehearse", plan.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&rehearsed.stderr);
+    assert_eq!(rehearsed.status.code(), Some(0), "{said}");
+    assert!(said.contains(": passed in"), "{said}");
+    assert_unchanged(&odoo, &before, &files);
+    assert_eq!(odoo.release(), "1.0");
+    assert!(apply::history(&odoo.db).is_empty());
+    assert_eq!(odoo.databases(), std::slice::from_ref(&odoo.db.name));
+
+    let dump = odoo.state.path().join("rehearsed.dump");
+    let dumped = Command::new(cluster.bin("pg_dump"))
+        .args(["-Fc", "-U", "odoo_rehearse", "-f"])
+        .arg(&dump)
+        .arg(cluster.connection_string(&odoo.db.name))
+        .output()
+        .unwrap();
+    assert!(dumped.status.success(), "{dumped:?}");
+    let from_dump = odoo
+        .command(&[
+            "rehearse",
+            plan.to_str().unwrap(),
+            "--from-dump",
+            dump.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&from_dump.stderr);
+    assert_eq!(from_dump.status.code(), Some(0), "{said}");
+    assert!(said.contains("copy: dump of"), "{said}");
+    assert_unchanged(&odoo, &before, &files);
+    assert_eq!(odoo.databases(), std::slice::from_ref(&odoo.db.name));
+}

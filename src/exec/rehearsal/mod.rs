@@ -92,6 +92,37 @@ impl Copies {
         let bytes = std::fs::read(folder.join(FILE_NAME)).ok()?;
         serde_json::from_slice(&bytes).ok()
     }
+
+    /// Why the record read from `folder` (rehearsal `run_id` of
+    /// `database`) must not decide what is dropped: every name in it must
+    /// be one a rehearsal makes, so that a changed file never drops the
+    /// target or a tree of someone else's.
+    pub fn untrusted(&self, folder: &Path, run_id: &str, database: &str) -> Option<String> {
+        let expected = copy_name(database, run_id);
+        if self.run_id != run_id || self.database != database || self.copy != expected {
+            return Some(format!(
+                "it names another rehearsal or copy than {run_id} of `{database}` (`{expected}`)"
+            ));
+        }
+        if self.inner_folder != folder.join("run") || self.plan_copy != folder.join("plan") {
+            return Some("its folders are not the rehearsal folder's".into());
+        }
+        let names_copy = |p: &Path| {
+            p.components()
+                .any(|c| c.as_os_str().to_string_lossy().contains(&self.copy))
+        };
+        if let Some(tree) = self
+            .trees
+            .iter()
+            .find(|t| !(t.copy.starts_with(folder) || (!t.literal && names_copy(&t.copy))))
+        {
+            return Some(format!(
+                "the tree copy {} is neither in the rehearsal folder nor named after the copy",
+                tree.copy.display()
+            ));
+        }
+        None
+    }
 }
 
 /// Copies the target's database as `copies.copy`.
@@ -212,6 +243,16 @@ pub fn drop_all(maintenance: &mut Client, copies: &Copies) -> Dropped {
         backup::restore_name(&copies.copy, inner),
     ];
     let mut trees: Vec<PathBuf> = Vec::new();
+    // Only what the run on the copy names as its own: its backups' names
+    // end with its id, its dumps and trees' copies are in its folder or
+    // carry its id.
+    let ours_db = |name: &str| name.ends_with(&format!("_{inner}"));
+    let ours_tree = |path: &Path| {
+        path.starts_with(&copies.inner_folder)
+            || path
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().ends_with(&format!("-{inner}")))
+    };
     for taken in &story.taken {
         match taken.method {
             BackupMethod::Snapshot => databases.push(taken.copy.clone()),
@@ -226,6 +267,8 @@ pub fn drop_all(maintenance: &mut Client, copies: &Copies) -> Dropped {
             trees.push(PathBuf::from(copy));
         }
     }
+    databases.retain(|name| name == &copies.copy || ours_db(name));
+    trees.retain(|path| ours_tree(path));
     for tree in &copies.trees {
         trees.push(tree.copy.clone());
         trees.push(paths::copy_path(&tree.copy, inner, "failed"));
