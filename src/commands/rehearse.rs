@@ -6,7 +6,11 @@
 //! and its `rehearsal.json` are what `status` and `apply` show later.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+
+use signal_hook::consts::{SIGINT, SIGTERM};
 
 use crate::analysis::analyse_path;
 use crate::cli::{OutputFormat, RehearseArgs};
@@ -233,14 +237,28 @@ impl Rehearsal<'_> {
             copies.copy,
             self.folder.display()
         ));
+        // Ctrl-C while the copies are made or dropped ends the rehearsal
+        // once they are dropped, not the process half way through them
+        // (the run on the copy hears it too, and rolls the copy back).
+        let interrupted = Arc::new(AtomicBool::new(false));
+        let heard: Vec<_> = [SIGINT, SIGTERM]
+            .into_iter()
+            .filter_map(|signal| signal_hook::flag::register(signal, interrupted.clone()).ok())
+            .collect();
         let mut made = Made::default();
-        let copied = self.make(
+        let mut copied = self.make(
             &connector,
             &mut maintenance,
             server_version,
             copies,
             &mut made,
         );
+        if copied.is_ok() && interrupted.load(Ordering::SeqCst) {
+            copied = Err((
+                Rehearsed::Interrupted,
+                "interrupted while the copy was made: it is dropped".into(),
+            ));
+        }
         let (done, message) = match copied {
             Err((outcome, why)) => (Err(outcome), Some(why)),
             Ok(()) => {
@@ -341,6 +359,9 @@ impl Rehearsal<'_> {
             &copies.run_id,
             &runs::rehearsal_state(outcome.as_str()),
         );
+        for id in heard {
+            signal_hook::low_level::unregister(id);
+        }
         eprint(&report.human());
         if self.args.format == OutputFormat::Json {
             print(&(serde_json::to_string_pretty(&report).unwrap_or_default() + "\n"));

@@ -574,7 +574,9 @@ fn a_chain_is_rehearsed_hop_after_hop() {
     );
     assert_eq!(applied.code, Some(0), "{}", applied.output());
     assert!(
-        applied.stderr.contains("last rehearsal of this plan: passed"),
+        applied
+            .stderr
+            .contains("last rehearsal of this plan: passed"),
         "{}",
         applied.output()
     );

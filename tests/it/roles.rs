@@ -623,7 +623,10 @@ fn a_role_that_may_not_connect_to_the_maintenance_database_is_told_the_grant() {
 fn an_owner_role_rehearses_its_database_from_a_snapshot_and_from_a_dump() {
     let cluster = own_cluster();
     role(cluster, "odoo_rehearse", true);
-    superuser(cluster, "grant create on database postgres to odoo_rehearse");
+    superuser(
+        cluster,
+        "grant create on database postgres to odoo_rehearse",
+    );
     let odoo = customer(cluster, "odoo_rehearse", "rehearsed", &passing());
     apply::assert_lints_clean(&odoo.folder.plan());
     let before = odoo.fingerprint();
