@@ -10,6 +10,9 @@
 #   b. the same four plans as four separate `plan apply` runs;
 #   c. the chain whose fourth hop fails (its last check), rolled back to
 #      the start;
+#   d. before a, the same chain rehearsed on a's database
+#      (`plan rehearse DIR --to 5.0`): the window it predicts, set against
+#      the time a then takes;
 # and reads from the reports how many backups each took, what they cost
 # (copy and fingerprint) and what the rollback cost (rename and proof).
 #
@@ -165,13 +168,34 @@ PY
 }
 
 echo
-echo "== a. the chain: plan apply DIR --to 5.0 (load avg $(load))"
+echo "== d. the chain rehearsed: plan rehearse DIR --to 5.0 on a's database (load avg $(load))"
 fresh chaindb
+started=$(now)
+"$plan" rehearse "$work/chain" --to 5.0 --database chaindb --state-dir "$work/state-d" --format json \
+  >"$work/d.json" 2>"$work/d.err" || { tail -n 30 "$work/d.err"; exit 1; }
+rehearse_s=$(elapsed "$started")
+window_s=$(python3 - "$work/d.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+w, m = r["window"], r["made"]
+print(f"{w['seconds']:.1f}", file=sys.stdout)
+print(f"rehearsal: {r['outcome']} in {r['seconds']:.1f} s; copy {m['database_bytes'] / 1e6:.0f} MB in {m['database_seconds']:.1f} s, "
+      f"files {m['trees_bytes'] / 1e6:.0f} MB in {m['trees_seconds']:.1f} s; window {w['seconds']:.1f} s "
+      f"(backups {w['backup_seconds']:.1f} s), rollback {w['rollback_seconds']:.1f} s; disk {r['disk_bytes'] / 1e6:.0f} MB; "
+      f"left: {len(r['dropped']['left'])}", file=sys.stderr)
+PY
+)
+echo "total: $rehearse_s s; databases left: $(q -Atc "select count(*) from pg_database where datname like 'chaindb\\_%'" postgres)"
+
+echo
+echo "== a. the chain: plan apply DIR --to 5.0 (load avg $(load))"
 started=$(now)
 "$plan" apply "$work/chain" --to 5.0 --database chaindb --state-dir "$work/state-a" 2>"$work/a.err" \
   || { tail -n 30 "$work/a.err"; exit 1; }
 chain_s=$(elapsed "$started")
 echo "total: $chain_s s; snapshots left: $(snapshots chaindb); $(backup_cost "$work/state-a")"
+echo "window predicted by d / this run: $window_s s / $chain_s s = $(ratio "$window_s" "$chain_s")"
+grep -m1 "last rehearsal" "$work/a.err" || { echo "apply did not tell the rehearsal"; exit 1; }
 q -c "drop database chaindb" postgres
 q -Atc "select datname from pg_database where datname like 'chaindb\\_%'" postgres |
   while read -r d; do q -c "drop database \"$d\"" postgres; done

@@ -52,7 +52,8 @@ pub fn tell_last(opts: &Options, plan_sha256: &str) {
     }
 }
 
-/// `last rehearsal of this plan: passed 3 d ago (2026-12-03 10:00:00Z), in 41 s; window 38 s`.
+/// `last rehearsal of this plan: passed 3 days ago (2026-12-03T10:00:00.000Z) in
+/// 41 min 12 s; window 38 min 02 s (with a rollback 39 min 30 s) [run ...]`.
 pub fn last_line(
     connector: &Connector,
     maintenance_db: &str,
@@ -70,11 +71,13 @@ pub fn describe_row(row: &runs::RunRow, same_plan: bool) -> String {
     let ago = humantime::parse_rfc3339(&row.started_at)
         .ok()
         .and_then(|t| SystemTime::now().duration_since(t).ok())
-        .map(|d| {
-            format!(
+        .map(|d| match d.as_secs() / 86_400 {
+            0 => format!(
                 " {} ago",
                 crate::units::duration(Duration::from_secs(d.as_secs()))
-            )
+            ),
+            1 => " 1 day ago".into(),
+            days => format!(" {days} days ago"),
         })
         .unwrap_or_default();
     let took = match (

@@ -313,9 +313,13 @@ impl Rehearsal<'_> {
                 .and_then(|r| r.message.clone())
                 .map(|m| m.lines().next().unwrap_or_default().to_string())
         });
+        // A chain's later hops list the first hop's backups again: each
+        // copy counts once.
+        let mut copies_seen = std::collections::BTreeSet::new();
         let backups: i64 = reports
             .iter()
             .flat_map(|r| r.backups.iter())
+            .filter(|b| copies_seen.insert(b.copy.clone()))
             .map(|b| b.bytes.max(0))
             .sum();
         let skipped: Vec<String> = reports

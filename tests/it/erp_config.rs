@@ -374,3 +374,58 @@ fn a_configuration_the_server_would_refuse_is_a_usage_error_with_its_line() {
     );
     assert_eq!(fingerprint(&s.db), fp, "the database is untouched");
 }
+
+/// A rehearsal gives the ERP server a configuration naming the copy, and
+/// copies the filestore beside the target's under the copy's name: the
+/// update works on the copies, and the target's database and filestore
+/// are as they were, with nothing left beside them.
+#[test]
+fn a_rehearsal_points_the_server_and_its_filestore_at_the_copy() {
+    let s = Setup::new("erp_config_rehearse");
+    s.config(s.db.cluster.port());
+    let (fp, files) = (fingerprint(&s.db), tree(&s.filestore()));
+    let out = support::plan_command(s.db.cluster)
+        .arg("rehearse")
+        .arg(s.folder.plan())
+        .args(["--database", &s.db.name, "--state-dir"])
+        .arg(s.state.path())
+        .args(["--format", "json"])
+        .env("DEMO_FAIL", "")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let copy = report["copy"].as_str().unwrap();
+    let run = &report["runs"][0];
+    assert_eq!(
+        step(run, "all_modules").map(|s| s["status"].clone()),
+        Some(serde_json::json!("succeeded")),
+        "{said}"
+    );
+    // The server was given the copy, and its filestore's copy.
+    let trees: Vec<String> = report["runs"][0]["backups"][0]["paths"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        trees,
+        [s.data
+            .path()
+            .join("filestore")
+            .join(copy)
+            .display()
+            .to_string()],
+        "{said}"
+    );
+    assert_eq!(fingerprint(&s.db), fp, "the target is as it was");
+    assert_eq!(tree(&s.filestore()), files, "its filestore is as it was");
+    let left: Vec<_> = fs::read_dir(s.data.path().join("filestore"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(left, [std::ffi::OsString::from(&s.db.name)], "{said}");
+}

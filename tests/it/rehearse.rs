@@ -561,6 +561,14 @@ fn a_chain_is_rehearsed_hop_after_hop() {
     assert_eq!(target_state(&world), before, "the target changed");
     assert_nothing_left(&world, &rehearsed);
     assert_eq!(runs[1]["rollback"]["proved"], true, "the chain's rollback");
+    // One backup for the chain, counted once in the disk it used.
+    let made = &rehearsed.report()["made"];
+    let backup = runs[0]["backups"][0]["bytes"].as_u64().unwrap();
+    assert_eq!(runs[1]["backups"][0]["copy"], runs[0]["backups"][0]["copy"]);
+    assert_eq!(
+        rehearsed.report()["disk_bytes"].as_u64().unwrap(),
+        made["database_bytes"].as_u64().unwrap() + made["trees_bytes"].as_u64().unwrap() + backup
+    );
 
     // The chain's apply tells the rehearsal of the same chain.
     let applied = crate::support::apply::run(
