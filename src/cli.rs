@@ -317,6 +317,14 @@ pub struct RehearseArgs {
     /// drop it.
     #[arg(long)]
     pub keep: bool,
+    /// Rehearse on a throwaway PostgreSQL cluster seeded from the plan's
+    /// `fixture/` folder, as `plan apply --sandbox` does; never a real
+    /// server.
+    #[arg(
+        long,
+        conflicts_with_all = ["target", "inventory", "database", "host", "port", "username", "from_dump"]
+    )]
+    pub sandbox: bool,
     /// How long to wait for another run's lock on the target before
     /// giving up.
     #[arg(long, value_name = "DUR", value_parser = parse_duration)]

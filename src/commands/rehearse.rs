@@ -54,9 +54,22 @@ pub fn run(args: &RehearseArgs) -> Result<Ending, UsageError> {
             source,
         });
     }
-    let resolved = target::resolve_wanted(&args.target.wanted(), &Env::from_process())
-        .map_err(UsageError::from)?;
-    crate::commands::refuse_unusable_target(args.target.database.as_deref(), &resolved)?;
+    // With --sandbox, a throwaway cluster seeded from the plan's
+    // `fixture/` is the target, and the plan is its copy of the folder;
+    // both live until the end.
+    let sandbox;
+    let (plan, resolved) = if args.sandbox {
+        if chain_to.is_some() {
+            return Err(UsageError::ChainUnsupported { flag: "--sandbox" });
+        }
+        sandbox = crate::commands::sandbox::Sandbox::start(&args.plan)?;
+        (sandbox.plan_path().to_path_buf(), sandbox.target()?)
+    } else {
+        let resolved = target::resolve_wanted(&args.target.wanted(), &Env::from_process())
+            .map_err(UsageError::from)?;
+        crate::commands::refuse_unusable_target(args.target.database.as_deref(), &resolved)?;
+        (args.plan.clone(), resolved)
+    };
     for warning in &resolved.warnings {
         eprint(&format!("warning: {warning}\n"));
     }
@@ -67,7 +80,7 @@ pub fn run(args: &RehearseArgs) -> Result<Ending, UsageError> {
                 source,
             })?
         }
-        None => vec![args.plan.clone()],
+        None => vec![plan.clone()],
     };
     if files.is_empty() {
         return Err(UsageError::NoPlanFiles {
@@ -76,7 +89,7 @@ pub fn run(args: &RehearseArgs) -> Result<Ending, UsageError> {
     }
     let identity = match &chain_to {
         Some(to) => crate::commands::rehearsal_record::chain_identity(&files, to),
-        None => crate::commands::rehearsal_record::file_sha256(&args.plan)?,
+        None => crate::commands::rehearsal_record::file_sha256(&plan)?,
     };
 
     let state_dir = crate::commands::state_dir(args.state_dir.as_deref());
@@ -106,9 +119,8 @@ pub fn run(args: &RehearseArgs) -> Result<Ending, UsageError> {
     // other copies), as `--sandbox` does: what the plan names relative
     // to its folder is the copy's.
     let plan_folder = match &chain_to {
-        Some(_) => args.plan.clone(),
-        None => args
-            .plan
+        Some(_) => plan.clone(),
+        None => plan
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .map(Path::to_path_buf)
@@ -128,7 +140,7 @@ pub fn run(args: &RehearseArgs) -> Result<Ending, UsageError> {
     let mut apply = apply;
     apply.plan = match &chain_to {
         Some(_) => plan_copy.clone(),
-        None => plan_copy.join(args.plan.file_name().unwrap_or_default()),
+        None => plan_copy.join(plan.file_name().unwrap_or_default()),
     };
     let trees = match trees(
         &apply,

@@ -37,6 +37,7 @@ mod rehearse;
 mod resume;
 mod roles;
 mod rollback_restart;
+mod sandbox;
 mod servers;
 mod status;
 mod strays;

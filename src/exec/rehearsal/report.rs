@@ -130,9 +130,16 @@ impl RehearsalReport {
             );
         }
         if let Some(w) = &self.window {
+            // A failed rehearsal's steps stopped at the failure: its sum
+            // is no window, only what came before.
+            let what = if self.outcome == Rehearsed::Passed {
+                "window"
+            } else {
+                "until it stopped, the window's steps took"
+            };
             let _ = writeln!(
                 out,
-                "window: {} from `{}` to `{}` (backups {})",
+                "{what}: {} from `{}` to `{}` (backups {})",
                 crate::units::seconds(w.seconds),
                 w.first_step,
                 w.last_step,
