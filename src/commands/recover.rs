@@ -57,9 +57,12 @@ pub fn run(args: &RecoverArgs) -> Result<Ending, UsageError> {
         }
     };
     // A rehearsal that died left only its copy: dropped here.
-    for line in
-        crate::commands::rehearse::drop_dead(&mut maintenance, &database, args.state_dir.as_deref())
-    {
+    for line in crate::exec::rehearsal::dead::drop_dead(
+        &mut maintenance,
+        &database,
+        args.state_dir.as_deref(),
+        &crate::commands::default_state_dir(),
+    ) {
         eprint(&format!("{line}\n"));
     }
     let nothing =

@@ -17,12 +17,10 @@ use crate::cli::{OutputFormat, RehearseArgs};
 use crate::commands::run_options::{Done, Rehearsing};
 use crate::commands::{UsageError, eprint, print, report};
 use crate::db::connect::Connector;
-use crate::db::{lock, runs};
-use crate::exec::backup::{self, SessionPolicy};
+use crate::db::runs;
 use crate::exec::rehearsal::report::{self as rreport, RehearsalReport};
-use crate::exec::rehearsal::{self, Copies, Made, Source, Tree};
+use crate::exec::rehearsal::{self, Copies, Made, Tree, error_text, make};
 use crate::exec::run;
-use crate::exec::space;
 use crate::exit::{Ending, Exit, Rehearsed};
 use crate::plan::Action;
 use crate::target::{self, Env, ResolvedTarget};
@@ -258,7 +256,19 @@ impl Rehearsal<'_> {
             .filter_map(|signal| signal_hook::flag::register(signal, interrupted.clone()).ok())
             .collect();
         let mut made = Made::default();
-        let mut copied = self.make(
+        let say = |line: &str| eprint(&format!("{line}\n"));
+        let settings = make::Settings {
+            from_dump: self.args.from_dump.as_deref(),
+            wait_for_sessions: self.args.wait_for_sessions,
+            lock_timeout: self.args.lock_timeout.unwrap_or(Duration::ZERO),
+            jobs: self.args.jobs.unwrap_or(1),
+            local: run::dry::is_local(&resolved.target.host),
+            maintenance_db: &resolved.maintenance_db,
+            folder: &self.folder,
+            say: &say,
+        };
+        let mut copied = make::make(
+            &settings,
             &connector,
             &mut maintenance,
             server_version,
@@ -384,133 +394,6 @@ impl Rehearsal<'_> {
         }
         Ok(Ending::Rehearsal(outcome))
     }
-
-    /// Makes the copies: refused (nothing made) or failed (what was made
-    /// is dropped by the caller) with why.
-    fn make(
-        &self,
-        connector: &Connector,
-        maintenance: &mut postgres::Client,
-        server_version: crate::db::server::ServerVersion,
-        copies: &Copies,
-        made: &mut Made,
-    ) -> Result<(), (Rehearsed, String)> {
-        let refused = |why: String| (Rehearsed::Refused, why);
-        let database = &copies.database;
-        let source = match &self.args.from_dump {
-            Some(dump) => Source::Dump(dump),
-            None => Source::Snapshot,
-        };
-        // Room first, with the figures, before anything is copied.
-        let local = run::dry::is_local(&self.resolved.target.host);
-        let size = match &source {
-            Source::Snapshot => maintenance
-                .query_one("select pg_database_size($1::text)", &[database])
-                .map(|r| r.get::<_, i64>(0).max(0) as u64)
-                .ok(),
-            Source::Dump(dump) => space::tree_size(dump),
-        };
-        let data = match space::data_directory(maintenance, local) {
-            space::DataDirectory::Here(dir) => Ok(dir),
-            space::DataDirectory::NotChecked(why) => Err(why),
-        };
-        let mut wanted = vec![space::Copy {
-            what: format!("the copy of `{database}`"),
-            size: size.unwrap_or(0),
-            to: data,
-        }];
-        for tree in &copies.trees {
-            if let Some(size) = space::tree_size(&tree.original) {
-                wanted.push(space::Copy {
-                    what: format!("the copy of {}", tree.original.display()),
-                    size,
-                    to: Ok(tree.copy.clone()),
-                });
-            }
-        }
-        let verdict = space::check(&wanted);
-        for line in &verdict.lines {
-            eprint(&format!("  {line}\n"));
-        }
-        if let Some(why) = verdict.refusal {
-            return Err(refused(format!(
-                "no room for the rehearsal's copies: {why}"
-            )));
-        }
-        let mut ctx = backup::Context {
-            connector,
-            maintenance,
-            run_id: &copies.run_id,
-            run_folder: &self.folder,
-            label: format!(
-                "plan-runner rehearsal {} of `{database}`: a throwaway copy",
-                copies.run_id
-            ),
-            sessions: SessionPolicy {
-                // A rehearsal never ends the target's sessions.
-                terminate: false,
-                wait: self.args.wait_for_sessions,
-            },
-            server_version,
-            jobs: self.args.jobs.unwrap_or(1),
-        };
-        let made_db = match source {
-            Source::Snapshot => {
-                // The target's lock, for the moment of the copy only: no
-                // run of it may be half way through its steps.
-                let session = connector
-                    .connect(&self.resolved.maintenance_db)
-                    .map_err(|e| refused(crate::exec::sql::SqlError::from(e).describe()))?;
-                let wait = self.args.lock_timeout.unwrap_or(Duration::ZERO);
-                let lock = match lock::take(session, database, wait) {
-                    Ok(lock) => lock,
-                    Err(lock::NotTaken::Database(e)) => {
-                        return Err(refused(crate::exec::sql::SqlError::from(e).describe()));
-                    }
-                    Err(held) => {
-                        return Err(refused(format!(
-                            "a plan-runner is working on `{database}` right now: its database is not copied half way through a run{}",
-                            held.holder_lines()
-                        )));
-                    }
-                };
-                if let Ok(rows) = runs::unfinished(ctx.maintenance, database)
-                    && let Some(row) = rows.first()
-                {
-                    return Err(refused(format!(
-                        "`{database}` has an unfinished run ({}, {}): it may be half migrated; `plan recover` it first",
-                        row.run_id, row.state
-                    )));
-                }
-                let made = rehearsal::make_database(&mut ctx, copies, &Source::Snapshot);
-                drop(lock);
-                made
-            }
-            source @ Source::Dump(_) => rehearsal::make_database(&mut ctx, copies, &source),
-        };
-        let (seconds, bytes) = made_db.map_err(|e| match e {
-            backup::BackupError::Sessions { .. } => refused(format!(
-                "{}\n  a snapshot copy needs a moment with no session on `{database}`; rehearse from a dump instead, taken while it runs: `pg_dump -Fc -f {database}.dump {database}`, then --from-dump {database}.dump",
-                error_text(&e)
-            )),
-            other => (Rehearsed::Failed, error_text(&other)),
-        })?;
-        made.database_seconds = seconds;
-        made.database_bytes = bytes;
-        let (seconds, bytes) =
-            rehearsal::make_trees(copies).map_err(|e| (Rehearsed::Failed, error_text(&e)))?;
-        made.trees_seconds = seconds;
-        made.trees_bytes = bytes;
-        eprint(&format!(
-            "copied `{database}` as `{}` ({}, {}), and the plan's folder with {} other tree(s) ({})\n",
-            copies.copy,
-            crate::units::bytes(made.database_bytes.max(0) as u64),
-            crate::units::seconds(made.database_seconds),
-            copies.trees.len(),
-            crate::units::bytes(made.trees_bytes)
-        ));
-        Ok(())
-    }
 }
 
 /// How the run on the copy ended, as a rehearsal.
@@ -521,17 +404,6 @@ fn outcome_of(ending: Ending) -> Rehearsed {
         Exit::Interrupted => Rehearsed::Interrupted,
         Exit::Failed | Exit::Usage | Exit::RollbackFailed => Rehearsed::Failed,
     }
-}
-
-/// An error and its causes, in one line.
-fn error_text(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        text.push_str(&format!(": {cause}"));
-        source = cause.source();
-    }
-    text
 }
 
 /// The plan's trees, for the target and for the copy, after every plan
@@ -623,119 +495,4 @@ fn trees(
         return Ok(Err(Ending::checked(true)));
     }
     Ok(Ok(trees))
-}
-
-/// For `plan recover`: the target's rehearsals whose runner died (kill
-/// -9, a lost machine) have their steps' processes ended and their copies
-/// dropped, as their `copies.json` and their run's journal say. One line
-/// for each.
-pub fn drop_dead(
-    maintenance: &mut postgres::Client,
-    database: &str,
-    state_dir: Option<&Path>,
-) -> Vec<String> {
-    let rows = runs::unfinished_rehearsals(maintenance, database).unwrap_or_default();
-    let mut lines = Vec::new();
-    for row in rows {
-        let id = &row.run_id;
-        if row.host != runs::hostname() {
-            lines.push(format!(
-                "rehearsal {id} of `{database}` ran on host {}: run plan recover there to drop its copy",
-                row.host
-            ));
-            continue;
-        }
-        if let Ok(pid) = u32::try_from(row.pid)
-            && pid != std::process::id()
-            && std::fs::read_link(format!("/proc/{pid}/exe")).ok() == std::env::current_exe().ok()
-        {
-            lines.push(format!(
-                "rehearsal {id} of `{database}` is still running (pid {pid}): it drops its copy itself"
-            ));
-            continue;
-        }
-        let mut candidates: Vec<PathBuf> = state_dir
-            .map(|d| d.join("runs").join(id))
-            .into_iter()
-            .collect();
-        candidates.extend(row.run_folder.as_deref().map(PathBuf::from));
-        candidates.push(crate::commands::default_state_dir().join("runs").join(id));
-        let Some(folder) = candidates
-            .into_iter()
-            .find(|c| c.join(rehearsal::FILE_NAME).is_file())
-        else {
-            lines.push(format!(
-                "rehearsal {id} of `{database}` died, but its {} is not on this machine: give --state-dir",
-                rehearsal::FILE_NAME
-            ));
-            continue;
-        };
-        // What the record and the journal name is dropped: both must be
-        // this user's alone, and name nothing but a rehearsal's copies.
-        let run = folder.join("run");
-        let journal = run.join(crate::exec::journal::FILE_NAME);
-        let mut private = vec![folder.clone(), folder.join(rehearsal::FILE_NAME)];
-        if journal.exists() {
-            private.extend([run.clone(), journal]);
-        }
-        if let Err(untrusted) = crate::private::check_all(private.iter().map(PathBuf::as_path)) {
-            lines.push(format!("rehearsal {id} is left as it is: {untrusted}"));
-            continue;
-        }
-        let Some(copies) = Copies::read(&folder) else {
-            lines.push(format!(
-                "rehearsal {id} is left as it is: {} does not read as its record",
-                folder.join(rehearsal::FILE_NAME).display()
-            ));
-            continue;
-        };
-        if let Some(why) = copies.untrusted(&folder, id, database) {
-            lines.push(format!(
-                "rehearsal {id} is left as it is: {}: {why}",
-                folder.join(rehearsal::FILE_NAME).display()
-            ));
-            continue;
-        }
-        end_processes(&copies);
-        let dropped = rehearsal::drop_all(maintenance, &copies);
-        let _ = runs::finish(maintenance, &copies.inner_run_id, "dropped");
-        let _ = runs::finish(maintenance, id, &runs::rehearsal_state("dropped"));
-        if dropped.left.is_empty() {
-            lines.push(format!(
-                "rehearsal {id} of `{database}` had died: its copy `{}` and {} other item(s) were dropped",
-                copies.copy,
-                dropped.dropped.len().saturating_sub(1)
-            ));
-        } else {
-            lines.push(format!(
-                "rehearsal {id} of `{database}` had died: NOT DROPPED (remove by hand): {}",
-                dropped.left.join("; ")
-            ));
-        }
-    }
-    lines
-}
-
-/// Ends what the dead rehearsal's steps left running: their process
-/// groups (when provably theirs) and their cgroups.
-fn end_processes(copies: &Copies) {
-    use crate::exec::journal::{self, Story};
-    let Ok(contents) = journal::read(&copies.inner_folder) else {
-        return;
-    };
-    let story = Story::of(&contents.entries);
-    for group in &story.groups {
-        let _ = crate::exec::run::dead::end_group(group, Duration::from_secs(10));
-    }
-    for recorded in &story.cgroups {
-        let Ok(path) = crate::exec::cgroup::trusted(recorded, &copies.inner_run_id) else {
-            continue;
-        };
-        crate::exec::cgroup::kill(&path);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !crate::exec::cgroup::members(&path).is_empty() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = crate::exec::cgroup::remove(&path);
-    }
 }

@@ -5,6 +5,8 @@
 //! written to `copies.json` before each copy is made, so that `plan
 //! recover` drops what a killed rehearsal left.
 
+pub mod dead;
+pub mod make;
 pub mod point;
 pub mod report;
 
@@ -322,4 +324,15 @@ pub fn literal_copy(folder: &Path, n: usize, original: &Path) -> PathBuf {
         .map(|n| n.to_os_string())
         .unwrap_or_else(|| "tree".into());
     folder.join("trees").join(n.to_string()).join(name)
+}
+
+/// An error and its causes, in one line.
+pub fn error_text(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    text
 }
