@@ -439,6 +439,9 @@ pub enum Ready {
     },
     /// `tcp://host:port` or `host:port`: a connection accepted.
     Tcp { host: String, port: u16 },
+    /// An address holding a value known only when the plan runs, such as
+    /// `http://127.0.0.1:<env.ODOO_PORT>/web/health` (lint and show).
+    Later(String),
 }
 
 impl fmt::Display for Ready {
@@ -446,6 +449,7 @@ impl fmt::Display for Ready {
         match self {
             Ready::Http { url, .. } => f.write_str(url),
             Ready::Tcp { host, port } => write!(f, "tcp://{host}:{port}"),
+            Ready::Later(text) => f.write_str(text),
         }
     }
 }

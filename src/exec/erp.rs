@@ -98,6 +98,8 @@ pub enum ReadyError {
 fn probe(ready: &Ready) -> Result<(), String> {
     let (host, port) = match ready {
         Ready::Http { host, port, .. } | Ready::Tcp { host, port } => (host, *port),
+        // A plan that runs has every value: never asked, but not a panic.
+        Ready::Later(text) => return Err(format!("`{text}` is not known until the plan runs")),
     };
     // Every address of the name in turn: `localhost` may give ::1 first
     // to a server that listens on 127.0.0.1 only.

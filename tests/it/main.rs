@@ -33,6 +33,7 @@ mod process;
 mod progress;
 mod prune_trust;
 mod psql_flags;
+mod ready_vars;
 mod rehearse;
 mod resume;
 mod roles;

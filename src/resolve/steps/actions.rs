@@ -305,13 +305,28 @@ impl<'a> StepBuilder<'_, 'a> {
         }
     }
 
-    /// `ready = "http://127.0.0.1:8069/web/health"` or `"127.0.0.1:8069"`.
+    /// `ready = "http://127.0.0.1:8069/web/health"` or `"127.0.0.1:8069"`,
+    /// variables substituted: several servers on one machine each answer
+    /// on a port of their own, which the inventory gives per target.
     pub(super) fn ready(&mut self, attrs: &Attrs<'a>) -> Option<Option<Ready>> {
         if !attrs.has("ready") {
             return Some(None);
         }
-        let s = attrs.literal("ready", self.diagnostics)?;
-        let text = plain(s);
+        let s = attrs.string("ready", self.diagnostics)?;
+        let value = self.joined(s)?;
+        if value.has_secret() {
+            self.diagnostics.push(
+                Diagnostic::new(Code::BadValue, s.span, "a secret cannot be part of `ready`")
+                    .label("holds a secret")
+                    .help("the address is shown in the progress, the report and `plan show`: write it without secrets"),
+            );
+            return None;
+        }
+        // Without a target or the environment (lint, show), a variable's
+        // value is not known: the address is checked when the plan runs.
+        let Some(text) = value.as_literal() else {
+            return Some(Some(Ready::Later(value.to_string())));
+        };
         match Ready::parse(&text) {
             Ok(ready) => Some(Some(ready)),
             Err(why) => {

@@ -1,0 +1,1 @@
+from . import e2e_sla
