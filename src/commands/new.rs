@@ -162,8 +162,10 @@ struct Shape {
     programs: String,
     service: (String, String),
     user: &'static str,
-    filestore: &'static str,
-    filestore_note: &'static str,
+    /// Where the filestore is, with the comment that says so; `None` when
+    /// the plan names the server's configuration (`erp_config`), whose
+    /// `data_dir` says it and whose filestore joins every backup.
+    filestore: Option<(&'static str, &'static str)>,
 }
 
 fn shape(flavor: Flavor, from: &Version, to: &Version) -> Shape {
@@ -183,19 +185,23 @@ var new_server = env(\"NEW_SERVER\", \"/opt/openerp-{new}/bin/openerp-server\")
             ),
             service: (format!("openerp-{old}"), format!("openerp-{new}")),
             user: "openerp",
-            filestore: "/var/lib/openerp/filestore",
-            filestore_note: "\
+            filestore: Some((
+                "/var/lib/openerp/filestore",
+                "\
 # Before 7.0, OpenERP keeps attachments in the database unless the
 # customer moved them to disk: with no filestore, remove `paths`.",
+            )),
         },
         Flavor::Odoo => Shape {
             title: format!("odoo {from} to {to}"),
             header: "\
 # The new server is `odoo-bin` with the customer's configuration file
 # (`odoo.py` or `openerp-server` before 10.0): `update_command` runs it once
-# with --update and --stop-after-init. Its db_host, db_port, db_user and
-# db_name must be the target's.",
-            update_command: "${odoo_bin} -c ${odoo_conf} -d ${db} --update=${modules} --stop-after-init",
+# with --update and --stop-after-init. The plan names that file
+# (`erp_config`): the server is given a copy of it with the target's
+# connection (`${erp_config}`), a file naming another server or database is
+# refused, and the filestore of its `data_dir` is in every backup.",
+            update_command: "${odoo_bin} -c ${erp_config} -d ${db} --update=${modules} --stop-after-init",
             programs: format!(
                 "\
 # The new release's server program and configuration, on this machine.
@@ -205,10 +211,7 @@ var odoo_conf = env(\"ODOO_CONF\", \"/etc/odoo/odoo-{new}.conf\")
             ),
             service: (format!("odoo-{old}"), format!("odoo-{new}")),
             user: "odoo",
-            filestore: "/var/lib/odoo/.local/share/Odoo/filestore",
-            filestore_note: "\
-# `data_dir` of the configuration, then `filestore`: Odoo keeps the
-# attachments there, one folder per database.",
+            filestore: None,
         },
         Flavor::Openupgrade => Shape {
             title: format!("openupgrade {from} to {to}"),
@@ -217,9 +220,10 @@ var odoo_conf = env(\"ODOO_CONF\", \"/etc/odoo/odoo-{new}.conf\")
 # openupgrade_framework and runs the migration scripts of
 # openupgrade_scripts for each module. The configuration's addons_path must
 # hold the OpenUpgrade checkout (for openupgrade_framework) besides the
-# customer's addons, and its db_host, db_port, db_user and db_name must be
-# the target's.",
-            update_command: "${odoo_bin} -c ${odoo_conf} -d ${db} --upgrade-path=${openupgrade}/openupgrade_scripts/scripts --load=base,web,openupgrade_framework --update=${modules} --stop-after-init",
+# customer's addons. The plan names that file (`erp_config`): the server is
+# given a copy of it with the target's connection (`${erp_config}`), and
+# the filestore of its `data_dir` is in every backup.",
+            update_command: "${odoo_bin} -c ${erp_config} -d ${db} --upgrade-path=${openupgrade}/openupgrade_scripts/scripts --load=base,web,openupgrade_framework --update=${modules} --stop-after-init",
             programs: format!(
                 "\
 # The new release's server program and configuration, on this machine.
@@ -232,10 +236,7 @@ var openupgrade = env(\"OPENUPGRADE\", \"/opt/openupgrade-{new}\")
             ),
             service: (format!("odoo-{old}"), format!("odoo-{new}")),
             user: "odoo",
-            filestore: "/var/lib/odoo/.local/share/Odoo/filestore",
-            filestore_note: "\
-# `data_dir` of the configuration, then `filestore`: Odoo keeps the
-# attachments there, one folder per database.",
+            filestore: None,
         },
     }
 }
@@ -251,8 +252,22 @@ pub fn plan_text(flavor: Flavor, from: &Version, to: &Version) -> String {
         service: (old_service, new_service),
         user,
         filestore,
-        filestore_note,
     } = shape;
+    // With `erp_config`, the configuration says where the filestore is.
+    let (erp_config, files, paths, copied) = match filestore {
+        Some((path, note)) => (
+            String::new(),
+            format!("{note}\nvar filestore = env(\"FILESTORE\", \"{path}\")\n\n"),
+            "\n  paths  = [\"${filestore}/${db}\"]",
+            "machine. The filestore is copied beside it and restored with it.",
+        ),
+        None => (
+            "\n  erp_config     = \"${odoo_conf}\"".to_string(),
+            String::new(),
+            "",
+            "machine. The filestore (the configuration's data_dir) is copied beside\n# it and restored with it.",
+        ),
+    };
     format!(
         r#"# {title}
 #
@@ -269,7 +284,7 @@ plan "{title}" {{
   to   = "{to}"
 
   update_command = "{update_command}"
-  release_query  = "select latest_version from ir_module_module where name = 'base'"
+  release_query  = "select latest_version from ir_module_module where name = 'base'"{erp_config}
 }}
 
 var db = target.database
@@ -284,10 +299,7 @@ var new_service = env("NEW_SERVICE", "{new_service}")
 # keeps its owner. Run as that user yourself, or remove the `user` lines.
 var erp_user = env("ERP_USER", "{user}")
 
-{filestore_note}
-var filestore = env("FILESTORE", "{filestore}")
-
-# The pair's own scripts: pre.py runs before the update, post.py after it.
+{files}# The pair's own scripts: pre.py runs before the update, post.py after it.
 # Keep them beside this plan (say in migrate/{from}-{to}/) and write that
 # relative path here: `plan lint` then checks that both exist.
 var scripts = env("MIGRATION_SCRIPTS", "/opt/migrations/{from}-{to}")
@@ -299,11 +311,10 @@ stop old_server_down {{
 
 # A snapshot is a copy the server makes of the database (fast, restored by a
 # rename); method = "dump" (pg_dump) is for a backup that must leave the
-# machine. The filestore is copied beside it and restored with it.
+# {copied}
 backup before_upgrade {{
   after  = old_server_down
-  method = "snapshot"
-  paths  = ["${{filestore}}/${{db}}"]
+  method = "snapshot"{paths}
 }}
 
 script pre {{
@@ -407,7 +418,13 @@ mod tests {
         assert!(openerp.contains("/opt/openerp-6.0/bin/openerp-server"));
         assert!(openerp.contains("\"OLD_SERVICE\", \"openerp-5.0\""));
         let odoo = plan_text(Flavor::Odoo, &from, &to);
-        assert!(odoo.contains("${odoo_bin} -c ${odoo_conf} -d ${db} --update=${modules}"));
+        assert!(odoo.contains("${odoo_bin} -c ${erp_config} -d ${db} --update=${modules}"));
+        assert!(odoo.contains("erp_config     = \"${odoo_conf}\""));
+        assert!(
+            !odoo.contains("paths  ="),
+            "the configuration names the filestore"
+        );
+        assert!(openerp.contains("paths  = [\"${filestore}/${db}\"]"));
         assert!(odoo.contains("env(\"ODOO_BIN\", \"/opt/odoo-17.0/odoo-bin\")"));
         assert!(!odoo.contains("openupgrade"));
         let ou = plan_text(Flavor::Openupgrade, &from, &to);
