@@ -113,9 +113,12 @@ pub(crate) fn run_resolved(
     }
     // A resumed run keeps its id and its run folder.
     let resuming = if args.resume {
-        match crate::commands::resume::find(args, resolved, &plan_sha256, |w| {
-            eprint(&format!("{w}\n"))
-        }) {
+        match crate::commands::resume::find(
+            args,
+            resolved,
+            crate::commands::resume::Expected::Plan(&plan_sha256),
+            |w| eprint(&format!("{w}\n")),
+        ) {
             Ok(unfinished) => Some(unfinished),
             Err(crate::commands::resume::Refused(ending, text)) => {
                 eprint(&format!("{text}\n"));

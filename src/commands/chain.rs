@@ -27,8 +27,10 @@ pub fn run(args: &ApplyArgs) -> Result<Ending, UsageError> {
     if args.sandbox {
         return Err(UsageError::ChainUnsupported { flag: "--sandbox" });
     }
-    if args.resume {
-        return Err(UsageError::ChainUnsupported { flag: "--resume" });
+    if args.resume && args.keep_reached {
+        return Err(UsageError::ChainUnsupported {
+            flag: "--resume with --keep-reached",
+        });
     }
     let resolved = target::resolve_wanted(&args.target.wanted(), &Env::from_process())
         .map_err(UsageError::from)?;
@@ -119,18 +121,43 @@ pub(crate) fn run_resolved(
         return Err(UsageError::ChainUnsupported { flag: "erp_config" });
     }
     let state_dir = crate::commands::state_dir(args.state_dir.as_deref());
-    let chain_id = rehearsing
-        .map(|r| r.run_id.clone())
-        .unwrap_or_else(run::new_run_id);
-    let chain_folder = rehearsing
-        .map(|r| r.run_folder.clone())
-        .unwrap_or_else(|| state_dir.join("runs").join(&chain_id));
+    // A chain stopped in one of its hops goes on in that hop: it must be
+    // the first of the path from the release the database is at now.
+    let resumed = if args.resume {
+        match resumable(args, resolved, &files[path[0]], path.len(), (&current, to)) {
+            Ok(resumed) => Some(resumed),
+            Err(crate::commands::resume::Refused(ending, text)) => {
+                eprint(&format!("{text}\n"));
+                return Ok(Done::Ended(ending));
+            }
+        }
+    } else {
+        None
+    };
+    let passed = resumed.as_ref().map_or(0, |r| r.passed);
+    let chain_id = match (&resumed, rehearsing) {
+        (Some(r), _) => r.unfinished.row.run_id.clone(),
+        (None, Some(r)) => r.run_id.clone(),
+        (None, None) => run::new_run_id(),
+    };
+    let chain_folder = match (&resumed, rehearsing) {
+        (Some(r), _) => r.unfinished.folder.clone(),
+        (None, Some(r)) => r.run_folder.clone(),
+        (None, None) => state_dir.join("runs").join(&chain_id),
+    };
     let child_env = if args.dry_run {
         Vec::new()
     } else {
         let runs = state_dir.join("runs");
-        [state_dir.as_path(), &runs, &chain_folder]
-            .into_iter()
+        let state: &[&Path] = if chain_folder.starts_with(&state_dir) {
+            &[state_dir.as_path(), &runs]
+        } else {
+            &[]
+        };
+        state
+            .iter()
+            .copied()
+            .chain([chain_folder.as_path()])
             .try_for_each(crate::private::make_dir)
             .map_err(|source| UsageError::Write {
                 path: chain_folder.clone(),
@@ -152,7 +179,7 @@ pub(crate) fn run_resolved(
             resolved,
             (
                 chain_id.clone(),
-                chain_folder.join(format!("hop-{}", k + 1)),
+                chain_folder.join(format!("hop-{}", passed + k + 1)),
             ),
             (&files[i], sha),
             child_env.clone(),
@@ -160,7 +187,7 @@ pub(crate) fn run_resolved(
         );
         // Later hops are at their `from` by the history the hop before
         // wrote; --assume-release speaks of the chain's start only.
-        if k > 0 {
+        if k > 0 || resumed.is_some() {
             opts.assume_release = None;
         }
         opts.rehearsal = rehearsing.is_some();
@@ -187,16 +214,73 @@ pub(crate) fn run_resolved(
         print(&text);
         return Ok(Done::Ended(Ending::run(outcome)));
     }
-    if rehearsing.is_none() {
+    if rehearsing.is_none() && resumed.is_none() {
         crate::commands::rehearsal_record::tell_last(
             &hops[0].opts,
             &crate::commands::rehearsal_record::chain_identity(&files, to),
         );
     }
-    let report = run::chain::apply_chain(&hops, &chain_folder, args.keep_reached);
+    let report = run::chain::apply_chain(&hops, &chain_folder, args.keep_reached, resumed);
     eprint(&report.human());
     let ending = report.ending();
     Ok(Done::Ran(report.hops, ending))
+}
+
+/// The chain to resume (`--resume`): its unfinished run, found and
+/// locked, whose stopped hop ran `first` (the first plan of the path from
+/// the release the database is at, `hops` long) and ends where the chain
+/// was going.
+fn resumable(
+    args: &ApplyArgs,
+    resolved: &target::ResolvedTarget,
+    first: &Path,
+    hops: usize,
+    (current, to): (&Version, &Version),
+) -> Result<run::chain::Resumed, crate::commands::resume::Refused> {
+    use crate::commands::resume::{Expected, Refused, find};
+    use crate::exec::journal::Record;
+    let unfinished = find(args, resolved, Expected::Chain, |w| {
+        eprint(&format!("{w}\n"))
+    })?;
+    let refuse = |text: String| Refused(Ending::run(Outcome::Refused), text);
+    let Some(Record::RunStarted {
+        chain: Some(mark),
+        plan_path,
+        plan_sha256,
+        ..
+    }) = &unfinished.story.started
+    else {
+        return Err(refuse(
+            "the chain's journal has no start record for its hop".into(),
+        ));
+    };
+    let sha = std::fs::read(first)
+        .map(|bytes| hex::encode(Sha256::digest(&bytes)))
+        .unwrap_or_default();
+    if &sha != plan_sha256 {
+        return Err(refuse(format!(
+            "chain {} stopped in hop {} of {}, which ran {} (SHA-256 {}); the path from {current} to {to} now starts with {} (SHA-256 {}): --resume goes on with the plans the chain ran\n  give the folder as it was, or `plan recover` the chain and start again",
+            unfinished.row.run_id,
+            mark.hop,
+            mark.hops,
+            plan_path.display(),
+            sha_prefix(plan_sha256),
+            first.display(),
+            sha_prefix(&sha)
+        )));
+    }
+    let passed = mark.hop.saturating_sub(1);
+    if passed + hops != mark.hops {
+        return Err(refuse(format!(
+            "chain {} was going {} hop(s) from its start, and {current} to {to} is {} hop(s) after the {passed} that passed: resume it with the --to it was given",
+            unfinished.row.run_id, mark.hops, hops
+        )));
+    }
+    Ok(run::chain::Resumed { unfinished, passed })
+}
+
+fn sha_prefix(sha: &str) -> &str {
+    sha.get(..12).unwrap_or(sha)
 }
 
 /// The plans directly in a folder, analysed and linted, with the

@@ -20,11 +20,20 @@ use crate::target::ResolvedTarget;
 /// Why `--resume` does not go on: the exit status and what to tell.
 pub struct Refused(pub Ending, pub String);
 
+/// What the run to resume must be.
+pub enum Expected<'a> {
+    /// A run of the plan with this SHA-256 (`plan apply PLAN --resume`).
+    Plan(&'a str),
+    /// A chain's (`plan apply DIR --to X --resume`): the caller checks the
+    /// hop's plan against the folder's.
+    Chain,
+}
+
 /// Finds the run to resume and takes the target's lock for it.
 pub fn find(
     args: &ApplyArgs,
     resolved: &ResolvedTarget,
-    plan_sha256: &str,
+    expected: Expected<'_>,
     warn: impl Fn(&str),
 ) -> Result<Unfinished, Refused> {
     let database = &resolved.target.database;
@@ -144,17 +153,40 @@ pub fn find(
             contents.damaged
         )));
     }
-    let story = Story::of(&contents.entries);
-    // A chain's journal holds every hop's steps under their own names: a
-    // step of hop 1 must not count as done in hop 3 (docs/chains.md).
-    if let Some(Record::RunStarted {
-        chain: Some(mark), ..
-    }) = &story.started
-    {
-        return Err(refuse(format!(
-            "run {} is hop {} of a chain of {}: a chain is not resumed; `plan recover` takes it back to the chain's start",
-            row.run_id, mark.hop, mark.hops
-        )));
+    let mut story = Story::of(&contents.entries);
+    let mark = match &story.started {
+        Some(Record::RunStarted { chain, .. }) => chain.clone(),
+        _ => None,
+    };
+    match (&expected, &mark) {
+        (Expected::Plan(_), Some(mark)) => {
+            return Err(refuse(format!(
+                "run {} is hop {} of a chain of {}: resume it with the chain's folder and --to (`plan apply DIR --to X --resume`); `plan recover` takes it back to the chain's start",
+                row.run_id, mark.hop, mark.hops
+            )));
+        }
+        (Expected::Chain, None) => {
+            return Err(refuse(format!(
+                "run {} is not a chain's: resume it with its plan file (`plan apply PLAN --resume`)",
+                row.run_id
+            )));
+        }
+        // A chain's journal holds every hop's steps under their own names:
+        // only the stopped hop's tell what is done (a step of hop 1 is
+        // not done in hop 3).
+        (Expected::Chain, Some(mark)) if mark.keep_reached => {
+            return Err(refuse(format!(
+                "run {} is hop {} of a chain run with --keep-reached, whose passed hops' backups are gone: it is not resumed; `plan recover` undoes hop {} alone",
+                row.run_id, mark.hop, mark.hop
+            )));
+        }
+        (Expected::Chain, Some(_)) => {
+            let hop = Story::of(journal::last_hop(&contents.entries));
+            story.ended_steps = hop.ended_steps;
+            story.failed = hop.failed;
+            story.running = hop.running;
+        }
+        (Expected::Plan(_), None) => {}
     }
     let Some((_, journal_sha)) = story.plan.clone() else {
         return Err(refuse(format!(
@@ -163,7 +195,9 @@ pub fn find(
             folder.display()
         )));
     };
-    if journal_sha != plan_sha256 {
+    if let Expected::Plan(plan_sha256) = expected
+        && journal_sha != plan_sha256
+    {
         return Err(refuse(format!(
             "{} changed since run {} started (SHA-256 {} then, {} now): --resume goes on with the plan the run started with\n  give the plan file as it was, or `plan recover` the run and start again",
             args.plan.display(),

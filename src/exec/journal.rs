@@ -143,6 +143,10 @@ pub struct ChainMark {
     /// From 1.
     pub hop: usize,
     pub hops: usize,
+    /// `--keep-reached`: each hop took its own backups, and those of the
+    /// hops that passed are gone (such a chain is not resumed).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub keep_reached: bool,
 }
 
 /// A record as read back, with the time it was written.
@@ -340,6 +344,16 @@ pub struct Contents {
 pub fn read(folder: &Path) -> io::Result<Contents> {
     let bytes = std::fs::read(folder.join(FILE_NAME))?;
     Ok(parse(&bytes))
+}
+
+/// The entries of a chain's last hop: from its `run_started` on (all of
+/// them in a journal of one run).
+pub fn last_hop(entries: &[Entry]) -> &[Entry] {
+    let start = entries
+        .iter()
+        .rposition(|e| matches!(e.record, Record::RunStarted { .. }))
+        .unwrap_or(0);
+    &entries[start..]
 }
 
 /// Parses a journal's bytes.

@@ -606,3 +606,131 @@ fn show_and_graph_draw_a_folder_as_releases_and_show_each_path() {
         .expect("plan show runs");
     assert_eq!(file.status.code(), Some(2));
 }
+
+/// Hop 2 of three: its change (which cannot run twice: it creates a
+/// table), then a step held until the file `go` exists.
+fn held_second_hop() -> String {
+    hop("2.0", "3.0", &mutate("hopb", "ok")).replace(
+        "check settled {\n  after  = change\n",
+        "script held {\n  after   = change\n  run     = \"sh -c 'touch held.started; i=0; while [ ! -e go ] && [ $i -lt 1200 ]; do sleep 0.1; i=$((i+1)); done'\"\n  timeout = \"3m\"\n}\n\ncheck settled {\n  after  = held\n",
+    )
+}
+
+/// Starts the chain to 4.0 and kills its runner with SIGKILL while hop 2
+/// is held.
+fn kill_in_second_hop(world: &World) {
+    let mut runner = apply_command(
+        &world.db,
+        world.folder.path(),
+        world.state.path(),
+        &["--to", "4.0"],
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("`plan apply` starts");
+    wait_for(&mut runner, "the second hop's held step", || {
+        world.path("held.started").is_file().then_some(())
+    });
+    kill(
+        Pid::from_raw(i32::try_from(runner.id()).unwrap()),
+        Signal::SIGKILL,
+    )
+    .unwrap();
+    runner.wait().expect("the killed runner is reaped");
+}
+
+#[test]
+fn resume_goes_on_with_the_hop_a_killed_chain_stopped_in_and_the_hops_after_it() {
+    let world = chain_world(
+        "chain_resume",
+        &[
+            ("a-1.0-2.0.plan", hop("1.0", "2.0", &mutate("hopa", "ok"))),
+            ("b-2.0-3.0.plan", held_second_hop()),
+            ("c-3.0-4.0.plan", hop("3.0", "4.0", &mutate("hopc", "ok"))),
+        ],
+    );
+    kill_in_second_hop(&world);
+    fs::write(world.path("go"), "").unwrap();
+    let resumed = apply_chain(&world, "4.0", &["--resume"]);
+    // hop 2's change ran once (a second run would fail: its table exists).
+    resumed.assert_code(0);
+    assert!(
+        resumed.stderr.contains("resuming run"),
+        "{}",
+        resumed.output()
+    );
+    let rows = history(&world.db);
+    let outcomes: Vec<_> = rows
+        .iter()
+        .map(|r| (r.from_release.as_str(), r.outcome.as_str()))
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            ("1.0", "succeeded"),
+            ("2.0", "succeeded"),
+            ("3.0", "succeeded")
+        ],
+        "{}",
+        resumed.output()
+    );
+    let id = rows[0].run_id.trim_end_matches("-1").to_string();
+    assert_eq!(rows[1].run_id, format!("{id}-2"));
+    assert_eq!(rows[2].run_id, format!("{id}-3"));
+    // Still one window, one backup.
+    assert_eq!(snapshots(&world).len(), 1, "{:?}", snapshots(&world));
+    for tag in ["hopa", "hopb", "hopc"] {
+        assert!(world.witnessed(tag), "{tag} did not run");
+    }
+    // The chain ended at its `to`: nothing is left to do.
+    let again = apply_chain(&world, "4.0", &["--resume"]);
+    again.assert_code(0);
+    assert!(again.stderr.contains("nothing to do"), "{}", again.output());
+}
+
+#[test]
+fn a_failure_after_a_chain_is_resumed_rolls_it_back_to_the_chain_start() {
+    let world = chain_world(
+        "chain_resume_fail",
+        &[
+            ("a-1.0-2.0.plan", hop("1.0", "2.0", &mutate("hopa", "ok"))),
+            ("b-2.0-3.0.plan", held_second_hop()),
+            ("c-3.0-4.0.plan", hop("3.0", "4.0", &mutate("hopc", "fail"))),
+        ],
+    );
+    let before = fingerprint(&world.db);
+    let tree_before = read_tree(&world.tree());
+    kill_in_second_hop(&world);
+    // A plan of the stopped hop that changed since is refused.
+    let b = world.path("b-2.0-3.0.plan");
+    let original = fs::read_to_string(&b).unwrap();
+    fs::write(&b, original.replace("timeout = \"3m\"", "timeout = \"4m\"")).unwrap();
+    let refused = apply_chain(&world, "4.0", &["--resume"]);
+    refused.assert_code(4);
+    assert!(
+        refused
+            .stderr
+            .contains("--resume goes on with the plans the chain ran"),
+        "{}",
+        refused.output()
+    );
+    fs::write(&b, original).unwrap();
+
+    fs::write(world.path("go"), "").unwrap();
+    let resumed = apply_chain(&world, "4.0", &["--resume"]);
+    resumed.assert_code(1);
+    assert_eq!(fingerprint(&world.db), before, "{}", resumed.output());
+    assert_eq!(
+        read_tree(&world.tree()),
+        tree_before,
+        "{}",
+        resumed.output()
+    );
+    assert!(world.on_failure_ran());
+    assert!(
+        history(&world.db).iter().all(|r| r.outcome != "succeeded"),
+        "{:?}",
+        history(&world.db)
+    );
+}

@@ -60,26 +60,43 @@ enum HopEnd {
     Passed,
 }
 
+/// A chain taken over at one of its hops (`--resume`): the unfinished
+/// run, and how many hops had passed before the one it stopped in.
+pub struct Resumed {
+    pub unfinished: super::resume::Unfinished,
+    pub passed: usize,
+}
+
 /// Runs the hops in order; the chain's journal goes in `chain_folder`
-/// (the folder its runs row names, where `plan recover` looks).
-pub fn apply_chain(hops: &[Hop<'_>], chain_folder: &Path, keep_reached: bool) -> ChainReport {
+/// (the folder its runs row names, where `plan recover` looks). With
+/// `resumed`, `hops` are the chain's from the hop it stopped in, which
+/// goes on from its first step that did not end successfully.
+pub fn apply_chain(
+    hops: &[Hop<'_>],
+    chain_folder: &Path,
+    keep_reached: bool,
+    resumed: Option<Resumed>,
+) -> ChainReport {
     let chain_id = hops
         .first()
         .map(|h| h.opts.run_id.clone())
         .unwrap_or_default();
+    let passed = resumed.as_ref().map_or(0, |r| r.passed);
+    let mut resumed = resumed.map(|r| r.unfinished);
     let mut reports = Vec::new();
     let mut carried: Option<Carried> = None;
     for (k, hop) in hops.iter().enumerate() {
         let mut run = Run::new(hop.plan, &hop.opts, Signals::Watched);
         run.chain = Some(Place {
-            hop: k + 1,
-            hops: hops.len(),
+            hop: passed + k + 1,
+            hops: passed + hops.len(),
             keep_reached,
             continues: false,
         });
-        let end = match carried.take() {
-            None => run.first_hop(chain_folder, hop.order),
-            Some(carried) => run.next_hop(carried, hop.order),
+        let end = match (carried.take(), resumed.take()) {
+            (Some(carried), _) => run.next_hop(carried, hop.order),
+            (None, Some(unfinished)) => run.resume_hop(unfinished, hop.order),
+            (None, None) => run.first_hop(chain_folder, hop.order),
         };
         match end {
             HopEnd::Early => {
@@ -106,7 +123,7 @@ pub fn apply_chain(hops: &[Hop<'_>], chain_folder: &Path, keep_reached: bool) ->
         chain_id,
         keep_reached,
         hops: reports,
-        planned: hops.len(),
+        planned: passed + hops.len(),
     };
     let _ = crate::private::write(
         &chain_folder.join("chain.json"),
@@ -157,6 +174,34 @@ impl Run<'_> {
             return HopEnd::Early;
         }
         self.run_steps(order)
+    }
+
+    /// The hop a chain stopped in (`--resume`): the chain's lock, row,
+    /// journal and backups taken over, and its steps that had not ended
+    /// successfully run.
+    fn resume_hop(&mut self, unfinished: super::resume::Unfinished, order: &[usize]) -> HopEnd {
+        let folders = [self.run_folder.clone(), self.run_folder.join("logs")];
+        if let Err(source) = folders.iter().try_for_each(|f| crate::private::make_dir(f)) {
+            self.early(Early::RunFolder {
+                folder: self.run_folder.clone(),
+                source,
+            });
+            return HopEnd::Early;
+        }
+        self.announce();
+        match self.take_up(order, unfinished) {
+            Ok(remaining) => self.run_steps(&remaining),
+            Err(message) => {
+                // Nothing was run: the chain stays unfinished as it was,
+                // its journal without an end, for a later --resume or
+                // `plan recover`.
+                self.lock = None;
+                self.awaiting_recovery = true;
+                self.report.outcome = Outcome::Error;
+                self.report.message = Some(message);
+                HopEnd::Early
+            }
+        }
     }
 
     /// A later hop: takes over the window from the hop before, checks the

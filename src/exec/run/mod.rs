@@ -354,6 +354,7 @@ impl Run<'_> {
                 chain_id: self.run_id.clone(),
                 hop: c.hop,
                 hops: c.hops,
+                keep_reached: c.keep_reached,
             }),
         }
     }

@@ -66,6 +66,16 @@ impl Run<'_> {
         failure_order: &[usize],
         u: Unfinished,
     ) -> Result<(), String> {
+        let remaining = self.take_up(order, u)?;
+        let failed = self.steps(&remaining);
+        self.conclude(failed, failure_order);
+        Ok(())
+    }
+
+    /// Takes the run over: its lock, journal, row and backups, the steps
+    /// it had done reported as done; returns the steps left to run, in
+    /// order. `Err` when it could not be taken over: nothing was run.
+    pub(super) fn take_up(&mut self, order: &[usize], u: Unfinished) -> Result<Vec<usize>, String> {
         self.lock = Some(u.lock);
         if let Err(e) = self.maintenance() {
             return Err(format!(
@@ -199,9 +209,7 @@ impl Run<'_> {
                 .progress
                 .message("every step had ended successfully: finishing the run"),
         }
-        let failed = self.steps(&remaining);
-        self.conclude(failed, failure_order);
-        Ok(())
+        Ok(remaining)
     }
 }
 
