@@ -50,7 +50,30 @@ pub(crate) fn run_resolved(
     rehearsing: Option<&Rehearsing<'_>>,
 ) -> Result<Done, UsageError> {
     let dir = &args.plan;
-    let ctx = crate::commands::live_context(&args.vars, resolved);
+    let state_dir = crate::commands::state_dir(args.state_dir.as_deref());
+    let fresh_id = rehearsing
+        .map(|r| r.run_id.clone())
+        .unwrap_or_else(run::new_run_id);
+    // `${erp_config}` names the chain's derived configuration file, which
+    // each hop writes for its own server (in the chain's folder, known
+    // once a resumed chain is found: the hops on the path are read again
+    // then).
+    let context_in = |folder: &Path| {
+        let mut ctx = crate::commands::live_context(&args.vars, resolved);
+        if let Some(live) = &mut ctx.live {
+            live.erp_config = Some(
+                folder
+                    .join(crate::erp_config::DERIVED_FILE)
+                    .display()
+                    .to_string(),
+            );
+        }
+        ctx
+    };
+    let fresh_folder = rehearsing
+        .map(|r| r.run_folder.clone())
+        .unwrap_or_else(|| state_dir.join("runs").join(&fresh_id));
+    let ctx = context_in(&fresh_folder);
     let Folder {
         files,
         mut analyses,
@@ -114,13 +137,6 @@ pub(crate) fn run_resolved(
         &path.iter().map(|&i| &analyses[i]).collect::<Vec<_>>(),
     )?;
 
-    // Each hop would need its own derived configuration and filestore
-    // backup: not yet, and a hop must never run with a file that points
-    // its server elsewhere.
-    if resolved.erp_config.is_some() || path.iter().any(|&i| plans[i].0.erp_config.is_some()) {
-        return Err(UsageError::ChainUnsupported { flag: "erp_config" });
-    }
-    let state_dir = crate::commands::state_dir(args.state_dir.as_deref());
     // A chain stopped in one of its hops goes on in that hop: it must be
     // the first of the path from the release the database is at now.
     let resumed = if args.resume {
@@ -135,16 +151,52 @@ pub(crate) fn run_resolved(
         None
     };
     let passed = resumed.as_ref().map_or(0, |r| r.passed);
-    let chain_id = match (&resumed, rehearsing) {
-        (Some(r), _) => r.unfinished.row.run_id.clone(),
-        (None, Some(r)) => r.run_id.clone(),
-        (None, None) => run::new_run_id(),
+    let (chain_id, chain_folder) = match &resumed {
+        Some(r) => (r.unfinished.row.run_id.clone(), r.unfinished.folder.clone()),
+        None => (fresh_id, fresh_folder),
     };
-    let chain_folder = match (&resumed, rehearsing) {
-        (Some(r), _) => r.unfinished.folder.clone(),
-        (None, Some(r)) => r.run_folder.clone(),
-        (None, None) => state_dir.join("runs").join(&chain_id),
+    // The plans on the path, read for this chain's folder.
+    let on_path = {
+        let ctx = context_in(&chain_folder);
+        let mut on_path = Vec::with_capacity(path.len());
+        for &i in &path {
+            let mut a = analyse_path(&files[i], &ctx).map_err(|source| UsageError::Io {
+                path: files[i].clone(),
+                source,
+            })?;
+            if let (Some(r), Some(plan)) = (rehearsing, a.plan.as_mut()) {
+                crate::exec::rehearsal::point::point_at(plan, r.trees);
+            }
+            on_path.push(a);
+        }
+        on_path
     };
+    // Each hop's server gets its own configuration (the one its plan, or
+    // the inventory, names), pointed at the target; one naming another
+    // server or database refuses the whole chain before it starts.
+    let mut configs = Vec::with_capacity(path.len());
+    for (k, a) in on_path.iter().enumerate() {
+        let Some(plan) = &a.plan else {
+            return Ok(Done::Ended(Ending::checked(true)));
+        };
+        let setting = crate::commands::erp::setting(
+            plan,
+            resolved,
+            rehearsing.map(|r| r.original),
+            &chain_folder,
+            args.erp_config_override,
+        )?;
+        if let Some(setting) = &setting {
+            for line in setting.describe() {
+                eprint(&format!("hop {}: {line}\n", passed + k + 1));
+            }
+            if let Some(why) = setting.refusal() {
+                eprint(&format!("{why}\n"));
+                return Ok(Done::Ended(Ending::run(Outcome::Refused)));
+            }
+        }
+        configs.push(setting);
+    }
     let child_env = if args.dry_run {
         Vec::new()
     } else {
@@ -167,13 +219,15 @@ pub(crate) fn run_resolved(
             .map_err(|e| UsageError::from(target::TargetError::from(e)))?
     };
     let mut hops = Vec::with_capacity(path.len());
-    for (k, &i) in path.iter().enumerate() {
+    for ((k, &i), config) in path.iter().enumerate().zip(configs) {
         let bytes = std::fs::read(&files[i]).map_err(|source| UsageError::Io {
             path: files[i].clone(),
             source,
         })?;
         let sha = hex::encode(Sha256::digest(&bytes));
-        let (plan, (main, failure)) = plans[i];
+        let (Some(plan), Some((main, failure))) = (&on_path[k].plan, &on_path[k].graphs) else {
+            return Ok(Done::Ended(Ending::checked(true)));
+        };
         let mut opts = crate::commands::run_options::options(
             args,
             resolved,
@@ -183,7 +237,7 @@ pub(crate) fn run_resolved(
             ),
             (&files[i], sha),
             child_env.clone(),
-            None,
+            config,
         );
         // Later hops are at their `from` by the history the hop before
         // wrote; --assume-release speaks of the chain's start only.

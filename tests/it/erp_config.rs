@@ -429,3 +429,84 @@ fn a_rehearsal_points_the_server_and_its_filestore_at_the_copy() {
         .collect();
     assert_eq!(left, [std::ffi::OsString::from(&s.db.name)], "{said}");
 }
+
+/// A chain whose plans name the configuration: each hop's server is
+/// given a copy pointed at the target, the filestore is in the chain's one
+/// backup, and a failure in the second hop takes the database and the
+/// filestore back to the chain's start.
+#[test]
+fn a_chain_of_plans_naming_the_configuration_runs_and_rolls_back_as_one() {
+    let s = Setup::new("erp_config_chain");
+    fs::remove_file(s.folder.plan()).unwrap();
+    let hop = |from: &str, to: &str| {
+        plan_text()
+            .replace("from           = \"1.0\"", &format!("from           = \"{from}\""))
+            .replace("to             = \"2.0\"", &format!("to             = \"{to}\""))
+            .replace("plan \"erp config\"", &format!("plan \"erp config {from}\""))
+            .replace(
+                "  release_query  = \"select latest_version from ir_module_module where name = 'base'\"\n",
+                "",
+            )
+    };
+    for (file, from, to) in [("a.plan", "1.0", "1.5"), ("b.plan", "1.5", "2.0")] {
+        fs::write(s.folder.path().join(file), hop(from, to)).unwrap();
+        assert_lints_clean(&s.folder.path().join(file));
+    }
+    s.config(s.db.cluster.port());
+    let (fp, files) = (fingerprint(&s.db), tree(&s.filestore()));
+    let chain = |fail: &str| {
+        let mut cmd = crate::support::apply::apply_command(
+            &s.db,
+            s.folder.path(),
+            s.state.path(),
+            &["--to", "2.0"],
+        );
+        cmd.env("DEMO_FAIL", fail);
+        run(&mut cmd, s.state.path())
+    };
+    // The second hop's update fails (the stand-in's update of 2.0 cannot
+    // run twice): the chain goes back to its start.
+    let failed = chain("");
+    failed.assert_code(1);
+    assert!(
+        failed.stderr.contains("hop 2: ERP configuration"),
+        "{}",
+        failed.output()
+    );
+    assert_eq!(fingerprint(&s.db), fp, "{}", failed.output());
+    assert_eq!(tree(&s.filestore()), files, "the filestore is back");
+    // With a second hop that changes rows instead, it passes: two hops,
+    // one backup holding the filestore.
+    let second = hop("1.5", "2.0").replace(
+        "update all_modules {\n  after   = before\n  modules = \"all\"\n  timeout = \"5m\"\n}",
+        "sql all_modules {\n  after = before\n  sql   = \"update res_partner set name = name\"\n}",
+    );
+    assert!(second.contains("sql all_modules"), "{second}");
+    fs::write(s.folder.path().join("b.plan"), second).unwrap();
+    let passed = chain("");
+    passed.assert_code(0);
+    let folder = passed.run_folder.as_ref().expect("the chain's folder");
+    let hop1: serde_json::Value =
+        serde_json::from_slice(&fs::read(folder.join("hop-1/report.json")).unwrap()).unwrap();
+    let filestore = s.filestore().display().to_string();
+    assert!(
+        hop1["backups"][0]["paths"]
+            .as_array()
+            .is_some_and(|p| p.iter().any(|p| p == &filestore[..])),
+        "{hop1}"
+    );
+    assert!(
+        passed.stderr.contains("covered by the chain's backup"),
+        "{}",
+        passed.output()
+    );
+    assert!(
+        !folder.join(plan_runner::erp_config::DERIVED_FILE).exists(),
+        "the derived configuration outlived the chain"
+    );
+    assert_ne!(
+        tree(&s.filestore()),
+        files,
+        "the update changed the filestore"
+    );
+}

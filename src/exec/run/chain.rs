@@ -119,6 +119,7 @@ pub fn apply_chain(
         }
     }
     crate::db::pgpass::remove(chain_folder);
+    crate::erp_config::derive::remove(chain_folder);
     let report = ChainReport {
         chain_id,
         keep_reached,
@@ -164,6 +165,10 @@ impl Run<'_> {
             }
         }
         self.announce();
+        if let Err(early) = self.write_erp_config() {
+            self.early(*early);
+            return HopEnd::Early;
+        }
         // The runs row names the chain's folder, where its journal is.
         let hop_folder = std::mem::replace(&mut self.run_folder, chain_folder.to_path_buf());
         let prepared = self.prepare();
@@ -189,6 +194,11 @@ impl Run<'_> {
             return HopEnd::Early;
         }
         self.announce();
+        if let Err(early) = self.write_erp_config() {
+            self.early(*early);
+            self.awaiting_recovery = true;
+            return HopEnd::Early;
+        }
         match self.take_up(order, unfinished) {
             Ok(remaining) => self.run_steps(&remaining),
             Err(message) => {
@@ -225,6 +235,10 @@ impl Run<'_> {
             return HopEnd::Failed;
         }
         self.announce();
+        if let Err(early) = self.write_erp_config() {
+            self.report.message = Some(early.to_string());
+            return HopEnd::Failed;
+        }
         let gate = match self.opts.connector.connect(&self.opts.database) {
             Ok(mut target) => self.gate(&mut target).map_err(|early| early.to_string()),
             Err(e) => Err(format!(
@@ -238,6 +252,20 @@ impl Run<'_> {
             return HopEnd::Failed;
         }
         self.run_steps(order)
+    }
+
+    /// The hop's server configuration, written where `${erp_config}`
+    /// names it, in the chain's folder: each hop writes its own.
+    fn write_erp_config(&self) -> Result<(), Box<Early>> {
+        match &self.opts.erp_config {
+            Some(setting) => setting.write().map_err(|source| {
+                Box::new(Early::RunFolder {
+                    folder: setting.derived.clone(),
+                    source,
+                })
+            }),
+            None => Ok(()),
+        }
     }
 
     fn run_steps(&mut self, order: &[usize]) -> HopEnd {
