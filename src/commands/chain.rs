@@ -51,8 +51,11 @@ pub(crate) fn run_resolved(
 ) -> Result<Done, UsageError> {
     let dir = &args.plan;
     let state_dir = crate::commands::state_dir(args.state_dir.as_deref());
+    // A fleet names each target's run (`--run-id`), so that its summary
+    // finds the chain's folder.
     let fresh_id = rehearsing
         .map(|r| r.run_id.clone())
+        .or_else(|| args.run_id.clone())
         .unwrap_or_else(run::new_run_id);
     // `${erp_config}` names the chain's derived configuration file, which
     // each hop writes for its own server (in the chain's folder, known

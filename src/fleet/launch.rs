@@ -150,7 +150,12 @@ impl Running {
             Err(_) => return None,
         };
         let seconds = self.started.elapsed().as_secs_f64();
-        let report_path = self.run_folder.join("report.json");
+        // A chain's child leaves `chain.json`, its report as one run.
+        let report_path = ["report.json", "chain.json"]
+            .iter()
+            .map(|name| self.run_folder.join(name))
+            .find(|path| path.is_file())
+            .unwrap_or_else(|| self.run_folder.join("report.json"));
         let report = std::fs::read(&report_path)
             .ok()
             .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok());

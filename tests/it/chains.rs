@@ -720,6 +720,22 @@ fn a_failure_after_a_chain_is_resumed_rolls_it_back_to_the_chain_start() {
     fs::write(world.path("go"), "").unwrap();
     let resumed = apply_chain(&world, "4.0", &["--resume"]);
     resumed.assert_code(1);
+    assert!(
+        resumed.stderr.contains(
+            "hop 3 failed: the whole chain was rolled back to where it started (before hop 1)"
+        ),
+        "{}",
+        resumed.output()
+    );
+    // The chain's own folder (a resume makes none) says which hop failed.
+    let folders = run_folders(world.state.path());
+    assert_eq!(folders.len(), 1, "{folders:?}");
+    let chain: serde_json::Value = serde_json::from_slice(
+        &fs::read(folders.iter().next().unwrap().join("chain.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(chain["failed"]["hop"], 3, "{chain}");
+    assert_eq!(chain["outcome"], "rolled_back", "{chain}");
     assert_eq!(fingerprint(&world.db), before, "{}", resumed.output());
     assert_eq!(
         read_tree(&world.tree()),

@@ -803,3 +803,70 @@ sql change {
         );
     }
 }
+
+/// A fleet of chains: each target runs the folder's chain to `--to`, in
+/// its own child `plan apply`; one whose second hop fails is rolled back
+/// to its start alone.
+#[test]
+fn a_fleet_runs_a_chain_on_each_target() {
+    let cluster = shared_cluster();
+    let fine = seeded(cluster, "fleet_chain_fine");
+    let doomed = seeded(cluster, "fleet_chain_doomed");
+    let hop = |from: &str, to: &str, check: &str| {
+        format!(
+            r#"plan "hop {from}" {{
+  from = "{from}"
+  to   = "{to}"
+}}
+
+backup before {{
+  method = "snapshot"
+}}
+
+sql change {{
+  after   = before
+  sql     = "update t set v = v || ' {to}'"
+  timeout = "1m"
+}}
+
+check settled {{
+  after  = change
+  sql    = "{check}"
+  expect = "1"
+}}
+"#
+        )
+    };
+    let folder = PlanFolder::new("");
+    std::fs::remove_file(folder.plan()).unwrap();
+    std::fs::write(folder.path().join("a.plan"), hop("1.0", "1.5", "select 1")).unwrap();
+    std::fs::write(
+        folder.path().join("b.plan"),
+        hop(
+            "1.5",
+            "2.0",
+            "select count(*) from t where current_database() not like '%doomed%'",
+        ),
+    )
+    .unwrap();
+    let (_dir, inv) = inventory(&[("fine", &fine, "tier: a"), ("doomed", &doomed, "tier: a")]);
+    let state = state_dir();
+    let before = fingerprint(&doomed);
+    let ran = run_fleet(
+        folder.path(),
+        &inv,
+        state.path(),
+        &["--to", "2.0", "--all", "--assume-release", "1.0"],
+    );
+    assert_eq!(ran.code, Some(1), "{}", ran.stderr);
+    assert_eq!(ran.outcome("fine"), "succeeded", "{}", ran.stderr);
+    assert_eq!(ran.outcome("doomed"), "rolled_back", "{}", ran.stderr);
+    assert_eq!(value(&fine), "old 1.5 2.0");
+    assert_eq!(
+        fingerprint(&doomed),
+        before,
+        "the doomed chain is back at its start"
+    );
+    let hops: Vec<_> = history(&fine).into_iter().map(|r| r.to_release).collect();
+    assert_eq!(hops, ["1.5", "2.0"]);
+}

@@ -41,6 +41,8 @@ pub struct ChainReport {
     pub hops: Vec<Report>,
     /// Hops in the chain, run or not.
     pub planned: usize,
+    /// Hops that had passed before a `--resume` (not in `hops`).
+    pub passed_before: usize,
 }
 
 /// What one hop hands the next: the window's lock and sessions, the
@@ -125,6 +127,7 @@ pub fn apply_chain(
         keep_reached,
         hops: reports,
         planned: passed + hops.len(),
+        passed_before: passed,
     };
     let _ = crate::private::write(
         &chain_folder.join("chain.json"),
@@ -362,7 +365,7 @@ impl ChainReport {
             .iter()
             .enumerate()
             .find(|(_, r)| r.outcome != Outcome::Succeeded)
-            .map(|(i, r)| (i + 1, r))
+            .map(|(i, r)| (self.passed_before + i + 1, r))
     }
 
     /// The last hop's summary, then the chain's: each hop and what became
@@ -394,17 +397,26 @@ impl ChainReport {
                 .unwrap_or_default();
             out.push_str(&format!(
                 "  hop {}: {} -> {} ({}): {what}{step}\n",
-                i + 1,
+                self.passed_before + i + 1,
                 r.from,
                 r.to,
                 r.plan_path.display()
             ));
         }
-        for i in self.hops.len()..self.planned {
+        if self.passed_before > 0 {
+            out.push_str(&format!(
+                "  (hops 1 to {} had passed before the chain was resumed)\n",
+                self.passed_before
+            ));
+        }
+        for i in (self.passed_before + self.hops.len())..self.planned {
             out.push_str(&format!("  hop {}: not run\n", i + 1));
         }
         match failed {
             None => out.push_str(&format!("the chain reached {}\n", last.to)),
+            Some((hop, _)) if passed_undone && self.passed_before > 0 => out.push_str(&format!(
+                "hop {hop} failed: the whole chain was rolled back to where it started (before hop 1), proved by the fingerprints of its first backup\n"
+            )),
             Some((hop, _)) if passed_undone => out.push_str(&format!(
                 "hop {hop} failed: the whole chain was rolled back to where it started ({}), proved by the fingerprints of its first backup\n",
                 first.from
@@ -427,15 +439,27 @@ impl ChainReport {
                 "step": r.steps.iter().find(|s| s.status == "failed").map(|s| s.name.clone()),
             })
         });
+        // Hops that passed before a resume are not in this report.
+        let before = self.passed_before;
+        let (first, last) = (self.hops.first(), self.hops.last());
         serde_json::json!({
             "format_version": 1,
             "chain_id": self.chain_id,
+            // The chain as one run, with the fields of a run's report a
+            // fleet's summary reads.
+            "run_id": self.chain_id,
+            "outcome": last.map(|r| r.outcome.as_str()),
+            "from": first.map(|r| r.from.clone()),
+            "to": last.map(|r| r.to.clone()),
+            "started_at": first.map(|r| r.started_at.clone()),
+            "ended_at": last.map(|r| r.ended_at.clone()),
+            "message": last.and_then(|r| r.message.clone()),
             "keep_reached": self.keep_reached,
             "hops_planned": self.planned,
             "exit_code": self.hops.last().map(|r| r.exit_code),
             "failed": failed,
             "hops": self.hops.iter().enumerate().map(|(i, r)| serde_json::json!({
-                "hop": i + 1,
+                "hop": before + i + 1,
                 "plan_path": r.plan_path,
                 "from": r.from,
                 "to": r.to,
