@@ -94,6 +94,10 @@ pub struct ShownStep {
     pub install: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ready: Option<String>,
+    /// `"run"` for a `stop` or `start` step a rehearsal runs
+    /// (`rehearse = "run"`); absent for one it skips, and other kinds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rehearse: Option<&'static str>,
     pub env: BTreeMap<String, String>,
     pub cwd: Option<String>,
     pub timeout_s: Option<u64>,
@@ -147,6 +151,7 @@ impl ShownStep {
             modules: None,
             install: None,
             ready: step.ready.as_ref().map(ToString::to_string),
+            rehearse: (step.rehearse == crate::plan::Rehearse::Run).then_some("run"),
             env: step
                 .env
                 .iter()
@@ -255,6 +260,9 @@ fn human_steps(out: &mut String, steps: &[ShownStep]) {
         }
         if let Some(ready) = &step.ready {
             let _ = writeln!(out, "{pad}ready: waits for {ready}");
+        }
+        if step.rehearse.is_some() {
+            let _ = writeln!(out, "{pad}rehearse: runs in a rehearsal too");
         }
         if let (Some(method), Some(db)) = (step.method, &step.database) {
             let keep = if step.keep == Some(false) {

@@ -486,6 +486,18 @@ fn a_step_marked_to_run_runs_and_a_db_named_tree_is_copied_under_the_copys_name(
     )
     .unwrap();
     let plan = world.write_plan(&text);
+    // `plan show` says which step a rehearsal runs.
+    let shown = support::plan_process()
+        .args(["show", "--format", "json"])
+        .arg(&plan)
+        .output()
+        .unwrap();
+    let shown: Value = serde_json::from_slice(&shown.stdout).expect("show JSON");
+    assert_eq!(shown["steps"][0]["name"], "server_down");
+    assert_eq!(shown["steps"][0]["rehearse"], "run");
+    let last = shown["steps"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["name"], "server_up");
+    assert!(last.get("rehearse").is_none(), "{last}");
     let before = (target_state(&world), read_tree(&store));
     let rehearsed = rehearse(&world, &plan, &[]);
     assert_eq!(rehearsed.code, Some(0), "{}", rehearsed.output());
