@@ -154,25 +154,10 @@ pub(crate) fn run_resolved(
     let child_env = if args.dry_run {
         Vec::new()
     } else {
-        // Private whatever the umask: the state folder and `runs/` (unless
-        // a resumed run's folder is elsewhere), the run folder and its logs
-        // (the password file for the steps lives there).
-        let runs = state_dir.join("runs");
-        let state: &[&Path] = if run_folder.starts_with(&state_dir) {
-            &[state_dir.as_path(), &runs]
-        } else {
-            &[]
-        };
-        let logs = run_folder.join("logs");
-        state
-            .iter()
-            .copied()
-            .chain([run_folder.as_path(), &logs])
-            .try_for_each(crate::private::make_dir)
-            .map_err(|source| UsageError::Write {
-                path: run_folder.clone(),
-                source,
-            })?;
+        // The run folder and its logs (the password file for the steps
+        // lives there), and the state folder unless a resumed run's
+        // folder is elsewhere.
+        crate::commands::private_folders(&state_dir, &run_folder.join("logs"))?;
         // Written only for a run that will start: a refused one changes
         // nothing, and the file keeps the original's other secrets.
         if let Some(setting) = erp_config.as_ref().filter(|s| s.refusal().is_none()) {

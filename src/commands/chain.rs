@@ -203,21 +203,7 @@ pub(crate) fn run_resolved(
     let child_env = if args.dry_run {
         Vec::new()
     } else {
-        let runs = state_dir.join("runs");
-        let state: &[&Path] = if chain_folder.starts_with(&state_dir) {
-            &[state_dir.as_path(), &runs]
-        } else {
-            &[]
-        };
-        state
-            .iter()
-            .copied()
-            .chain([chain_folder.as_path()])
-            .try_for_each(crate::private::make_dir)
-            .map_err(|source| UsageError::Write {
-                path: chain_folder.clone(),
-                source,
-            })?;
+        crate::commands::private_folders(&state_dir, &chain_folder)?;
         crate::db::env_for_child(&resolved.target, &chain_folder)
             .map_err(|e| UsageError::from(target::TargetError::from(e)))?
     };

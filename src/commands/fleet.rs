@@ -62,13 +62,7 @@ pub fn run(args: &ApplyArgs, selection: Selection) -> Result<Ending, UsageError>
     let state_dir = crate::commands::state_dir(args.state_dir.as_deref());
     let fleet_id = crate::exec::run::new_run_id();
     let folder = state_dir.join("fleets").join(&fleet_id);
-    [state_dir.as_path(), &state_dir.join("fleets"), &folder]
-        .into_iter()
-        .try_for_each(crate::private::make_dir)
-        .map_err(|source| UsageError::Write {
-            path: folder.clone(),
-            source,
-        })?;
+    crate::commands::private_folders(&state_dir, &folder)?;
     let program = std::env::current_exe().map_err(|source| UsageError::Io {
         path: "/proc/self/exe".into(),
         source,

@@ -284,6 +284,32 @@ pub fn describe(resolved: &ResolvedTarget) -> String {
     }
 }
 
+/// Makes `folder`, private whatever the umask (0700), and when it is
+/// below the state folder, the state folder and each folder between them
+/// too (`runs/`, `fleets/`): what a run keeps there (its journal, the
+/// steps' password file) is the user's alone.
+pub fn private_folders(state_dir: &Path, folder: &Path) -> Result<(), UsageError> {
+    let mut folders = Vec::new();
+    match folder.strip_prefix(state_dir) {
+        Ok(below) => {
+            let mut at = state_dir.to_path_buf();
+            folders.push(at.clone());
+            for part in below.components() {
+                at.push(part);
+                folders.push(at.clone());
+            }
+        }
+        Err(_) => folders.push(folder.to_path_buf()),
+    }
+    folders
+        .iter()
+        .try_for_each(|f| crate::private::make_dir(f))
+        .map_err(|source| UsageError::Write {
+            path: folder.to_path_buf(),
+            source,
+        })
+}
+
 /// The state dir given, or the default; absolute, because the paths
 /// recorded in a run folder (dumps) are read later from elsewhere.
 pub fn state_dir(given: Option<&Path>) -> PathBuf {

@@ -93,14 +93,7 @@ pub fn run(args: &RehearseArgs) -> Result<Ending, UsageError> {
     let state_dir = crate::commands::state_dir(args.state_dir.as_deref());
     let run_id = run::new_run_id();
     let folder = state_dir.join("runs").join(&run_id);
-    let runs_dir = state_dir.join("runs");
-    [state_dir.as_path(), &runs_dir, &folder]
-        .into_iter()
-        .try_for_each(crate::private::make_dir)
-        .map_err(|source| UsageError::Write {
-            path: folder.clone(),
-            source,
-        })?;
+    crate::commands::private_folders(&state_dir, &folder)?;
     let copy_db = rehearsal::copy_name(&resolved.target.database, &run_id);
     let mut copy = resolved.clone();
     copy.target.database = copy_db.clone();

@@ -321,25 +321,7 @@ fn kill_9_in_the_second_hop_then_recover_ends_at_the_chain_start() {
     );
     let before = fingerprint(&world.db);
     let tree_before = read_tree(&world.tree());
-    let mut runner = apply_command(
-        &world.db,
-        world.folder.path(),
-        world.state.path(),
-        &["--to", "4.0"],
-    )
-    .stdout(Stdio::null())
-    .stderr(Stdio::piped())
-    .spawn()
-    .expect("`plan apply` starts");
-    wait_for(&mut runner, "the second hop's held step", || {
-        world.path("held.started").is_file().then_some(())
-    });
-    kill(
-        Pid::from_raw(i32::try_from(runner.id()).unwrap()),
-        Signal::SIGKILL,
-    )
-    .unwrap();
-    runner.wait().expect("the killed runner is reaped");
+    kill_in_second_hop(&world);
     assert_ne!(
         fingerprint(&world.db),
         before,
