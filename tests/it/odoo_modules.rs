@@ -8,12 +8,12 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use crate::support::apply::{
     Applied, PlanFolder, apply_command, assert_lints_clean, execute, fingerprint, history,
     read_tree, run, state_dir, step,
 };
+use crate::support::{Server, free_port};
 use crate::support::{TestDatabase, database};
 
 /// The demo's fixture: the stand-in server, its schema and data.
@@ -588,27 +588,6 @@ fn to_17_0_1_against_17_0_10_0_is_not_at_from_never_nothing_to_do() {
     );
     applied.assert_code(0);
     assert_eq!(applied.outcome(), "succeeded", "{}", applied.output());
-}
-
-/// A free TCP port on the loopback.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
-
-/// Ends the background stand-in server whose pid is in `pidfile`.
-struct Server(PathBuf);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Ok(pid) = fs::read_to_string(&self.0)
-            && let Ok(pid) = pid.trim().parse::<i32>()
-        {
-            let _ = Command::new("kill").arg(pid.to_string()).status();
-        }
-    }
 }
 
 #[test]

@@ -9,12 +9,12 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use crate::support::apply::{
     Applied, PlanFolder, apply_command, assert_lints_clean, execute, fingerprint, history, run,
     state_dir, step,
 };
+use crate::support::{Server, free_port};
 use crate::support::{TestDatabase, database};
 
 fn fixture() -> PathBuf {
@@ -124,26 +124,6 @@ fn apply(db: &TestDatabase, folder: &PlanFolder, state: &Path, extra: &[&str]) -
     );
     cmd.env_remove("ODOO_PORT");
     run(&mut cmd, state)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
-
-/// Ends the background stand-in server whose pid is in `pidfile`.
-struct Server(PathBuf);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Ok(pid) = fs::read_to_string(&self.0)
-            && let Ok(pid) = pid.trim().parse::<i32>()
-        {
-            let _ = Command::new("kill").arg(pid.to_string()).status();
-        }
-    }
 }
 
 #[test]
