@@ -400,3 +400,86 @@ script held {{
     assert_eq!(server_cgroup, cgroup_of(&mount, std::process::id()));
     assert!(!run.exists(), "{} is left after the run", run.display());
 }
+
+/// A chain has one cgroup, handed from hop to hop: a daemon that a step
+/// of its second hop double-forked is in it, and after the runner is
+/// killed `plan recover` ends it through the cgroup the chain's journal
+/// recorded, then takes the chain back to its start.
+#[test]
+fn recover_ends_the_daemon_a_killed_chains_second_hop_left() {
+    let mount = cgroup2("chain");
+    let world = World::new("cgroups_chain");
+    write_daemon(&world);
+    std::fs::remove_file(world.folder.plan()).expect("the world's own plan is removed");
+    let hop = |from: &str, to: &str, steps: &str| {
+        plan(steps)
+            .replace(
+                "from          = \"1.0\"",
+                &format!("from          = \"{from}\""),
+            )
+            .replace(
+                "to            = \"2.0\"",
+                &format!("to            = \"{to}\""),
+            )
+            .replace("plan \"strays\"", &format!("plan \"hop {from}\""))
+    };
+    let first = hop(
+        "1.0",
+        "1.5",
+        "\nsql to_one_five {\n  after = before\n  sql   = \"update release set v = '1.5'\"\n}\n",
+    );
+    let spawn = held_spawn("forked");
+    let second = hop(
+        "1.5",
+        "2.0",
+        &format!(
+            "\nscript spawn {{\n  after   = before\n  run     = \"{spawn}\"\n  timeout = \"3m\"\n}}\n"
+        ),
+    );
+    for (file, text) in [("a.plan", first), ("b.plan", second)] {
+        std::fs::write(world.path(file), text).expect("write a hop");
+        crate::support::apply::assert_lints_clean(&world.path(file));
+    }
+    let fingerprint_before = fingerprint(&world.db);
+    let tree_before = format!("{:?}", read_tree(&world.tree()));
+
+    let mut runner = apply_command(
+        &world.db,
+        world.folder.path(),
+        world.state.path(),
+        &["--to", "2.0"],
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("`plan apply` starts");
+    let pid = daemon_pid(&world, &mut runner);
+    let folder = run_folders(world.state.path())
+        .into_iter()
+        .next()
+        .expect("the chain's folder");
+    let chain_id = folder.file_name().unwrap().to_string_lossy().into_owned();
+    let run = run_cgroup(&cgroup_of(&mount, pid));
+    assert_eq!(
+        run.file_name().map(|n| n.to_string_lossy().into_owned()),
+        Some(format!("plan-runner-{chain_id}")),
+        "the second hop's step is in the chain's cgroup"
+    );
+    runner.kill().expect("kill -9 the runner");
+    runner.wait().expect("reaped");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(process_running(pid), "the daemon {pid} outlives its runner");
+
+    let recovered = plan_command(world.db.cluster)
+        .args(["recover", "--database", &world.db.name, "--state-dir"])
+        .arg(world.state.path())
+        .output()
+        .expect("plan recover runs");
+    let err = String::from_utf8_lossy(&recovered.stderr);
+    assert_eq!(recovered.status.code(), Some(0), "{err}");
+    assert!(!process_running(pid), "daemon {pid} is still alive: {err}");
+    assert!(!run.exists(), "{} is left after recover", run.display());
+    let (fingerprint_after, tree_after) = settled(&world);
+    assert_eq!(fingerprint_after, fingerprint_before);
+    assert_eq!(tree_after, tree_before);
+}

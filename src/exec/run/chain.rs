@@ -12,6 +12,7 @@ use std::path::Path;
 
 use super::*;
 use crate::exec::paths::TreeBackup;
+use crate::exec::strays::Tracker;
 
 /// Where a run stands in its chain.
 #[derive(Clone, Debug)]
@@ -53,6 +54,9 @@ struct Carried {
     journal: Option<Arc<Journal>>,
     taken: Vec<Taken>,
     backups: Vec<BackupReport>,
+    /// The chain's cgroup and what its hops' steps left (a `start`
+    /// step's server is kept until the chain ends or rolls back).
+    strays: Tracker,
 }
 
 enum HopEnd {
@@ -158,7 +162,11 @@ impl Run<'_> {
             Ok(j)
         });
         match journal {
-            Ok(j) => self.journal = Some(Arc::new(j)),
+            Ok(j) => {
+                self.journal = Some(Arc::new(j));
+                // One cgroup for the whole chain, handed from hop to hop.
+                self.open_cgroup();
+            }
             Err(source) => {
                 self.early(Early::Journal {
                     folder: chain_folder.to_path_buf(),
@@ -225,6 +233,7 @@ impl Run<'_> {
         self.journal = carried.journal;
         self.taken = carried.taken;
         self.report.backups = carried.backups;
+        self.strays = carried.strays;
         let folders = [self.run_folder.clone(), self.run_folder.join("logs")];
         if let Err(e) = folders.iter().try_for_each(|f| crate::private::make_dir(f)) {
             self.report.message = Some(format!(
@@ -324,6 +333,7 @@ impl Run<'_> {
             } else {
                 self.report.backups.clone()
             },
+            strays: self.strays.clone(),
         }
     }
 

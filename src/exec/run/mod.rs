@@ -172,8 +172,11 @@ impl<'a> Run<'a> {
         // The summary comes next, on a terminal without spinners.
         self.progress.finish();
         self.report.strays = self.strays.reports();
-        self.strays
-            .close_cgroup(self.awaiting_recovery || self.report.outcome == Outcome::Stopped);
+        // A chain's cgroup goes on to its next hop.
+        if !self.chain.as_ref().is_some_and(|c| c.continues) {
+            self.strays
+                .close_cgroup(self.awaiting_recovery || self.report.outcome == Outcome::Stopped);
+        }
         self.redact_logs();
         self.redact_report();
         // The steps' password file lives as long as the run: whatever the
