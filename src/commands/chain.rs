@@ -266,6 +266,13 @@ pub(crate) fn run_resolved(
     let report = run::chain::apply_chain(&hops, &chain_folder, args.keep_reached, resumed);
     eprint(&report.human());
     let ending = report.ending();
+    // As after a single run: the copies kept pile up unless pruned.
+    if rehearsing.is_none()
+        && crate::exit::status(ending).code() <= 1
+        && let Some(hint) = crate::commands::backups::hint(resolved, &state_dir)
+    {
+        eprint(&hint);
+    }
     Ok(Done::Ran(report.hops, ending))
 }
 
