@@ -221,17 +221,28 @@ impl Rehearsal<'_> {
                 path: self.folder.join(rehearsal::FILE_NAME),
                 source,
             })?;
-        runs::start_rehearsal(
+        if let Err(e) = runs::start_rehearsal(
             &mut maintenance,
             &copies.run_id,
             &copies.database,
             &plan_shown.display().to_string(),
             &self.identity,
             &self.folder.display().to_string(),
-        )
-        .map_err(|e| UsageError::RehearsalCopy {
-            detail: format!("cannot record it in plan_runner.runs: {}", sql_error(e)),
-        })?;
+        ) {
+            // The role may not keep the record: refused, as `apply` is,
+            // with the line that lets it.
+            if let Ok(runs::Access::Missing { grant }) = runs::access(&mut maintenance) {
+                crate::db::pgpass::remove(&self.folder);
+                eprint(&format!(
+                    "the rehearsal is refused, nothing was copied: this role may not keep its record in plan_runner.runs ({})\na superuser (or the owner of the maintenance database) runs, once:\n  {grant}\n",
+                    sql_error(e)
+                ));
+                return Ok(Ending::Rehearsal(Rehearsed::Refused));
+            }
+            return Err(UsageError::RehearsalCopy {
+                detail: format!("cannot record it in plan_runner.runs: {}", sql_error(e)),
+            });
+        }
         eprint(&format!(
             "rehearsal {} of {} on {}: copying it as `{}`; rehearsal folder {}\n",
             copies.run_id,

@@ -667,3 +667,30 @@ fn an_owner_role_rehearses_its_database_from_a_snapshot_and_from_a_dump() {
     assert_unchanged(&odoo, &before, &files);
     assert_eq!(odoo.databases(), std::slice::from_ref(&odoo.db.name));
 }
+
+/// A role that may not keep the runs record is told the line a DBA runs,
+/// before anything is copied.
+#[test]
+fn a_rehearsal_by_a_role_that_may_not_keep_the_runs_record_is_told_the_grant() {
+    let cluster = own_cluster();
+    role(cluster, "odoo_no_record", true);
+    let odoo = customer(cluster, "odoo_no_record", "unrecorded", &passing());
+    let before = odoo.fingerprint();
+    let plan = odoo.folder.plan();
+    let out = odoo
+        .command(&["rehearse", plan.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{said}");
+    assert_eq!(
+        line_to_copy(&said, "GRANT "),
+        "GRANT CREATE ON DATABASE postgres TO odoo_no_record;",
+        "{said}"
+    );
+    assert_eq!(odoo.databases(), std::slice::from_ref(&odoo.db.name));
+    assert_eq!(
+        fingerprint::differences(&before, &odoo.fingerprint()),
+        Vec::<String>::new()
+    );
+}
