@@ -17,6 +17,10 @@ pub const PAUSE_AT_VAR: &str = "PLAN_RUNNER_PAUSE_AT";
 /// and connection setting are given back (`exec::backup::restore`).
 pub const ROLLBACK_RENAMED: &str = "rollback_renamed";
 
+/// After a rehearsal's copy of the database is made, before its trees
+/// are copied (`exec::rehearsal::make`).
+pub const REHEARSAL_COPIED: &str = "rehearsal_copied";
+
 /// Waits at `point` when the switch names it, once per process: a retry
 /// that passes the point again goes on.
 pub fn point(point: &str, run_folder: &Path) {

@@ -649,3 +649,41 @@ fn a_rehearsal_with_no_room_for_its_copies_is_refused_with_the_figures() {
     assert_eq!(fs::read_dir(&stores).unwrap().count(), 1, "nothing copied");
     assert_nothing_left(&world, &rehearsed);
 }
+
+/// Ctrl-C while the copy is being made: the rehearsal ends once the copy
+/// is dropped (exit 130), and nothing of the plan ran.
+#[test]
+fn ctrl_c_while_the_copy_is_made_drops_it_and_runs_nothing() {
+    use plan_runner::exec::pause::{PAUSE_AT_VAR, REHEARSAL_COPIED};
+    let world = World::new("rehearse_int_copy");
+    let plan = world.write_plan(&plan(&world, "sh steps/mutate.sh r ok", ""));
+    let before = target_state(&world);
+    let folders = run_folders(world.state.path());
+    let mut child = rehearse_command(&world, &plan, &[])
+        .env(PAUSE_AT_VAR, REHEARSAL_COPIED)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let paused = wait_for(&mut child, "the pause after the copy", || {
+        run_folders(world.state.path())
+            .difference(&folders)
+            .map(|f| f.join(format!("paused-at-{REHEARSAL_COPIED}")))
+            .find(|m| m.exists())
+    });
+    // The copy is there while the rehearsal stands still.
+    assert_eq!(related_databases(&world.db).len(), 2);
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGINT).unwrap();
+    fs::remove_file(&paused).unwrap();
+    let output = child.wait_with_output().unwrap();
+    let rehearsed = finish(&world, output, &folders);
+    assert_eq!(rehearsed.code, Some(130), "{}", rehearsed.output());
+    assert_eq!(rehearsed.outcome(), "interrupted");
+    assert!(
+        rehearsed.report()["runs"].as_array().unwrap().is_empty(),
+        "the plan ran"
+    );
+    assert!(!marker(&world, "stopped"));
+    assert_eq!(target_state(&world), before, "the target changed");
+    assert_nothing_left(&world, &rehearsed);
+}

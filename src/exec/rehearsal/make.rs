@@ -154,6 +154,7 @@ pub fn make(
     })?;
     made.database_seconds = seconds;
     made.database_bytes = bytes;
+    crate::exec::pause::point(crate::exec::pause::REHEARSAL_COPIED, settings.folder);
     let (seconds, bytes) =
         super::make_trees(copies).map_err(|e| (Rehearsed::Failed, error_text(&e)))?;
     made.trees_seconds = seconds;
