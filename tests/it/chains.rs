@@ -732,3 +732,36 @@ fn a_failure_after_a_chain_is_resumed_rolls_it_back_to_the_chain_start() {
         history(&world.db)
     );
 }
+
+/// After a chain, as after a run, more than three copies of the target
+/// kept are pointed out, with the command that prunes them.
+#[test]
+fn a_chain_that_leaves_more_than_three_copies_says_how_to_prune_them() {
+    let world = chain_world(
+        "chain_hint",
+        &[
+            ("a-1.0-2.0.plan", hop("1.0", "2.0", &mutate("hopa", "ok"))),
+            ("b-2.0-3.0.plan", hop("2.0", "3.0", &mutate("hopb", "ok"))),
+            ("c-3.0-4.0.plan", hop("3.0", "4.0", &mutate("hopc", "ok"))),
+            ("d-4.0-5.0.plan", hop("4.0", "5.0", &mutate("hopd", "ok"))),
+        ],
+    );
+    // Three hops each keep their own snapshot: no note yet at three.
+    let three = apply_chain(&world, "4.0", &["--keep-reached"]);
+    three.assert_code(0);
+    assert_eq!(snapshots(&world).len(), 3, "{:?}", snapshots(&world));
+    assert!(
+        !three.stderr.contains("plan backups --prune"),
+        "{}",
+        three.output()
+    );
+    let four = apply_chain(&world, "5.0", &[]);
+    four.assert_code(0);
+    assert_eq!(snapshots(&world).len(), 4, "{:?}", snapshots(&world));
+    assert!(
+        four.stderr.contains("note: 4 copies of")
+            && four.stderr.contains("plan backups --prune --keep 3"),
+        "{}",
+        four.output()
+    );
+}
