@@ -153,7 +153,7 @@ pub fn find(
             contents.damaged
         )));
     }
-    let mut story = Story::of(&contents.entries);
+    let story = Story::of(&contents.entries);
     let mark = match &story.started {
         Some(Record::RunStarted { chain, .. }) => chain.clone(),
         _ => None,
@@ -171,22 +171,14 @@ pub fn find(
                 row.run_id
             )));
         }
-        // A chain's journal holds every hop's steps under their own names:
-        // only the stopped hop's tell what is done (a step of hop 1 is
-        // not done in hop 3).
         (Expected::Chain, Some(mark)) if mark.keep_reached => {
             return Err(refuse(format!(
                 "run {} is hop {} of a chain run with --keep-reached, whose passed hops' backups are gone: it is not resumed; `plan recover` undoes hop {} alone",
                 row.run_id, mark.hop, mark.hop
             )));
         }
-        (Expected::Chain, Some(_)) => {
-            let hop = Story::of(journal::last_hop(&contents.entries));
-            story.ended_steps = hop.ended_steps;
-            story.failed = hop.failed;
-            story.running = hop.running;
-        }
-        (Expected::Plan(_), None) => {}
+        // The story's steps are the stopped hop's (`Story::of`).
+        (Expected::Chain, Some(_)) | (Expected::Plan(_), None) => {}
     }
     let Some((_, journal_sha)) = story.plan.clone() else {
         return Err(refuse(format!(

@@ -346,16 +346,6 @@ pub fn read(folder: &Path) -> io::Result<Contents> {
     Ok(parse(&bytes))
 }
 
-/// The entries of a chain's last hop: from its `run_started` on (all of
-/// them in a journal of one run).
-pub fn last_hop(entries: &[Entry]) -> &[Entry] {
-    let start = entries
-        .iter()
-        .rposition(|e| matches!(e.record, Record::RunStarted { .. }))
-        .unwrap_or(0);
-    &entries[start..]
-}
-
 /// Parses a journal's bytes.
 pub fn parse(bytes: &[u8]) -> Contents {
     let mut read = Contents::default();
@@ -421,7 +411,7 @@ pub struct Story {
     /// How many times the run was resumed.
     pub resumed: usize,
     /// Each main step's last status (`succeeded`, `failed`) and seconds,
-    /// by name.
+    /// by name; in a chain's journal, the last hop's.
     pub ended_steps: Vec<(String, String, f64)>,
     /// The cgroups the run's runners made, as recorded (not yet checked:
     /// `exec::cgroup::trusted`).
@@ -444,6 +434,13 @@ impl Story {
                     story.plan = Some((plan_path.clone(), plan_sha256.clone()));
                     story.runner = Some((host.clone(), *pid));
                     story.started = Some(r.clone());
+                    // A chain's next hop: its steps are its own, under
+                    // names an earlier hop may have used too (a step of
+                    // hop 1 is not done in hop 3). The hops before it all
+                    // ended, so nothing of theirs is running or failed.
+                    story.ended_steps.clear();
+                    story.failed.clear();
+                    story.running.clear();
                 }
                 Record::BackupStarted {
                     step,
@@ -566,6 +563,51 @@ mod tests {
         }
         let bytes = std::fs::read(journal.path()).unwrap();
         (dir, bytes)
+    }
+
+    fn hop_started(hop: usize) -> Record {
+        Record::RunStarted {
+            run_id: "c".into(),
+            plan: format!("hop {hop}"),
+            plan_path: format!("/plans/{hop}.plan").into(),
+            plan_sha256: hop.to_string(),
+            target: "acme".into(),
+            database: "acme".into(),
+            maintenance_db: "postgres".into(),
+            from: hop.to_string(),
+            to: (hop + 1).to_string(),
+            host: "h".into(),
+            pid: 1,
+            runner_version: "0".into(),
+            chain: Some(ChainMark {
+                chain_id: "c".into(),
+                hop,
+                hops: 2,
+                keep_reached: false,
+            }),
+        }
+    }
+
+    #[test]
+    fn a_chains_story_has_the_steps_of_its_last_hop_only() {
+        let entries: Vec<Entry> = [
+            hop_started(1),
+            started(),
+            ended(),
+            hop_started(2),
+            started(),
+        ]
+        .into_iter()
+        .map(|record| Entry {
+            at: "2026-01-01T00:00:00.000Z".into(),
+            record,
+        })
+        .collect();
+        let story = Story::of(&entries);
+        // Hop 1's `pre` ended; hop 2's is running, and not done.
+        assert!(story.ended_steps.is_empty(), "{:?}", story.ended_steps);
+        assert_eq!(story.running.len(), 1);
+        assert_eq!(story.plan.as_ref().map(|(_, sha)| sha.as_str()), Some("2"));
     }
 
     #[test]
