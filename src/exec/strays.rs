@@ -66,6 +66,22 @@ pub struct StrayReport {
     pub ended: bool,
 }
 
+impl StrayReport {
+    /// The progress line that tells it: `who` left it (`step `migrate``,
+    /// `the dead run`), `command` as the run shows it (redacted).
+    pub fn line(&self, who: &str, command: &str) -> String {
+        format!(
+            "! {who} left process {} running: {command} ({})",
+            self.pid,
+            if self.ended {
+                "ended"
+            } else {
+                "COULD NOT BE ENDED"
+            }
+        )
+    }
+}
+
 /// One process as `/proc/<pid>/stat` shows it.
 #[derive(Clone, Debug)]
 struct Proc {

@@ -261,17 +261,8 @@ impl Run<'_> {
             let (ended, removed) = self.strays.end_dead_run(&path, self.opts.grace, keep);
             all_ended &= ended.iter().all(|s| s.ended);
             for stray in &ended {
-                let line = format!(
-                    "! the dead run left process {} running: {} ({})",
-                    stray.pid,
-                    self.redactor.redact(&stray.command),
-                    if stray.ended {
-                        "ended"
-                    } else {
-                        "COULD NOT BE ENDED"
-                    }
-                );
-                self.progress.message(&line);
+                let command = self.redactor.redact(&stray.command);
+                self.progress.message(&stray.line("the dead run", &command));
             }
             if let Err(why) = removed {
                 let note = format!("the dead run's cgroup is left: {why}");

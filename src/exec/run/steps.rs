@@ -190,18 +190,9 @@ impl Worker<'_> {
         }
         left.extend(self.strays.end(&step.name, start, self.opts.grace));
         for stray in left {
-            let line = format!(
-                "! step `{}` left process {} running: {} ({})",
-                stray.step.as_deref().unwrap_or(&step.name),
-                stray.pid,
-                self.redactor.redact(&stray.command),
-                if stray.ended {
-                    "ended"
-                } else {
-                    "COULD NOT BE ENDED"
-                }
-            );
-            self.progress.message(&line);
+            let who = format!("step `{}`", stray.step.as_deref().unwrap_or(&step.name));
+            self.progress
+                .message(&stray.line(&who, &self.redactor.redact(&stray.command)));
         }
     }
 
