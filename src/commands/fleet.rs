@@ -13,7 +13,7 @@ use crate::exit::Ending;
 use crate::fleet::select::{self, Selection};
 use crate::fleet::{self, Selected};
 use crate::target::inventory::Inventory;
-use crate::target::{self, Env, TargetError};
+use crate::target::{Env, TargetError};
 
 /// `--jobs` of a fleet run when it is not given: a few targets at once,
 /// bounded further by `--per-server`.
@@ -32,27 +32,11 @@ pub fn run(args: &ApplyArgs, selection: Selection) -> Result<Ending, UsageError>
     let members: Vec<Selected> = names
         .into_iter()
         .map(|name| {
-            let server = inventory
-                .target(&name)
-                .ok()
-                .and_then(|t| {
-                    target::resolve(
-                        &target::Selection {
-                            database: None,
-                            host: args.target.host.as_deref(),
-                            port: args.target.port.as_deref(),
-                            user: args.target.username.as_deref(),
-                            inventory: Some((&name, t)),
-                            maintenance_db: args.target.maintenance_db.as_deref(),
-                        },
-                        &env,
-                    )
-                    .ok()
-                })
+            let server = crate::commands::resolve_member(&inventory, &name, &args.target, &env)
                 // A target that does not resolve fails in its own run,
                 // which says why; until then it counts as a server alone.
                 .map_or_else(
-                    || format!("? {name}"),
+                    |_| format!("? {name}"),
                     |r| format!("{}:{}", r.target.host, r.target.port),
                 );
             Selected { name, server }

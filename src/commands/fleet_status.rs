@@ -17,7 +17,7 @@ use crate::exec::sql::describe_error;
 use crate::exit::Ending;
 use crate::fleet::select::{self, Selection};
 use crate::target::inventory::Inventory;
-use crate::target::{self, Env, ResolvedTarget, TargetError};
+use crate::target::{Env, ResolvedTarget, TargetError};
 
 /// One target's line.
 #[derive(Debug, Default, Serialize)]
@@ -55,23 +55,7 @@ pub fn run(args: &StatusArgs, selection: Selection) -> Result<Ending, UsageError
     let resolved: Vec<(String, Result<ResolvedTarget, String>)> = names
         .into_iter()
         .map(|name| {
-            let result = inventory
-                .target(&name)
-                .map_err(|e| e.to_string())
-                .and_then(|t| {
-                    target::resolve(
-                        &target::Selection {
-                            database: None,
-                            host: args.target.host.as_deref(),
-                            port: args.target.port.as_deref(),
-                            user: args.target.username.as_deref(),
-                            inventory: Some((&name, t)),
-                            maintenance_db: args.target.maintenance_db.as_deref(),
-                        },
-                        &env,
-                    )
-                    .map_err(|e| e.to_string())
-                });
+            let result = crate::commands::resolve_member(&inventory, &name, &args.target, &env);
             (name, result)
         })
         .collect();

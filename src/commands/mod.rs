@@ -274,6 +274,30 @@ pub fn live_context(vars: &[(String, String)], resolved: &ResolvedTarget) -> Con
     }
 }
 
+/// The inventory's target `name` as a fleet member resolves it: the
+/// inventory's settings under the command line's `-h`, `-p`, `-U` and
+/// `--maintenance-db`; `Err` says why not.
+pub fn resolve_member(
+    inventory: &crate::target::inventory::Inventory,
+    name: &str,
+    args: &TargetArgs,
+    env: &crate::target::Env,
+) -> Result<ResolvedTarget, String> {
+    let target = inventory.target(name).map_err(|e| e.to_string())?;
+    crate::target::resolve(
+        &crate::target::Selection {
+            database: None,
+            host: args.host.as_deref(),
+            port: args.port.as_deref(),
+            user: args.username.as_deref(),
+            inventory: Some((name, target)),
+            maintenance_db: args.maintenance_db.as_deref(),
+        },
+        env,
+    )
+    .map_err(|e| e.to_string())
+}
+
 /// How a target is shown: `acme (127.0.0.1:5432/acme)`.
 pub fn describe(resolved: &ResolvedTarget) -> String {
     let t = &resolved.target;
