@@ -16,6 +16,7 @@ use nix::sys::stat::{UtimensatFlags, utimensat};
 use nix::sys::time::TimeSpec;
 use nix::unistd::{Gid, Uid, User, chown};
 
+use crate::support::apply::snapshot_plan;
 use crate::support::apply::{
     TREE, World, apply_command, fingerprint, related_databases, run, run_folders,
 };
@@ -151,30 +152,7 @@ fn add_owned_files(world: &World) {
 
 /// The tests' plan shape: a snapshot with the tree, then `steps`.
 fn plan(steps: &str) -> String {
-    format!(
-        r#"plan "paths owners" {{
-  from          = "1.0"
-  to            = "2.0"
-  release_query = "select v from release"
-}}
-
-stop server_down {{
-  run = "true"
-}}
-
-backup before {{
-  after  = server_down
-  method = "snapshot"
-  paths  = ["{TREE}"]
-}}
-{steps}
-on_failure {{
-  start server_up {{
-    run = "touch on_failure.ran"
-  }}
-}}
-"#
-    )
+    snapshot_plan("paths owners", steps, "touch on_failure.ran")
 }
 
 fn write_script(world: &World, name: &str, text: &str) {

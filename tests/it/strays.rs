@@ -7,6 +7,7 @@
 
 use std::time::Duration;
 
+use crate::support::apply::snapshot_plan;
 use crate::support::apply::{Applied, TREE, World, fingerprint, pids, read_tree};
 use crate::support::process_running;
 
@@ -57,30 +58,7 @@ pub(crate) fn spawn_run(how: &[&str], code: i32) -> String {
 /// A plan of the fault tests' shape: the old server stopped, a snapshot
 /// with the tree, then `steps`, and `on_failure` touching a marker.
 pub(crate) fn plan(steps: &str) -> String {
-    format!(
-        r#"plan "strays" {{
-  from          = "1.0"
-  to            = "2.0"
-  release_query = "select v from release"
-}}
-
-stop server_down {{
-  run = "true"
-}}
-
-backup before {{
-  after  = server_down
-  method = "snapshot"
-  paths  = ["{TREE}"]
-}}
-{steps}
-on_failure {{
-  start server_up {{
-    run = "touch on_failure.ran"
-  }}
-}}
-"#
-    )
+    snapshot_plan("strays", steps, "touch on_failure.ran")
 }
 
 /// A step's `run` as a plan string: `sh -c '...'`, the script holding no

@@ -7,38 +7,13 @@ use std::io::Write;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::apply::{TREE, World, fingerprint};
+use crate::support::apply::{World, fingerprint, snapshot_plan};
 
 fn plan() -> String {
-    format!(
-        r#"plan "workers" {{
-  from          = "1.0"
-  to            = "2.0"
-  release_query = "select v from release"
-}}
-
-stop server_down {{
-  run = "true"
-}}
-
-backup before {{
-  after  = server_down
-  method = "snapshot"
-  paths  = ["{TREE}"]
-}}
-
-check settled {{
-  after  = before
-  sql    = "select 1"
-  expect = "1"
-}}
-
-on_failure {{
-  start server_up {{
-    run = "touch on_failure.ran"
-  }}
-}}
-"#
+    snapshot_plan(
+        "workers",
+        "\ncheck settled {\n  after  = before\n  sql    = \"select 1\"\n  expect = \"1\"\n}\n",
+        "touch on_failure.ran",
     )
 }
 
