@@ -18,12 +18,8 @@ use crate::support::apply::{
 };
 use crate::support::{self, TestDatabase};
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
 fn stand_in() -> PathBuf {
-    repo().join("plans/demo/fixture/erp-server.py")
+    crate::support::demo::fixture().join("erp-server.py")
 }
 
 /// The plan: stop, snapshot (no `paths`), update through `${erp_config}`,
@@ -86,16 +82,8 @@ struct Setup {
 
 impl Setup {
     fn new(label: &str) -> Setup {
-        let db = support::database(label);
-        let fixture = repo().join("plans/demo/fixture");
-        let mut sql = String::new();
-        for file in ["01-schema.sql", "02-data.sql"] {
-            sql.push_str(&fs::read_to_string(fixture.join(file)).expect("the demo's fixture"));
-            sql.push('\n');
-        }
-        db.connect()
-            .batch_execute(&sql)
-            .unwrap_or_else(|e| panic!("seeding `{}`: {e}", db.name));
+        let db = crate::support::demo::demo_database(label);
+        let fixture = crate::support::demo::fixture();
         let data = tempfile::Builder::new()
             .prefix("erp-config-data-")
             .tempdir()

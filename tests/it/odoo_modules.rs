@@ -7,19 +7,15 @@
 //! before and after, the exit code and the report's outcome.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::support::apply::{
     Applied, PlanFolder, apply_command, assert_lints_clean, execute, fingerprint, history,
     read_tree, run, state_dir, step,
 };
+use crate::support::demo::{copy_filestore, demo_database, fixture};
 use crate::support::{Server, free_port};
 use crate::support::{TestDatabase, database};
-
-/// The demo's fixture: the stand-in server, its schema and data.
-fn fixture() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("plans/demo/fixture")
-}
 
 fn erp_server() -> String {
     fixture().join("erp-server.py").display().to_string()
@@ -35,16 +31,9 @@ struct Erp {
 
 impl Erp {
     fn new(label: &str) -> Erp {
-        let db = database(label);
-        for file in ["01-schema.sql", "02-data.sql"] {
-            let sql = fs::read_to_string(fixture().join(file)).expect("the demo's fixture");
-            execute(&db, &sql);
-        }
+        let db = demo_database(label);
         let folder = PlanFolder::new("");
-        copy_tree(
-            &fixture().join("filestore/demo"),
-            &folder.path().join("filestore").join(&db.name),
-        );
+        copy_filestore(&folder.path().join("filestore").join(&db.name));
         Erp {
             db,
             folder,
@@ -96,19 +85,6 @@ impl Erp {
             )
             .expect("reading the registry")
             .map(|r| (r.get(0), r.get(1)))
-    }
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    fs::create_dir_all(to).expect("mkdir");
-    for entry in fs::read_dir(from).expect("read the fixture") {
-        let entry = entry.expect("an entry");
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("a type").is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else {
-            fs::copy(entry.path(), &target).expect("copy a file");
-        }
     }
 }
 

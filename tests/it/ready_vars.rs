@@ -7,52 +7,22 @@
 //! untouched; a secret is never part of it; lint and show, which do not
 //! know the value, say where it comes from.
 
-use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
+use crate::support::TestDatabase;
 use crate::support::apply::{
-    Applied, PlanFolder, apply_command, assert_lints_clean, execute, fingerprint, history, run,
-    state_dir, step,
+    Applied, PlanFolder, apply_command, assert_lints_clean, fingerprint, history, run, state_dir,
+    step,
 };
+use crate::support::demo::{copy_filestore, demo_database, fixture};
 use crate::support::{Server, free_port};
-use crate::support::{TestDatabase, database};
-
-fn fixture() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("plans/demo/fixture")
-}
-
-/// A database seeded as the demo's.
-fn demo_database(label: &str) -> TestDatabase {
-    let db = database(label);
-    for file in ["01-schema.sql", "02-data.sql"] {
-        let sql = fs::read_to_string(fixture().join(file)).expect("the demo's fixture");
-        execute(&db, &sql);
-    }
-    db
-}
 
 /// A plan folder holding the demo's filestore for `db`, which the stand-in
 /// server's update reads.
 fn plan_folder(db: &TestDatabase, ready: &str) -> PlanFolder {
     let folder = PlanFolder::new(&plan(ready));
-    copy_tree(
-        &fixture().join("filestore/demo"),
-        &folder.path().join("filestore").join(&db.name),
-    );
+    copy_filestore(&folder.path().join("filestore").join(&db.name));
     folder
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    fs::create_dir_all(to).expect("mkdir");
-    for entry in fs::read_dir(from).expect("read the fixture") {
-        let entry = entry.expect("an entry");
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("a type").is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else {
-            fs::copy(entry.path(), &target).expect("copy a file");
-        }
-    }
 }
 
 /// The demo's update, then a start of the stand-in server on `${odoo_port}`

@@ -3,6 +3,7 @@
 //! the cluster's watchdog stops it when the test binary exits.
 
 pub mod apply;
+pub mod demo;
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
