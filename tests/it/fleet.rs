@@ -84,6 +84,19 @@ fn inventory(targets: &[(&str, &TestDatabase, &str)]) -> (TempDir, PathBuf) {
     (dir, path)
 }
 
+/// Four seeded databases on the shared cluster, targets `a` to `d` of an
+/// inventory of their own.
+fn four_targets(labels: [&str; 4]) -> ([TestDatabase; 4], TempDir, PathBuf) {
+    let dbs = labels.map(|label| seeded(shared_cluster(), label));
+    let (dir, inv) = inventory(&[
+        ("a", &dbs[0], ""),
+        ("b", &dbs[1], ""),
+        ("c", &dbs[2], ""),
+        ("d", &dbs[3], ""),
+    ]);
+    (dbs, dir, inv)
+}
+
 /// `plan apply PLAN --inventory INV --state-dir STATE --format json
 /// ARGS...`.
 fn fleet_command(plan: &Path, inventory: &Path, state: &Path, args: &[&str]) -> Command {
@@ -318,19 +331,7 @@ fn six_targets_on_two_clusters_one_fails_and_is_restored() {
 
 #[test]
 fn max_failures_starts_nothing_after_the_limit() {
-    let cluster = shared_cluster();
-    let dbs = [
-        seeded(cluster, "mf_doomed_a"),
-        seeded(cluster, "mf_b"),
-        seeded(cluster, "mf_doomed_c"),
-        seeded(cluster, "mf_d"),
-    ];
-    let (_dir, inv) = inventory(&[
-        ("a", &dbs[0], ""),
-        ("b", &dbs[1], ""),
-        ("c", &dbs[2], ""),
-        ("d", &dbs[3], ""),
-    ]);
+    let (dbs, _dir, inv) = four_targets(["mf_doomed_a", "mf_b", "mf_doomed_c", "mf_d"]);
     let folder = PlanFolder::new(PLAN);
     let state = state_dir();
     let before: Vec<_> = dbs.iter().map(fingerprint).collect();
@@ -368,19 +369,7 @@ fn max_failures_starts_nothing_after_the_limit() {
 
 #[test]
 fn ctrl_c_rolls_every_running_target_back_and_starts_no_other() {
-    let cluster = shared_cluster();
-    let dbs = [
-        seeded(cluster, "int_a"),
-        seeded(cluster, "int_b"),
-        seeded(cluster, "int_c"),
-        seeded(cluster, "int_d"),
-    ];
-    let (_dir, inv) = inventory(&[
-        ("a", &dbs[0], ""),
-        ("b", &dbs[1], ""),
-        ("c", &dbs[2], ""),
-        ("d", &dbs[3], ""),
-    ]);
+    let (dbs, _dir, inv) = four_targets(["int_a", "int_b", "int_c", "int_d"]);
     let folder = PlanFolder::new(PLAN);
     let state = state_dir();
     let before: Vec<_> = dbs.iter().map(fingerprint).collect();
