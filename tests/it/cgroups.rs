@@ -108,6 +108,33 @@ fn daemon_pid(world: &World, runner: &mut std::process::Child) -> u32 {
     daemons[0]
 }
 
+/// Starts `plan apply PLAN ARGS...` and waits until its held step's
+/// daemon runs: the runner, the daemon's pid and the run's cgroup.
+fn until_daemon(
+    world: &World,
+    mount: &Path,
+    plan: &Path,
+    args: &[&str],
+) -> (std::process::Child, u32, PathBuf) {
+    let mut runner = apply_command(&world.db, plan, world.state.path(), args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("`plan apply` starts");
+    let pid = daemon_pid(world, &mut runner);
+    let run = run_cgroup(&cgroup_of(mount, pid));
+    (runner, pid, run)
+}
+
+/// kill -9 the runner; its daemon outlives it (the fault these tests
+/// are about).
+fn kill_runner(mut runner: std::process::Child, pid: u32) {
+    runner.kill().expect("kill -9 the runner");
+    runner.wait().expect("reaped");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(process_running(pid), "the daemon {pid} outlives its runner");
+}
+
 #[test]
 fn a_setsid_daemon_is_in_its_steps_cgroup_and_ended_with_it() {
     let mount = cgroup2("step");
@@ -176,13 +203,7 @@ fn recover_ends_a_double_forked_daemon_of_a_killed_runner() {
     let fingerprint_before = fingerprint(&world.db);
     let tree_before = format!("{:?}", read_tree(&world.tree()));
 
-    let mut runner = apply_command(&world.db, &plan_path, world.state.path(), &[])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("`plan apply` starts");
-    let pid = daemon_pid(&world, &mut runner);
-    let run = run_cgroup(&cgroup_of(&mount, pid));
+    let (runner, pid, run) = until_daemon(&world, &mount, &plan_path, &[]);
     let folder = run_folders(world.state.path())
         .into_iter()
         .next()
@@ -194,13 +215,7 @@ fn recover_ends_a_double_forked_daemon_of_a_killed_runner() {
         run.display()
     );
 
-    runner.kill().expect("kill -9 the runner");
-    runner.wait().expect("reaped");
-    std::thread::sleep(Duration::from_millis(300));
-    assert!(
-        process_running(pid),
-        "the daemon {pid} outlives its runner (the fault this test is about)"
-    );
+    kill_runner(runner, pid);
     assert_ne!(fingerprint(&world.db), fingerprint_before, "it writes");
 
     let recovered = plan_command(world.db.cluster)
@@ -283,17 +298,8 @@ fn resume_ends_a_killed_runners_daemon_before_it_runs_the_step_again() {
     let fingerprint_before = fingerprint(&world.db);
     let tree_before = format!("{:?}", read_tree(&world.tree()));
 
-    let mut runner = apply_command(&world.db, &plan_path, world.state.path(), &[])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("`plan apply` starts");
-    let pid = daemon_pid(&world, &mut runner);
-    let run = run_cgroup(&cgroup_of(&mount, pid));
-    runner.kill().expect("kill -9 the runner");
-    runner.wait().expect("reaped");
-    std::thread::sleep(Duration::from_millis(300));
-    assert!(process_running(pid), "the daemon {pid} outlives its runner");
+    let (runner, pid, run) = until_daemon(&world, &mount, &plan_path, &[]);
+    kill_runner(runner, pid);
 
     // The step runs again, starts a second daemon and fails at once.
     std::fs::write(world.path("go"), "").expect("touch go");
@@ -443,32 +449,18 @@ fn recover_ends_the_daemon_a_killed_chains_second_hop_left() {
     let fingerprint_before = fingerprint(&world.db);
     let tree_before = format!("{:?}", read_tree(&world.tree()));
 
-    let mut runner = apply_command(
-        &world.db,
-        world.folder.path(),
-        world.state.path(),
-        &["--to", "2.0"],
-    )
-    .stdout(Stdio::null())
-    .stderr(Stdio::piped())
-    .spawn()
-    .expect("`plan apply` starts");
-    let pid = daemon_pid(&world, &mut runner);
+    let (runner, pid, run) = until_daemon(&world, &mount, world.folder.path(), &["--to", "2.0"]);
     let folder = run_folders(world.state.path())
         .into_iter()
         .next()
         .expect("the chain's folder");
     let chain_id = folder.file_name().unwrap().to_string_lossy().into_owned();
-    let run = run_cgroup(&cgroup_of(&mount, pid));
     assert_eq!(
         run.file_name().map(|n| n.to_string_lossy().into_owned()),
         Some(format!("plan-runner-{chain_id}")),
         "the second hop's step is in the chain's cgroup"
     );
-    runner.kill().expect("kill -9 the runner");
-    runner.wait().expect("reaped");
-    std::thread::sleep(Duration::from_millis(300));
-    assert!(process_running(pid), "the daemon {pid} outlives its runner");
+    kill_runner(runner, pid);
 
     let recovered = plan_command(world.db.cluster)
         .args(["recover", "--database", &world.db.name, "--state-dir"])
