@@ -70,20 +70,7 @@ fn start_held(world: &World, extra: &[&str]) -> Child {
 /// Lets the held step end and waits for the runner.
 fn release(world: &World, runner: Child) -> (Option<i32>, String) {
     std::fs::write(world.path("go"), "").expect("write go");
-    let output = runner.wait_with_output().expect("the runner ends");
-    (
-        output.status.code(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
-
-/// The one run folder's report.
-fn report(world: &World) -> serde_json::Value {
-    let folders = run_folders(world.state.path());
-    assert_eq!(folders.len(), 1, "{folders:?}");
-    let folder = folders.into_iter().next().expect("one run folder");
-    let text = std::fs::read(folder.join("report.json")).expect("report.json");
-    serde_json::from_slice(&text).expect("report.json is JSON")
+    crate::support::apply::ended(runner)
 }
 
 /// Ends every session of run `run_id` on the server, as an administrator
@@ -122,7 +109,7 @@ fn sessions_ended_during_a_step_are_reconnected_and_rolled_back() {
     let (code, stderr) = release(&world, runner);
 
     assert_eq!(code, Some(1), "{stderr}");
-    let report = report(&world);
+    let report = world.only_report();
     assert_eq!(report["outcome"], "rolled_back", "{stderr}");
     assert_eq!(report["rollback"]["proved"], true, "{stderr}");
     assert!(
@@ -151,7 +138,7 @@ fn a_server_restart_during_a_step_is_rolled_back_and_proved() {
     let (code, stderr) = release(&world, runner);
 
     assert_eq!(code, Some(1), "{stderr}");
-    let report = report(&world);
+    let report = world.only_report();
     assert_eq!(report["outcome"], "rolled_back", "{stderr}");
     assert_eq!(report["rollback"]["proved"], true, "{stderr}");
     assert_eq!(fingerprint(&world.db), fingerprint_before);
@@ -177,7 +164,7 @@ fn a_server_gone_longer_than_the_wait_is_left_to_recover_and_recovered() {
         started.elapsed() >= Duration::from_secs(2),
         "the run waited for the server before giving up"
     );
-    let report = report(&world);
+    let report = world.only_report();
     assert_eq!(report["outcome"], "rollback_failed", "{stderr}");
     let message = report["message"].as_str().unwrap_or_default();
     assert!(message.contains("NOTHING WAS RESTORED"), "{message}");

@@ -52,19 +52,7 @@ fn start_paused(world: &World, extra: &[&str]) -> (Child, PathBuf) {
 /// Lets the runner go on and waits for it.
 fn release(runner: Child, marker: &PathBuf) -> (Option<i32>, String) {
     std::fs::remove_file(marker).expect("remove the pause marker");
-    let output = runner.wait_with_output().expect("the runner ends");
-    (
-        output.status.code(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
-
-fn report(world: &World) -> serde_json::Value {
-    let folders = run_folders(world.state.path());
-    assert_eq!(folders.len(), 1, "{folders:?}");
-    let folder = folders.into_iter().next().expect("one run folder");
-    serde_json::from_slice(&std::fs::read(folder.join("report.json")).expect("report.json"))
-        .expect("report.json is JSON")
+    crate::support::apply::ended(runner)
 }
 
 /// The run's row in `plan_runner.runs`: state, and whether it has ended.
@@ -99,7 +87,7 @@ fn a_server_restart_during_the_rollback_is_reconnected_and_the_rollback_proved()
         stderr.contains("the server was lost during the rollback"),
         "the rollback met the restart and reconnected:\n{stderr}"
     );
-    let report = report(&world);
+    let report = world.only_report();
     assert_eq!(report["outcome"], "rolled_back", "{stderr}");
     assert_eq!(report["rollback"]["proved"], true, "{stderr}");
     assert!(world.witnessed("changes"), "the failed step changed data");
@@ -123,7 +111,7 @@ fn a_server_gone_during_the_rollback_is_left_to_recover_which_finishes_it() {
     let (code, stderr) = release(runner, &marker);
 
     assert_eq!(code, Some(3), "{stderr}");
-    let report = report(&world);
+    let report = world.only_report();
     assert_eq!(report["outcome"], "rollback_failed", "{stderr}");
     let message = report["message"].as_str().unwrap_or_default();
     assert!(message.contains("THE ROLLBACK WAS CUT SHORT"), "{message}");

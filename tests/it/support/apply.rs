@@ -132,6 +132,16 @@ impl Applied {
     }
 }
 
+/// Waits for a runner started with its stderr piped: its exit code and
+/// what it said.
+pub fn ended(runner: std::process::Child) -> (Option<i32>, String) {
+    let output = runner.wait_with_output().expect("the runner ends");
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
 /// The run folders under a state folder.
 pub fn run_folders(state: &Path) -> BTreeSet<PathBuf> {
     match fs::read_dir(state.join("runs")) {
@@ -546,6 +556,15 @@ exit 1
 "#
         );
         write_script(&steps.join("tamper_tree.sh"), &tamper_tree);
+    }
+
+    /// The report of the one run folder in the state folder.
+    pub fn only_report(&self) -> Value {
+        let folders = run_folders(self.state.path());
+        assert_eq!(folders.len(), 1, "{folders:?}");
+        let folder = folders.into_iter().next().expect("one run folder");
+        let text = fs::read(folder.join("report.json")).expect("report.json");
+        serde_json::from_slice(&text).expect("report.json is JSON")
     }
 
     /// Whether the step tagged `tag` got past its changes.
