@@ -9,34 +9,14 @@ use std::path::{Path, PathBuf};
 #[path = "../../fuzz/src/checks.rs"]
 mod checks;
 
-/// Runs both targets' checks on every file of `folder`; names every file
-/// that fails (each failure's message is printed above it).
+/// Runs the plan targets' checks on every file of `folder`; names every
+/// file that fails (each failure's message is printed above it).
 fn replay(folder: &str) {
-    let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join(folder);
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&folder)
-        .unwrap_or_else(|error| panic!("cannot list {}: {error}", folder.display()))
-        .map(|entry| entry.expect("a readable folder entry").path())
-        .filter(|path| path.is_file())
-        .collect();
-    files.sort();
-    assert!(!files.is_empty(), "{} holds no input", folder.display());
-    let failed: Vec<String> = files
-        .iter()
-        .filter(|path| {
-            let data = std::fs::read(path).expect("a readable input");
-            std::panic::catch_unwind(|| {
-                checks::check_analysis(&data);
-                checks::check_fmt_roundtrip(&data);
-                checks::check_erp_config(&data);
-            })
-            .is_err()
-        })
-        .map(|path| path.display().to_string())
-        .collect();
-    assert!(
-        failed.is_empty(),
-        "these inputs fail the fuzz checks: {failed:#?}"
-    );
+    replay_each(folder, |data| {
+        checks::check_analysis(data);
+        checks::check_fmt_roundtrip(data);
+        checks::check_erp_config(data);
+    });
 }
 
 #[test]
