@@ -7,42 +7,17 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
-use crate::support::apply::{TREE, World, fingerprint, read_tree};
+use crate::support::apply::{TREE, World, fingerprint, read_tree, snapshot_plan_with};
 use crate::support::{self, TestDatabase};
 
 /// A plan whose check fails after a snapshot of the database and a copy
 /// of the tree: the run rolls back.
 fn failing_plan(world: &World) -> PathBuf {
-    world.write_plan(&format!(
-        r#"plan "fails" {{
-  from          = "1.0"
-  to            = "2.0"
-  release_query = "select v from release"
-}}
-
-stop server_down {{
-  run = "true"
-}}
-
-backup before {{
-  after  = server_down
-  method = "snapshot"
-  paths  = ["{TREE}"]
-  keep   = false
-}}
-
-check wrong {{
-  after  = before
-  sql    = "select 1"
-  expect = "2"
-}}
-
-on_failure {{
-  start server_up {{
-    run = "true"
-  }}
-}}
-"#
+    world.write_plan(&snapshot_plan_with(
+        "fails",
+        "keep   = false",
+        "\ncheck wrong {\n  after  = before\n  sql    = \"select 1\"\n  expect = \"2\"\n}\n",
+        "true",
     ))
 }
 

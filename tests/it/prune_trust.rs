@@ -11,41 +11,16 @@ use std::path::{Path, PathBuf};
 
 use nix::unistd::{Gid, Uid, User, chown};
 
-use crate::support::apply::{TREE, World, fingerprint, run_folders};
+use crate::support::apply::{TREE, World, fingerprint, run_folders, snapshot_plan_with};
 use crate::support::{self, TestDatabase};
 
 /// A plan that succeeds and keeps its snapshot and the copy of the tree.
 fn kept_plan(world: &World) -> PathBuf {
-    world.write_plan(&format!(
-        r#"plan "kept" {{
-  from          = "1.0"
-  to            = "2.0"
-  release_query = "select v from release"
-}}
-
-stop server_down {{
-  run = "true"
-}}
-
-backup before {{
-  after  = server_down
-  method = "snapshot"
-  paths  = ["{TREE}"]
-  keep   = true
-}}
-
-check settled {{
-  after  = before
-  sql    = "select 1"
-  expect = "1"
-}}
-
-on_failure {{
-  start server_up {{
-    run = "true"
-  }}
-}}
-"#
+    world.write_plan(&snapshot_plan_with(
+        "kept",
+        "keep   = true",
+        "\ncheck settled {\n  after  = before\n  sql    = \"select 1\"\n  expect = \"1\"\n}\n",
+        "true",
     ))
 }
 

@@ -362,6 +362,21 @@ pub const ON_FAILURE_MARKER: &str = "on_failure.ran";
 /// database with the file tree, then `steps` (the first `after = before`),
 /// and an `on_failure` step `server_up` that runs `on_failure_run`.
 pub fn snapshot_plan(title: &str, steps: &str, on_failure_run: &str) -> String {
+    snapshot_plan_with(title, "", steps, on_failure_run)
+}
+
+/// [`snapshot_plan`] whose backup step also has `backup_lines` (say
+/// `keep   = false`, each line indented two spaces).
+pub fn snapshot_plan_with(
+    title: &str,
+    backup_lines: &str,
+    steps: &str,
+    on_failure_run: &str,
+) -> String {
+    let backup_lines: String = backup_lines
+        .lines()
+        .map(|line| format!("\n  {line}"))
+        .collect();
     format!(
         r#"plan "{title}" {{
   from          = "1.0"
@@ -376,7 +391,7 @@ stop server_down {{
 backup before {{
   after  = server_down
   method = "snapshot"
-  paths  = ["{TREE}"]
+  paths  = ["{TREE}"]{backup_lines}
 }}
 {steps}
 on_failure {{
